@@ -1,0 +1,121 @@
+//! Hashed identifiers: what a store records instead of tokens, subjects and sessions.
+//!
+//! Nothing secret or personal reaches a store. Every identifier is
+//! `SHA-256(domain || 0x00 || len(part₁) || part₁ || len(part₂) || part₂ …)`, where
+//! `len` is the part's length in bytes as a 4-byte big-endian integer and `domain` names
+//! what is hashed, so that a subject can never collide with a token or a session. A
+//! missing `iss` is hashed as the empty string. The README spells the scheme out for
+//! services in other languages.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+const TOKEN_BY_ID: &[u8] = b"tower-jwt-revoke/v1/token";
+const TOKEN_BY_SIGNING_INPUT: &[u8] = b"tower-jwt-revoke/v1/token-signing-input";
+const SUBJECT: &[u8] = b"tower-jwt-revoke/v1/subject";
+const SESSION: &[u8] = b"tower-jwt-revoke/v1/session";
+
+/// A hashed identifier of a token, a subject or a session, as stored.
+///
+/// Obtain one from [`VerifiedToken`](crate::VerifiedToken) or from the constructors
+/// below; its [`Display`](fmt::Display) form is the lowercase hex used in store keys.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RevocationKey([u8; 32]);
+
+impl RevocationKey {
+    /// All zero bits; no hash ever equals it in practice. Used as a placeholder key.
+    pub(crate) const ZERO: Self = Self([0; 32]);
+
+    /// The key of a token, from its issuer and its `jti`.
+    pub fn token(issuer: Option<&str>, jti: &str) -> Self {
+        Self::derive(TOKEN_BY_ID, &[issuer.unwrap_or("").as_bytes(), jti.as_bytes()])
+    }
+
+    /// The key of a token that has no `jti`, from its signing input
+    /// (`base64url(header) "." base64url(payload)`).
+    ///
+    /// The signature is left out on purpose: ECDSA signatures are malleable, so one
+    /// token can carry several valid signatures, and each must hit the same key.
+    pub fn token_without_id(signing_input: &str) -> Self {
+        Self::derive(TOKEN_BY_SIGNING_INPUT, &[signing_input.as_bytes()])
+    }
+
+    /// The key of a subject (`sub`) of an issuer.
+    pub fn subject(issuer: Option<&str>, subject: &str) -> Self {
+        Self::derive(SUBJECT, &[issuer.unwrap_or("").as_bytes(), subject.as_bytes()])
+    }
+
+    /// The key of a session (`sid`) of an issuer.
+    pub fn session(issuer: Option<&str>, session: &str) -> Self {
+        Self::derive(SESSION, &[issuer.unwrap_or("").as_bytes(), session.as_bytes()])
+    }
+
+    /// The 32 bytes of the hash.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn derive(domain: &[u8], parts: &[&[u8]]) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(domain);
+        hasher.update([0]);
+        for part in parts {
+            // Identifiers are claims of a token that passed a size limit, so they
+            // always fit; saturating keeps this total anyway.
+            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+            hasher.update(len.to_be_bytes());
+            hasher.update(part);
+        }
+        Self(hasher.finalize().into())
+    }
+}
+
+impl fmt::Display for RevocationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RevocationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RevocationKey({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_separate_scopes_with_equal_inputs() {
+        let token = RevocationKey::token(Some("iss"), "x");
+        let subject = RevocationKey::subject(Some("iss"), "x");
+        let session = RevocationKey::session(Some("iss"), "x");
+        assert_ne!(token, subject);
+        assert_ne!(subject, session);
+        assert_ne!(token, session);
+    }
+
+    #[test]
+    fn length_prefix_keeps_part_boundaries() {
+        assert_ne!(
+            RevocationKey::token(Some("ab"), "c"),
+            RevocationKey::token(Some("a"), "bc")
+        );
+    }
+
+    #[test]
+    fn hex_form_matches_the_documented_scheme() {
+        // SHA-256("tower-jwt-revoke/v1/token" 00 00000000 00000001 "a"), computed
+        // independently with Python's hashlib (see README, "Redis key schema").
+        let key = RevocationKey::token(None, "a");
+        assert_eq!(
+            key.to_string(),
+            "43618e786f2c3395889484114a38f8127c348ba9368831e0999d0abb189f2c33"
+        );
+    }
+}

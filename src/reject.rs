@@ -1,0 +1,187 @@
+//! Why a request is refused, and how that becomes a response.
+
+use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+
+use crate::extract::MalformedRequest;
+use crate::store::RevokedBy;
+use crate::verify::VerifyError;
+
+/// Why [`RevocationLayer`](crate::RevocationLayer) refused a request.
+///
+/// Every rejection response carries a clone of it in its extensions, so outer layers
+/// (logging, metrics) can tell the reasons apart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The request carries no token.
+    #[error("no bearer token")]
+    MissingToken,
+    /// The credentials are malformed or ambiguous.
+    #[error("{0}")]
+    MalformedRequest(MalformedRequest),
+    /// The token failed verification.
+    #[error("{0}")]
+    InvalidToken(VerifyError),
+    /// The token is genuine but revoked.
+    #[error("token revoked")]
+    Revoked(RevokedBy),
+    /// The store could not answer in time and the layer fails closed.
+    #[error("revocation status unavailable")]
+    StoreUnavailable,
+}
+
+impl Rejection {
+    /// The HTTP status of the default response: 400, 401 or 503.
+    ///
+    /// A store outage is a 503, never a 401: a 401 would tell every client its
+    /// credentials are bad, and log all of them out during a Redis blip.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MalformedRequest(_) => StatusCode::BAD_REQUEST,
+            Self::MissingToken | Self::InvalidToken(_) | Self::Revoked(_) => StatusCode::UNAUTHORIZED,
+            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The RFC 6750 `WWW-Authenticate` challenge, when the status calls for one.
+    ///
+    /// A request with no token gets a bare `Bearer` challenge (RFC 6750 §3.1: no
+    /// error code when no credentials were offered).
+    pub fn www_authenticate(&self) -> Option<HeaderValue> {
+        let error = match self {
+            Self::MissingToken => return Some(HeaderValue::from_static("Bearer")),
+            Self::MalformedRequest(_) => "invalid_request",
+            Self::InvalidToken(_) | Self::Revoked(_) => "invalid_token",
+            Self::StoreUnavailable => return None,
+        };
+        // Descriptions are fixed ASCII texts without quotes or backslashes, so they
+        // are valid quoted-strings as they are.
+        let value = format!(r#"Bearer error="{error}", error_description="{self}""#);
+        HeaderValue::from_str(&value).ok()
+    }
+
+    /// The gRPC status code of the default gRPC response: 16 (`UNAUTHENTICATED`), or
+    /// 14 (`UNAVAILABLE`) when the store is unavailable.
+    pub fn grpc_status(&self) -> u16 {
+        match self {
+            Self::StoreUnavailable => 14,
+            _ => 16,
+        }
+    }
+}
+
+/// Turns a [`Rejection`] into a response.
+///
+/// Implemented by [`DefaultRejection`] and by any
+/// `Fn(&Rejection, &HeaderMap) -> Response<B>` closure, which is given the request's
+/// headers (to answer in the client's format, say):
+///
+/// ```
+/// use http::{HeaderMap, Response};
+/// use tower_jwt_revoke::{InMemoryStore, JwtVerifier, Rejection, RevocationLayer, VerificationKey};
+///
+/// # let verifier = JwtVerifier::builder()
+/// #     .key(VerificationKey::hmac(jsonwebtoken::Algorithm::HS256, b"secret").unwrap())
+/// #     .build().unwrap();
+/// let layer = RevocationLayer::new(verifier, InMemoryStore::new()).with_rejection(
+///     |rejection: &Rejection, _request: &HeaderMap| {
+///         Response::builder()
+///             .status(rejection.status())
+///             .header("content-type", "application/json")
+///             .body(format!(r#"{{"error":"{rejection}"}}"#))
+///             .unwrap()
+///     },
+/// );
+/// ```
+pub trait OnRejection<B>: Send + Sync + 'static {
+    /// Builds the response for `rejection`, given the request's headers.
+    fn on_rejection(&self, rejection: &Rejection, request_headers: &HeaderMap) -> Response<B>;
+}
+
+impl<B, F> OnRejection<B> for F
+where
+    F: Fn(&Rejection, &HeaderMap) -> Response<B> + Send + Sync + 'static,
+{
+    fn on_rejection(&self, rejection: &Rejection, request_headers: &HeaderMap) -> Response<B> {
+        self(rejection, request_headers)
+    }
+}
+
+/// The default rejection: RFC 6750 responses for HTTP, gRPC status for gRPC.
+///
+/// - HTTP: the [`status`](Rejection::status), a
+///   [`WWW-Authenticate`](Rejection::www_authenticate) challenge on 400 and 401,
+///   `Retry-After: 1` on 503, and an empty body;
+/// - gRPC (`content-type: application/grpc…`): HTTP 200 with
+///   `content-type: application/grpc`, [`grpc-status`](Rejection::grpc_status) and a
+///   `grpc-message`, and an empty body, as gRPC clients expect ("Trailers-Only").
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRejection;
+
+impl<B: Default> OnRejection<B> for DefaultRejection {
+    fn on_rejection(&self, rejection: &Rejection, request_headers: &HeaderMap) -> Response<B> {
+        let mut response = Response::new(B::default());
+        if is_grpc(request_headers) {
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            headers.insert("grpc-status", HeaderValue::from(rejection.grpc_status()));
+            if let Ok(message) = HeaderValue::from_str(&percent_encode(&rejection.to_string())) {
+                headers.insert("grpc-message", message);
+            }
+            return response;
+        }
+        *response.status_mut() = rejection.status();
+        if let Some(challenge) = rejection.www_authenticate() {
+            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        if rejection.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Whether the request is a gRPC call.
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// gRPC's `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
+fn percent_encode(message: &str) -> String {
+    let mut encoded = String::with_capacity(message.len());
+    for byte in message.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_follow_rfc_6750() {
+        assert_eq!(Rejection::MissingToken.www_authenticate().unwrap(), "Bearer");
+        assert_eq!(
+            Rejection::Revoked(RevokedBy::Token).www_authenticate().unwrap(),
+            r#"Bearer error="invalid_token", error_description="token revoked""#
+        );
+        assert_eq!(
+            Rejection::MalformedRequest(MalformedRequest::DuplicateHeader).www_authenticate().unwrap(),
+            r#"Bearer error="invalid_request", error_description="more than one credentials header""#
+        );
+        assert!(Rejection::StoreUnavailable.www_authenticate().is_none());
+    }
+
+    #[test]
+    fn grpc_messages_are_percent_encoded() {
+        assert_eq!(percent_encode("100% sûr"), "100%25 s%C3%BBr");
+    }
+}

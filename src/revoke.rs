@@ -1,0 +1,143 @@
+//! [`Revoker`]: records revocations with the right lifetimes.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::key::RevocationKey;
+use crate::store::{RevocationStore, StoreError};
+use crate::token::{NoCustomClaims, VerifiedToken};
+use crate::verify::{JwtVerifier, VerifyError};
+
+/// Records revocations in a store, each kept exactly as long as it matters.
+///
+/// - a token: until no verifier would accept it any more (`exp` + leeway), then
+///   the store forgets it;
+/// - a subject ("log out everywhere"), a session, or everything: as a watermark or
+///   marker kept for the longest token lifetime the verifier accepts, plus leeway.
+///
+/// Get one from [`RevocationLayer::revoker`](crate::RevocationLayer::revoker), or
+/// build one with [`Revoker::new`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Revoker<S> {
+    verifier: JwtVerifier,
+    store: S,
+}
+
+/// What a revocation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// Recorded; the store keeps it for this long.
+    Recorded {
+        /// How long the record lives.
+        ttl: Duration,
+    },
+    /// Nothing to do: no verifier would accept the token any more.
+    AlreadyExpired,
+}
+
+/// Why a revocation was not recorded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevokeError {
+    /// The token to revoke did not verify (and is not merely expired), so it names
+    /// nothing that could be let in.
+    #[error("cannot revoke an invalid token")]
+    InvalidToken(#[source] VerifyError),
+    /// The token lacks the claim this revocation is keyed on.
+    #[error("the token has no `{0}` claim")]
+    MissingClaim(&'static str),
+    /// The store failed: the revocation is **not** recorded.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl<S: RevocationStore> Revoker<S> {
+    /// A revoker writing to `store`; `verifier` must be the one requests are checked
+    /// with, since its leeway and maximum lifetime decide how long records last.
+    pub fn new(verifier: JwtVerifier, store: S) -> Self {
+        Self { verifier, store }
+    }
+
+    /// The store written to.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Revokes this token (logout). It stays refused until it would have expired
+    /// anyway, leeway included; revoking an expired token is a successful no-op.
+    pub async fn revoke<C>(&self, token: &VerifiedToken<C>) -> Result<Revocation, RevokeError> {
+        let Some(ttl) = self.verifier.revocation_ttl(token.expires_at(), SystemTime::now()) else {
+            return Ok(Revocation::AlreadyExpired);
+        };
+        self.store.revoke_token(&token.revocation_key(), ttl).await?;
+        tracing::debug!(token = %token.revocation_key(), ?ttl, "revoked a token");
+        Ok(Revocation::Recorded { ttl })
+    }
+
+    /// Verifies `token` and revokes it: for a token presented outside the layer (an
+    /// admin endpoint, a refresh flow). A genuine but expired token is a successful
+    /// no-op; a forged or malformed one is an error.
+    pub async fn revoke_token(&self, token: &str) -> Result<Revocation, RevokeError> {
+        match self.verifier.verify_for_revocation::<NoCustomClaims>(token) {
+            Ok(Some(verified)) => self.revoke(&verified).await,
+            Ok(None) => Ok(Revocation::AlreadyExpired),
+            Err(error) => Err(RevokeError::InvalidToken(error)),
+        }
+    }
+
+    /// Log out everywhere: refuses every token of `subject` issued until now, under
+    /// the verifier's issuer when it has exactly one (else tokens without `iss`).
+    ///
+    /// Tokens issued in the current second are refused too (`iat` has one-second
+    /// resolution, and a token issued just before the call must not survive it).
+    pub async fn revoke_subject(&self, subject: &str) -> Result<Revocation, RevokeError> {
+        let key = RevocationKey::subject(self.verifier.sole_issuer(), subject);
+        self.revoke_subject_key(&key).await
+    }
+
+    /// Log out everywhere for the subject of `token` (under its own issuer).
+    pub async fn revoke_subject_of<C>(&self, token: &VerifiedToken<C>) -> Result<Revocation, RevokeError> {
+        let key = token.subject_key().ok_or(RevokeError::MissingClaim("sub"))?;
+        self.revoke_subject_key(&key).await
+    }
+
+    /// Refuses every token carrying session id `session`, under the verifier's
+    /// issuer when it has exactly one.
+    pub async fn revoke_session(&self, session: &str) -> Result<Revocation, RevokeError> {
+        let key = RevocationKey::session(self.verifier.sole_issuer(), session);
+        self.revoke_session_key(&key).await
+    }
+
+    /// Refuses every token of the session of `token` (its `sid`).
+    pub async fn revoke_session_of<C>(&self, token: &VerifiedToken<C>) -> Result<Revocation, RevokeError> {
+        let key = token.session_key().ok_or(RevokeError::MissingClaim("sid"))?;
+        self.revoke_session_key(&key).await
+    }
+
+    /// Refuses every token issued until now, whoever it belongs to (a key
+    /// compromise, say).
+    pub async fn revoke_all(&self) -> Result<Revocation, RevokeError> {
+        let ttl = self.verifier.watermark_ttl();
+        self.store.raise_global_watermark(now_secs(), ttl).await?;
+        tracing::info!(?ttl, "revoked every token issued until now");
+        Ok(Revocation::Recorded { ttl })
+    }
+
+    async fn revoke_subject_key(&self, key: &RevocationKey) -> Result<Revocation, RevokeError> {
+        let ttl = self.verifier.watermark_ttl();
+        self.store.raise_subject_watermark(key, now_secs(), ttl).await?;
+        tracing::debug!(subject = %key, ?ttl, "revoked every token of a subject");
+        Ok(Revocation::Recorded { ttl })
+    }
+
+    async fn revoke_session_key(&self, key: &RevocationKey) -> Result<Revocation, RevokeError> {
+        let ttl = self.verifier.watermark_ttl();
+        self.store.revoke_session(key, ttl).await?;
+        tracing::debug!(session = %key, ?ttl, "revoked a session");
+        Ok(Revocation::Recorded { ttl })
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+}

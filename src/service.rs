@@ -1,0 +1,168 @@
+//! [`RevocationService`]: the per-request flow.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use serde::de::DeserializeOwned;
+use tower_service::Service;
+
+use crate::extract::{TokenSource, find_token};
+use crate::future::{Pending, ResponseFuture};
+use crate::layer::FailurePolicy;
+use crate::reject::{OnRejection, Rejection};
+use crate::store::{RevocationQuery, RevocationStore};
+use crate::token::{NoCustomClaims, VerifiedToken};
+use crate::verify::JwtVerifier;
+
+/// The check that runs after verification: one store call, under a timeout.
+pub(crate) type StoreCheck = Pin<Box<dyn Future<Output = Result<(), Rejection>> + Send>>;
+
+pub(crate) struct Config<S, R> {
+    pub(crate) verifier: JwtVerifier,
+    pub(crate) store: S,
+    pub(crate) sources: Arc<[TokenSource]>,
+    pub(crate) check_timeout: Duration,
+    pub(crate) failure_policy: FailurePolicy,
+    pub(crate) rejection: Arc<R>,
+}
+
+impl<S: RevocationStore, R> Config<S, R> {
+    async fn check(&self, query: RevocationQuery, issued_at: Option<u64>) -> Result<(), Rejection> {
+        let failure = match tokio::time::timeout(self.check_timeout, self.store.lookup(&query)).await {
+            Ok(Ok(lookup)) => {
+                return match lookup.revoked_by(issued_at) {
+                    None => Ok(()),
+                    Some(by) => {
+                        tracing::debug!(revoked_by = ?by, token = %query.token, "refused a revoked token");
+                        Err(Rejection::Revoked(by))
+                    }
+                };
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_elapsed) => format!("no answer within {:?}", self.check_timeout),
+        };
+        match self.failure_policy {
+            FailurePolicy::FailOpen => {
+                tracing::warn!(%failure, "revocation store unavailable; failing open, request let through unchecked");
+                Ok(())
+            }
+            FailurePolicy::FailClosed => {
+                tracing::warn!(%failure, "revocation store unavailable; failing closed with 503");
+                Err(Rejection::StoreUnavailable)
+            }
+        }
+    }
+}
+
+/// The [`Service`] made by [`RevocationLayer`](crate::RevocationLayer).
+pub struct RevocationService<I, S, C = NoCustomClaims, R = crate::reject::DefaultRejection> {
+    inner: I,
+    config: Arc<Config<S, R>>,
+    _claims: PhantomData<fn() -> C>,
+}
+
+impl<I, S, C, R> RevocationService<I, S, C, R> {
+    pub(crate) fn new(inner: I, config: Arc<Config<S, R>>) -> Self {
+        Self { inner, config, _claims: PhantomData }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &I {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut I {
+        &mut self.inner
+    }
+
+    /// Consumes this service, returning the wrapped one.
+    pub fn into_inner(self) -> I {
+        self.inner
+    }
+}
+
+impl<I: Clone, S, C, R> Clone for RevocationService<I, S, C, R> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone(), config: Arc::clone(&self.config), _claims: PhantomData }
+    }
+}
+
+impl<I: fmt::Debug, S, C, R> fmt::Debug for RevocationService<I, S, C, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevocationService")
+            .field("inner", &self.inner)
+            .field("verifier", &self.config.verifier)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I, S, C, R, ReqBody, ResBody> Service<Request<ReqBody>> for RevocationService<I, S, C, R>
+where
+    I: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    S: RevocationStore,
+    C: DeserializeOwned + Clone + Send + Sync + 'static,
+    R: OnRejection<ResBody>,
+    ResBody: 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = I::Error;
+    type Future = ResponseFuture<I, ReqBody, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let config = &self.config;
+        let verified = match find_token(&config.sources, request.headers()) {
+            Ok(Some(token)) => config.verifier.verify::<C>(token).map_err(Rejection::InvalidToken),
+            Ok(None) => Err(Rejection::MissingToken),
+            Err(malformed) => Err(Rejection::MalformedRequest(malformed)),
+        };
+        let token = match verified {
+            Ok(token) => token,
+            Err(rejection) => {
+                tracing::debug!(%rejection, "refused a request before the store check");
+                let response = reject(&*config.rejection, rejection, &request);
+                return ResponseFuture::rejected(response);
+            }
+        };
+
+        let query = RevocationQuery {
+            token: token.revocation_key(),
+            subject: token.subject_key(),
+            session: token.session_key(),
+        };
+        let issued_at = token.issued_at();
+        request.extensions_mut().insert::<VerifiedToken<C>>(token);
+
+        let check_config = Arc::clone(config);
+        let check: StoreCheck = Box::pin(async move { check_config.check(query, issued_at).await });
+        // The readied service goes with this request; a fresh clone waits for the
+        // next poll_ready (tower-service: "Be careful when cloning inner services").
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::checking(
+            check,
+            Pending { inner, request, rejection: Arc::clone(&self.config.rejection) as _ },
+        )
+    }
+}
+
+/// Builds the rejection response and tags it with the reason.
+pub(crate) fn reject<B: 'static, ReqBody>(
+    on_rejection: &dyn OnRejection<B>,
+    rejection: Rejection,
+    request: &Request<ReqBody>,
+) -> Response<B> {
+    let mut response = on_rejection.on_rejection(&rejection, request.headers());
+    response.extensions_mut().insert(rejection);
+    response
+}

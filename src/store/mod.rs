@@ -1,0 +1,197 @@
+//! Where revocations are kept: the [`RevocationStore`] trait and its implementations.
+//!
+//! A store records four kinds of revocation, all under hashed identifiers
+//! ([`RevocationKey`]) and all with a time to live, so the list cleans itself:
+//!
+//! | scope   | recorded as                               | refuses                                   |
+//! |---------|-------------------------------------------|-------------------------------------------|
+//! | token   | a marker, until the token would expire    | that token                                |
+//! | session | a marker, for the longest token lifetime  | every token with that `sid`               |
+//! | subject | a watermark (seconds since the epoch)     | tokens of that `sub` with `iat` ≤ it       |
+//! | global  | a watermark                               | every token with `iat` ≤ it               |
+//!
+//! A token without `iat` is refused while a watermark covering it exists. Watermarks
+//! only move forward. The store answers all four in one call per request
+//! ([`RevocationStore::lookup`]); deciding what the answer means is
+//! [`Lookup::revoked_by`]'s job, so every store behaves the same.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::key::RevocationKey;
+
+pub mod memory;
+
+/// A boxed error from a store's backend.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What one request asks a store: is this token, its subject or its session revoked,
+/// or is everything issued before some moment?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevocationQuery {
+    /// The token's key.
+    pub token: RevocationKey,
+    /// The key of the token's subject, if it has a `sub`.
+    pub subject: Option<RevocationKey>,
+    /// The key of the token's session, if it has a `sid`.
+    pub session: Option<RevocationKey>,
+}
+
+/// A store's answer to a [`RevocationQuery`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lookup {
+    /// The token itself is revoked.
+    pub token_revoked: bool,
+    /// The session is revoked.
+    pub session_revoked: bool,
+    /// The subject's watermark, if one is live.
+    pub subject_watermark: Option<u64>,
+    /// The global watermark, if one is live.
+    pub global_watermark: Option<u64>,
+}
+
+impl Lookup {
+    /// Why a token issued at `issued_at` is refused, if it is.
+    ///
+    /// A watermark refuses tokens issued at or before it; a token without `iat`
+    /// cannot prove it was issued after, so any live watermark refuses it.
+    pub fn revoked_by(&self, issued_at: Option<u64>) -> Option<RevokedBy> {
+        let covers = |watermark: Option<u64>| match (watermark, issued_at) {
+            (Some(mark), Some(iat)) => iat <= mark,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if self.token_revoked {
+            Some(RevokedBy::Token)
+        } else if self.session_revoked {
+            Some(RevokedBy::Session)
+        } else if covers(self.subject_watermark) {
+            Some(RevokedBy::Subject)
+        } else if covers(self.global_watermark) {
+            Some(RevokedBy::All)
+        } else {
+            None
+        }
+    }
+}
+
+/// Which revocation refused a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RevokedBy {
+    /// The token itself was revoked (logout).
+    Token,
+    /// Its session was revoked.
+    Session,
+    /// Every token of its subject issued until a moment was revoked (log out
+    /// everywhere).
+    Subject,
+    /// Every token issued until a moment was revoked.
+    All,
+}
+
+/// A store failed to answer or to record.
+///
+/// The layer turns it into a 503 (fail closed) or lets the request through with a
+/// warning (fail open); the revoking helpers return it, so the caller knows the
+/// revocation was **not** recorded.
+#[derive(Debug, thiserror::Error)]
+#[error("revocation store failed: {context}")]
+pub struct StoreError {
+    context: &'static str,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl StoreError {
+    /// An error saying what failed, keeping its cause.
+    pub fn new(context: &'static str, source: impl Into<BoxError>) -> Self {
+        Self { context, source: Some(source.into()) }
+    }
+
+    /// An error with no underlying cause.
+    pub fn msg(context: &'static str) -> Self {
+        Self { context, source: None }
+    }
+}
+
+/// Keeps revocations and answers whether a token is revoked.
+///
+/// Object safe: `Arc<dyn RevocationStore>` is a store too. Implementations must
+/// keep every record at least for the TTL given, may drop it after, and must make
+/// watermarks only ever move forward.
+#[async_trait]
+pub trait RevocationStore: Send + Sync + 'static {
+    /// Answers a query, ideally in one round trip.
+    async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError>;
+
+    /// Records a token revocation for `ttl`.
+    async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Records a session revocation for `ttl`.
+    async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Raises the subject's watermark to `issued_until` (seconds since the epoch) if
+    /// it is lower, and keeps it for at least `ttl`.
+    async fn raise_subject_watermark(
+        &self,
+        subject: &RevocationKey,
+        issued_until: u64,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Raises the global watermark to `issued_until` if it is lower, and keeps it for
+    /// at least `ttl`.
+    async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl<T: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<T> {
+    async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
+        (**self).lookup(query).await
+    }
+
+    async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
+        (**self).revoke_token(token, ttl).await
+    }
+
+    async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
+        (**self).revoke_session(session, ttl).await
+    }
+
+    async fn raise_subject_watermark(
+        &self,
+        subject: &RevocationKey,
+        issued_until: u64,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        (**self).raise_subject_watermark(subject, issued_until, ttl).await
+    }
+
+    async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
+        (**self).raise_global_watermark(issued_until, ttl).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermarks_refuse_tokens_issued_at_or_before_them() {
+        let lookup = Lookup { subject_watermark: Some(100), ..Lookup::default() };
+        assert_eq!(lookup.revoked_by(Some(99)), Some(RevokedBy::Subject));
+        assert_eq!(lookup.revoked_by(Some(100)), Some(RevokedBy::Subject));
+        assert_eq!(lookup.revoked_by(Some(101)), None);
+        assert_eq!(lookup.revoked_by(None), Some(RevokedBy::Subject));
+    }
+
+    #[test]
+    fn nothing_recorded_refuses_nothing() {
+        assert_eq!(Lookup::default().revoked_by(None), None);
+        let global = Lookup { global_watermark: Some(5), ..Lookup::default() };
+        assert_eq!(global.revoked_by(Some(6)), None);
+        assert_eq!(global.revoked_by(Some(5)), Some(RevokedBy::All));
+    }
+}

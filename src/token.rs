@@ -1,0 +1,188 @@
+//! What a verified request carries: the token's registered claims and the app's own.
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+
+use crate::key::RevocationKey;
+
+/// The claims of a token that passed [`JwtVerifier`](crate::JwtVerifier): its
+/// registered claims, and the application's own claims `C`.
+///
+/// [`RevocationLayer`](crate::RevocationLayer) puts one into the request extensions of
+/// every request it lets through; with the `axum` feature, handlers take it as an
+/// extractor.
+///
+/// `C` is deserialized from the whole payload, so it may name registered claims
+/// (`sub`, say) as well as the application's own. The default, [`NoCustomClaims`],
+/// reads nothing.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken<C = NoCustomClaims> {
+    pub(crate) registered: RegisteredClaims,
+    pub(crate) custom: C,
+    pub(crate) key: RevocationKey,
+}
+
+impl<C> VerifiedToken<C> {
+    /// The registered claims (`jti`, `sub`, `sid`, `iat`, `exp`, `iss`…).
+    pub fn registered(&self) -> &RegisteredClaims {
+        &self.registered
+    }
+
+    /// The application's own claims.
+    pub fn claims(&self) -> &C {
+        &self.custom
+    }
+
+    /// Consumes the token, returning the application's own claims.
+    pub fn into_claims(self) -> C {
+        self.custom
+    }
+
+    /// The `sub` claim, if any.
+    pub fn subject(&self) -> Option<&str> {
+        self.registered.sub.as_deref()
+    }
+
+    /// The `jti` claim, if any.
+    pub fn token_id(&self) -> Option<&str> {
+        self.registered.jti.as_deref()
+    }
+
+    /// The `sid` claim, if any.
+    pub fn session_id(&self) -> Option<&str> {
+        self.registered.sid.as_deref()
+    }
+
+    /// The `iss` claim, if any.
+    pub fn issuer(&self) -> Option<&str> {
+        self.registered.iss.as_deref()
+    }
+
+    /// The `exp` claim, in seconds since the Unix epoch.
+    pub fn expires_at(&self) -> u64 {
+        self.registered.exp
+    }
+
+    /// The `iat` claim, in seconds since the Unix epoch, if any.
+    pub fn issued_at(&self) -> Option<u64> {
+        self.registered.iat
+    }
+
+    /// The hashed identifier this token is revoked under: from `(iss, jti)`, or from
+    /// its signing input when it has no `jti`.
+    pub fn revocation_key(&self) -> RevocationKey {
+        self.key
+    }
+
+    /// The hashed identifier of this token's subject, if it has a `sub`.
+    pub fn subject_key(&self) -> Option<RevocationKey> {
+        self.subject()
+            .map(|sub| RevocationKey::subject(self.issuer(), sub))
+    }
+
+    /// The hashed identifier of this token's session, if it has a `sid`.
+    pub fn session_key(&self) -> Option<RevocationKey> {
+        self.session_id()
+            .map(|sid| RevocationKey::session(self.issuer(), sid))
+    }
+}
+
+/// The registered claims of RFC 7519 that revocation depends on, plus `sid`
+/// (OpenID Connect's session id).
+///
+/// `exp` is required by [`JwtVerifier`](crate::JwtVerifier): a token that never
+/// expires could never be forgotten by a revocation list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct RegisteredClaims {
+    /// `jti`: the token's unique id.
+    #[serde(default)]
+    pub jti: Option<String>,
+    /// `sub`: whom the token is about.
+    #[serde(default)]
+    pub sub: Option<String>,
+    /// `sid`: the session the token belongs to.
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// `iss`: who issued the token.
+    #[serde(default)]
+    pub iss: Option<String>,
+    /// `iat`: when the token was issued, seconds since the Unix epoch (fractions
+    /// dropped).
+    #[serde(default, deserialize_with = "numeric_date_floor")]
+    pub iat: Option<u64>,
+    /// `nbf`: not valid before, seconds since the Unix epoch (fractions dropped).
+    #[serde(default, deserialize_with = "numeric_date_floor")]
+    pub nbf: Option<u64>,
+    /// `exp`: expiry, seconds since the Unix epoch (fractions rounded up, so a
+    /// revocation never lapses early).
+    #[serde(deserialize_with = "numeric_date_ceil")]
+    pub exp: u64,
+}
+
+/// The default application claims: none.
+///
+/// It deserializes from any payload and keeps nothing, so the layer pays nothing for
+/// claims an application does not read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoCustomClaims;
+
+impl<'de> Deserialize<'de> for NoCustomClaims {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        de::IgnoredAny::deserialize(deserializer)?;
+        Ok(Self)
+    }
+}
+
+/// RFC 7519 NumericDate: a JSON number of seconds, possibly fractional.
+fn numeric_date<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    round: fn(f64) -> f64,
+) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Integer(u64),
+        Float(f64),
+    }
+    match Option::<Number>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Number::Integer(seconds)) => Ok(Some(seconds)),
+        Some(Number::Float(seconds)) if seconds.is_finite() && seconds >= 0.0 => {
+            // `as` saturates at u64::MAX for out-of-range floats, which is what we want.
+            Ok(Some(round(seconds) as u64))
+        }
+        Some(Number::Float(_)) => Err(de::Error::custom(
+            "a NumericDate must be a finite, non-negative number",
+        )),
+    }
+}
+
+fn numeric_date_floor<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    numeric_date(d, f64::floor)
+}
+
+fn numeric_date_ceil<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    numeric_date(d, f64::ceil)?.ok_or_else(|| de::Error::missing_field("exp"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_dates_accept_integers_and_round_fractions_safely() {
+        let claims: RegisteredClaims =
+            serde_json::from_str(r#"{"exp": 100.2, "iat": 50.9, "nbf": 7}"#).unwrap();
+        assert_eq!(claims.exp, 101, "exp rounds up so revocations never lapse early");
+        assert_eq!(claims.iat, Some(50));
+        assert_eq!(claims.nbf, Some(7));
+    }
+
+    #[test]
+    fn negative_or_textual_dates_are_rejected() {
+        assert!(serde_json::from_str::<RegisteredClaims>(r#"{"exp": -1}"#).is_err());
+        assert!(serde_json::from_str::<RegisteredClaims>(r#"{"exp": "soon"}"#).is_err());
+        assert!(serde_json::from_str::<RegisteredClaims>(r#"{}"#).is_err());
+    }
+}

@@ -1,0 +1,498 @@
+//! Signature and claim verification, on jsonwebtoken.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::key::RevocationKey;
+use crate::token::{RegisteredClaims, VerifiedToken};
+
+/// Tokens longer than this are refused before any parsing (8 KiB, a generous bound
+/// for a JWT; browsers cap a cookie at 4 KiB).
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Leeway for `exp` and `nbf`, in seconds, unless configured.
+pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+/// The longest token lifetime accepted unless configured: 24 hours.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A key that may verify tokens, pinned to exactly one algorithm.
+///
+/// Pinning is what rules out algorithm confusion: a token whose header names another
+/// algorithm than its key's is refused, so an HMAC token can never be checked against
+/// an RSA public key used as a secret, and `alg: none` has no key at all.
+#[derive(Clone)]
+pub struct VerificationKey {
+    algorithm: Algorithm,
+    key: DecodingKey,
+    kid: Option<String>,
+}
+
+impl std::fmt::Debug for VerificationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key material stays out of logs.
+        f.debug_struct("VerificationKey")
+            .field("algorithm", &self.algorithm)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerificationKey {
+    /// An HMAC secret for HS256, HS384 or HS512.
+    pub fn hmac(algorithm: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
+        if secret.is_empty() {
+            return Err(KeyError::EmptySecret);
+        }
+        Self::pinned(algorithm, DecodingKey::from_secret(secret))
+    }
+
+    /// An RSA public key in PEM form, for RS256/384/512 or PS256/384/512.
+    pub fn rsa_pem(algorithm: Algorithm, pem: &[u8]) -> Result<Self, KeyError> {
+        Self::pinned(algorithm, DecodingKey::from_rsa_pem(pem).map_err(KeyError::Parse)?)
+    }
+
+    /// An ECDSA public key in PEM form, for ES256 or ES384.
+    pub fn ec_pem(algorithm: Algorithm, pem: &[u8]) -> Result<Self, KeyError> {
+        Self::pinned(algorithm, DecodingKey::from_ec_pem(pem).map_err(KeyError::Parse)?)
+    }
+
+    /// An Ed25519 public key in PEM form, for EdDSA.
+    pub fn ed_pem(pem: &[u8]) -> Result<Self, KeyError> {
+        Self::pinned(Algorithm::EdDSA, DecodingKey::from_ed_pem(pem).map_err(KeyError::Parse)?)
+    }
+
+    /// Any jsonwebtoken [`DecodingKey`] with the one algorithm it may verify.
+    pub fn from_decoding_key(algorithm: Algorithm, key: DecodingKey) -> Result<Self, KeyError> {
+        Self::pinned(algorithm, key)
+    }
+
+    /// A key from a JWK; its `alg` is required, and its `kid` is kept.
+    pub fn from_jwk(jwk: &jsonwebtoken::jwk::Jwk) -> Result<Self, KeyError> {
+        let algorithm = jwk
+            .common
+            .key_algorithm
+            .and_then(|alg| alg.to_string().parse::<Algorithm>().ok())
+            .ok_or(KeyError::JwkWithoutAlgorithm)?;
+        let key = DecodingKey::from_jwk(jwk).map_err(KeyError::Parse)?;
+        let mut pinned = Self::pinned(algorithm, key)?;
+        pinned.kid = jwk.common.key_id.clone();
+        Ok(pinned)
+    }
+
+    /// Selects this key for tokens whose header carries this `kid`.
+    #[must_use]
+    pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
+        self.kid = Some(kid.into());
+        self
+    }
+
+    /// The one algorithm this key verifies.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    fn pinned(algorithm: Algorithm, key: DecodingKey) -> Result<Self, KeyError> {
+        if algorithm.family() != key.family() {
+            return Err(KeyError::AlgorithmMismatch { algorithm });
+        }
+        Ok(Self { algorithm, key, kid: None })
+    }
+}
+
+/// Why a [`VerificationKey`] or a [`JwtVerifier`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The HMAC secret is empty.
+    #[error("the HMAC secret is empty")]
+    EmptySecret,
+    /// The key does not belong to the algorithm's family (an RSA key for HS256, say).
+    #[error("the key cannot verify {algorithm:?}: it belongs to another algorithm family")]
+    AlgorithmMismatch {
+        /// The algorithm asked for.
+        algorithm: Algorithm,
+    },
+    /// The key could not be parsed.
+    #[error("the key could not be parsed")]
+    Parse(#[source] jsonwebtoken::errors::Error),
+    /// A JWK without an `alg` member.
+    #[error("the JWK has no usable `alg`; name the algorithm it verifies")]
+    JwkWithoutAlgorithm,
+    /// Two keys share a `kid`.
+    #[error("two keys share the kid {kid:?}")]
+    DuplicateKid {
+        /// The shared `kid`.
+        kid: String,
+    },
+    /// Two keys were given without a `kid`; the header could not choose between them.
+    #[error("more than one key has no kid; give each key a kid with `with_kid`")]
+    AmbiguousDefaultKey,
+}
+
+/// Why a token was refused by [`JwtVerifier::verify`].
+///
+/// Its [`Display`](std::fmt::Display) text is safe to show a client (it names no
+/// claim values) and is what the default rejection puts in `error_description`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// Longer than the configured maximum.
+    #[error("token too large")]
+    TooLarge,
+    /// Not a JWS in compact form, or its parts do not decode.
+    #[error("malformed token")]
+    Malformed,
+    /// The header's `alg` is not the one the selected key verifies (this covers
+    /// `alg: none`).
+    #[error("algorithm not allowed")]
+    AlgorithmNotAllowed,
+    /// No configured key matches the header's `kid`.
+    #[error("unknown key id")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("invalid signature")]
+    BadSignature,
+    /// `exp` is in the past, beyond the leeway.
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is in the future, beyond the leeway.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `iss` is not an accepted issuer.
+    #[error("wrong issuer")]
+    WrongIssuer,
+    /// `aud` names none of the accepted audiences.
+    #[error("wrong audience")]
+    WrongAudience,
+    /// A required claim is missing.
+    #[error("missing claim {0}")]
+    MissingClaim(&'static str),
+    /// A claim has the wrong type.
+    #[error("claim {0} has an invalid format")]
+    InvalidClaim(&'static str),
+    /// The application's own claims `C` could not be read from the payload.
+    #[error("token claims do not match what the application expects")]
+    CustomClaims,
+    /// `exp` lies further ahead than the configured maximum token lifetime allows.
+    #[error("token lifetime exceeds the accepted maximum")]
+    LifetimeTooLong,
+}
+
+/// Verifies JWTs: signature, `exp`, `nbf`, `iss`, `aud`, and the lifetime bound that
+/// lets watermarks ("log out everywhere") expire safely.
+///
+/// Cheap to clone: the configuration is shared.
+///
+/// ```
+/// use jsonwebtoken::Algorithm;
+/// use tower_jwt_revoke::{JwtVerifier, VerificationKey};
+///
+/// let verifier = JwtVerifier::builder()
+///     .key(VerificationKey::hmac(Algorithm::HS256, b"a long random secret, 32+ bytes!")?)
+///     .issuer("https://auth.example.com")
+///     .audience("my-api")
+///     .leeway_secs(30)
+///     .build()?;
+/// # Ok::<(), tower_jwt_revoke::KeyError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct JwtVerifier {
+    inner: Arc<VerifierInner>,
+}
+
+#[derive(Debug)]
+struct VerifierInner {
+    by_kid: HashMap<String, PreparedKey>,
+    default_key: Option<PreparedKey>,
+    leeway_secs: u64,
+    max_lifetime_secs: u64,
+    max_token_len: usize,
+    issuers: Vec<String>,
+}
+
+#[derive(Debug)]
+struct PreparedKey {
+    key: VerificationKey,
+    validation: Validation,
+}
+
+/// Builds a [`JwtVerifier`]; see [`JwtVerifier::builder`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct JwtVerifierBuilder {
+    keys: Vec<VerificationKey>,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    leeway_secs: Option<u64>,
+    max_lifetime: Option<Duration>,
+    max_token_len: Option<usize>,
+}
+
+impl JwtVerifierBuilder {
+    /// Adds a key. Keys with a `kid` are chosen by the token header's `kid`; at most
+    /// one key may have none, and it verifies tokens whose `kid` matches no key.
+    pub fn key(mut self, key: VerificationKey) -> Self {
+        self.keys.push(key);
+        self
+    }
+
+    /// Accepts tokens from this issuer (`iss`); call again to accept several. When
+    /// none is set, `iss` is not checked.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts tokens for this audience (`aud`); call again to accept several. When
+    /// none is set, tokens that carry an `aud` are refused (jsonwebtoken's rule: a
+    /// token meant for a named audience is not meant for a service that has none).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds (default
+    /// [`DEFAULT_LEEWAY_SECS`]). Revocations last as long as this leeway keeps a token
+    /// alive.
+    pub fn leeway_secs(mut self, leeway: u64) -> Self {
+        self.leeway_secs = Some(leeway);
+        self
+    }
+
+    /// The longest lifetime (`exp - iat`, or `exp - now` without `iat`) a token may
+    /// have (default [`DEFAULT_MAX_TOKEN_LIFETIME`]). Set it to the longest lifetime
+    /// your issuer uses: "log out everywhere" watermarks are kept exactly this long
+    /// (plus leeway), and tokens promising to live longer are refused so that no token
+    /// can outlive the watermark that revoked it.
+    pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Tokens longer than this many bytes are refused unparsed (default
+    /// [`DEFAULT_MAX_TOKEN_LEN`]).
+    pub fn max_token_len(mut self, bytes: usize) -> Self {
+        self.max_token_len = Some(bytes);
+        self
+    }
+
+    /// Builds the verifier.
+    ///
+    /// Also makes sure jsonwebtoken has a signature backend (see
+    /// [`install_crypto_provider`](crate::install_crypto_provider)).
+    pub fn build(self) -> Result<JwtVerifier, KeyError> {
+        crate::crypto::install_crypto_provider();
+        let leeway_secs = self.leeway_secs.unwrap_or(DEFAULT_LEEWAY_SECS);
+        let prepare = |key: VerificationKey| {
+            let mut validation = Validation::new(key.algorithm);
+            validation.leeway = leeway_secs;
+            validation.validate_nbf = true;
+            validation.validate_exp = true;
+            let mut required = vec!["exp"];
+            if !self.issuers.is_empty() {
+                validation.set_issuer(&self.issuers);
+                required.push("iss");
+            }
+            if !self.audiences.is_empty() {
+                validation.set_audience(&self.audiences);
+                required.push("aud");
+            }
+            validation.set_required_spec_claims(&required);
+            PreparedKey { key, validation }
+        };
+
+        let mut by_kid = HashMap::new();
+        let mut default_key = None;
+        for key in self.keys {
+            match key.kid.clone() {
+                Some(kid) => {
+                    if by_kid.insert(kid.clone(), prepare(key)).is_some() {
+                        return Err(KeyError::DuplicateKid { kid });
+                    }
+                }
+                None if default_key.is_some() => return Err(KeyError::AmbiguousDefaultKey),
+                None => default_key = Some(prepare(key)),
+            }
+        }
+        let max_lifetime = self.max_lifetime.unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME);
+        Ok(JwtVerifier {
+            inner: Arc::new(VerifierInner {
+                by_kid,
+                default_key,
+                leeway_secs,
+                // Rounded up: a lifetime of 1.5 s admits tokens with `exp - iat == 2`.
+                max_lifetime_secs: max_lifetime.as_secs() + u64::from(max_lifetime.subsec_nanos() > 0),
+                max_token_len: self.max_token_len.unwrap_or(DEFAULT_MAX_TOKEN_LEN),
+                issuers: self.issuers,
+            }),
+        })
+    }
+}
+
+impl JwtVerifier {
+    /// Starts building a verifier.
+    pub fn builder() -> JwtVerifierBuilder {
+        JwtVerifierBuilder::default()
+    }
+
+    /// Verifies `token` and decodes its claims, once.
+    pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<VerifiedToken<C>, VerifyError> {
+        match self.decode(token) {
+            Ok(verified) => Ok(verified),
+            Err(Failure::Verify(error)) => Err(error),
+            Err(Failure::ExpiredButGenuine) => Err(VerifyError::Expired),
+        }
+    }
+
+    /// Verifies a token for revocation: like [`verify`](Self::verify), but a token
+    /// that is genuine and merely expired is `Ok(None)`: nothing needs revoking.
+    pub(crate) fn verify_for_revocation<C: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<Option<VerifiedToken<C>>, VerifyError> {
+        match self.decode(token) {
+            Ok(verified) => Ok(Some(verified)),
+            Err(Failure::ExpiredButGenuine) => Ok(None),
+            Err(Failure::Verify(error)) => Err(error),
+        }
+    }
+
+    /// The `exp`/`nbf` leeway, in seconds.
+    pub fn leeway_secs(&self) -> u64 {
+        self.inner.leeway_secs
+    }
+
+    /// The longest token lifetime accepted, in whole seconds.
+    pub fn max_token_lifetime_secs(&self) -> u64 {
+        self.inner.max_lifetime_secs
+    }
+
+    /// The issuer to hash subjects and sessions under when none is given: the
+    /// configured issuer when there is exactly one.
+    pub(crate) fn sole_issuer(&self) -> Option<&str> {
+        match self.inner.issuers.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
+
+    /// How long a revocation must last for a token expiring at `exp` (seconds since
+    /// the epoch) to stay refused, measured from `now`; `None` once no verifier would
+    /// accept it.
+    ///
+    /// jsonwebtoken refuses a token once `exp < floor(now) - leeway`, so it still
+    /// accepts it during the whole second `exp + leeway`: the revocation must last
+    /// until `exp + leeway + 1`.
+    pub(crate) fn revocation_ttl(&self, exp: u64, now: SystemTime) -> Option<Duration> {
+        let last_accepted = exp.saturating_add(self.inner.leeway_secs).saturating_add(1);
+        let until = UNIX_EPOCH + Duration::from_secs(last_accepted);
+        let remaining = until.duration_since(now).ok().filter(|d| !d.is_zero())?;
+        // Rounded up to whole seconds: stores keep TTLs in seconds, never shorter.
+        let secs = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
+        Some(Duration::from_secs(secs))
+    }
+
+    /// How long a subject, session or global revocation must last: every token it
+    /// covers was issued before it, and so expires within the maximum lifetime.
+    pub(crate) fn watermark_ttl(&self) -> Duration {
+        Duration::from_secs(
+            self.inner
+                .max_lifetime_secs
+                .saturating_add(self.inner.leeway_secs)
+                .saturating_add(1),
+        )
+    }
+
+    fn decode<C: DeserializeOwned>(&self, token: &str) -> Result<VerifiedToken<C>, Failure> {
+        let inner = &*self.inner;
+        if token.len() > inner.max_token_len {
+            return Err(VerifyError::TooLarge.into());
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+        let prepared = match header.kid.as_deref().and_then(|kid| inner.by_kid.get(kid)) {
+            Some(prepared) => prepared,
+            None => inner.default_key.as_ref().ok_or(VerifyError::UnknownKey)?,
+        };
+        if header.alg != prepared.key.algorithm {
+            return Err(VerifyError::AlgorithmNotAllowed.into());
+        }
+        let payload = jsonwebtoken::decode::<Box<RawValue>>(token, &prepared.key.key, &prepared.validation)
+            .map_err(|error| Failure::from_jsonwebtoken(error.kind()))?
+            .claims;
+        let registered: RegisteredClaims =
+            serde_json::from_str(payload.get()).map_err(|_| VerifyError::InvalidClaim("registered"))?;
+        self.check_lifetime(&registered)?;
+        let custom: C = serde_json::from_str(payload.get()).map_err(|_| VerifyError::CustomClaims)?;
+        let key = match registered.jti.as_deref() {
+            Some(jti) => RevocationKey::token(registered.iss.as_deref(), jti),
+            None => {
+                // decode() succeeded, so the token has exactly three parts.
+                let signing_input = token.rsplit_once('.').map_or(token, |(input, _)| input);
+                RevocationKey::token_without_id(signing_input)
+            }
+        };
+        Ok(VerifiedToken { registered, custom, key })
+    }
+
+    fn check_lifetime(&self, claims: &RegisteredClaims) -> Result<(), VerifyError> {
+        let inner = &*self.inner;
+        let now = jsonwebtoken::get_current_timestamp();
+        let start = match claims.iat {
+            // An `iat` in the future is bounded by `now`: the issuer's clock may be
+            // ahead by the leeway, no more.
+            Some(iat) if iat <= now.saturating_add(inner.leeway_secs) => iat.min(now),
+            Some(_) => return Err(VerifyError::InvalidClaim("iat")),
+            None => now,
+        };
+        let allowed = inner.max_lifetime_secs.saturating_add(inner.leeway_secs);
+        if claims.exp.saturating_sub(start) > allowed {
+            return Err(VerifyError::LifetimeTooLong);
+        }
+        Ok(())
+    }
+}
+
+enum Failure {
+    Verify(VerifyError),
+    ExpiredButGenuine,
+}
+
+impl From<VerifyError> for Failure {
+    fn from(error: VerifyError) -> Self {
+        Self::Verify(error)
+    }
+}
+
+impl Failure {
+    fn from_jsonwebtoken(kind: &ErrorKind) -> Self {
+        let error = match kind {
+            // jsonwebtoken checks `exp` only after the signature verified.
+            ErrorKind::ExpiredSignature => return Self::ExpiredButGenuine,
+            ErrorKind::InvalidSignature => VerifyError::BadSignature,
+            ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
+            ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
+            ErrorKind::InvalidAudience => VerifyError::WrongAudience,
+            ErrorKind::InvalidAlgorithm => VerifyError::AlgorithmNotAllowed,
+            ErrorKind::MissingRequiredClaim(claim) => VerifyError::MissingClaim(static_claim(claim)),
+            ErrorKind::InvalidClaimFormat(claim) => VerifyError::InvalidClaim(static_claim(claim)),
+            _ => VerifyError::Malformed,
+        };
+        Self::Verify(error)
+    }
+}
+
+fn static_claim(claim: &str) -> &'static str {
+    match claim {
+        "exp" => "exp",
+        "nbf" => "nbf",
+        "iss" => "iss",
+        "aud" => "aud",
+        "sub" => "sub",
+        _ => "registered",
+    }
+}
