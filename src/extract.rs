@@ -70,15 +70,22 @@ pub(crate) fn find_token<'a>(
 
 fn single_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, MalformedRequest> {
     let mut values = headers.get_all(name).iter();
-    let Some(value) = values.next() else { return Ok(None) };
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
     if values.next().is_some() {
         return Err(MalformedRequest::DuplicateHeader);
     }
-    value.to_str().map(|v| Some(v.trim())).map_err(|_| MalformedRequest::NotAscii)
+    value
+        .to_str()
+        .map(|v| Some(v.trim()))
+        .map_err(|_| MalformedRequest::NotAscii)
 }
 
 fn bearer(headers: &HeaderMap) -> Result<Option<&str>, MalformedRequest> {
-    let Some(value) = single_header(headers, &AUTHORIZATION)? else { return Ok(None) };
+    let Some(value) = single_header(headers, &AUTHORIZATION)? else {
+        return Ok(None);
+    };
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         // Another scheme (Basic, say) carries no bearer token.
@@ -98,7 +105,9 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Mal
             return Err(MalformedRequest::NotAscii);
         };
         for pair in header.split(';') {
-            let Some((key, value)) = pair.trim().split_once('=') else { continue };
+            let Some((key, value)) = pair.trim().split_once('=') else {
+                continue;
+            };
             if key.trim() != name {
                 continue;
             }
@@ -108,7 +117,10 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Mal
                 return Err(MalformedRequest::DuplicateCookie);
             }
             let value = value.trim();
-            let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
             found = Some(value).filter(|v| !v.is_empty());
         }
     }
@@ -132,7 +144,10 @@ mod tests {
     fn bearer_scheme_is_case_insensitive() {
         for value in [&b"Bearer abc"[..], b"bearer abc", b"BEARER  abc "] {
             let map = headers(&[(AUTHORIZATION, value)]);
-            assert_eq!(find_token(&[TokenSource::AuthorizationBearer], &map), Ok(Some("abc")));
+            assert_eq!(
+                find_token(&[TokenSource::AuthorizationBearer], &map),
+                Ok(Some("abc"))
+            );
         }
     }
 
@@ -147,7 +162,10 @@ mod tests {
         let sources = [TokenSource::AuthorizationBearer, TokenSource::cookie("token")];
         let map = headers(&[(COOKIE, b"theme=dark; token=from-cookie")]);
         assert_eq!(find_token(&sources, &map), Ok(Some("from-cookie")));
-        let map = headers(&[(AUTHORIZATION, b"Bearer from-header"), (COOKIE, b"token=from-cookie")]);
+        let map = headers(&[
+            (AUTHORIZATION, b"Bearer from-header"),
+            (COOKIE, b"token=from-cookie"),
+        ]);
         assert_eq!(find_token(&sources, &map), Ok(Some("from-header")));
     }
 
@@ -155,14 +173,20 @@ mod tests {
     fn custom_header_source_reads_the_whole_value() {
         let name = HeaderName::from_static("x-access-token");
         let map = headers(&[(name.clone(), b"abc.def.ghi")]);
-        assert_eq!(find_token(&[TokenSource::header(name)], &map), Ok(Some("abc.def.ghi")));
+        assert_eq!(
+            find_token(&[TokenSource::header(name)], &map),
+            Ok(Some("abc.def.ghi"))
+        );
     }
 
     #[test]
     fn ambiguous_or_malformed_credentials_are_refused() {
         let bearer = [TokenSource::AuthorizationBearer];
         let twice = headers(&[(AUTHORIZATION, b"Bearer a"), (AUTHORIZATION, b"Bearer b")]);
-        assert_eq!(find_token(&bearer, &twice), Err(MalformedRequest::DuplicateHeader));
+        assert_eq!(
+            find_token(&bearer, &twice),
+            Err(MalformedRequest::DuplicateHeader)
+        );
         let empty = headers(&[(AUTHORIZATION, b"Bearer ")]);
         assert_eq!(find_token(&bearer, &empty), Err(MalformedRequest::EmptyToken));
         let binary = headers(&[(AUTHORIZATION, b"Bearer \xff\xfe")]);

@@ -56,11 +56,26 @@ where
     I: Service<Request<ReqBody>>,
 {
     pub(crate) fn checking(check: StoreCheck, pending: Pending<I, ReqBody, ResBody>) -> Self {
-        Self { state: State::Checking { check, pending: Some(pending) } }
+        Self {
+            state: State::Checking {
+                check,
+                pending: Some(pending),
+            },
+        }
+    }
+
+    pub(crate) fn calling(future: I::Future) -> Self {
+        Self {
+            state: State::Calling { future },
+        }
     }
 
     pub(crate) fn rejected(response: Response<ResBody>) -> Self {
-        Self { state: State::Rejected { response: Some(response) } }
+        Self {
+            state: State::Rejected {
+                response: Some(response),
+            },
+        }
     }
 }
 
@@ -77,8 +92,11 @@ where
             match this.state.as_mut().project() {
                 StateProj::Checking { check, pending } => {
                     let outcome = ready!(check.as_mut().poll(cx));
-                    let Pending { mut inner, request, rejection } =
-                        pending.take().expect("ResponseFuture polled after completion");
+                    let Pending {
+                        mut inner,
+                        request,
+                        rejection,
+                    } = pending.take().expect("ResponseFuture polled after completion");
                     match outcome {
                         Ok(()) => {
                             let future = inner.call(request);
@@ -93,7 +111,9 @@ where
                 }
                 StateProj::Calling { future } => return future.poll(cx),
                 StateProj::Rejected { response } => {
-                    return Poll::Ready(Ok(response.take().expect("ResponseFuture polled after completion")));
+                    return Poll::Ready(Ok(response
+                        .take()
+                        .expect("ResponseFuture polled after completion")));
                 }
             }
         }

@@ -10,8 +10,8 @@ use tower_layer::Layer;
 use crate::extract::TokenSource;
 use crate::reject::DefaultRejection;
 use crate::revoke::Revoker;
-use crate::store::RevocationStore;
 use crate::service::{Config, RevocationService};
+use crate::store::RevocationStore;
 use crate::token::NoCustomClaims;
 use crate::verify::JwtVerifier;
 
@@ -67,6 +67,7 @@ pub struct RevocationLayer<S, C = NoCustomClaims, R = DefaultRejection> {
     sources: Arc<[TokenSource]>,
     check_timeout: Duration,
     failure_policy: FailurePolicy,
+    allow_anonymous: bool,
     rejection: Arc<R>,
     _claims: PhantomData<fn() -> C>,
 }
@@ -81,6 +82,7 @@ impl<S> RevocationLayer<S> {
             sources: Arc::new([TokenSource::AuthorizationBearer]),
             check_timeout: DEFAULT_CHECK_TIMEOUT,
             failure_policy: FailurePolicy::default(),
+            allow_anonymous: false,
             rejection: Arc::new(DefaultRejection),
             _claims: PhantomData,
         }
@@ -97,6 +99,7 @@ impl<S, C, R> RevocationLayer<S, C, R> {
             sources: self.sources,
             check_timeout: self.check_timeout,
             failure_policy: self.failure_policy,
+            allow_anonymous: self.allow_anonymous,
             rejection: self.rejection,
             _claims: PhantomData,
         }
@@ -120,6 +123,15 @@ impl<S, C, R> RevocationLayer<S, C, R> {
         self
     }
 
+    /// Lets requests that carry **no** token through, without a
+    /// [`VerifiedToken`](crate::VerifiedToken) in their extensions, for routes where
+    /// signing in is optional. A request that carries a token is still verified and
+    /// checked, and refused when it is invalid or revoked.
+    pub fn allow_anonymous(mut self) -> Self {
+        self.allow_anonymous = true;
+        self
+    }
+
     /// Answers refusals with `rejection` instead of [`DefaultRejection`].
     pub fn with_rejection<R2>(self, rejection: R2) -> RevocationLayer<S, C, R2> {
         RevocationLayer {
@@ -128,6 +140,7 @@ impl<S, C, R> RevocationLayer<S, C, R> {
             sources: self.sources,
             check_timeout: self.check_timeout,
             failure_policy: self.failure_policy,
+            allow_anonymous: self.allow_anonymous,
             rejection: Arc::new(rejection),
             _claims: PhantomData,
         }
@@ -160,6 +173,7 @@ impl<S: Clone, C, R> Clone for RevocationLayer<S, C, R> {
             sources: Arc::clone(&self.sources),
             check_timeout: self.check_timeout,
             failure_policy: self.failure_policy,
+            allow_anonymous: self.allow_anonymous,
             rejection: Arc::clone(&self.rejection),
             _claims: PhantomData,
         }
@@ -187,6 +201,7 @@ impl<I, S: Clone, C, R> Layer<I> for RevocationLayer<S, C, R> {
             sources: Arc::clone(&self.sources),
             check_timeout: self.check_timeout,
             failure_policy: self.failure_policy,
+            allow_anonymous: self.allow_anonymous,
             rejection: Arc::clone(&self.rejection),
         };
         RevocationService::new(inner, Arc::new(config))

@@ -5,6 +5,8 @@
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "axum")]
+mod axum;
 mod crypto;
 mod extract;
 mod future;
@@ -17,6 +19,8 @@ pub mod store;
 mod token;
 mod verify;
 
+#[cfg(feature = "axum")]
+pub use crate::axum::MissingVerifiedToken;
 pub use crate::crypto::install_crypto_provider;
 pub use crate::extract::{MalformedRequest, TokenSource};
 pub use crate::future::ResponseFuture;
@@ -29,7 +33,7 @@ pub use crate::store::memory::InMemoryStore;
 pub use crate::store::{Lookup, RevocationQuery, RevocationStore, RevokedBy, StoreError};
 pub use crate::token::{NoCustomClaims, RegisteredClaims, VerifiedToken};
 pub use crate::verify::{
-    DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, DEFAULT_MAX_TOKEN_LIFETIME, JwtVerifier, JwtVerifierBuilder, KeyError,
-    VerificationKey, VerifyError,
+    DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, DEFAULT_MAX_TOKEN_LIFETIME, JwtVerifier, JwtVerifierBuilder,
+    KeyError, VerificationKey, VerifyError,
 };
 pub use jsonwebtoken;

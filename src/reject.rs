@@ -136,7 +136,9 @@ impl<B: Default> OnRejection<B> for DefaultRejection {
             response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
         }
         if rejection.status() == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -174,7 +176,9 @@ mod tests {
             r#"Bearer error="invalid_token", error_description="token revoked""#
         );
         assert_eq!(
-            Rejection::MalformedRequest(MalformedRequest::DuplicateHeader).www_authenticate().unwrap(),
+            Rejection::MalformedRequest(MalformedRequest::DuplicateHeader)
+                .www_authenticate()
+                .unwrap(),
             r#"Bearer error="invalid_request", error_description="more than one credentials header""#
         );
         assert!(Rejection::StoreUnavailable.www_authenticate().is_none());

@@ -66,7 +66,10 @@ impl<S: RevocationStore> Revoker<S> {
     /// Revokes this token (logout). It stays refused until it would have expired
     /// anyway, leeway included; revoking an expired token is a successful no-op.
     pub async fn revoke<C>(&self, token: &VerifiedToken<C>) -> Result<Revocation, RevokeError> {
-        let Some(ttl) = self.verifier.revocation_ttl(token.expires_at(), SystemTime::now()) else {
+        let Some(ttl) = self
+            .verifier
+            .revocation_ttl(token.expires_at(), SystemTime::now())
+        else {
             return Ok(Revocation::AlreadyExpired);
         };
         self.store.revoke_token(&token.revocation_key(), ttl).await?;
@@ -139,5 +142,7 @@ impl<S: RevocationStore> Revoker<S> {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }

@@ -29,6 +29,7 @@ pub(crate) struct Config<S, R> {
     pub(crate) sources: Arc<[TokenSource]>,
     pub(crate) check_timeout: Duration,
     pub(crate) failure_policy: FailurePolicy,
+    pub(crate) allow_anonymous: bool,
     pub(crate) rejection: Arc<R>,
 }
 
@@ -69,7 +70,11 @@ pub struct RevocationService<I, S, C = NoCustomClaims, R = crate::reject::Defaul
 
 impl<I, S, C, R> RevocationService<I, S, C, R> {
     pub(crate) fn new(inner: I, config: Arc<Config<S, R>>) -> Self {
-        Self { inner, config, _claims: PhantomData }
+        Self {
+            inner,
+            config,
+            _claims: PhantomData,
+        }
     }
 
     /// The wrapped service.
@@ -90,7 +95,11 @@ impl<I, S, C, R> RevocationService<I, S, C, R> {
 
 impl<I: Clone, S, C, R> Clone for RevocationService<I, S, C, R> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone(), config: Arc::clone(&self.config), _claims: PhantomData }
+        Self {
+            inner: self.inner.clone(),
+            config: Arc::clone(&self.config),
+            _claims: PhantomData,
+        }
     }
 }
 
@@ -122,12 +131,18 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let config = &self.config;
         let verified = match find_token(&config.sources, request.headers()) {
-            Ok(Some(token)) => config.verifier.verify::<C>(token).map_err(Rejection::InvalidToken),
+            Ok(Some(token)) => config
+                .verifier
+                .verify::<C>(token)
+                .map_err(Rejection::InvalidToken),
             Ok(None) => Err(Rejection::MissingToken),
             Err(malformed) => Err(Rejection::MalformedRequest(malformed)),
         };
         let token = match verified {
             Ok(token) => token,
+            Err(Rejection::MissingToken) if config.allow_anonymous => {
+                return ResponseFuture::calling(self.inner.call(request));
+            }
             Err(rejection) => {
                 tracing::debug!(%rejection, "refused a request before the store check");
                 let response = reject(&*config.rejection, rejection, &request);
@@ -151,7 +166,11 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::checking(
             check,
-            Pending { inner, request, rejection: Arc::clone(&self.config.rejection) as _ },
+            Pending {
+                inner,
+                request,
+                rejection: Arc::clone(&self.config.rejection) as _,
+            },
         )
     }
 }

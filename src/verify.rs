@@ -53,7 +53,10 @@ impl VerificationKey {
 
     /// An RSA public key in PEM form, for RS256/384/512 or PS256/384/512.
     pub fn rsa_pem(algorithm: Algorithm, pem: &[u8]) -> Result<Self, KeyError> {
-        Self::pinned(algorithm, DecodingKey::from_rsa_pem(pem).map_err(KeyError::Parse)?)
+        Self::pinned(
+            algorithm,
+            DecodingKey::from_rsa_pem(pem).map_err(KeyError::Parse)?,
+        )
     }
 
     /// An ECDSA public key in PEM form, for ES256 or ES384.
@@ -63,7 +66,10 @@ impl VerificationKey {
 
     /// An Ed25519 public key in PEM form, for EdDSA.
     pub fn ed_pem(pem: &[u8]) -> Result<Self, KeyError> {
-        Self::pinned(Algorithm::EdDSA, DecodingKey::from_ed_pem(pem).map_err(KeyError::Parse)?)
+        Self::pinned(
+            Algorithm::EdDSA,
+            DecodingKey::from_ed_pem(pem).map_err(KeyError::Parse)?,
+        )
     }
 
     /// Any jsonwebtoken [`DecodingKey`] with the one algorithm it may verify.
@@ -100,7 +106,11 @@ impl VerificationKey {
         if algorithm.family() != key.family() {
             return Err(KeyError::AlgorithmMismatch { algorithm });
         }
-        Ok(Self { algorithm, key, kid: None })
+        Ok(Self {
+            algorithm,
+            key,
+            kid: None,
+        })
     }
 }
 
@@ -436,7 +446,11 @@ impl JwtVerifier {
                 RevocationKey::token_without_id(signing_input)
             }
         };
-        Ok(VerifiedToken { registered, custom, key })
+        Ok(VerifiedToken {
+            registered,
+            custom,
+            key,
+        })
     }
 
     fn check_lifetime(&self, claims: &RegisteredClaims) -> Result<(), VerifyError> {

@@ -106,13 +106,19 @@ impl InMemoryStore {
     /// How much longer the token revocation under `token` lasts, if it is live.
     pub fn token_ttl(&self, token: &RevocationKey) -> Option<Duration> {
         let now = Instant::now();
-        self.read().tokens.get(token).and_then(|expires| live(*expires, now))
+        self.read()
+            .tokens
+            .get(token)
+            .and_then(|expires| live(*expires, now))
     }
 
     /// How much longer the session revocation under `session` lasts, if it is live.
     pub fn session_ttl(&self, session: &RevocationKey) -> Option<Duration> {
         let now = Instant::now();
-        self.read().sessions.get(session).and_then(|expires| live(*expires, now))
+        self.read()
+            .sessions
+            .get(session)
+            .and_then(|expires| live(*expires, now))
     }
 
     /// The subject's live watermark and how much longer it lasts.
@@ -187,7 +193,6 @@ impl State {
             }
         }
     }
-
 }
 
 fn remove_if_expired<V>(
@@ -208,7 +213,10 @@ fn raise(current: Option<Watermark>, issued_until: u64, expires: Instant) -> Wat
             issued_until: mark.issued_until.max(issued_until),
             expires: mark.expires.max(expires),
         },
-        None => Watermark { issued_until, expires },
+        None => Watermark {
+            issued_until,
+            expires,
+        },
     }
 }
 
@@ -218,7 +226,8 @@ impl RevocationStore for InMemoryStore {
         let now = Instant::now();
         let state = self.read();
         let marker = |map: &HashMap<RevocationKey, Instant>, key: Option<&RevocationKey>| {
-            key.and_then(|key| map.get(key)).is_some_and(|expires| *expires > now)
+            key.and_then(|key| map.get(key))
+                .is_some_and(|expires| *expires > now)
         };
         let watermark = |mark: Option<&Watermark>| mark.filter(|m| m.expires > now).map(|m| m.issued_until);
         Ok(Lookup {
@@ -286,7 +295,10 @@ mod tests {
     async fn expired_entries_are_reclaimed_by_the_sweeper_without_any_request() {
         let store = InMemoryStore::with_sweep_interval(Duration::from_millis(20));
         for n in 0..50 {
-            store.revoke_token(&key(n), Duration::from_millis(30)).await.unwrap();
+            store
+                .revoke_token(&key(n), Duration::from_millis(30))
+                .await
+                .unwrap();
         }
         assert_eq!(store.len(), 50);
         // Nothing reads or writes the store while we wait: only the sweeper can act.
@@ -300,8 +312,14 @@ mod tests {
     #[tokio::test]
     async fn a_later_shorter_revocation_does_not_shorten_a_longer_one() {
         let store = InMemoryStore::new();
-        store.revoke_token(&key(1), Duration::from_secs(60)).await.unwrap();
-        store.revoke_token(&key(1), Duration::from_millis(1)).await.unwrap();
+        store
+            .revoke_token(&key(1), Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .revoke_token(&key(1), Duration::from_millis(1))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
         store.purge_expired();
         let ttl = store.token_ttl(&key(1)).expect("still revoked");
@@ -312,12 +330,28 @@ mod tests {
     async fn watermarks_only_move_forward() {
         let store = InMemoryStore::new();
         let subject = RevocationKey::subject(None, "alice");
-        store.raise_subject_watermark(&subject, 200, Duration::from_secs(60)).await.unwrap();
-        store.raise_subject_watermark(&subject, 100, Duration::from_secs(60)).await.unwrap();
+        store
+            .raise_subject_watermark(&subject, 200, Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .raise_subject_watermark(&subject, 100, Duration::from_secs(60))
+            .await
+            .unwrap();
         assert_eq!(store.subject_watermark(&subject).map(|(mark, _)| mark), Some(200));
-        store.raise_global_watermark(300, Duration::from_secs(60)).await.unwrap();
-        store.raise_global_watermark(10, Duration::from_secs(60)).await.unwrap();
-        let query = RevocationQuery { token: key(9), subject: Some(subject), session: None };
+        store
+            .raise_global_watermark(300, Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .raise_global_watermark(10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let query = RevocationQuery {
+            token: key(9),
+            subject: Some(subject),
+            session: None,
+        };
         let lookup = store.lookup(&query).await.unwrap();
         assert_eq!(lookup.subject_watermark, Some(200));
         assert_eq!(lookup.global_watermark, Some(300));
@@ -333,7 +367,11 @@ mod tests {
                 for n in 0..200u32 {
                     let token = RevocationKey::token(None, &format!("{worker}-{n}"));
                     store.revoke_token(&token, Duration::from_secs(60)).await.unwrap();
-                    let query = RevocationQuery { token, subject: None, session: None };
+                    let query = RevocationQuery {
+                        token,
+                        subject: None,
+                        session: None,
+                    };
                     assert!(store.lookup(&query).await.unwrap().token_revoked);
                 }
             }));

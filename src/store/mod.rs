@@ -107,12 +107,18 @@ pub struct StoreError {
 impl StoreError {
     /// An error saying what failed, keeping its cause.
     pub fn new(context: &'static str, source: impl Into<BoxError>) -> Self {
-        Self { context, source: Some(source.into()) }
+        Self {
+            context,
+            source: Some(source.into()),
+        }
     }
 
     /// An error with no underlying cause.
     pub fn msg(context: &'static str) -> Self {
-        Self { context, source: None }
+        Self {
+            context,
+            source: None,
+        }
     }
 }
 
@@ -180,7 +186,10 @@ mod tests {
 
     #[test]
     fn watermarks_refuse_tokens_issued_at_or_before_them() {
-        let lookup = Lookup { subject_watermark: Some(100), ..Lookup::default() };
+        let lookup = Lookup {
+            subject_watermark: Some(100),
+            ..Lookup::default()
+        };
         assert_eq!(lookup.revoked_by(Some(99)), Some(RevokedBy::Subject));
         assert_eq!(lookup.revoked_by(Some(100)), Some(RevokedBy::Subject));
         assert_eq!(lookup.revoked_by(Some(101)), None);
@@ -190,7 +199,10 @@ mod tests {
     #[test]
     fn nothing_recorded_refuses_nothing() {
         assert_eq!(Lookup::default().revoked_by(None), None);
-        let global = Lookup { global_watermark: Some(5), ..Lookup::default() };
+        let global = Lookup {
+            global_watermark: Some(5),
+            ..Lookup::default()
+        };
         assert_eq!(global.revoked_by(Some(6)), None);
         assert_eq!(global.revoked_by(Some(5)), Some(RevokedBy::All));
     }

@@ -1,0 +1,223 @@
+//! Logout that really logs out, in an Axum app.
+//!
+//! ```text
+//! cargo run --example axum_logout
+//! ```
+//!
+//! | variable          | meaning                                   | default          |
+//! |-------------------|-------------------------------------------|------------------|
+//! | `BIND`            | address to listen on                      | `127.0.0.1:3000` |
+//! | `JWT_SECRET`      | HS256 secret                              | a dev secret     |
+//! | `ACCESS_TTL_SECS` | access token lifetime                     | `900`            |
+//!
+//! Routes: `POST /login` (JSON `{"username", "password"}`; the demo accepts any
+//! non-empty username with the password `password`), `GET /me`, `POST /logout`,
+//! `POST /logout-all`. The token is accepted as `Authorization: Bearer` or as the
+//! `token` cookie that `/login` sets.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tower_jwt_revoke::{
+    InMemoryStore, JwtVerifier, RevocationLayer, RevocationStore, Revoker, TokenSource, VerificationKey,
+    VerifiedToken,
+};
+
+/// Used when `JWT_SECRET` is not set. Never in production.
+const DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
+const ISSUER: &str = "axum_logout";
+const COOKIE: &str = "token";
+
+/// What the demo app is built from.
+pub struct DemoConfig {
+    /// HS256 secret shared by signer and verifier.
+    pub secret: Vec<u8>,
+    /// Lifetime of issued access tokens.
+    pub access_ttl: Duration,
+    /// Where revocations live.
+    pub store: Arc<dyn RevocationStore>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    revoker: Revoker<Arc<dyn RevocationStore>>,
+    signing_key: Arc<EncodingKey>,
+    access_ttl: Duration,
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    sub: &'a str,
+    jti: String,
+    iss: &'static str,
+    iat: u64,
+    exp: u64,
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+/// The demo's router: `/login` is open, the other routes are behind the layer.
+pub fn app(config: DemoConfig) -> Router {
+    let verifier = JwtVerifier::builder()
+        .key(VerificationKey::hmac(Algorithm::HS256, &config.secret).expect("JWT secret must not be empty"))
+        .issuer(ISSUER)
+        // Watermarks ("log out everywhere") need to outlive only the tokens we issue.
+        .max_token_lifetime(config.access_ttl)
+        .build()
+        .expect("the demo's verifier configuration is valid");
+    let layer = RevocationLayer::new(verifier, config.store)
+        .with_token_sources([TokenSource::AuthorizationBearer, TokenSource::cookie(COOKIE)]);
+    let state = AppState {
+        revoker: layer.revoker(),
+        signing_key: Arc::new(EncodingKey::from_secret(&config.secret)),
+        access_ttl: config.access_ttl,
+    };
+    Router::new()
+        .route("/me", get(me))
+        .route("/logout", post(logout))
+        .route("/logout-all", post(logout_all))
+        .route_layer(layer)
+        .route("/login", post(login))
+        .with_state(state)
+}
+
+async fn login(State(state): State<AppState>, Json(request): Json<LoginRequest>) -> Response {
+    if request.username.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "username must not be empty");
+    }
+    if request.password != "password" {
+        return error(StatusCode::UNAUTHORIZED, "invalid username or password");
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let claims = Claims {
+        sub: &request.username,
+        jti: uuid::Uuid::new_v4().to_string(),
+        iss: ISSUER,
+        iat: now,
+        exp: now + state.access_ttl.as_secs(),
+    };
+    let token = match jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &state.signing_key) {
+        Ok(token) => token,
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "could not sign the token"),
+    };
+    // Add `Secure` when serving over TLS.
+    let cookie = format!(
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        state.access_ttl.as_secs()
+    );
+    let body = Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": state.access_ttl.as_secs(),
+    }));
+    ([(header::SET_COOKIE, cookie)], body).into_response()
+}
+
+async fn me(token: VerifiedToken) -> Json<serde_json::Value> {
+    Json(json!({
+        "sub": token.subject(),
+        "jti": token.token_id(),
+        "iat": token.issued_at(),
+        "exp": token.expires_at(),
+    }))
+}
+
+async fn logout(State(state): State<AppState>, token: VerifiedToken) -> Response {
+    match state.revoker.revoke(&token).await {
+        Ok(_) => clear_cookie(),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "could not record the logout; try again",
+        ),
+    }
+}
+
+async fn logout_all(State(state): State<AppState>, token: VerifiedToken) -> Response {
+    match state.revoker.revoke_subject_of(&token).await {
+        Ok(_) => clear_cookie(),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "could not record the logout; try again",
+        ),
+    }
+}
+
+fn clear_cookie() -> Response {
+    let expired = HeaderValue::from_static("token=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, expired)]).into_response()
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+#[allow(dead_code)] // the integration tests include this file for `app` alone
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Logs go to stderr, so stdout holds only the "listening on" line and the tour.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_jwt_revoke=debug".into()),
+        )
+        .init();
+
+    let bind: SocketAddr = std::env::var("BIND")
+        .unwrap_or_else(|_| "127.0.0.1:3000".into())
+        .parse()?;
+    let secret = std::env::var("JWT_SECRET").unwrap_or_else(|_| {
+        tracing::warn!("JWT_SECRET is not set; using a development secret. Never do this in production.");
+        DEV_SECRET.into()
+    });
+    let access_ttl = Duration::from_secs(match std::env::var("ACCESS_TTL_SECS") {
+        Ok(value) => value
+            .parse()
+            .map_err(|_| format!("ACCESS_TTL_SECS must be a number of seconds, got {value:?}"))?,
+        Err(_) => 900,
+    });
+
+    tracing::info!("revocation store: in-memory (this process only)");
+    let store: Arc<dyn RevocationStore> = Arc::new(InMemoryStore::new());
+
+    let app = app(DemoConfig {
+        secret: secret.into_bytes(),
+        access_ttl,
+        store,
+    });
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    println!(
+        r#"
+try it:
+  TOKEN=$(curl -s -X POST http://{addr}/login -H 'content-type: application/json' \
+            -d '{{"username":"alice","password":"password"}}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  curl -i http://{addr}/me -H "authorization: Bearer $TOKEN"          # 200
+  curl -i -X POST http://{addr}/logout -H "authorization: Bearer $TOKEN"  # 204
+  curl -i http://{addr}/me -H "authorization: Bearer $TOKEN"          # 401 token revoked
+"#
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
