@@ -9,6 +9,7 @@
 //! | `BIND`            | address to listen on                      | `127.0.0.1:3000` |
 //! | `JWT_SECRET`      | HS256 secret                              | a dev secret     |
 //! | `ACCESS_TTL_SECS` | access token lifetime                     | `900`            |
+//! | `REDIS_URL`       | use Redis as the store, shared by replicas | in-memory store  |
 //!
 //! Routes: `POST /login` (JSON `{"username", "password"}`; the demo accepts any
 //! non-empty username with the password `password`), `GET /me`, `POST /logout`,
@@ -28,8 +29,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tower_jwt_revoke::{
-    InMemoryStore, JwtVerifier, RevocationLayer, RevocationStore, Revoker, TokenSource, VerificationKey,
-    VerifiedToken,
+    InMemoryStore, JwtVerifier, RedisStore, RevocationLayer, RevocationStore, Revoker, TokenSource,
+    VerificationKey, VerifiedToken,
 };
 
 /// Used when `JWT_SECRET` is not set. Never in production.
@@ -193,8 +194,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => 900,
     });
 
-    tracing::info!("revocation store: in-memory (this process only)");
-    let store: Arc<dyn RevocationStore> = Arc::new(InMemoryStore::new());
+    let store: Arc<dyn RevocationStore> = match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            // The URL may carry a password: log only that Redis is used.
+            tracing::info!("revocation store: Redis (shared by every replica using it)");
+            Arc::new(RedisStore::from_url(url)?)
+        }
+        Err(_) => {
+            tracing::info!("revocation store: in-memory (this process only; set REDIS_URL to share it)");
+            Arc::new(InMemoryStore::new())
+        }
+    };
 
     let app = app(DemoConfig {
         secret: secret.into_bytes(),

@@ -36,4 +36,11 @@ pub use crate::verify::{
     DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, DEFAULT_MAX_TOKEN_LIFETIME, JwtVerifier, JwtVerifierBuilder,
     KeyError, VerificationKey, VerifyError,
 };
+pub use async_trait::async_trait;
+#[cfg(feature = "redis")]
+pub use deadpool_redis;
 pub use jsonwebtoken;
+#[cfg(feature = "redis")]
+pub use redis;
+#[cfg(feature = "redis")]
+pub use crate::store::redis::RedisStore;

@@ -22,6 +22,8 @@ use async_trait::async_trait;
 use crate::key::RevocationKey;
 
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// A boxed error from a store's backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,0 +1,377 @@
+//! [`RedisStore`]: one blocklist in Redis, shared by every replica (feature `redis`).
+//!
+//! # Key schema
+//!
+//! Every key lives under a prefix (default `revoked`) and has a TTL:
+//!
+//! | key                 | value                         | TTL                               |
+//! |---------------------|-------------------------------|-----------------------------------|
+//! | `{prefix}:t:{hash}` | `1`                           | until the token would expire      |
+//! | `{prefix}:x:{hash}` | `1`                           | longest token lifetime + leeway   |
+//! | `{prefix}:s:{hash}` | watermark, decimal seconds    | longest token lifetime + leeway   |
+//! | `{prefix}:all`      | watermark, decimal seconds    | longest token lifetime + leeway   |
+//!
+//! `{hash}` is the lowercase hex [`RevocationKey`]. A check is one `MGET` of the
+//! token, subject, session and global keys. Writes never shorten a TTL and never lower
+//! a watermark (each is one small Lua script, atomic on the server).
+
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{RedisError, Script};
+use async_trait::async_trait;
+use deadpool_redis::{Config, Pool, Runtime};
+
+use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
+use crate::key::RevocationKey;
+
+/// The key prefix unless configured.
+pub const DEFAULT_PREFIX: &str = "revoked";
+/// How long to wait for a connection to Redis, unless configured.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long to wait for one command's answer, unless configured.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Sets a marker unless it already lives longer.
+const MARK: &str = r"
+local ttl = tonumber(ARGV[1])
+if redis.call('TTL', KEYS[1]) < ttl then
+  redis.call('SET', KEYS[1], '1', 'EX', ttl)
+end
+return 1
+";
+
+/// Raises a watermark (never lowers it), keeping it at least `ttl` seconds.
+const RAISE: &str = r"
+local mark = tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '')
+if current ~= nil and current > mark then mark = current end
+local ttl = tonumber(ARGV[2])
+local left = redis.call('TTL', KEYS[1])
+if left > ttl then ttl = left end
+redis.call('SET', KEYS[1], string.format('%d', mark), 'EX', ttl)
+return 1
+";
+
+/// Revocations in Redis, shared by every replica that uses the same server and
+/// prefix.
+///
+/// Built on a deadpool-redis [`Pool`], but a check does not check a connection out of
+/// the pool per request: deadpool verifies each checkout with a `PING`, which would
+/// double the round trips. Instead the store takes one multiplexed connection out of
+/// the pool and shares it between all requests (Redis pipelines them), so a check is
+/// one `MGET` and nothing else on the wire. When that connection fails or times out,
+/// it is dropped and the next request takes a fresh one from the pool, so the store
+/// reconnects by itself when Redis comes back.
+///
+/// Cheap to clone; clones share the connection.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_jwt_revoke::store::redis::RedisStore;
+///
+/// # fn main() -> Result<(), tower_jwt_revoke::StoreError> {
+/// let store = RedisStore::builder()
+///     .url("redis://127.0.0.1:6379")
+///     .prefix("myapp:revoked")
+///     .command_timeout(Duration::from_millis(250))
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    pool: Pool,
+    current: RwLock<Option<MultiplexedConnection>>,
+    reconnecting: tokio::sync::Mutex<()>,
+    prefix: String,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    mark: Script,
+    raise: Script,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.shared.prefix)
+            .field("connect_timeout", &self.shared.connect_timeout)
+            .field("command_timeout", &self.shared.command_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`RedisStore`]; see [`RedisStore::builder`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct RedisStoreBuilder {
+    source: Option<Source>,
+    prefix: Option<String>,
+    connect_timeout: Option<Duration>,
+    command_timeout: Option<Duration>,
+}
+
+enum Source {
+    Config(Config),
+    Pool(Pool),
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // A URL may hold a password.
+            Self::Config(_) => f.write_str("Config(..)"),
+            Self::Pool(pool) => f.debug_tuple("Pool").field(&pool.status()).finish(),
+        }
+    }
+}
+
+impl RedisStoreBuilder {
+    /// Connects to this URL: `redis://`, `rediss://` (with a TLS feature of the
+    /// `redis` crate) or `redis+unix://`, as the `redis` crate accepts them.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.source = Some(Source::Config(Config::from_url(url)));
+        self
+    }
+
+    /// Connects as this deadpool-redis configuration says.
+    pub fn config(mut self, config: Config) -> Self {
+        self.source = Some(Source::Config(config));
+        self
+    }
+
+    /// Uses connections from this pool.
+    pub fn pool(mut self, pool: Pool) -> Self {
+        self.source = Some(Source::Pool(pool));
+        self
+    }
+
+    /// The key prefix (default [`DEFAULT_PREFIX`]). Services sharing a blocklist must
+    /// use the same one.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// How long to wait for a new connection (default [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// How long to wait for a command's answer (default [`DEFAULT_COMMAND_TIMEOUT`]).
+    /// The layer's own check timeout applies on top.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = Some(timeout);
+        self
+    }
+
+    /// Builds the store. No connection is made yet: the first command connects, so an
+    /// application starts even while Redis is down (and fails closed until it is up).
+    pub fn build(self) -> Result<RedisStore, StoreError> {
+        let pool = match self.source {
+            Some(Source::Pool(pool)) => pool,
+            Some(Source::Config(config)) => config
+                .create_pool(Some(Runtime::Tokio1))
+                .map_err(|error| StoreError::new("invalid Redis configuration", error))?,
+            None => return Err(StoreError::msg("no Redis URL, configuration or pool given")),
+        };
+        Ok(RedisStore {
+            shared: Arc::new(Shared {
+                pool,
+                current: RwLock::new(None),
+                reconnecting: tokio::sync::Mutex::new(()),
+                prefix: self.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
+                connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+                command_timeout: self.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
+                mark: Script::new(MARK),
+                raise: Script::new(RAISE),
+            }),
+        })
+    }
+}
+
+impl RedisStore {
+    /// Starts building a store.
+    pub fn builder() -> RedisStoreBuilder {
+        RedisStoreBuilder::default()
+    }
+
+    /// A store on this URL, with default prefix and timeouts.
+    pub fn from_url(url: impl Into<String>) -> Result<Self, StoreError> {
+        Self::builder().url(url).build()
+    }
+
+    /// A store using this pool, with default prefix and timeouts.
+    pub fn from_pool(pool: Pool) -> Result<Self, StoreError> {
+        Self::builder().pool(pool).build()
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.shared.prefix
+    }
+
+    /// The Redis key of a token revocation.
+    pub fn token_key(&self, token: &RevocationKey) -> String {
+        format!("{}:t:{token}", self.shared.prefix)
+    }
+
+    /// The Redis key of a subject watermark.
+    pub fn subject_key(&self, subject: &RevocationKey) -> String {
+        format!("{}:s:{subject}", self.shared.prefix)
+    }
+
+    /// The Redis key of a session revocation.
+    pub fn session_key(&self, session: &RevocationKey) -> String {
+        format!("{}:x:{session}", self.shared.prefix)
+    }
+
+    /// The Redis key of the global watermark.
+    pub fn global_key(&self) -> String {
+        format!("{}:all", self.shared.prefix)
+    }
+
+    /// The shared connection, taken from the pool when there is none.
+    async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
+        if let Some(connection) = self.cached() {
+            return Ok(connection);
+        }
+        // One task reconnects; the others wait for its connection instead of each
+        // opening their own.
+        let _reconnecting = self.shared.reconnecting.lock().await;
+        if let Some(connection) = self.cached() {
+            return Ok(connection);
+        }
+        let pooled = tokio::time::timeout(self.shared.connect_timeout, self.shared.pool.get())
+            .await
+            .map_err(|_| StoreError::msg("timed out connecting to Redis"))?
+            .map_err(|error| StoreError::new("could not connect to Redis", error))?;
+        let connection = deadpool_redis::Connection::take(pooled);
+        *self.shared.current.write().unwrap_or_else(PoisonError::into_inner) = Some(connection.clone());
+        tracing::info!(prefix = %self.shared.prefix, "connected to Redis");
+        Ok(connection)
+    }
+
+    fn cached(&self) -> Option<MultiplexedConnection> {
+        self.shared.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Forgets the shared connection after a failure, so the next command reconnects.
+    fn discard_connection(&self, why: &str) {
+        let previous = self.shared.current.write().unwrap_or_else(PoisonError::into_inner).take();
+        if previous.is_some() {
+            tracing::warn!(%why, "dropping the Redis connection; the next request reconnects");
+        }
+    }
+
+    /// Runs one command on the shared connection under the command timeout.
+    async fn run<T, F, Fut>(&self, what: &'static str, command: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let connection = self.connection().await?;
+        match tokio::time::timeout(self.shared.command_timeout, command(connection)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                if error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error() {
+                    self.discard_connection(what);
+                }
+                Err(StoreError::new(what, error))
+            }
+            Err(_elapsed) => {
+                // A connection that stops answering may be half-open: replace it.
+                self.discard_connection(what);
+                Err(StoreError::msg("Redis did not answer within the command timeout"))
+            }
+        }
+    }
+
+    async fn mark(&self, key: String, ttl: Duration) -> Result<(), StoreError> {
+        let script = &self.shared.mark;
+        self.run("Redis revocation write failed", |mut connection| async move {
+            script.key(key).arg(ttl_secs(ttl)).invoke_async::<i64>(&mut connection).await
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn raise(&self, key: String, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
+        let script = &self.shared.raise;
+        self.run("Redis watermark write failed", |mut connection| async move {
+            script.key(key).arg(issued_until).arg(ttl_secs(ttl)).invoke_async::<i64>(&mut connection).await
+        })
+        .await
+        .map(drop)
+    }
+}
+
+/// Whole seconds, rounded up, at least one (`EX 0` is an error).
+fn ttl_secs(ttl: Duration) -> u64 {
+    (ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0)).max(1)
+}
+
+fn watermark(value: Option<String>) -> Result<Option<u64>, StoreError> {
+    value
+        .map(|text| text.parse::<u64>())
+        .transpose()
+        .map_err(|error| StoreError::new("a watermark in Redis is not a number of seconds", error))
+}
+
+#[async_trait]
+impl RevocationStore for RedisStore {
+    async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
+        let mut keys = Vec::with_capacity(4);
+        keys.push(self.token_key(&query.token));
+        keys.push(self.global_key());
+        if let Some(session) = &query.session {
+            keys.push(self.session_key(session));
+        }
+        if let Some(subject) = &query.subject {
+            keys.push(self.subject_key(subject));
+        }
+        let values: Vec<Option<String>> = self
+            .run("Redis revocation lookup failed", |mut connection| async move {
+                ::redis::cmd("MGET").arg(&keys).query_async(&mut connection).await
+            })
+            .await?;
+        let mut values = values.into_iter();
+        let token = values.next().flatten();
+        let global = values.next().flatten();
+        let session = if query.session.is_some() { values.next().flatten() } else { None };
+        let subject = if query.subject.is_some() { values.next().flatten() } else { None };
+        Ok(Lookup {
+            token_revoked: token.is_some(),
+            session_revoked: session.is_some(),
+            subject_watermark: watermark(subject)?,
+            global_watermark: watermark(global)?,
+        })
+    }
+
+    async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
+        self.mark(self.token_key(token), ttl).await
+    }
+
+    async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
+        self.mark(self.session_key(session), ttl).await
+    }
+
+    async fn raise_subject_watermark(
+        &self,
+        subject: &RevocationKey,
+        issued_until: u64,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.raise(self.subject_key(subject), issued_until, ttl).await
+    }
+
+    async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
+        self.raise(self.global_key(), issued_until, ttl).await
+    }
+}
