@@ -253,18 +253,31 @@ impl RedisStore {
             .map_err(|_| StoreError::msg("timed out connecting to Redis"))?
             .map_err(|error| StoreError::new("could not connect to Redis", error))?;
         let connection = deadpool_redis::Connection::take(pooled);
-        *self.shared.current.write().unwrap_or_else(PoisonError::into_inner) = Some(connection.clone());
+        *self
+            .shared
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(connection.clone());
         tracing::info!(prefix = %self.shared.prefix, "connected to Redis");
         Ok(connection)
     }
 
     fn cached(&self) -> Option<MultiplexedConnection> {
-        self.shared.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.shared
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Forgets the shared connection after a failure, so the next command reconnects.
     fn discard_connection(&self, why: &str) {
-        let previous = self.shared.current.write().unwrap_or_else(PoisonError::into_inner).take();
+        let previous = self
+            .shared
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if previous.is_some() {
             tracing::warn!(%why, "dropping the Redis connection; the next request reconnects");
         }
@@ -296,7 +309,11 @@ impl RedisStore {
     async fn mark(&self, key: String, ttl: Duration) -> Result<(), StoreError> {
         let script = &self.shared.mark;
         self.run("Redis revocation write failed", |mut connection| async move {
-            script.key(key).arg(ttl_secs(ttl)).invoke_async::<i64>(&mut connection).await
+            script
+                .key(key)
+                .arg(ttl_secs(ttl))
+                .invoke_async::<i64>(&mut connection)
+                .await
         })
         .await
         .map(drop)
@@ -305,7 +322,12 @@ impl RedisStore {
     async fn raise(&self, key: String, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
         let script = &self.shared.raise;
         self.run("Redis watermark write failed", |mut connection| async move {
-            script.key(key).arg(issued_until).arg(ttl_secs(ttl)).invoke_async::<i64>(&mut connection).await
+            script
+                .key(key)
+                .arg(issued_until)
+                .arg(ttl_secs(ttl))
+                .invoke_async::<i64>(&mut connection)
+                .await
         })
         .await
         .map(drop)
@@ -344,8 +366,16 @@ impl RevocationStore for RedisStore {
         let mut values = values.into_iter();
         let token = values.next().flatten();
         let global = values.next().flatten();
-        let session = if query.session.is_some() { values.next().flatten() } else { None };
-        let subject = if query.subject.is_some() { values.next().flatten() } else { None };
+        let session = if query.session.is_some() {
+            values.next().flatten()
+        } else {
+            None
+        };
+        let subject = if query.subject.is_some() {
+            values.next().flatten()
+        } else {
+            None
+        };
         Ok(Lookup {
             token_revoked: token.is_some(),
             session_revoked: session.is_some(),

@@ -43,7 +43,9 @@ fn binary() -> Option<PathBuf> {
         return Some(PathBuf::from(path));
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join("redis-server")).find(|candidate| candidate.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("redis-server"))
+        .find(|candidate| candidate.is_file())
 }
 
 impl RedisServer {
@@ -66,7 +68,13 @@ impl RedisServer {
         let dir = tempfile::tempdir().expect("temp dir for redis-server");
         let mut server = Self {
             url: String::new(),
-            private: Some(Private { child: None, port: 0, binary, dir, append_only }),
+            private: Some(Private {
+                child: None,
+                port: 0,
+                binary,
+                dir,
+                append_only,
+            }),
         };
         for _ in 0..5 {
             let port = free_port();
@@ -96,7 +104,10 @@ impl RedisServer {
 
     /// Kills the server (SIGKILL: no shutdown save).
     pub fn kill(&mut self) {
-        let private = self.private.as_mut().expect("only a private server can be killed");
+        let private = self
+            .private
+            .as_mut()
+            .expect("only a private server can be killed");
         if let Some(mut child) = private.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -116,7 +127,14 @@ impl RedisServer {
             .args(["--save", ""])
             .arg("--dir")
             .arg(private.dir.path())
-            .args(["--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning"])
+            .args([
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+                "--loglevel",
+                "warning",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if private.append_only {
@@ -154,11 +172,16 @@ impl Drop for RedisServer {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 fn ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
     if stream.write_all(b"PING\r\n").is_err() {
         return false;
@@ -170,7 +193,9 @@ fn ping(port: u16) -> bool {
 /// Whether the server on `port` is process `pid` (and not another test's server that
 /// took the port between our probe and our start).
 fn serves(port: u16, pid: u32) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     if stream.write_all(b"INFO server\r\n").is_err() {
         return false;
