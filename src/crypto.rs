@@ -3,8 +3,10 @@
 //! jsonwebtoken picks its backend from its own features, and when both are on it
 //! cannot pick: it falls back to a provider that panics on first use. Cargo features
 //! are additive, so "both on" arrives by itself (`--all-features`, or two crates in the
-//! graph asking for different backends). We therefore install a provider explicitly,
-//! preferring aws-lc-rs whenever it is compiled in.
+//! graph asking for different backends). We therefore verify through an explicitly
+//! chosen provider, preferring aws-lc-rs whenever it is compiled in.
+
+use jsonwebtoken::crypto::CryptoProvider;
 
 #[cfg(not(any(feature = "aws_lc_rs", feature = "rust_crypto")))]
 compile_error!(
@@ -24,10 +26,16 @@ compile_error!(
 /// With both features enabled, aws-lc-rs is chosen (it is several times faster for RSA
 /// and ECDSA). An earlier choice, the application's or this function's, stands.
 pub fn install_crypto_provider() {
-    #[cfg(feature = "aws_lc_rs")]
-    let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
-    #[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]
-    let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
     // `Err` means a provider is installed already; that choice stands.
-    let _ = provider.install_default();
+    let _ = provider().install_default();
+}
+
+/// The backend this crate verifies with. [`JwtVerifier`](crate::JwtVerifier) calls it
+/// directly rather than through jsonwebtoken's process-wide default, so verification
+/// works whatever the rest of the process installed, or failed to.
+pub(crate) fn provider() -> &'static CryptoProvider {
+    #[cfg(feature = "aws_lc_rs")]
+    return &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+    #[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]
+    return &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 }

@@ -4,10 +4,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::key::RevocationKey;
 use crate::token::{RegisteredClaims, VerifiedToken};
@@ -188,7 +191,7 @@ pub enum VerifyError {
     /// The application's own claims `C` could not be read from the payload.
     #[error("token claims do not match what the application expects")]
     CustomClaims,
-    /// `exp` lies further ahead than the configured maximum token lifetime allows.
+    /// `exp - iat` exceeds the configured maximum token lifetime.
     #[error("token lifetime exceeds the accepted maximum")]
     LifetimeTooLong,
 }
@@ -217,18 +220,14 @@ pub struct JwtVerifier {
 
 #[derive(Debug)]
 struct VerifierInner {
-    by_kid: HashMap<String, PreparedKey>,
-    default_key: Option<PreparedKey>,
+    by_kid: HashMap<String, VerificationKey>,
+    default_key: Option<VerificationKey>,
     leeway_secs: u64,
     max_lifetime_secs: u64,
     max_token_len: usize,
     issuers: Vec<String>,
-}
-
-#[derive(Debug)]
-struct PreparedKey {
-    key: VerificationKey,
-    validation: Validation,
+    audiences: Vec<String>,
+    require_iat: bool,
 }
 
 /// Builds a [`JwtVerifier`]; see [`JwtVerifier::builder`].
@@ -241,6 +240,7 @@ pub struct JwtVerifierBuilder {
     leeway_secs: Option<u64>,
     max_lifetime: Option<Duration>,
     max_token_len: Option<usize>,
+    allow_missing_iat: bool,
 }
 
 impl JwtVerifierBuilder {
@@ -274,13 +274,26 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// The longest lifetime (`exp - iat`, or `exp - now` without `iat`) a token may
-    /// have (default [`DEFAULT_MAX_TOKEN_LIFETIME`]). Set it to the longest lifetime
+    /// The longest lifetime (`exp - iat`) a token may have (default
+    /// [`DEFAULT_MAX_TOKEN_LIFETIME`]). Set it to the longest lifetime
     /// your issuer uses: "log out everywhere" watermarks are kept exactly this long
     /// (plus leeway), and tokens promising to live longer are refused so that no token
     /// can outlive the watermark that revoked it.
     pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.max_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Accepts tokens without `iat` (by default they are refused).
+    ///
+    /// Without `iat` nothing says when a token was issued, so "log out everywhere"
+    /// and session revocations, which are kept for the maximum lifetime, only hold
+    /// for such tokens if the issuer never gives one a longer lifetime than
+    /// [`max_token_lifetime`](Self::max_token_lifetime). While a subject or global
+    /// watermark exists, tokens without `iat` it could cover are refused. Revoking a
+    /// single token (by `jti` or signing input) is exact either way.
+    pub fn allow_missing_iat(mut self) -> Self {
+        self.allow_missing_iat = true;
         self
     }
 
@@ -298,35 +311,17 @@ impl JwtVerifierBuilder {
     pub fn build(self) -> Result<JwtVerifier, KeyError> {
         crate::crypto::install_crypto_provider();
         let leeway_secs = self.leeway_secs.unwrap_or(DEFAULT_LEEWAY_SECS);
-        let prepare = |key: VerificationKey| {
-            let mut validation = Validation::new(key.algorithm);
-            validation.leeway = leeway_secs;
-            validation.validate_nbf = true;
-            validation.validate_exp = true;
-            let mut required = vec!["exp"];
-            if !self.issuers.is_empty() {
-                validation.set_issuer(&self.issuers);
-                required.push("iss");
-            }
-            if !self.audiences.is_empty() {
-                validation.set_audience(&self.audiences);
-                required.push("aud");
-            }
-            validation.set_required_spec_claims(&required);
-            PreparedKey { key, validation }
-        };
-
         let mut by_kid = HashMap::new();
         let mut default_key = None;
         for key in self.keys {
             match key.kid.clone() {
                 Some(kid) => {
-                    if by_kid.insert(kid.clone(), prepare(key)).is_some() {
+                    if by_kid.insert(kid.clone(), key).is_some() {
                         return Err(KeyError::DuplicateKid { kid });
                     }
                 }
                 None if default_key.is_some() => return Err(KeyError::AmbiguousDefaultKey),
-                None => default_key = Some(prepare(key)),
+                None => default_key = Some(key),
             }
         }
         let max_lifetime = self.max_lifetime.unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME);
@@ -339,6 +334,8 @@ impl JwtVerifierBuilder {
                 max_lifetime_secs: max_lifetime.as_secs() + u64::from(max_lifetime.subsec_nanos() > 0),
                 max_token_len: self.max_token_len.unwrap_or(DEFAULT_MAX_TOKEN_LEN),
                 issuers: self.issuers,
+                audiences: self.audiences,
+                require_iat: !self.allow_missing_iat,
             }),
         })
     }
@@ -418,56 +415,151 @@ impl JwtVerifier {
         )
     }
 
+    /// One pass over the token: split, check the header, verify the signature,
+    /// then read and validate the claims. Signature verification comes before any
+    /// claim is trusted, so "expired" is only ever said of a genuine token.
     fn decode<C: DeserializeOwned>(&self, token: &str) -> Result<VerifiedToken<C>, Failure> {
         let inner = &*self.inner;
         if token.len() > inner.max_token_len {
             return Err(VerifyError::TooLarge.into());
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
-        let prepared = match header.kid.as_deref().and_then(|kid| inner.by_kid.get(kid)) {
-            Some(prepared) => prepared,
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(VerifyError::Malformed)?;
+        let (header, payload) = signing_input.split_once('.').ok_or(VerifyError::Malformed)?;
+
+        let header = b64(header)?;
+        let header: JoseHeader<'_> = serde_json::from_slice(&header).map_err(|_| VerifyError::Malformed)?;
+        if header.crit.is_some() {
+            // RFC 7515 §4.1.11: critical extensions we do not understand mean "refuse".
+            return Err(VerifyError::Malformed.into());
+        }
+        let key = match header.kid.as_deref().and_then(|kid| inner.by_kid.get(kid)) {
+            Some(key) => key,
             None => inner.default_key.as_ref().ok_or(VerifyError::UnknownKey)?,
         };
-        if header.alg != prepared.key.algorithm {
+        // `none`, unknown names and other algorithms than the key's all end here.
+        if header.alg.parse::<Algorithm>().ok() != Some(key.algorithm) {
             return Err(VerifyError::AlgorithmNotAllowed.into());
         }
-        let payload = jsonwebtoken::decode::<Box<RawValue>>(token, &prepared.key.key, &prepared.validation)
-            .map_err(|error| Failure::from_jsonwebtoken(error.kind()))?
-            .claims;
-        let registered: RegisteredClaims =
-            serde_json::from_str(payload.get()).map_err(|_| VerifyError::InvalidClaim("registered"))?;
-        self.check_lifetime(&registered)?;
-        let custom: C = serde_json::from_str(payload.get()).map_err(|_| VerifyError::CustomClaims)?;
+
+        let signature = b64(signature)?;
+        let verifier = (crate::crypto::provider().verifier_factory)(&key.algorithm, &key.key)
+            .map_err(|_| VerifyError::AlgorithmNotAllowed)?;
+        verifier
+            .verify(signing_input.as_bytes(), &signature)
+            .map_err(|_| VerifyError::BadSignature)?;
+
+        let payload = b64(payload)?;
+        let claims: Payload<'_> = serde_json::from_slice(&payload).map_err(|error| {
+            // Name the claim when serde can tell which one is off.
+            let message = error.to_string();
+            let claim = ["exp", "nbf", "iat", "iss", "aud", "sub", "jti", "sid"]
+                .into_iter()
+                .find(|claim| message.contains(&format!("`{claim}`")));
+            match claim {
+                Some(claim) if message.starts_with("missing field") => VerifyError::MissingClaim(claim),
+                Some(claim) => VerifyError::InvalidClaim(claim),
+                None => VerifyError::Malformed,
+            }
+        })?;
+        let registered = claims.registered;
+        self.validate(&registered, claims.aud.as_ref())?;
+        let custom: C = serde_json::from_slice(&payload).map_err(|_| VerifyError::CustomClaims)?;
         let key = match registered.jti.as_deref() {
             Some(jti) => RevocationKey::token(registered.iss.as_deref(), jti),
-            None => {
-                // decode() succeeded, so the token has exactly three parts.
-                let signing_input = token.rsplit_once('.').map_or(token, |(input, _)| input);
-                RevocationKey::token_without_id(signing_input)
-            }
+            None => RevocationKey::token_without_id(signing_input),
         };
-        Ok(VerifiedToken {
-            registered,
-            custom,
-            key,
-        })
+        Ok(VerifiedToken { registered, custom, key })
     }
 
-    fn check_lifetime(&self, claims: &RegisteredClaims) -> Result<(), VerifyError> {
+    fn validate(&self, claims: &RegisteredClaims, audience: Option<&Audience>) -> Result<(), Failure> {
         let inner = &*self.inner;
-        let now = jsonwebtoken::get_current_timestamp();
-        let start = match claims.iat {
-            // An `iat` in the future is bounded by `now`: the issuer's clock may be
-            // ahead by the leeway, no more.
-            Some(iat) if iat <= now.saturating_add(inner.leeway_secs) => iat.min(now),
-            Some(_) => return Err(VerifyError::InvalidClaim("iat")),
-            None => now,
-        };
-        let allowed = inner.max_lifetime_secs.saturating_add(inner.leeway_secs);
-        if claims.exp.saturating_sub(start) > allowed {
-            return Err(VerifyError::LifetimeTooLong);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+        if claims.exp < now.saturating_sub(inner.leeway_secs) {
+            return Err(Failure::ExpiredButGenuine);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(inner.leeway_secs)) {
+            return Err(VerifyError::NotYetValid.into());
+        }
+        if !inner.issuers.is_empty() {
+            let issuer = claims.iss.as_deref().ok_or(VerifyError::MissingClaim("iss"))?;
+            if !inner.issuers.iter().any(|accepted| accepted == issuer) {
+                return Err(VerifyError::WrongIssuer.into());
+            }
+        }
+        match (audience, inner.audiences.is_empty()) {
+            (None, true) => {}
+            (None, false) => return Err(VerifyError::MissingClaim("aud").into()),
+            // A token meant for a named audience is not meant for a service that has none.
+            (Some(_), true) => return Err(VerifyError::WrongAudience.into()),
+            (Some(audience), false) => {
+                if !audience.iter().any(|aud| inner.audiences.iter().any(|accepted| accepted == aud)) {
+                    return Err(VerifyError::WrongAudience.into());
+                }
+            }
+        }
+        // Watermarks and session revocations are kept for the maximum lifetime, so no
+        // token may live longer than that after its `iat`. Both come from the issuer's
+        // clock, so no leeway applies to their difference.
+        match claims.iat {
+            Some(iat) if iat > now.saturating_add(inner.leeway_secs) => {
+                return Err(VerifyError::InvalidClaim("iat").into());
+            }
+            Some(iat) if claims.exp.saturating_sub(iat) > inner.max_lifetime_secs => {
+                return Err(VerifyError::LifetimeTooLong.into());
+            }
+            Some(_) => {}
+            None if inner.require_iat => return Err(VerifyError::MissingClaim("iat").into()),
+            None => {
+                // Issuance is unknown: bound what is left, allowing for clock skew.
+                let allowed = inner.max_lifetime_secs.saturating_add(inner.leeway_secs);
+                if claims.exp.saturating_sub(now) > allowed {
+                    return Err(VerifyError::LifetimeTooLong.into());
+                }
+            }
         }
         Ok(())
+    }
+}
+
+fn b64(part: &str) -> Result<Vec<u8>, VerifyError> {
+    URL_SAFE_NO_PAD.decode(part).map_err(|_| VerifyError::Malformed)
+}
+
+/// The JOSE header fields verification depends on.
+#[derive(Deserialize)]
+struct JoseHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<IgnoredAny>,
+}
+
+/// The payload as verification reads it: the registered claims, and `aud`.
+#[derive(Deserialize)]
+struct Payload<'a> {
+    #[serde(flatten)]
+    registered: RegisteredClaims,
+    #[serde(default, borrow)]
+    aud: Option<Audience<'a>>,
+}
+
+/// `aud`: one audience or several (RFC 7519 §4.1.3).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience<'a> {
+    One(#[serde(borrow)] Cow<'a, str>),
+    Many(#[serde(borrow)] Vec<Cow<'a, str>>),
+}
+
+impl Audience<'_> {
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let (one, many) = match self {
+            Self::One(aud) => (Some(aud.as_ref()), &[][..]),
+            Self::Many(auds) => (None, auds.as_slice()),
+        };
+        one.into_iter().chain(many.iter().map(AsRef::as_ref))
     }
 }
 
@@ -479,34 +571,5 @@ enum Failure {
 impl From<VerifyError> for Failure {
     fn from(error: VerifyError) -> Self {
         Self::Verify(error)
-    }
-}
-
-impl Failure {
-    fn from_jsonwebtoken(kind: &ErrorKind) -> Self {
-        let error = match kind {
-            // jsonwebtoken checks `exp` only after the signature verified.
-            ErrorKind::ExpiredSignature => return Self::ExpiredButGenuine,
-            ErrorKind::InvalidSignature => VerifyError::BadSignature,
-            ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
-            ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
-            ErrorKind::InvalidAudience => VerifyError::WrongAudience,
-            ErrorKind::InvalidAlgorithm => VerifyError::AlgorithmNotAllowed,
-            ErrorKind::MissingRequiredClaim(claim) => VerifyError::MissingClaim(static_claim(claim)),
-            ErrorKind::InvalidClaimFormat(claim) => VerifyError::InvalidClaim(static_claim(claim)),
-            _ => VerifyError::Malformed,
-        };
-        Self::Verify(error)
-    }
-}
-
-fn static_claim(claim: &str) -> &'static str {
-    match claim {
-        "exp" => "exp",
-        "nbf" => "nbf",
-        "iss" => "iss",
-        "aud" => "aud",
-        "sub" => "sub",
-        _ => "registered",
     }
 }
