@@ -7,7 +7,9 @@
 //! missing `iss` is hashed as the empty string. The README spells the scheme out for
 //! services in other languages.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use sha2::{Digest, Sha256};
 
@@ -20,7 +22,7 @@ const SESSION: &[u8] = b"tower-jwt-revoke/v1/session";
 ///
 /// Obtain one from [`VerifiedToken`](crate::VerifiedToken) or from the constructors
 /// below; its [`Display`](fmt::Display) form is the lowercase hex used in store keys.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RevocationKey([u8; 32]);
 
 impl RevocationKey {
@@ -51,6 +53,20 @@ impl RevocationKey {
         Self::derive(SESSION, &[issuer.unwrap_or("").as_bytes(), session.as_bytes()])
     }
 
+    /// Parses the lowercase or uppercase hex form (64 digits).
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let hex = hex.as_bytes();
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+            let digit = |c: u8| char::from(c).to_digit(16);
+            *byte = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
+        }
+        Some(Self(bytes))
+    }
+
     /// The 32 bytes of the hash.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -70,6 +86,40 @@ impl RevocationKey {
         Self(hasher.finalize().into())
     }
 }
+
+impl Hash for RevocationKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The key is a SHA-256 output: any 8 of its bytes are already uniform.
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
+}
+
+/// A hasher for maps keyed by [`RevocationKey`], which are hashes already: it passes
+/// their first 8 bytes through instead of hashing them again.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached by keys other than RevocationKey; FNV-1a keeps it correct.
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+/// A map keyed by [`RevocationKey`].
+pub(crate) type KeyMap<V> = HashMap<RevocationKey, V, BuildHasherDefault<KeyHasher>>;
 
 impl fmt::Display for RevocationKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -106,6 +156,18 @@ mod tests {
             RevocationKey::token(Some("ab"), "c"),
             RevocationKey::token(Some("a"), "bc")
         );
+    }
+
+    #[test]
+    fn hex_form_round_trips() {
+        let key = RevocationKey::session(Some("iss"), "sid");
+        assert_eq!(RevocationKey::from_hex(&key.to_string()), Some(key));
+        assert_eq!(
+            RevocationKey::from_hex(&key.to_string().to_uppercase()),
+            Some(key)
+        );
+        assert_eq!(RevocationKey::from_hex("abc"), None);
+        assert_eq!(RevocationKey::from_hex(&"g".repeat(64)), None);
     }
 
     #[test]

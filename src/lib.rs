@@ -82,6 +82,8 @@ pub use crate::revoke::{Revocation, RevokeError, Revoker};
 pub use crate::service::RevocationService;
 pub use crate::store::memory::InMemoryStore;
 #[cfg(feature = "redis")]
+pub use crate::store::mirror::MirrorStore;
+#[cfg(feature = "redis")]
 pub use crate::store::redis::RedisStore;
 
 #[cfg(doctest)]

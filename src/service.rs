@@ -34,10 +34,10 @@ pub(crate) struct Config<S, R> {
 }
 
 impl<S: RevocationStore, R> Config<S, R> {
-    async fn check(&self, query: RevocationQuery, issued_at: Option<u64>) -> Result<(), Rejection> {
+    async fn check(&self, query: RevocationQuery) -> Result<(), Rejection> {
         let failure = match tokio::time::timeout(self.check_timeout, self.store.lookup(&query)).await {
             Ok(Ok(lookup)) => {
-                return match lookup.revoked_by(issued_at) {
+                return match lookup.revoked_by(query.issued_at) {
                     None => Ok(()),
                     Some(by) => {
                         tracing::debug!(revoked_by = ?by, token = %query.token, "refused a revoked token");
@@ -150,16 +150,11 @@ where
             }
         };
 
-        let query = RevocationQuery {
-            token: token.revocation_key(),
-            subject: token.subject_key(),
-            session: token.session_key(),
-        };
-        let issued_at = token.issued_at();
+        let query = RevocationQuery::for_token(&token);
         request.extensions_mut().insert::<VerifiedToken<C>>(token);
 
         let check_config = Arc::clone(config);
-        let check: StoreCheck = Box::pin(async move { check_config.check(query, issued_at).await });
+        let check: StoreCheck = Box::pin(async move { check_config.check(query).await });
         // The readied service goes with this request; a fresh clone waits for the
         // next poll_ready (tower-service: "Be careful when cloning inner services").
         let clone = self.inner.clone();

@@ -468,16 +468,25 @@ impl JwtVerifier {
             Some(jti) => RevocationKey::token(registered.iss.as_deref(), jti),
             None => RevocationKey::token_without_id(signing_input),
         };
-        Ok(VerifiedToken { registered, custom, key })
+        Ok(VerifiedToken {
+            registered,
+            custom,
+            key,
+        })
     }
 
     fn validate(&self, claims: &RegisteredClaims, audience: Option<&Audience>) -> Result<(), Failure> {
         let inner = &*self.inner;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
         if claims.exp < now.saturating_sub(inner.leeway_secs) {
             return Err(Failure::ExpiredButGenuine);
         }
-        if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(inner.leeway_secs)) {
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(inner.leeway_secs))
+        {
             return Err(VerifyError::NotYetValid.into());
         }
         if !inner.issuers.is_empty() {
@@ -492,7 +501,10 @@ impl JwtVerifier {
             // A token meant for a named audience is not meant for a service that has none.
             (Some(_), true) => return Err(VerifyError::WrongAudience.into()),
             (Some(audience), false) => {
-                if !audience.iter().any(|aud| inner.audiences.iter().any(|accepted| accepted == aud)) {
+                if !audience
+                    .iter()
+                    .any(|aud| inner.audiences.iter().any(|accepted| accepted == aud))
+                {
                     return Err(VerifyError::WrongAudience.into());
                 }
             }

@@ -314,8 +314,8 @@ async fn nothing_secret_or_personal_is_stored() {
     }
     assert_eq!(
         keys.len(),
-        5,
-        "token, token without jti, subject, session, global: {keys:?}"
+        7,
+        "token, token without jti, subject, session, global, feed, feed seq: {keys:?}"
     );
     let signature = raw.rsplit('.').next().unwrap();
     let forbidden = [
@@ -328,9 +328,30 @@ async fn nothing_secret_or_personal_is_stored() {
         "jti-erin-7",
     ];
     for key in keys {
-        let value: String = redis.get(&key).await.unwrap();
-        let ttl: i64 = redis.ttl(&key).await.unwrap();
-        assert!(ttl > 0, "{key} has no TTL");
+        let value = if key == store.feed_key() {
+            // The change feed: every field of every event.
+            let events: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            assert_eq!(events.len(), 5, "one event per write");
+            events
+                .into_iter()
+                .flat_map(|(_, fields)| fields)
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            let value: String = redis.get(&key).await.unwrap();
+            // The feed's sequence counter is the one key without a TTL (a number).
+            if key != store.feed_seq_key() {
+                let ttl: i64 = redis.ttl(&key).await.unwrap();
+                assert!(ttl > 0, "{key} has no TTL");
+            }
+            value
+        };
         for secret in forbidden {
             assert!(
                 !key.contains(secret) && !value.contains(secret),
@@ -460,6 +481,7 @@ async fn concurrent_revokes_and_checks_lose_nothing() {
                     token: key,
                     subject: None,
                     session: None,
+                    issued_at: None,
                 };
                 assert!(store.lookup(&query).await.unwrap().token_revoked);
                 keys.push(key);
@@ -477,6 +499,7 @@ async fn concurrent_revokes_and_checks_lose_nothing() {
             token: key,
             subject: None,
             session: None,
+            issued_at: None,
         };
         assert!(store.lookup(&query).await.unwrap().token_revoked, "lost {key}");
     }

@@ -1,7 +1,7 @@
 //! [`InMemoryStore`]: revocations in this process's memory.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
-use crate::key::RevocationKey;
+use crate::key::{KeyMap, RevocationKey};
 
 /// How often the background sweeper reclaims expired entries, unless configured.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
@@ -38,9 +38,9 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct State {
-    tokens: HashMap<RevocationKey, Instant>,
-    sessions: HashMap<RevocationKey, Instant>,
-    subjects: HashMap<RevocationKey, Watermark>,
+    tokens: KeyMap<Instant>,
+    sessions: KeyMap<Instant>,
+    subjects: KeyMap<Watermark>,
     global: Option<Watermark>,
     /// Every expiry ever set, soonest first; an entry whose expiry has since moved is
     /// skipped when it comes up.
@@ -129,6 +129,23 @@ impl InMemoryStore {
         Some((mark.issued_until, live(mark.expires, now)?))
     }
 
+    /// Answers a query without awaiting anything.
+    pub(crate) fn lookup_now(&self, query: &RevocationQuery) -> Lookup {
+        let now = Instant::now();
+        let state = self.read();
+        let marker = |map: &KeyMap<Instant>, key: Option<&RevocationKey>| {
+            key.and_then(|key| map.get(key))
+                .is_some_and(|expires| *expires > now)
+        };
+        let watermark = |mark: Option<&Watermark>| mark.filter(|m| m.expires > now).map(|m| m.issued_until);
+        Lookup {
+            token_revoked: marker(&state.tokens, Some(&query.token)),
+            session_revoked: marker(&state.sessions, query.session.as_ref()),
+            subject_watermark: watermark(query.subject.as_ref().and_then(|key| state.subjects.get(key))),
+            global_watermark: watermark(state.global.as_ref()),
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         // A panic while holding the lock cannot leave the maps half-updated in a way
         // that loses a revocation (each write is one insert), so poisoning is ignored.
@@ -196,7 +213,7 @@ impl State {
 }
 
 fn remove_if_expired<V>(
-    map: &mut HashMap<RevocationKey, V>,
+    map: &mut KeyMap<V>,
     key: &RevocationKey,
     now: Instant,
     expiry: impl Fn(&V) -> Instant,
@@ -223,19 +240,7 @@ fn raise(current: Option<Watermark>, issued_until: u64, expires: Instant) -> Wat
 #[async_trait]
 impl RevocationStore for InMemoryStore {
     async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
-        let now = Instant::now();
-        let state = self.read();
-        let marker = |map: &HashMap<RevocationKey, Instant>, key: Option<&RevocationKey>| {
-            key.and_then(|key| map.get(key))
-                .is_some_and(|expires| *expires > now)
-        };
-        let watermark = |mark: Option<&Watermark>| mark.filter(|m| m.expires > now).map(|m| m.issued_until);
-        Ok(Lookup {
-            token_revoked: marker(&state.tokens, Some(&query.token)),
-            session_revoked: marker(&state.sessions, query.session.as_ref()),
-            subject_watermark: watermark(query.subject.as_ref().and_then(|key| state.subjects.get(key))),
-            global_watermark: watermark(state.global.as_ref()),
-        })
+        Ok(self.lookup_now(query))
     }
 
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
@@ -351,6 +356,7 @@ mod tests {
             token: key(9),
             subject: Some(subject),
             session: None,
+            issued_at: None,
         };
         let lookup = store.lookup(&query).await.unwrap();
         assert_eq!(lookup.subject_watermark, Some(200));
@@ -371,6 +377,7 @@ mod tests {
                         token,
                         subject: None,
                         session: None,
+                        issued_at: None,
                     };
                     assert!(store.lookup(&query).await.unwrap().token_revoked);
                 }

@@ -23,6 +23,8 @@ use crate::key::RevocationKey;
 
 pub mod memory;
 #[cfg(feature = "redis")]
+pub mod mirror;
+#[cfg(feature = "redis")]
 pub mod redis;
 
 /// A boxed error from a store's backend.
@@ -38,6 +40,21 @@ pub struct RevocationQuery {
     pub subject: Option<RevocationKey>,
     /// The key of the token's session, if it has a `sid`.
     pub session: Option<RevocationKey>,
+    /// The token's `iat`, for stores that decide locally whether a watermark covers
+    /// it (a mirror that cannot reach Redis still refuses what it knows).
+    pub issued_at: Option<u64>,
+}
+
+impl RevocationQuery {
+    /// The query for a verified token: its key, its subject's and its session's.
+    pub fn for_token<C>(token: &crate::VerifiedToken<C>) -> Self {
+        Self {
+            token: token.revocation_key(),
+            subject: token.subject_key(),
+            session: token.session_key(),
+            issued_at: token.issued_at(),
+        }
+    }
 }
 
 /// A store's answer to a [`RevocationQuery`].

@@ -14,6 +14,13 @@
 //! `{hash}` is the lowercase hex [`RevocationKey`]. A check is one `MGET` of the
 //! token, subject, session and global keys. Writes never shorten a TTL and never lower
 //! a watermark (each is one small Lua script, atomic on the server).
+//!
+//! Each write also appends, in the same script, an event to the change feed
+//! `{prefix}:feed` (a stream capped near [`DEFAULT_FEED_MAX_LEN`] entries) with the
+//! fields `seq` (from `INCR {prefix}:feed:seq`), `kind` (`t`, `x`, `s` or `all`),
+//! `hash`, `value` (`1`, or the watermark after the write) and `expires_ms` (the key's
+//! expiry, Unix milliseconds). [`MirrorStore`](crate::store::mirror::MirrorStore)s
+//! follow it. These two keys are the only ones without a TTL; both are bounded.
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -34,26 +41,47 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long to wait for one command's answer, unless configured.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Sets a marker unless it already lives longer.
+/// Appends a change-feed event for the key just written (KEYS[1]), atomically with
+/// the write: `seq` from INCR on KEYS[3], then XADD to KEYS[2], capped at ARGV[1]
+/// entries, with the key's absolute expiry in Unix milliseconds.
+const FEED: &str = r"
+local function feed(kind, hash, value)
+  local pttl = redis.call('PTTL', KEYS[1])
+  local now = redis.call('TIME')
+  local expires = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + pttl
+  local seq = redis.call('INCR', KEYS[3])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*',
+    'seq', seq, 'kind', kind, 'hash', hash, 'value', value, 'expires_ms', string.format('%d', expires))
+end
+";
+
+/// Sets a marker unless it already lives longer. ARGV: cap, ttl, kind, hash.
 const MARK: &str = r"
-local ttl = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
 if redis.call('TTL', KEYS[1]) < ttl then
   redis.call('SET', KEYS[1], '1', 'EX', ttl)
 end
+feed(ARGV[3], ARGV[4], '1')
 return 1
 ";
 
 /// Raises a watermark (never lowers it), keeping it at least `ttl` seconds.
+/// ARGV: cap, mark, ttl, kind, hash.
 const RAISE: &str = r"
-local mark = tonumber(ARGV[1])
+local mark = tonumber(ARGV[2])
 local current = tonumber(redis.call('GET', KEYS[1]) or '')
 if current ~= nil and current > mark then mark = current end
-local ttl = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
 local left = redis.call('TTL', KEYS[1])
 if left > ttl then ttl = left end
 redis.call('SET', KEYS[1], string.format('%d', mark), 'EX', ttl)
+feed(ARGV[4], ARGV[5], string.format('%d', mark))
 return 1
 ";
+
+/// The change feed's length cap unless configured: about this many recent events
+/// are kept (`XADD MAXLEN ~`).
+pub const DEFAULT_FEED_MAX_LEN: u64 = 100_000;
 
 /// Revocations in Redis, shared by every replica that uses the same server and
 /// prefix.
@@ -92,6 +120,7 @@ struct Shared {
     prefix: String,
     connect_timeout: Duration,
     command_timeout: Duration,
+    feed_max_len: u64,
     mark: Script,
     raise: Script,
 }
@@ -114,6 +143,7 @@ pub struct RedisStoreBuilder {
     prefix: Option<String>,
     connect_timeout: Option<Duration>,
     command_timeout: Option<Duration>,
+    feed_max_len: Option<u64>,
 }
 
 enum Source {
@@ -171,6 +201,15 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// About how many recent events the change feed keeps (default
+    /// [`DEFAULT_FEED_MAX_LEN`]). A [`MirrorStore`](crate::store::mirror::MirrorStore)
+    /// disconnected for longer than it takes to write this many revocations reloads
+    /// everything when it reconnects.
+    pub fn feed_max_len(mut self, entries: u64) -> Self {
+        self.feed_max_len = Some(entries.max(1));
+        self
+    }
+
     /// Builds the store. No connection is made yet: the first command connects, so an
     /// application starts even while Redis is down (and fails closed until it is up).
     pub fn build(self) -> Result<RedisStore, StoreError> {
@@ -189,8 +228,9 @@ impl RedisStoreBuilder {
                 prefix: self.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
                 connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
                 command_timeout: self.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
-                mark: Script::new(MARK),
-                raise: Script::new(RAISE),
+                feed_max_len: self.feed_max_len.unwrap_or(DEFAULT_FEED_MAX_LEN),
+                mark: Script::new(&format!("{FEED}{MARK}")),
+                raise: Script::new(&format!("{FEED}{RAISE}")),
             }),
         })
     }
@@ -235,6 +275,30 @@ impl RedisStore {
     /// The Redis key of the global watermark.
     pub fn global_key(&self) -> String {
         format!("{}:all", self.shared.prefix)
+    }
+
+    /// The Redis key of the change feed (a stream).
+    pub fn feed_key(&self) -> String {
+        format!("{}:feed", self.shared.prefix)
+    }
+
+    /// The Redis key of the change feed's sequence counter.
+    pub fn feed_seq_key(&self) -> String {
+        format!("{}:feed:seq", self.shared.prefix)
+    }
+
+    pub(crate) fn command_timeout(&self) -> Duration {
+        self.shared.command_timeout
+    }
+
+    /// A connection of its own, for commands that block (`XREAD BLOCK`) and would
+    /// stall every request pipelined behind them on the shared one.
+    pub(crate) async fn dedicated_connection(&self) -> Result<MultiplexedConnection, StoreError> {
+        let pooled = tokio::time::timeout(self.shared.connect_timeout, self.shared.pool.get())
+            .await
+            .map_err(|_| StoreError::msg("timed out connecting to Redis"))?
+            .map_err(|error| StoreError::new("could not connect to Redis", error))?;
+        Ok(deadpool_redis::Connection::take(pooled))
     }
 
     /// The shared connection, taken from the pool when there is none.
@@ -306,31 +370,103 @@ impl RedisStore {
         }
     }
 
-    async fn mark(&self, key: String, ttl: Duration) -> Result<(), StoreError> {
-        let script = &self.shared.mark;
-        self.run("Redis revocation write failed", |mut connection| async move {
-            script
-                .key(key)
-                .arg(ttl_secs(ttl))
-                .invoke_async::<i64>(&mut connection)
-                .await
+    async fn mark(&self, kind: Kind, hash: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
+        let keys = [self.key_of(kind, hash), self.feed_key(), self.feed_seq_key()];
+        let args = [
+            self.shared.feed_max_len.to_string(),
+            ttl_secs(ttl).to_string(),
+            kind.code().into(),
+            hash.to_string(),
+        ];
+        self.script(&self.shared.mark, "Redis revocation write failed", keys, &args)
+            .await
+    }
+
+    async fn raise(
+        &self,
+        kind: Kind,
+        hash: &RevocationKey,
+        issued_until: u64,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let keys = [self.key_of(kind, hash), self.feed_key(), self.feed_seq_key()];
+        let args = [
+            self.shared.feed_max_len.to_string(),
+            issued_until.to_string(),
+            ttl_secs(ttl).to_string(),
+            kind.code().into(),
+            hash.to_string(),
+        ];
+        self.script(&self.shared.raise, "Redis watermark write failed", keys, &args)
+            .await
+    }
+
+    async fn script(
+        &self,
+        script: &Script,
+        what: &'static str,
+        keys: [String; 3],
+        args: &[String],
+    ) -> Result<(), StoreError> {
+        self.run(what, |mut connection| async move {
+            let mut invocation = script.prepare_invoke();
+            invocation.key(&keys[..]);
+            for arg in args {
+                invocation.arg(arg);
+            }
+            invocation.invoke_async::<i64>(&mut connection).await
         })
         .await
         .map(drop)
     }
 
-    async fn raise(&self, key: String, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
-        let script = &self.shared.raise;
-        self.run("Redis watermark write failed", |mut connection| async move {
-            script
-                .key(key)
-                .arg(issued_until)
-                .arg(ttl_secs(ttl))
-                .invoke_async::<i64>(&mut connection)
-                .await
-        })
-        .await
-        .map(drop)
+    pub(crate) fn key_of(&self, kind: Kind, hash: &RevocationKey) -> String {
+        match kind {
+            Kind::Token => self.token_key(hash),
+            Kind::Session => self.session_key(hash),
+            Kind::Subject => self.subject_key(hash),
+            Kind::Global => self.global_key(),
+        }
+    }
+
+    /// Which kind of record a key of this store's prefix holds.
+    pub(crate) fn parse_key(&self, key: &str) -> Option<(Kind, RevocationKey)> {
+        let rest = key.strip_prefix(self.shared.prefix.as_str())?.strip_prefix(':')?;
+        if rest == "all" {
+            return Some((Kind::Global, RevocationKey::ZERO));
+        }
+        let (code, hash) = rest.split_once(':')?;
+        Some((Kind::from_code(code)?, RevocationKey::from_hex(hash)?))
+    }
+}
+
+/// The kinds of record, with their codes in keys and in the change feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Token,
+    Session,
+    Subject,
+    Global,
+}
+
+impl Kind {
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Self::Token => "t",
+            Self::Session => "x",
+            Self::Subject => "s",
+            Self::Global => "all",
+        }
+    }
+
+    pub(crate) fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "t" => Some(Self::Token),
+            "x" => Some(Self::Session),
+            "s" => Some(Self::Subject),
+            "all" => Some(Self::Global),
+            _ => None,
+        }
     }
 }
 
@@ -385,11 +521,11 @@ impl RevocationStore for RedisStore {
     }
 
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.mark(self.token_key(token), ttl).await
+        self.mark(Kind::Token, token, ttl).await
     }
 
     async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.mark(self.session_key(session), ttl).await
+        self.mark(Kind::Session, session, ttl).await
     }
 
     async fn raise_subject_watermark(
@@ -398,10 +534,11 @@ impl RevocationStore for RedisStore {
         issued_until: u64,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.raise(self.subject_key(subject), issued_until, ttl).await
+        self.raise(Kind::Subject, subject, issued_until, ttl).await
     }
 
     async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
-        self.raise(self.global_key(), issued_until, ttl).await
+        self.raise(Kind::Global, &RevocationKey::ZERO, issued_until, ttl)
+            .await
     }
 }

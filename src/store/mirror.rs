@@ -1,0 +1,534 @@
+//! [`MirrorStore`]: every revocation in local memory, kept in step with Redis.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{Script, Value};
+use async_trait::async_trait;
+
+use super::memory::InMemoryStore;
+use super::redis::{Kind, RedisStore};
+use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
+use crate::key::RevocationKey;
+
+/// How old the mirror's last word from Redis may be before checks go to Redis
+/// directly, unless configured.
+pub const DEFAULT_STALENESS_BOUND: Duration = Duration::from_secs(2);
+
+/// How long one `XREAD` waits for new events. Shorter than the staleness bound, so a
+/// quiet but healthy feed still counts as contact.
+const FOLLOW_BLOCK: Duration = Duration::from_millis(250);
+
+/// How many keys one `SCAN` step, and events one `XREAD`, bring at most.
+const BATCH: usize = 1000;
+
+/// Reads the feed position a load starts from, atomically: the sequence number and
+/// the id of the last event.
+const POSITION: &str = r"
+local seq = redis.call('GET', KEYS[2]) or '0'
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if last[1] then return {seq, last[1][1]} end
+return {seq, '0-0'}
+";
+
+/// A [`RedisStore`] with a local copy of every live revocation: checks are answered
+/// from memory, with no network round trip, while the copy is in sync.
+///
+/// The revocation set is small (only tokens revoked within their lifetime), so each
+/// replica can hold all of it. The mirror loads it at start (`SCAN` of the prefix with
+/// the remaining TTLs), then follows the change feed every [`RedisStore`] write appends
+/// to, from the position noted *before* the load, so nothing written meanwhile is
+/// missed. Events are idempotent and numbered; a gap (the feed was trimmed while the
+/// mirror was away) triggers a reload.
+///
+/// It never answers from a stale copy: during start-up and reloads, and whenever its
+/// last word from Redis is older than the staleness bound (Redis down, network cut),
+/// checks go to Redis directly, and so follow the layer's failure policy when Redis
+/// does not answer. Revocations it already knows keep being refused all the while.
+/// Writes go to Redis and are applied locally at once. State changes are logged
+/// through `tracing`; [`health`](Self::health) serves a readiness probe.
+///
+/// Cheap to clone. The background task that follows the feed stops when the last
+/// clone is dropped.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), tower_jwt_revoke::StoreError> {
+/// use std::time::Duration;
+/// use tower_jwt_revoke::store::mirror::MirrorStore;
+/// use tower_jwt_revoke::RedisStore;
+///
+/// let mirror = MirrorStore::builder(RedisStore::from_url("redis://127.0.0.1:6379")?)
+///     .staleness_bound(Duration::from_secs(2))
+///     .start();
+/// mirror.wait_until_synced(Duration::from_secs(10)).await?; // before taking traffic
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct MirrorStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    redis: RedisStore,
+    local: RwLock<InMemoryStore>,
+    synced: AtomicBool,
+    /// Milliseconds since `epoch` of the last successful read of the feed.
+    last_contact_ms: AtomicU64,
+    epoch: Instant,
+    staleness_bound: Duration,
+    progress: Mutex<Progress>,
+    position_script: Script,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Progress {
+    applied_seq: u64,
+    reloads: u64,
+}
+
+/// The mirror's state, for readiness probes and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MirrorHealth {
+    /// Loaded and following the feed (may still be stale: see `since_contact`).
+    pub in_sync: bool,
+    /// How long ago the feed was last read successfully.
+    pub since_contact: Option<Duration>,
+    /// Whether checks are answered locally right now.
+    pub serving_locally: bool,
+    /// Local entries (expired ones not yet reclaimed included).
+    pub entries: usize,
+    /// Sequence number of the last event applied.
+    pub applied_seq: u64,
+    /// How many full loads happened (the first included).
+    pub loads: u64,
+}
+
+/// Builds a [`MirrorStore`]; see [`MirrorStore::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct MirrorStoreBuilder {
+    redis: RedisStore,
+    staleness_bound: Duration,
+}
+
+impl MirrorStoreBuilder {
+    /// How old the last word from Redis may be before checks go to Redis directly
+    /// (default [`DEFAULT_STALENESS_BOUND`]). It bounds how late a revocation made on
+    /// another replica can be seen here.
+    pub fn staleness_bound(mut self, bound: Duration) -> Self {
+        self.staleness_bound = bound.max(FOLLOW_BLOCK * 2);
+        self
+    }
+
+    /// Starts the mirror: loads in the background and follows the feed. Must be
+    /// called inside a Tokio runtime. Until the first load completes, checks go to
+    /// Redis.
+    pub fn start(self) -> MirrorStore {
+        let shared = Arc::new(Shared {
+            redis: self.redis,
+            local: RwLock::new(InMemoryStore::new()),
+            synced: AtomicBool::new(false),
+            last_contact_ms: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
+            staleness_bound: self.staleness_bound,
+            progress: Mutex::new(Progress::default()),
+            position_script: Script::new(POSITION),
+        });
+        tokio::spawn(follow(Arc::downgrade(&shared)));
+        MirrorStore { shared }
+    }
+}
+
+impl fmt::Debug for MirrorStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MirrorStore")
+            .field("redis", &self.shared.redis)
+            .field("health", &self.health())
+            .finish()
+    }
+}
+
+impl MirrorStore {
+    /// Starts building a mirror of `redis`.
+    pub fn builder(redis: RedisStore) -> MirrorStoreBuilder {
+        MirrorStoreBuilder {
+            redis,
+            staleness_bound: DEFAULT_STALENESS_BOUND,
+        }
+    }
+
+    /// A mirror of `redis` with the default staleness bound, started.
+    pub fn start(redis: RedisStore) -> Self {
+        Self::builder(redis).start()
+    }
+
+    /// The Redis store behind the mirror.
+    pub fn redis(&self) -> &RedisStore {
+        &self.shared.redis
+    }
+
+    /// The mirror's state.
+    pub fn health(&self) -> MirrorHealth {
+        let shared = &*self.shared;
+        let progress = *shared.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        MirrorHealth {
+            in_sync: shared.synced.load(Ordering::Acquire),
+            since_contact: shared.since_contact(),
+            serving_locally: shared.fresh(),
+            entries: shared.local().len(),
+            applied_seq: progress.applied_seq,
+            loads: progress.reloads,
+        }
+    }
+
+    /// Waits until checks are answered locally, or fails after `timeout`.
+    pub async fn wait_until_synced(&self, timeout: Duration) -> Result<(), StoreError> {
+        let deadline = Instant::now() + timeout;
+        while !self.shared.fresh() {
+            if Instant::now() >= deadline {
+                return Err(StoreError::msg("the mirror did not get in sync in time"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn local(&self) -> InMemoryStore {
+        self.local.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn since_contact(&self) -> Option<Duration> {
+        match self.last_contact_ms.load(Ordering::Acquire) {
+            u64::MAX => None,
+            at => {
+                let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+                Some(Duration::from_millis(now.saturating_sub(at)))
+            }
+        }
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.last_contact_ms.store(now, Ordering::Release);
+    }
+
+    /// Whether the local copy may answer: loaded, following, and recently in touch.
+    fn fresh(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+            && self
+                .since_contact()
+                .is_some_and(|since| since <= self.staleness_bound)
+    }
+
+    fn set_synced(&self, synced: bool) {
+        if self.synced.swap(synced, Ordering::AcqRel) != synced {
+            if synced {
+                tracing::info!(prefix = %self.redis.prefix(), entries = self.local().len(), "revocation mirror in sync");
+            } else {
+                tracing::warn!(prefix = %self.redis.prefix(), "revocation mirror out of sync; checks go to Redis");
+            }
+        }
+    }
+
+    /// Loads every live record into a fresh local copy and returns the feed position
+    /// to follow from, noted before the load.
+    async fn load(&self, connection: &mut MultiplexedConnection) -> Result<(String, u64), StoreError> {
+        let timeout = self.redis.command_timeout();
+        let (seq, last_id): (String, String) = bounded(
+            timeout,
+            self.position_script
+                .key(self.redis.feed_key())
+                .key(self.redis.feed_seq_key())
+                .invoke_async(connection),
+        )
+        .await?;
+        let seq = seq
+            .parse::<u64>()
+            .map_err(|e| StoreError::new("the feed sequence is not a number", e))?;
+
+        let fresh = InMemoryStore::new();
+        let pattern = format!("{}:*", self.redis.prefix());
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = bounded(
+                timeout,
+                ::redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(BATCH)
+                    .query_async(connection),
+            )
+            .await?;
+            let records: Vec<(Kind, RevocationKey, String)> = keys
+                .into_iter()
+                .filter_map(|key| self.redis.parse_key(&key).map(|(kind, hash)| (kind, hash, key)))
+                .collect();
+            if !records.is_empty() {
+                let mut pipeline = ::redis::pipe();
+                for (_, _, key) in &records {
+                    pipeline.get(key).cmd("PTTL").arg(key);
+                }
+                let values: Vec<Value> = bounded(timeout, pipeline.query_async(connection)).await?;
+                for ((kind, hash, _), pair) in records.iter().zip(values.chunks_exact(2)) {
+                    let value: Option<String> = ::redis::from_redis_value(pair[0].clone()).ok().flatten();
+                    let pttl: i64 = ::redis::from_redis_value(pair[1].clone()).unwrap_or(-2);
+                    if let (Some(value), Ok(ttl_ms)) = (value, u64::try_from(pttl)) {
+                        apply(&fresh, *kind, hash, &value, Duration::from_millis(ttl_ms)).await;
+                    }
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        *self.local.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        progress.applied_seq = seq;
+        progress.reloads += 1;
+        drop(progress);
+        tracing::info!(prefix = %self.redis.prefix(), entries = self.local().len(), seq, "revocation mirror loaded");
+        Ok((last_id, seq))
+    }
+
+    /// Reads the feed once (waiting up to [`FOLLOW_BLOCK`] for events) and applies what
+    /// came. `Ok(false)` means a gap: events were lost, reload.
+    async fn follow_once(
+        &self,
+        connection: &mut MultiplexedConnection,
+        last_id: &mut String,
+        last_seq: &mut u64,
+    ) -> Result<bool, StoreError> {
+        let block_ms = u64::try_from(FOLLOW_BLOCK.as_millis()).unwrap_or(250);
+        let reply: Option<Vec<(String, Vec<(String, Vec<String>)>)>> = bounded(
+            FOLLOW_BLOCK + self.redis.command_timeout(),
+            ::redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(BATCH)
+                .arg("BLOCK")
+                .arg(block_ms)
+                .arg("STREAMS")
+                .arg(self.redis.feed_key())
+                .arg(&*last_id)
+                .query_async(connection),
+        )
+        .await?;
+        let local = self.local();
+        for (id, fields) in reply.into_iter().flatten().flat_map(|(_, entries)| entries) {
+            let Some(event) = Event::parse(&fields) else {
+                tracing::warn!(%id, "malformed event in the revocation feed; reloading");
+                return Ok(false);
+            };
+            if event.seq != *last_seq + 1 {
+                tracing::warn!(
+                    expected = *last_seq + 1,
+                    got = event.seq,
+                    "gap in the revocation feed; reloading"
+                );
+                return Ok(false);
+            }
+            if let Some(ttl) = event.remaining() {
+                apply(&local, event.kind, &event.hash, &event.value, ttl).await;
+            }
+            *last_seq = event.seq;
+            *last_id = id;
+        }
+        self.progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .applied_seq = *last_seq;
+        self.touch();
+        Ok(true)
+    }
+}
+
+/// The background task: load, then follow; reload on a gap; reconnect on errors.
+async fn follow(shared: Weak<Shared>) {
+    let mut connection: Option<MultiplexedConnection> = None;
+    let mut position: Option<(String, u64)> = None;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(strong) = shared.upgrade() else { return };
+        let result = async {
+            let connection = match &mut connection {
+                Some(connection) => connection,
+                slot => slot.insert(strong.redis.dedicated_connection().await?),
+            };
+            match &mut position {
+                None => {
+                    strong.set_synced(false);
+                    position = Some(strong.load(connection).await?);
+                    Ok::<(), StoreError>(())
+                }
+                Some((last_id, last_seq)) => {
+                    if strong.follow_once(connection, last_id, last_seq).await? {
+                        strong.set_synced(true);
+                    } else {
+                        position = None;
+                    }
+                    Ok(())
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(()) => backoff = Duration::from_millis(50),
+            Err(error) => {
+                // Keep the position: on reconnect the feed resumes where it stopped,
+                // and a gap there means a reload.
+                tracing::warn!(%error, retry_in = ?backoff, "revocation mirror lost Redis");
+                connection = None;
+                drop(strong);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+async fn bounded<T>(
+    timeout: Duration,
+    command: impl Future<Output = Result<T, ::redis::RedisError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, command).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(StoreError::new("Redis command of the mirror failed", error)),
+        Err(_) => Err(StoreError::msg("Redis did not answer the mirror in time")),
+    }
+}
+
+/// Records one revocation in the local copy. Idempotent: markers keep the longest
+/// TTL, watermarks the highest value.
+async fn apply(local: &InMemoryStore, kind: Kind, hash: &RevocationKey, value: &str, ttl: Duration) {
+    if ttl.is_zero() {
+        return;
+    }
+    // The in-memory store never fails.
+    let _ = match kind {
+        Kind::Token => local.revoke_token(hash, ttl).await,
+        Kind::Session => local.revoke_session(hash, ttl).await,
+        Kind::Subject | Kind::Global => {
+            let Ok(mark) = value.parse::<u64>() else {
+                tracing::warn!(
+                    kind = kind.code(),
+                    "a watermark in Redis is not a number; ignored"
+                );
+                return;
+            };
+            if kind == Kind::Subject {
+                local.raise_subject_watermark(hash, mark, ttl).await
+            } else {
+                local.raise_global_watermark(mark, ttl).await
+            }
+        }
+    };
+}
+
+/// One change-feed event.
+struct Event {
+    seq: u64,
+    kind: Kind,
+    hash: RevocationKey,
+    value: String,
+    expires_ms: u64,
+}
+
+impl Event {
+    fn parse(fields: &[String]) -> Option<Self> {
+        let field = |name: &str| {
+            fields
+                .chunks_exact(2)
+                .find(|pair| pair[0] == name)
+                .map(|pair| pair[1].as_str())
+        };
+        let kind = Kind::from_code(field("kind")?)?;
+        let hash = match kind {
+            Kind::Global => RevocationKey::ZERO,
+            _ => RevocationKey::from_hex(field("hash")?)?,
+        };
+        Some(Self {
+            seq: field("seq")?.parse().ok()?,
+            kind,
+            hash,
+            value: field("value")?.to_owned(),
+            expires_ms: field("expires_ms")?.parse().ok()?,
+        })
+    }
+
+    fn remaining(&self) -> Option<Duration> {
+        let now_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
+        let left = self.expires_ms.checked_sub(now_ms)?;
+        (left > 0).then(|| Duration::from_millis(left))
+    }
+}
+
+#[async_trait]
+impl RevocationStore for MirrorStore {
+    async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
+        let shared = &*self.shared;
+        let known = shared.local().lookup_now(query);
+        if shared.fresh() {
+            return Ok(known);
+        }
+        match shared.redis.lookup(query).await {
+            Ok(remote) => Ok(merge(known, remote)),
+            // What the mirror knows is still refused; the rest follows the policy.
+            Err(_) if known.revoked_by(query.issued_at).is_some() => Ok(known),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
+        self.shared.redis.revoke_token(token, ttl).await?;
+        self.shared.local().revoke_token(token, ttl).await
+    }
+
+    async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
+        self.shared.redis.revoke_session(session, ttl).await?;
+        self.shared.local().revoke_session(session, ttl).await
+    }
+
+    async fn raise_subject_watermark(
+        &self,
+        subject: &RevocationKey,
+        issued_until: u64,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.shared
+            .redis
+            .raise_subject_watermark(subject, issued_until, ttl)
+            .await?;
+        self.shared
+            .local()
+            .raise_subject_watermark(subject, issued_until, ttl)
+            .await
+    }
+
+    async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
+        self.shared
+            .redis
+            .raise_global_watermark(issued_until, ttl)
+            .await?;
+        self.shared
+            .local()
+            .raise_global_watermark(issued_until, ttl)
+            .await
+    }
+}
+
+fn merge(local: Lookup, remote: Lookup) -> Lookup {
+    Lookup {
+        token_revoked: local.token_revoked || remote.token_revoked,
+        session_revoked: local.session_revoked || remote.session_revoked,
+        subject_watermark: local.subject_watermark.max(remote.subject_watermark),
+        global_watermark: local.global_watermark.max(remote.global_watermark),
+    }
+}

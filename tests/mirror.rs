@@ -1,0 +1,361 @@
+//! The mirror store against a real redis-server (see tests/support).
+
+mod support;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::AsyncCommands;
+use tower_jwt_revoke::store::mirror::MirrorStore;
+use tower_jwt_revoke::{Lookup, RedisStore, RevocationKey, RevocationQuery, RevocationStore, StoreError};
+
+/// What the tests allow for a revocation to reach another replica's mirror.
+const PROPAGATION_BOUND: Duration = Duration::from_secs(2);
+
+fn store(server: &support::RedisServer, prefix: &str) -> RedisStore {
+    RedisStore::builder()
+        .url(server.url())
+        .prefix(prefix)
+        .connect_timeout(Duration::from_millis(300))
+        .command_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+}
+
+fn query(token: RevocationKey) -> RevocationQuery {
+    RevocationQuery {
+        token,
+        subject: None,
+        session: None,
+        issued_at: Some(now_secs()),
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn token(n: usize) -> RevocationKey {
+    RevocationKey::token(Some("mirror-test"), &n.to_string())
+}
+
+async fn synced(mirror: &MirrorStore) {
+    mirror
+        .wait_until_synced(Duration::from_secs(10))
+        .await
+        .expect("mirror in sync");
+}
+
+/// Polls until `mirror` says `token` is revoked, answering locally.
+async fn until_refused(mirror: &MirrorStore, token: RevocationKey, bound: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if mirror
+            .lookup(&query(token))
+            .await
+            .map(|l| l.token_revoked)
+            .unwrap_or(false)
+        {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < bound,
+            "not refused within {bound:?}: {:?}",
+            mirror.health()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_through_one_replica_reaches_the_other_mirror() {
+    let server = redis_or_skip!();
+    let prefix = support::unique_prefix();
+    let replica_a = MirrorStore::start(store(&server, &prefix));
+    let replica_b = MirrorStore::start(store(&server, &prefix));
+    synced(&replica_a).await;
+    synced(&replica_b).await;
+
+    replica_a
+        .revoke_token(&token(1), Duration::from_secs(60))
+        .await
+        .unwrap();
+    // The writer sees its own write at once.
+    assert!(replica_a.lookup(&query(token(1))).await.unwrap().token_revoked);
+    until_refused(&replica_b, token(1), PROPAGATION_BOUND).await;
+
+    let subject = RevocationKey::subject(None, "alice");
+    replica_b
+        .raise_subject_watermark(&subject, now_secs(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + PROPAGATION_BOUND;
+    let probe = RevocationQuery {
+        subject: Some(subject),
+        ..query(token(2))
+    };
+    while replica_a
+        .lookup(&probe)
+        .await
+        .unwrap()
+        .subject_watermark
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "watermark not propagated");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let health = replica_a.health();
+    assert!(health.serving_locally && health.in_sync, "{health:?}");
+}
+
+#[tokio::test]
+async fn checks_in_sync_make_no_round_trip() {
+    let server = redis_or_skip!(private);
+    let mirror = MirrorStore::start(store(&server, &support::unique_prefix()));
+    synced(&mirror).await;
+    mirror
+        .revoke_token(&token(7), Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    let mut admin = server.client().get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    for n in 0..200 {
+        let lookup = mirror.lookup(&query(token(n))).await.unwrap();
+        assert_eq!(lookup.token_revoked, n == 7);
+    }
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(!stats.contains("cmdstat_mget"), "a check went to Redis: {stats}");
+}
+
+#[tokio::test]
+async fn a_write_by_another_writer_following_the_schema_is_picked_up() {
+    let server = redis_or_skip!();
+    let prefix = support::unique_prefix();
+    let mirror = MirrorStore::start(store(&server, &prefix));
+    synced(&mirror).await;
+
+    // Another service, in another language, writes a revocation by the README's schema.
+    let hash = token(42).to_string();
+    let key = format!("{prefix}:t:{hash}");
+    let expires_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 60_000;
+    let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
+    let seq: u64 = redis.incr(format!("{prefix}:feed:seq"), 1).await.unwrap();
+    let () = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg(&key)
+        .arg("1")
+        .arg("EX")
+        .arg(60)
+        .ignore()
+        .cmd("XADD")
+        .arg(format!("{prefix}:feed"))
+        .arg("*")
+        .arg("seq")
+        .arg(seq)
+        .arg("kind")
+        .arg("t")
+        .arg("hash")
+        .arg(&hash)
+        .arg("value")
+        .arg("1")
+        .arg("expires_ms")
+        .arg(expires_ms)
+        .ignore()
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    until_refused(&mirror, token(42), PROPAGATION_BOUND).await;
+}
+
+#[tokio::test]
+async fn a_gap_in_the_feed_triggers_a_reload_that_misses_nothing() {
+    let server = redis_or_skip!();
+    let prefix = support::unique_prefix();
+    let mirror = MirrorStore::start(store(&server, &prefix));
+    synced(&mirror).await;
+    let loads = mirror.health().loads;
+
+    // Events 1..=5 are "trimmed away": their keys exist, the feed only has event 6.
+    let writer = store(&server, &prefix);
+    for n in 100..105 {
+        writer
+            .revoke_token(&token(n), Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    // The mirror may already have read them; force a gap it cannot have read.
+    let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
+    let seq: u64 = redis.incr(format!("{prefix}:feed:seq"), 5).await.unwrap();
+    let hash = token(200).to_string();
+    let expires_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 60_000;
+    let () = redis
+        .set_ex(format!("{prefix}:t:{}", token(199)), "1", 60)
+        .await
+        .unwrap();
+    let () = redis::cmd("XADD")
+        .arg(format!("{prefix}:feed"))
+        .arg("*")
+        .arg("seq")
+        .arg(seq)
+        .arg("kind")
+        .arg("t")
+        .arg("hash")
+        .arg(&hash)
+        .arg("value")
+        .arg("1")
+        .arg("expires_ms")
+        .arg(expires_ms)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let () = redis.set_ex(format!("{prefix}:t:{hash}"), "1", 60).await.unwrap();
+
+    // token(199) was never announced in the feed: only a reload can find it.
+    until_refused(&mirror, token(199), Duration::from_secs(5)).await;
+    assert!(mirror.health().loads > loads, "{:?}", mirror.health());
+    for n in (100..105).chain([200]) {
+        until_refused(&mirror, token(n), PROPAGATION_BOUND).await;
+    }
+}
+
+#[tokio::test]
+async fn an_outage_keeps_known_refusals_and_recovers_without_a_restart() {
+    let mut server = redis_or_skip!(private, aof);
+    let prefix = support::unique_prefix();
+    let mirror = MirrorStore::builder(store(&server, &prefix))
+        .staleness_bound(Duration::from_millis(600))
+        .start();
+    synced(&mirror).await;
+    mirror
+        .revoke_token(&token(1), Duration::from_secs(120))
+        .await
+        .unwrap();
+
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(900)).await; // past the staleness bound
+    assert!(!mirror.health().serving_locally, "{:?}", mirror.health());
+    // What it knew stays refused...
+    let known = tokio::time::timeout(Duration::from_secs(3), mirror.lookup(&query(token(1))))
+        .await
+        .unwrap();
+    assert!(known.unwrap().token_revoked);
+    // ...while a check it cannot answer alone fails, and the layer's policy decides.
+    let unknown: Result<Lookup, StoreError> =
+        tokio::time::timeout(Duration::from_secs(3), mirror.lookup(&query(token(2))))
+            .await
+            .unwrap();
+    assert!(unknown.is_err(), "a stale mirror answered alone: {unknown:?}");
+
+    server.restart();
+    // Written while the mirror is (most likely) still reconnecting: it resumes the feed.
+    let writer = store(&server, &prefix);
+    writer
+        .revoke_token(&token(3), Duration::from_secs(120))
+        .await
+        .unwrap();
+    synced(&mirror).await;
+    until_refused(&mirror, token(3), PROPAGATION_BOUND).await;
+    assert!(
+        mirror.lookup(&query(token(1))).await.unwrap().token_revoked,
+        "AOF kept it"
+    );
+
+    // Many written and the feed trimmed short while the mirror is away: it reloads.
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.restart();
+    let trimming = RedisStore::builder()
+        .url(server.url())
+        .prefix(&prefix)
+        .feed_max_len(10)
+        .build()
+        .unwrap();
+    for n in 1000..1100 {
+        trimming
+            .revoke_token(&token(n), Duration::from_secs(120))
+            .await
+            .unwrap();
+    }
+    let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
+    let _: u64 = redis::cmd("XTRIM")
+        .arg(format!("{prefix}:feed"))
+        .arg("MAXLEN")
+        .arg(1)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    synced(&mirror).await;
+    for n in 1000..1100 {
+        until_refused(&mirror, token(n), Duration::from_secs(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn starting_amid_many_revocations_and_ongoing_writes_misses_none() {
+    let server = redis_or_skip!();
+    let prefix = support::unique_prefix();
+    let writer = store(&server, &prefix);
+    const EXISTING: usize = 10_000;
+    const DURING: usize = 2_000;
+
+    let mut tasks = Vec::new();
+    for worker in 0..16 {
+        let writer = writer.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in (worker..EXISTING).step_by(16) {
+                writer
+                    .revoke_token(&token(n), Duration::from_secs(300))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let ongoing = {
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            for n in EXISTING..EXISTING + DURING {
+                writer
+                    .revoke_token(&token(n), Duration::from_secs(300))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mirror = MirrorStore::start(store(&server, &prefix));
+    ongoing.await.unwrap();
+    synced(&mirror).await;
+    // Let the mirror catch up with the tail of the feed.
+    let deadline = Instant::now() + PROPAGATION_BOUND;
+    while mirror.health().entries < EXISTING + DURING && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(mirror.health().serving_locally);
+    let missing: Vec<usize> = {
+        let mut missing = Vec::new();
+        for n in 0..EXISTING + DURING {
+            if !mirror.lookup(&query(token(n))).await.unwrap().token_revoked {
+                missing.push(n);
+            }
+        }
+        missing
+    };
+    assert!(
+        missing.is_empty(),
+        "{} revocations missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
