@@ -308,7 +308,7 @@ impl Shared {
         last_seq: &mut u64,
     ) -> Result<bool, StoreError> {
         let block_ms = u64::try_from(FOLLOW_BLOCK.as_millis()).unwrap_or(250);
-        let reply: Option<Vec<(String, Vec<(String, Vec<String>)>)>> = bounded(
+        let reply: Option<Vec<(String, Vec<FeedEntry>)>> = bounded(
             FOLLOW_BLOCK + self.redis.command_timeout(),
             ::redis::cmd("XREAD")
                 .arg("COUNT")
@@ -431,6 +431,9 @@ async fn apply(local: &InMemoryStore, kind: Kind, hash: &RevocationKey, value: &
         }
     };
 }
+
+/// A feed entry as `XREAD` returns it: its id and its field/value list.
+type FeedEntry = (String, Vec<String>);
 
 /// One change-feed event.
 struct Event {
