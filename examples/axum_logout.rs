@@ -10,6 +10,7 @@
 //! | `JWT_SECRET`      | HS256 secret                              | a dev secret     |
 //! | `ACCESS_TTL_SECS` | access token lifetime                     | `900`            |
 //! | `REDIS_URL`       | use Redis as the store, shared by replicas | in-memory store  |
+//! | `REVOCATION_MIRROR` | `1` (with `REDIS_URL`): answer checks from a local mirror | off |
 //!
 //! Routes: `POST /login` (JSON `{"username", "password"}`; the demo accepts any
 //! non-empty username with the password `password`), `GET /me`, `POST /logout`,
@@ -29,8 +30,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tower_jwt_revoke::{
-    InMemoryStore, JwtVerifier, RedisStore, RevocationLayer, RevocationStore, Revoker, TokenSource,
-    VerificationKey, VerifiedToken,
+    InMemoryStore, JwtVerifier, MirrorStore, RedisStore, RevocationLayer, RevocationStore, Revoker,
+    TokenSource, VerificationKey, VerifiedToken,
 };
 
 /// Used when `JWT_SECRET` is not set. Never in production.
@@ -195,8 +196,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let store: Arc<dyn RevocationStore> = match std::env::var("REDIS_URL") {
+        // The URL may carry a password: log only that Redis is used.
+        Ok(url) if std::env::var("REVOCATION_MIRROR").is_ok_and(|v| v == "1") => {
+            tracing::info!("revocation store: Redis with a local mirror (checks answered from memory)");
+            let mirror = MirrorStore::start(RedisStore::from_url(url)?);
+            if let Err(error) = mirror.wait_until_synced(Duration::from_secs(10)).await {
+                tracing::warn!(%error, "starting anyway; checks go to Redis until the mirror is in sync");
+            }
+            Arc::new(mirror)
+        }
         Ok(url) => {
-            // The URL may carry a password: log only that Redis is used.
             tracing::info!("revocation store: Redis (shared by every replica using it)");
             Arc::new(RedisStore::from_url(url)?)
         }
