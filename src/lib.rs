@@ -78,7 +78,7 @@ pub use crate::future::ResponseFuture;
 pub use crate::key::RevocationKey;
 pub use crate::layer::{DEFAULT_CHECK_TIMEOUT, FailurePolicy, RevocationLayer};
 pub use crate::reject::{DefaultRejection, OnRejection, Rejection};
-pub use crate::revoke::{Revocation, RevokeError, Revoker};
+pub use crate::revoke::{DEFAULT_REVOKE_TIMEOUT, Revocation, RevokeError, Revoker};
 pub use crate::service::RevocationService;
 pub use crate::store::memory::InMemoryStore;
 #[cfg(feature = "redis")]

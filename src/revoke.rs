@@ -20,7 +20,11 @@ use crate::verify::{JwtVerifier, VerifyError};
 pub struct Revoker<S> {
     verifier: JwtVerifier,
     store: S,
+    timeout: Duration,
 }
+
+/// How long a revocation may take to record before it fails, unless configured.
+pub const DEFAULT_REVOKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a revocation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +59,20 @@ impl<S: RevocationStore> Revoker<S> {
     /// A revoker writing to `store`; `verifier` must be the one requests are checked
     /// with, since its leeway and maximum lifetime decide how long records last.
     pub fn new(verifier: JwtVerifier, store: S) -> Self {
-        Self { verifier, store }
+        Self {
+            verifier,
+            store,
+            timeout: DEFAULT_REVOKE_TIMEOUT,
+        }
+    }
+
+    /// How long a revocation may take to record (default [`DEFAULT_REVOKE_TIMEOUT`]);
+    /// past it, the call fails with [`RevokeError::Store`] instead of hanging the
+    /// logout handler with the store.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// The store written to.
@@ -72,7 +89,8 @@ impl<S: RevocationStore> Revoker<S> {
         else {
             return Ok(Revocation::AlreadyExpired);
         };
-        self.store.revoke_token(&token.revocation_key(), ttl).await?;
+        self.bounded(self.store.revoke_token(&token.revocation_key(), ttl))
+            .await?;
         tracing::debug!(token = %token.revocation_key(), ?ttl, "revoked a token");
         Ok(Revocation::Recorded { ttl })
     }
@@ -121,21 +139,29 @@ impl<S: RevocationStore> Revoker<S> {
     /// compromise, say).
     pub async fn revoke_all(&self) -> Result<Revocation, RevokeError> {
         let ttl = self.verifier.watermark_ttl();
-        self.store.raise_global_watermark(now_secs(), ttl).await?;
+        self.bounded(self.store.raise_global_watermark(now_secs(), ttl))
+            .await?;
         tracing::info!(?ttl, "revoked every token issued until now");
         Ok(Revocation::Recorded { ttl })
     }
 
+    async fn bounded(&self, write: impl Future<Output = Result<(), StoreError>>) -> Result<(), StoreError> {
+        tokio::time::timeout(self.timeout, write)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::msg("the store did not record the revocation in time")))
+    }
+
     async fn revoke_subject_key(&self, key: &RevocationKey) -> Result<Revocation, RevokeError> {
         let ttl = self.verifier.watermark_ttl();
-        self.store.raise_subject_watermark(key, now_secs(), ttl).await?;
+        self.bounded(self.store.raise_subject_watermark(key, now_secs(), ttl))
+            .await?;
         tracing::debug!(subject = %key, ?ttl, "revoked every token of a subject");
         Ok(Revocation::Recorded { ttl })
     }
 
     async fn revoke_session_key(&self, key: &RevocationKey) -> Result<Revocation, RevokeError> {
         let ttl = self.verifier.watermark_ttl();
-        self.store.revoke_session(key, ttl).await?;
+        self.bounded(self.store.revoke_session(key, ttl)).await?;
         tracing::debug!(session = %key, ?ttl, "revoked a session");
         Ok(Revocation::Recorded { ttl })
     }

@@ -109,14 +109,14 @@ pub struct RegisteredClaims {
     pub iss: Option<String>,
     /// `iat`: when the token was issued, seconds since the Unix epoch (fractions
     /// dropped).
-    #[serde(default, deserialize_with = "numeric_date_floor")]
+    #[serde(default, deserialize_with = "iat_date")]
     pub iat: Option<u64>,
     /// `nbf`: not valid before, seconds since the Unix epoch (fractions dropped).
-    #[serde(default, deserialize_with = "numeric_date_floor")]
+    #[serde(default, deserialize_with = "nbf_date")]
     pub nbf: Option<u64>,
     /// `exp`: expiry, seconds since the Unix epoch (fractions rounded up, so a
     /// revocation never lapses early).
-    #[serde(deserialize_with = "numeric_date_ceil")]
+    #[serde(deserialize_with = "exp_date")]
     pub exp: u64,
 }
 
@@ -135,35 +135,41 @@ impl<'de> Deserialize<'de> for NoCustomClaims {
 }
 
 /// RFC 7519 NumericDate: a JSON number of seconds, possibly fractional.
+///
+/// Errors name the claim (`` `exp` ``), so the verifier can say which one is off.
 fn numeric_date<'de, D: Deserializer<'de>>(
     deserializer: D,
+    claim: &str,
     round: fn(f64) -> f64,
 ) -> Result<Option<u64>, D::Error> {
+    let invalid = || de::Error::custom(format!("`{claim}` must be a finite, non-negative NumericDate"));
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Number {
         Integer(u64),
         Float(f64),
     }
-    match Option::<Number>::deserialize(deserializer)? {
+    match Option::<Number>::deserialize(deserializer).map_err(|_: D::Error| invalid())? {
         None => Ok(None),
         Some(Number::Integer(seconds)) => Ok(Some(seconds)),
         Some(Number::Float(seconds)) if seconds.is_finite() && seconds >= 0.0 => {
             // `as` saturates at u64::MAX for out-of-range floats, which is what we want.
             Ok(Some(round(seconds) as u64))
         }
-        Some(Number::Float(_)) => Err(de::Error::custom(
-            "a NumericDate must be a finite, non-negative number",
-        )),
+        Some(Number::Float(_)) => Err(invalid()),
     }
 }
 
-fn numeric_date_floor<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    numeric_date(d, f64::floor)
+fn iat_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    numeric_date(d, "iat", f64::floor)
 }
 
-fn numeric_date_ceil<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    numeric_date(d, f64::ceil)?.ok_or_else(|| de::Error::missing_field("exp"))
+fn nbf_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    numeric_date(d, "nbf", f64::floor)
+}
+
+fn exp_date<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    numeric_date(d, "exp", f64::ceil)?.ok_or_else(|| de::Error::missing_field("exp"))
 }
 
 #[cfg(test)]
@@ -182,7 +188,8 @@ mod tests {
     #[test]
     fn negative_or_textual_dates_are_rejected() {
         assert!(serde_json::from_str::<RegisteredClaims>(r#"{"exp": -1}"#).is_err());
-        assert!(serde_json::from_str::<RegisteredClaims>(r#"{"exp": "soon"}"#).is_err());
+        let textual = serde_json::from_str::<RegisteredClaims>(r#"{"exp": "soon"}"#).unwrap_err();
+        assert!(textual.to_string().contains("`exp`"), "{textual}");
         assert!(serde_json::from_str::<RegisteredClaims>(r#"{}"#).is_err());
     }
 }

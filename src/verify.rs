@@ -331,7 +331,9 @@ impl JwtVerifierBuilder {
                 default_key,
                 leeway_secs,
                 // Rounded up: a lifetime of 1.5 s admits tokens with `exp - iat == 2`.
-                max_lifetime_secs: max_lifetime.as_secs() + u64::from(max_lifetime.subsec_nanos() > 0),
+                max_lifetime_secs: max_lifetime
+                    .as_secs()
+                    .saturating_add(u64::from(max_lifetime.subsec_nanos() > 0)),
                 max_token_len: self.max_token_len.unwrap_or(DEFAULT_MAX_TOKEN_LEN),
                 issuers: self.issuers,
                 audiences: self.audiences,

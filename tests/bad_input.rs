@@ -109,20 +109,12 @@ fn rsa_public_key_as_hmac_secret_token() -> String {
     )
 }
 
-/// A correctly signed token whose payload is not JSON.
-fn signed_garbage_payload_token() -> String {
+/// A token correctly signed with the test secret, whatever its header and payload say.
+fn signed_hs256(header: &[u8], payload: &[u8]) -> String {
     tower_jwt_revoke::install_crypto_provider();
-    let message = format!(
-        "{}.{}",
-        b64url(br#"{"alg":"HS256","typ":"JWT"}"#),
-        b64url(b"this is not json")
-    );
-    let signature = jsonwebtoken::crypto::sign(
-        message.as_bytes(),
-        &EncodingKey::from_secret(SECRET),
-        Algorithm::HS256,
-    )
-    .unwrap();
+    let message = format!("{}.{}", b64url(header), b64url(payload));
+    let key = EncodingKey::from_secret(SECRET);
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
     format!("{message}.{signature}")
 }
 
@@ -240,7 +232,10 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "signed payload that is not JSON",
-            request: bearer(&signed_garbage_payload_token()),
+            request: bearer(&signed_hs256(
+                br#"{"alg":"HS256","typ":"JWT"}"#,
+                b"this is not json",
+            )),
             status: StatusCode::UNAUTHORIZED,
             challenge: any_invalid(),
             reasons: vec![
@@ -278,6 +273,41 @@ fn rows() -> Vec<Row> {
             status: StatusCode::UNAUTHORIZED,
             challenge: invalid("wrong audience"),
             reasons: vec![invalid_token(VerifyError::WrongAudience)],
+        },
+        Row {
+            name: "no iat (nothing says when it was issued)",
+            request: bearer(&mint(&claims_with("alice", json!({"iat": null})))),
+            status: StatusCode::UNAUTHORIZED,
+            challenge: invalid("missing claim iat"),
+            reasons: vec![invalid_token(VerifyError::MissingClaim("iat"))],
+        },
+        Row {
+            name: "iat in the future beyond the leeway",
+            request: bearer(&mint(&claims_with("alice", json!({"iat": now + 100})))),
+            status: StatusCode::UNAUTHORIZED,
+            challenge: any_invalid(),
+            reasons: vec![invalid_token(VerifyError::InvalidClaim("iat"))],
+        },
+        Row {
+            name: "exp is not a number",
+            request: bearer(&mint(&claims_with("alice", json!({"exp": "tomorrow"})))),
+            status: StatusCode::UNAUTHORIZED,
+            challenge: any_invalid(),
+            // serde's error for the untagged NumericDate does not name the claim.
+            reasons: vec![
+                invalid_token(VerifyError::InvalidClaim("exp")),
+                invalid_token(VerifyError::Malformed),
+            ],
+        },
+        Row {
+            name: "a critical header extension nobody understands",
+            request: bearer(&signed_hs256(
+                br#"{"alg":"HS256","typ":"JWT","crit":["x-must-understand"],"x-must-understand":true}"#,
+                claims("alice").to_string().as_bytes(),
+            )),
+            status: StatusCode::UNAUTHORIZED,
+            challenge: any_invalid(),
+            reasons: vec![invalid_token(VerifyError::Malformed)],
         },
         Row {
             name: "no exp (a token that never expires)",

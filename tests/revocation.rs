@@ -16,8 +16,8 @@ use tower_jwt_revoke::{
 };
 
 use common::{
-    ISSUER, REVOKED_CHALLENGE, b64url, b64url_decode, bearer, claims, claims_with, echo, mint, mint_with, now,
-    now_f64, send,
+    ISSUER, REVOKED_CHALLENGE, b64url, b64url_decode, bearer, claims, claims_with, echo, mint, mint_with,
+    now, now_f64, send,
 };
 
 const LEEWAY: u64 = 30;
@@ -30,7 +30,12 @@ fn layer(verifier: JwtVerifier) -> RevocationLayer<InMemoryStore> {
 /// inner service reached with the token's subject, or a 401 for this revocation.
 async fn expect_accepted(layer: &RevocationLayer<InMemoryStore>, token: &str, subject: &str) {
     let response = send(layer.layer(echo()), bearer(token)).await;
-    assert_eq!(response.status(), StatusCode::OK, "refused: {:?}", common::rejection(&response));
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "refused: {:?}",
+        common::rejection(&response)
+    );
     assert_eq!(response.body(), subject);
 }
 
@@ -48,7 +53,7 @@ fn recorded_ttl(revocation: Revocation) -> Duration {
     }
 }
 
-// (a) A token that is past `exp` but still inside the leeway is still accepted, so its
+// A token that is past `exp` but still inside the leeway is still accepted, so its
 // revocation must last until the leeway runs out.
 #[tokio::test]
 async fn revocation_covers_the_leeway_window_of_an_expired_but_accepted_token() {
@@ -70,7 +75,7 @@ async fn revocation_covers_the_leeway_window_of_an_expired_but_accepted_token() 
     let after = now_f64();
     expect_revoked(&layer, &raw, RevokedBy::Token).await;
 
-    // jsonwebtoken accepts the token while floor(now) <= exp + leeway, so the
+    // The verifier accepts the token while floor(now) <= exp + leeway, so the
     // revocation must last until exp + leeway + 1, rounded up to whole seconds.
     let deadline = (exp + LEEWAY + 1) as f64;
     assert_eq!(ttl.subsec_nanos(), 0, "TTLs are whole seconds");
@@ -81,7 +86,11 @@ async fn revocation_covers_the_leeway_window_of_an_expired_but_accepted_token() 
 
     let key = verifier.verify::<NoCustomClaims>(&raw).unwrap().revocation_key();
     let jti = common::insecure_claim(&raw, "jti");
-    assert_eq!(key, RevocationKey::token(Some(ISSUER), &jti), "tokens are keyed by (iss, jti)");
+    assert_eq!(
+        key,
+        RevocationKey::token(Some(ISSUER), &jti),
+        "tokens are keyed by (iss, jti)"
+    );
     let stored = layer.store().token_ttl(&key).expect("the revocation is live");
     let remaining = deadline - now_f64();
     // Never shorter than the window (50 ms of slack for the store's monotonic clock
@@ -97,7 +106,7 @@ async fn revocation_covers_the_leeway_window_of_an_expired_but_accepted_token() 
     assert_eq!(layer.store().len(), 1);
 }
 
-// (a, continued) The revocation of a token in the last second the verifier accepts it
+// The revocation of a token in the last second the verifier accepts it
 // is recorded, not skipped as already expired.
 #[tokio::test]
 async fn revocation_in_the_last_accepted_second_is_recorded() {
@@ -106,13 +115,18 @@ async fn revocation_in_the_last_accepted_second_is_recorded() {
     let revoker = layer.revoker();
     for _attempt in 0..5 {
         let second = now();
-        let raw = mint(&claims_with("alice", json!({"iat": second - 60, "exp": second - LEEWAY})));
+        let raw = mint(&claims_with(
+            "alice",
+            json!({"iat": second - 60, "exp": second - LEEWAY}),
+        ));
         let revocation = revoker.revoke_token(&raw).await.unwrap();
         let still_accepted = verifier.verify::<NoCustomClaims>(&raw);
         if now() != second {
             continue; // the clock ticked mid-way: the premise no longer holds; retry
         }
-        let key = still_accepted.expect("accepted in second exp + leeway").revocation_key();
+        let key = still_accepted
+            .expect("accepted in second exp + leeway")
+            .revocation_key();
         assert_eq!(
             revocation,
             Revocation::Recorded {
@@ -125,7 +139,7 @@ async fn revocation_in_the_last_accepted_second_is_recorded() {
     panic!("the clock ticked during every attempt");
 }
 
-// (a, continued) `revoke(&verified)`, the logout handler's path, records the same key.
+// `revoke(&verified)`, the logout handler's path, refuses that token and no other.
 #[tokio::test]
 async fn revoking_a_verified_token_refuses_it() {
     let verifier = common::verifier(LEEWAY);
@@ -145,12 +159,14 @@ async fn revoking_a_verified_token_refuses_it() {
     expect_accepted(&layer, &mint(&claims("alice")), "alice").await;
 }
 
-// (b)
 #[tokio::test]
 async fn revoking_a_token_expired_beyond_leeway_is_a_no_op() {
     let layer = layer(common::verifier(LEEWAY));
     let now = now();
-    let raw = mint(&claims_with("alice", json!({"iat": now - 700, "exp": now - LEEWAY - 60})));
+    let raw = mint(&claims_with(
+        "alice",
+        json!({"iat": now - 700, "exp": now - LEEWAY - 60}),
+    ));
     assert_eq!(
         layer.revoker().revoke_token(&raw).await.unwrap(),
         Revocation::AlreadyExpired
@@ -158,7 +174,6 @@ async fn revoking_a_token_expired_beyond_leeway_is_a_no_op() {
     assert!(layer.store().is_empty(), "nothing may be stored for a dead token");
 }
 
-// (c)
 #[tokio::test]
 async fn revoking_a_forged_or_malformed_token_is_an_error() {
     let layer = layer(common::verifier(LEEWAY));
@@ -175,7 +190,11 @@ async fn revoking_a_forged_or_malformed_token_is_an_error() {
     for (name, token, expected) in [
         ("forged", forged.as_str(), VerifyError::BadSignature),
         // Not "already expired": expiry means nothing before the signature verified.
-        ("forged and expired", forged_expired.as_str(), VerifyError::BadSignature),
+        (
+            "forged and expired",
+            forged_expired.as_str(),
+            VerifyError::BadSignature,
+        ),
         ("not a JWT", "abc", VerifyError::Malformed),
     ] {
         match revoker.revoke_token(token).await {
@@ -186,7 +205,6 @@ async fn revoking_a_forged_or_malformed_token_is_an_error() {
     assert!(layer.store().is_empty());
 }
 
-// (d)
 #[tokio::test]
 async fn revoking_a_session_refuses_every_token_of_it_and_no_other() {
     let verifier = common::verifier(LEEWAY);
@@ -219,10 +237,16 @@ async fn revoking_a_session_refuses_every_token_of_it_and_no_other() {
     ));
 }
 
-// (e)
 #[tokio::test]
 async fn revoke_all_refuses_every_token_issued_until_now() {
-    let layer = layer(common::verifier(LEEWAY));
+    // Tokens without `iat` are refused unless allowed; allowed here to show that a
+    // watermark refuses them.
+    let layer = layer(
+        common::verifier_builder(LEEWAY)
+            .allow_missing_iat()
+            .build()
+            .unwrap(),
+    );
     let alice = mint(&claims("alice"));
     let bob = mint(&claims("bob"));
     let without_iat = mint(&claims_with("carol", json!({"iat": null})));
@@ -242,7 +266,7 @@ async fn revoke_all_refuses_every_token_issued_until_now() {
     expect_accepted(&layer, &later, "alice").await;
 }
 
-// (e, continued) Log out everywhere by subject name, under the sole issuer.
+// Log out everywhere by subject name, under the sole issuer.
 #[tokio::test]
 async fn revoke_subject_refuses_that_subject_only() {
     let layer = layer(common::verifier(LEEWAY));
@@ -255,7 +279,6 @@ async fn revoke_subject_refuses_that_subject_only() {
     expect_accepted(&layer, &later, "alice").await;
 }
 
-// (f)
 #[tokio::test]
 async fn a_token_without_jti_is_revoked_by_its_signing_input() {
     let verifier = common::verifier(LEEWAY);
@@ -299,7 +322,7 @@ fn malleate_es256(token: &str) -> String {
     format!("{signing_input}.{}", b64url(&signature))
 }
 
-// (f, continued) ECDSA signatures are malleable: revoking a jti-less token must also
+// ECDSA signatures are malleable: revoking a jti-less token must also
 // refuse its twin with the other valid signature.
 #[tokio::test]
 async fn a_token_without_jti_stays_revoked_under_another_valid_signature() {
@@ -326,15 +349,10 @@ async fn a_token_without_jti_stays_revoked_under_another_valid_signature() {
     expect_revoked(&layer, &twin, RevokedBy::Token).await;
 }
 
-// (g)
 #[tokio::test]
 async fn tokens_promising_to_outlive_the_maximum_lifetime_are_refused() {
     let max = Duration::from_secs(3600);
-    let verifier = JwtVerifier::builder()
-        .key(VerificationKey::hmac(Algorithm::HS256, common::SECRET).unwrap())
-        .issuer(ISSUER)
-        .audience(common::AUDIENCE)
-        .leeway_secs(LEEWAY)
+    let verifier = common::verifier_builder(LEEWAY)
         .max_token_lifetime(max)
         .build()
         .unwrap();
@@ -346,14 +364,16 @@ async fn tokens_promising_to_outlive_the_maximum_lifetime_are_refused() {
     assert!(verifier.verify::<NoCustomClaims>(&longest).is_ok());
     expect_accepted(&layer, &longest, "alice").await;
 
+    let one_second_too_long = mint(&claims_with("alice", json!({"iat": now, "exp": now + 3601})));
     let too_long = mint(&claims_with("alice", json!({"iat": now, "exp": now + 2 * 3600})));
-    let too_long_no_iat = mint(&claims_with("alice", json!({"iat": null, "exp": now + 2 * 3600})));
-    // Backdating `iat` does not help a token that still lives too long from now.
-    let too_long_backdated = mint(&claims_with("alice", json!({"iat": now - 3000, "exp": now + 3600})));
+    let backdated = mint(&claims_with(
+        "alice",
+        json!({"iat": now - 3000, "exp": now + 3600}),
+    ));
     for (name, token) in [
-        ("iat + 2 h", &too_long),
-        ("no iat, now + 2 h", &too_long_no_iat),
-        ("backdated iat", &too_long_backdated),
+        ("exp - iat = max + 1 s", &one_second_too_long),
+        ("exp - iat = 2 h", &too_long),
+        ("backdated iat, exp - iat = max + 3000 s", &backdated),
     ] {
         assert_eq!(
             verifier.verify::<NoCustomClaims>(token).unwrap_err(),
@@ -374,19 +394,35 @@ async fn tokens_promising_to_outlive_the_maximum_lifetime_are_refused() {
             Some(&Rejection::InvalidToken(VerifyError::LifetimeTooLong)),
             "{name}"
         );
+        assert!(matches!(
+            layer.revoker().revoke_token(token).await,
+            Err(RevokeError::InvalidToken(VerifyError::LifetimeTooLong))
+        ));
     }
+
+    // Without `iat`: refused outright by default; when allowed, bounded from now.
+    let no_iat = mint(&claims_with("alice", json!({"iat": null, "exp": now + 2 * 3600})));
+    assert_eq!(
+        verifier.verify::<NoCustomClaims>(&no_iat).unwrap_err(),
+        VerifyError::MissingClaim("iat")
+    );
+    let lenient = common::verifier_builder(LEEWAY)
+        .max_token_lifetime(max)
+        .allow_missing_iat()
+        .build()
+        .unwrap();
+    assert_eq!(
+        lenient.verify::<NoCustomClaims>(&no_iat).unwrap_err(),
+        VerifyError::LifetimeTooLong
+    );
 }
 
-// (g, continued) The point of the lifetime bound: no token the verifier accepts can
+// The point of the lifetime bound: no token the verifier accepts can
 // outlive the watermark or session marker that revoked it.
 #[tokio::test]
 async fn no_accepted_token_outlives_the_watermark_that_revoked_it() {
     let max = Duration::from_secs(3600);
-    let verifier = JwtVerifier::builder()
-        .key(VerificationKey::hmac(Algorithm::HS256, common::SECRET).unwrap())
-        .issuer(ISSUER)
-        .audience(common::AUDIENCE)
-        .leeway_secs(LEEWAY)
+    let verifier = common::verifier_builder(LEEWAY)
         .max_token_lifetime(max)
         .build()
         .unwrap();
@@ -395,16 +431,19 @@ async fn no_accepted_token_outlives_the_watermark_that_revoked_it() {
     let now = now();
 
     // Find the longest-lived token issued now that the verifier still accepts.
-    let mut exp = now + max.as_secs();
+    let nominal = now + max.as_secs();
     let mut longest = None;
-    for candidate in exp..=exp + 2 * LEEWAY {
-        let token = mint(&claims_with("alice", json!({"iat": now, "exp": candidate, "sid": "s-1"})));
+    for candidate in nominal..=nominal + 2 * LEEWAY {
+        let token = mint(&claims_with(
+            "alice",
+            json!({"iat": now, "exp": candidate, "sid": "s-1"}),
+        ));
         if let Ok(verified) = verifier.verify::<NoCustomClaims>(&token) {
-            exp = candidate;
             longest = Some(verified);
         }
     }
     let longest = longest.expect("a token of the maximum lifetime is accepted");
+    let exp = longest.expires_at();
     // The verifier accepts it while floor(now) <= exp + leeway.
     let accepted_until = (exp + LEEWAY + 1) as f64;
 
@@ -421,7 +460,10 @@ async fn no_accepted_token_outlives_the_watermark_that_revoked_it() {
         .expect("session revocation recorded");
     assert!(mark >= now);
     let mut short = Vec::new();
-    for (what, left) in [("subject watermark", watermark_left), ("session revocation", session_left)] {
+    for (what, left) in [
+        ("subject watermark", watermark_left),
+        ("session revocation", session_left),
+    ] {
         let ends = measured + left.as_secs_f64();
         // 50 ms of slack for the store's monotonic clock against the wall clock.
         if ends + 0.05 < accepted_until {
@@ -462,7 +504,9 @@ mod extractor {
     }
 
     async fn body_text(response: http::Response<Body>) -> String {
-        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap();
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 
@@ -480,10 +524,10 @@ mod extractor {
             .route("/uncovered", get(me))
     }
 
-    // (h)
     #[tokio::test]
     async fn optional_extractor_with_allow_anonymous() {
-        let layer = RevocationLayer::new(common::verifier(super::LEEWAY), InMemoryStore::new()).allow_anonymous();
+        let layer =
+            RevocationLayer::new(common::verifier(super::LEEWAY), InMemoryStore::new()).allow_anonymous();
         let revoker = layer.revoker();
         let app = app(layer);
 
@@ -505,10 +549,8 @@ mod extractor {
         let response = send(app.clone(), to_axum(bearer(&token), "/greet")).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(common::challenge(&response), Some(common::REVOKED_CHALLENGE));
-
     }
 
-    // (h)
     #[tokio::test]
     async fn plain_extractor_on_an_uncovered_route_is_a_500_naming_the_layer() {
         let layer = RevocationLayer::new(common::verifier(super::LEEWAY), InMemoryStore::new());
@@ -522,6 +564,9 @@ mod extractor {
         let response = send(app.clone(), to_axum(bearer(&token), "/uncovered")).await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = body_text(response).await;
-        assert!(body.contains("RevocationLayer"), "500 body does not name the layer: {body:?}");
+        assert!(
+            body.contains("RevocationLayer"),
+            "500 body does not name the layer: {body:?}"
+        );
     }
 }

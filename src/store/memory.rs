@@ -186,6 +186,15 @@ impl InMemoryStore {
     }
 }
 
+/// `now + ttl`, capped a century ahead instead of overflowing.
+fn expiry(now: Instant, ttl: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+    now.checked_add(ttl.min(CENTURY))
+        .or_else(|| now.checked_add(ttl.min(YEAR)))
+        .unwrap_or(now)
+}
+
 fn live(expires: Instant, now: Instant) -> Option<Duration> {
     expires.checked_duration_since(now).filter(|left| !left.is_zero())
 }
@@ -245,7 +254,7 @@ impl RevocationStore for InMemoryStore {
 
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
         self.record(|state, now| {
-            let expires = now + ttl;
+            let expires = expiry(now, ttl);
             let entry = state.tokens.entry(*token).or_insert(expires);
             *entry = (*entry).max(expires);
             state.expiries.push(Reverse((expires, Scope::Token, *token)));
@@ -255,7 +264,7 @@ impl RevocationStore for InMemoryStore {
 
     async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
         self.record(|state, now| {
-            let expires = now + ttl;
+            let expires = expiry(now, ttl);
             let entry = state.sessions.entry(*session).or_insert(expires);
             *entry = (*entry).max(expires);
             state.expiries.push(Reverse((expires, Scope::Session, *session)));
@@ -270,7 +279,7 @@ impl RevocationStore for InMemoryStore {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         self.record(|state, now| {
-            let expires = now + ttl;
+            let expires = expiry(now, ttl);
             let mark = raise(state.subjects.get(subject).copied(), issued_until, expires);
             state.subjects.insert(*subject, mark);
             state.expiries.push(Reverse((expires, Scope::Subject, *subject)));
@@ -280,7 +289,7 @@ impl RevocationStore for InMemoryStore {
 
     async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
         self.record(|state, now| {
-            let expires = now + ttl;
+            let expires = expiry(now, ttl);
             state.global = Some(raise(state.global, issued_until, expires));
             state.expiries.push(Reverse((expires, Scope::Global, GLOBAL_KEY)));
         });

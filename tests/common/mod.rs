@@ -14,7 +14,9 @@ use http::{Request, Response};
 use serde_json::{Value, json};
 use tower::{Service, ServiceExt};
 use tower_jwt_revoke::jsonwebtoken::{Algorithm, EncodingKey, Header};
-use tower_jwt_revoke::{JwtVerifier, Rejection, VerificationKey, VerifiedToken, jsonwebtoken};
+use tower_jwt_revoke::{
+    JwtVerifier, JwtVerifierBuilder, Rejection, VerificationKey, VerifiedToken, jsonwebtoken,
+};
 
 /// The HS256 secret of the test issuer.
 pub const SECRET: &[u8] = b"integration-test-secret-0123456789abcdef";
@@ -143,7 +145,10 @@ pub fn b64url_decode(text: &str) -> Vec<u8> {
 pub fn insecure_claim(token: &str, name: &str) -> String {
     let payload = token.split('.').nth(1).expect("a JWS in compact form");
     let claims: Value = serde_json::from_slice(&b64url_decode(payload)).unwrap();
-    claims[name].as_str().unwrap_or_else(|| panic!("no string claim {name}")).to_owned()
+    claims[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string claim {name}"))
+        .to_owned()
 }
 
 /// The path of a test key under `tests/keys/`.
@@ -162,13 +167,16 @@ pub fn read_key(name: &str) -> Vec<u8> {
 /// A verifier for the test issuer: HS256 with [`SECRET`], issuer [`ISSUER`],
 /// audience [`AUDIENCE`].
 pub fn verifier(leeway_secs: u64) -> JwtVerifier {
+    verifier_builder(leeway_secs).build().unwrap()
+}
+
+/// The builder of [`verifier`], for tests that configure more.
+pub fn verifier_builder(leeway_secs: u64) -> JwtVerifierBuilder {
     JwtVerifier::builder()
         .key(VerificationKey::hmac(Algorithm::HS256, SECRET).unwrap())
         .issuer(ISSUER)
         .audience(AUDIENCE)
         .leeway_secs(leeway_secs)
-        .build()
-        .unwrap()
 }
 
 /// The body the [`echo`] service answers with when the layer handed it no token.
