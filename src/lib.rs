@@ -10,7 +10,9 @@
 //!   ([`JwtVerifier`]), ask the store, then call the inner service with a
 //!   [`VerifiedToken`] in the request extensions; refuse with a [`Rejection`] otherwise.
 //! - [`RevocationStore`]: where revocations live; [`InMemoryStore`] for one process,
-//!   `RedisStore` (feature `redis`) for many replicas.
+//!   `RedisStore` (feature `redis`) for many replicas sharing one blocklist, and
+//!   `MirrorStore` (feature `redis`) for a local copy of it that answers checks
+//!   without a network round trip.
 //! - [`Revoker`]: log out a token, a subject everywhere, a session, or everyone.
 //!
 //! # Example
