@@ -191,13 +191,13 @@ impl<S, C, R> fmt::Debug for RevocationLayer<S, C, R> {
     }
 }
 
-impl<I, S: Clone, C, R> Layer<I> for RevocationLayer<S, C, R> {
-    type Service = RevocationService<I, S, C, R>;
+impl<I, S: RevocationStore + Clone, C, R> Layer<I> for RevocationLayer<S, C, R> {
+    type Service = RevocationService<I, C, R>;
 
     fn layer(&self, inner: I) -> Self::Service {
         let config = Config {
             verifier: self.verifier.clone(),
-            store: self.store.clone(),
+            store: Arc::new(self.store.clone()),
             sources: Arc::clone(&self.sources),
             check_timeout: self.check_timeout,
             failure_policy: self.failure_policy,

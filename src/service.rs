@@ -23,9 +23,12 @@ use crate::verify::JwtVerifier;
 /// The check that runs after verification: one store call, under a timeout.
 pub(crate) type StoreCheck = Pin<Box<dyn Future<Output = Result<(), Rejection>> + Send>>;
 
-pub(crate) struct Config<S, R> {
+pub(crate) struct Config<R> {
     pub(crate) verifier: JwtVerifier,
-    pub(crate) store: S,
+    /// Type-erased: with the store's type out of the service's, the service's future
+    /// is `Send` whatever the store (an `Arc<dyn RevocationStore>` included, which
+    /// rustc otherwise fails to prove inside async blocks).
+    pub(crate) store: Arc<dyn RevocationStore>,
     pub(crate) sources: Arc<[TokenSource]>,
     pub(crate) check_timeout: Duration,
     pub(crate) failure_policy: FailurePolicy,
@@ -33,7 +36,7 @@ pub(crate) struct Config<S, R> {
     pub(crate) rejection: Arc<R>,
 }
 
-impl<S: RevocationStore, R> Config<S, R> {
+impl<R> Config<R> {
     async fn check(&self, query: RevocationQuery) -> Result<(), Rejection> {
         let failure = match tokio::time::timeout(self.check_timeout, self.store.lookup(&query)).await {
             Ok(Ok(lookup)) => {
@@ -62,14 +65,14 @@ impl<S: RevocationStore, R> Config<S, R> {
 }
 
 /// The [`Service`] made by [`RevocationLayer`](crate::RevocationLayer).
-pub struct RevocationService<I, S, C = NoCustomClaims, R = crate::reject::DefaultRejection> {
+pub struct RevocationService<I, C = NoCustomClaims, R = crate::reject::DefaultRejection> {
     inner: I,
-    config: Arc<Config<S, R>>,
+    config: Arc<Config<R>>,
     _claims: PhantomData<fn() -> C>,
 }
 
-impl<I, S, C, R> RevocationService<I, S, C, R> {
-    pub(crate) fn new(inner: I, config: Arc<Config<S, R>>) -> Self {
+impl<I, C, R> RevocationService<I, C, R> {
+    pub(crate) fn new(inner: I, config: Arc<Config<R>>) -> Self {
         Self {
             inner,
             config,
@@ -93,7 +96,7 @@ impl<I, S, C, R> RevocationService<I, S, C, R> {
     }
 }
 
-impl<I: Clone, S, C, R> Clone for RevocationService<I, S, C, R> {
+impl<I: Clone, C, R> Clone for RevocationService<I, C, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -103,7 +106,7 @@ impl<I: Clone, S, C, R> Clone for RevocationService<I, S, C, R> {
     }
 }
 
-impl<I: fmt::Debug, S, C, R> fmt::Debug for RevocationService<I, S, C, R> {
+impl<I: fmt::Debug, C, R> fmt::Debug for RevocationService<I, C, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RevocationService")
             .field("inner", &self.inner)
@@ -112,10 +115,9 @@ impl<I: fmt::Debug, S, C, R> fmt::Debug for RevocationService<I, S, C, R> {
     }
 }
 
-impl<I, S, C, R, ReqBody, ResBody> Service<Request<ReqBody>> for RevocationService<I, S, C, R>
+impl<I, C, R, ReqBody, ResBody> Service<Request<ReqBody>> for RevocationService<I, C, R>
 where
     I: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    S: RevocationStore,
     C: DeserializeOwned + Clone + Send + Sync + 'static,
     R: OnRejection<ResBody>,
     ResBody: 'static,

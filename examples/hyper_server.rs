@@ -1,0 +1,381 @@
+//! Logout that really logs out, on plain hyper: a `tower::Service` behind the layer,
+//! served by hyper-util.
+//!
+//! ```text
+//! cargo run --example hyper_server
+//! ```
+//!
+//! | variable          | meaning                                    | default          |
+//! |-------------------|--------------------------------------------|------------------|
+//! | `BIND`            | address to listen on                       | `127.0.0.1:3001` |
+//! | `JWT_SECRET`      | HS256 secret                               | a dev secret     |
+//! | `ACCESS_TTL_SECS` | access token lifetime                      | `900`            |
+//! | `REDIS_URL`       | use Redis as the store, shared by replicas | in-memory store  |
+//!
+//! The same routes and contract as the `axum_logout` example: `POST /login` (JSON
+//! `{"username", "password"}`; the demo accepts any non-empty username with the
+//! password `password`), `GET /me`, `POST /logout`, `POST /logout-all`. The token is
+//! accepted as `Authorization: Bearer` or as the `token` cookie that `/login` sets.
+//!
+//! Without a framework, the router is a function matching on method and path. The
+//! outer service sends `/login` to an open handler and the other routes to a service
+//! wrapped by [`RevocationLayer`], which puts the [`VerifiedToken`] in the request
+//! extensions.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+use tower_jwt_revoke::{
+    InMemoryStore, JwtVerifier, RedisStore, RevocationLayer, RevocationStore, Revoker, TokenSource,
+    VerificationKey, VerifiedToken,
+};
+
+/// Used when `JWT_SECRET` is not set. Never in production.
+const DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
+const ISSUER: &str = "hyper_server";
+const COOKIE: &str = "token";
+/// The largest `/login` body read.
+const MAX_LOGIN_BODY: usize = 16 * 1024;
+
+/// Response bodies. `Default` (empty), as the layer's default rejection needs.
+pub type Body = Full<Bytes>;
+
+/// The whole app as one cloneable service, ready for hyper.
+pub type App = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
+
+/// What the demo app is built from.
+pub struct DemoConfig {
+    /// HS256 secret shared by signer and verifier.
+    pub secret: Vec<u8>,
+    /// Lifetime of issued access tokens.
+    pub access_ttl: Duration,
+    /// Where revocations live.
+    pub store: Arc<dyn RevocationStore>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    revoker: Revoker<Arc<dyn RevocationStore>>,
+    signing_key: Arc<EncodingKey>,
+    access_ttl: Duration,
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    sub: &'a str,
+    jti: String,
+    iss: &'static str,
+    iat: u64,
+    exp: u64,
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+/// The demo app: `/login` is open, `/me`, `/logout` and `/logout-all` are behind the
+/// layer, anything else is a 404.
+pub fn app(config: DemoConfig) -> App {
+    let verifier = JwtVerifier::builder()
+        .key(VerificationKey::hmac(Algorithm::HS256, &config.secret).expect("JWT secret must not be empty"))
+        .issuer(ISSUER)
+        // Watermarks ("log out everywhere") need to outlive only the tokens we issue.
+        .max_token_lifetime(config.access_ttl)
+        .build()
+        .expect("the demo's verifier configuration is valid");
+    let layer = RevocationLayer::new(verifier, config.store)
+        .with_token_sources([TokenSource::AuthorizationBearer, TokenSource::cookie(COOKIE)]);
+    let state = AppState {
+        revoker: layer.revoker(),
+        signing_key: Arc::new(EncodingKey::from_secret(&config.secret)),
+        access_ttl: config.access_ttl,
+    };
+
+    // Boxed so the type stays nameable.
+    let protected = BoxCloneSyncService::new(tower::ServiceBuilder::new().layer(layer).service_fn({
+        let state = state.clone();
+        move |request: Request<Incoming>| protected_routes(state.clone(), request)
+    }));
+    let app = tower::service_fn(move |request: Request<Incoming>| {
+        let state = state.clone();
+        let protected = protected.clone();
+        async move {
+            match request.uri().path() {
+                "/login" if request.method() == Method::POST => Ok(login(state, request).await),
+                "/login" => Ok(method_not_allowed("POST")),
+                "/me" | "/logout" | "/logout-all" => protected.oneshot(request).await,
+                _ => Ok(error(StatusCode::NOT_FOUND, "no such route")),
+            }
+        }
+    });
+    BoxCloneSyncService::new(app)
+}
+
+/// The routes behind the layer: every request here carries a verified token.
+async fn protected_routes(
+    state: AppState,
+    mut request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let Some(token) = request.extensions_mut().remove::<VerifiedToken>() else {
+        tracing::error!("a protected route without a verified token: is RevocationLayer applied?");
+        return Ok(error(StatusCode::INTERNAL_SERVER_ERROR, "no verified token"));
+    };
+    let response = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/me") => me(token),
+        (&Method::POST, "/logout") => logout(state, token).await,
+        (&Method::POST, "/logout-all") => logout_all(state, token).await,
+        (_, "/me") => method_not_allowed("GET"),
+        (_, "/logout" | "/logout-all") => method_not_allowed("POST"),
+        _ => error(StatusCode::NOT_FOUND, "no such route"),
+    };
+    Ok(response)
+}
+
+async fn login(state: AppState, request: Request<Incoming>) -> Response<Body> {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !is_json {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected content-type: application/json",
+        );
+    }
+    let body = match Limited::new(request.into_body(), MAX_LOGIN_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large"),
+    };
+    let Ok(request) = serde_json::from_slice::<LoginRequest>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            r#"expected {"username": "...", "password": "..."}"#,
+        );
+    };
+    if request.username.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "username must not be empty");
+    }
+    if request.password != "password" {
+        return error(StatusCode::UNAUTHORIZED, "invalid username or password");
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let claims = Claims {
+        sub: &request.username,
+        jti: uuid::Uuid::new_v4().to_string(),
+        iss: ISSUER,
+        iat: now,
+        exp: now + state.access_ttl.as_secs(),
+    };
+    let token = match jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &state.signing_key) {
+        Ok(token) => token,
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "could not sign the token"),
+    };
+    // Add `Secure` when serving over TLS.
+    let cookie = format!(
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        state.access_ttl.as_secs()
+    );
+    let mut response = json_response(
+        StatusCode::OK,
+        &json!({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": state.access_ttl.as_secs(),
+        }),
+    );
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn me(token: VerifiedToken) -> Response<Body> {
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "sub": token.subject(),
+            "jti": token.token_id(),
+            "iat": token.issued_at(),
+            "exp": token.expires_at(),
+        }),
+    )
+}
+
+async fn logout(state: AppState, token: VerifiedToken) -> Response<Body> {
+    match state.revoker.revoke(&token).await {
+        Ok(_) => clear_cookie(),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "could not record the logout; try again",
+        ),
+    }
+}
+
+async fn logout_all(state: AppState, token: VerifiedToken) -> Response<Body> {
+    match state.revoker.revoke_subject_of(&token).await {
+        Ok(_) => clear_cookie(),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "could not record the logout; try again",
+        ),
+    }
+}
+
+fn clear_cookie() -> Response<Body> {
+    let mut response = Response::new(Body::default());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("token=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    response
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Body> {
+    json_response(status, &json!({ "error": message }))
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Serves `app` on `listener` (HTTP/1.1, and HTTP/2 with prior knowledge) until
+/// `shutdown` completes, then lets open connections finish for up to five seconds.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 5 s; closing them");
+    }
+    Ok(())
+}
+
+#[allow(dead_code)] // the integration tests include this file for `app` and `serve`
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Logs go to stderr, so stdout holds only the "listening on" line and the tour.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_jwt_revoke=debug".into()),
+        )
+        .init();
+
+    let bind: SocketAddr = std::env::var("BIND")
+        .unwrap_or_else(|_| "127.0.0.1:3001".into())
+        .parse()?;
+    let secret = std::env::var("JWT_SECRET").unwrap_or_else(|_| {
+        tracing::warn!("JWT_SECRET is not set; using a development secret. Never do this in production.");
+        DEV_SECRET.into()
+    });
+    let access_ttl = Duration::from_secs(match std::env::var("ACCESS_TTL_SECS") {
+        Ok(value) => value
+            .parse()
+            .map_err(|_| format!("ACCESS_TTL_SECS must be a number of seconds, got {value:?}"))?,
+        Err(_) => 900,
+    });
+
+    let store: Arc<dyn RevocationStore> = match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            // The URL may carry a password: log only that Redis is used.
+            tracing::info!("revocation store: Redis (shared by every replica using it)");
+            Arc::new(RedisStore::from_url(url)?)
+        }
+        Err(_) => {
+            tracing::info!("revocation store: in-memory (this process only; set REDIS_URL to share it)");
+            Arc::new(InMemoryStore::new())
+        }
+    };
+
+    let app = app(DemoConfig {
+        secret: secret.into_bytes(),
+        access_ttl,
+        store,
+    });
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    println!(
+        r#"
+try it:
+  TOKEN=$(curl -s -X POST http://{addr}/login -H 'content-type: application/json' \
+            -d '{{"username":"alice","password":"password"}}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  curl -i http://{addr}/me -H "authorization: Bearer $TOKEN"          # 200
+  curl -i -X POST http://{addr}/logout -H "authorization: Bearer $TOKEN"  # 204
+  curl -i http://{addr}/me -H "authorization: Bearer $TOKEN"          # 401 token revoked
+"#
+    );
+    serve(listener, app, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
