@@ -48,7 +48,7 @@ impl<R> Config<R> {
                     }
                 };
             }
-            Ok(Err(error)) => error.to_string(),
+            Ok(Err(error)) => error_chain(&error),
             Err(_elapsed) => format!("no answer within {:?}", self.check_timeout),
         };
         match self.failure_policy {
@@ -62,6 +62,14 @@ impl<R> Config<R> {
             }
         }
     }
+}
+
+/// An error and its sources, `outer: inner: innermost`, for one log field.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(error), |error| error.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// The [`Service`] made by [`RevocationLayer`](crate::RevocationLayer).
