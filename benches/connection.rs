@@ -64,10 +64,19 @@ fn connection_strategy(c: &mut Criterion) {
         eprintln!("connection: skipped, no redis-server (see tests/support)");
         return;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let prefix = support::unique_prefix();
-    let store = RedisStore::builder().url(server.url()).prefix(&prefix).build().expect("store");
-    let pool: Pool = Config::from_url(server.url()).create_pool(Some(Runtime::Tokio1)).expect("pool");
+    let store = RedisStore::builder()
+        .url(server.url())
+        .prefix(&prefix)
+        .build()
+        .expect("store");
+    let pool: Pool = Config::from_url(server.url())
+        .create_pool(Some(Runtime::Tokio1))
+        .expect("pool");
     let keys: Vec<String> = {
         let q = query();
         vec![
@@ -80,7 +89,9 @@ fn connection_strategy(c: &mut Criterion) {
     runtime.block_on(store.lookup(&query())).expect("redis reachable");
 
     let mut group = c.benchmark_group("connection");
-    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
     group.bench_function("shared_multiplexed", |b| {
         let store = store.clone();
         let check = Arc::new(move || {
@@ -89,7 +100,8 @@ fn connection_strategy(c: &mut Criterion) {
                 store.lookup(&query()).await.expect("lookup");
             }
         });
-        b.to_async(&runtime).iter_custom(|iters| concurrently(iters, Arc::clone(&check)));
+        b.to_async(&runtime)
+            .iter_custom(|iters| concurrently(iters, Arc::clone(&check)));
     });
     group.bench_function("pool_checkout_per_check", |b| {
         let pool = pool.clone();
@@ -106,7 +118,8 @@ fn connection_strategy(c: &mut Criterion) {
                     .expect("MGET");
             }
         });
-        b.to_async(&runtime).iter_custom(|iters| concurrently(iters, Arc::clone(&check)));
+        b.to_async(&runtime)
+            .iter_custom(|iters| concurrently(iters, Arc::clone(&check)));
     });
     group.finish();
 }

@@ -10,7 +10,8 @@
 //!   Each sample revokes a fresh token through replica A and polls replica B (every
 //!   ~20 µs, from another thread than B's feed follower) until B refuses it.
 //!   Printed: p50/p99/max of "revoke called on A -> refused by B", and of the revoke
-//!   call alone. `MIRROR_BENCH_SAMPLES` samples (default 200), 5 ms apart.
+//!   call alone. `MIRROR_BENCH_SAMPLES` samples (default 200), `MIRROR_BENCH_GAP_MS`
+//!   apart (default 5; 0 runs them back to back).
 //! - **Load**: `MIRROR_BENCH_LOAD` token revocations (default 1,000,000) are written
 //!   with pipelined `SET {prefix}:t:{hex} 1 EX 3600` (the README's schema, no Lua),
 //!   then a fresh process (this binary, re-run) starts a `MirrorStore` on them and
@@ -54,7 +55,8 @@ fn main() {
     let runtime = common::runtime();
     if wanted("mirror/propagation") {
         let samples = env_number("MIRROR_BENCH_SAMPLES", 200);
-        runtime.block_on(propagation(server.url(), samples as usize));
+        let gap = Duration::from_millis(env_number("MIRROR_BENCH_GAP_MS", 5));
+        runtime.block_on(propagation(server.url(), samples as usize, gap));
     }
     if wanted("mirror/load") {
         let entries = env_number("MIRROR_BENCH_LOAD", 1_000_000);
@@ -73,7 +75,7 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-async fn propagation(url: &str, samples: usize) {
+async fn propagation(url: &str, samples: usize, gap: Duration) {
     let prefix = support::unique_prefix();
     let replica_a = MirrorStore::start(common::redis_store(url, &prefix));
     let replica_b = MirrorStore::start(common::redis_store(url, &prefix));
@@ -119,14 +121,17 @@ async fn propagation(url: &str, samples: usize) {
             refused.push(total);
             written.push(write);
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        if !gap.is_zero() {
+            tokio::time::sleep(gap).await;
+        }
     }
+    let setting = format!("{samples} samples, {} ms apart", gap.as_millis());
     println!(
-        "mirror/propagation ({samples} samples): revoke on A -> refused by B: {}",
+        "mirror/propagation ({setting}): revoke on A -> refused by B: {}",
         summary(&mut refused)
     );
     println!(
-        "mirror/propagation ({samples} samples): the revoke call on A alone:  {}",
+        "mirror/propagation ({setting}): the revoke call on A alone:  {}",
         summary(&mut written)
     );
 }
