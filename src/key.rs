@@ -121,12 +121,32 @@ impl Hasher for KeyHasher {
 /// A map keyed by [`RevocationKey`].
 pub(crate) type KeyMap<V> = HashMap<RevocationKey, V, BuildHasherDefault<KeyHasher>>;
 
+impl RevocationKey {
+    /// The lowercase hex form, without allocating (store keys are built per request).
+    pub(crate) fn hex(&self) -> HexKey {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 64];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        HexKey(hex)
+    }
+}
+
+/// The 64 hex digits of a [`RevocationKey`].
+pub(crate) struct HexKey([u8; 64]);
+
+impl HexKey {
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for RevocationKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        f.write_str(self.hex().as_str())
     }
 }
 

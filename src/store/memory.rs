@@ -131,7 +131,11 @@ impl InMemoryStore {
 
     /// Answers a query without awaiting anything.
     pub(crate) fn lookup_now(&self, query: &RevocationQuery) -> Lookup {
-        let now = Instant::now();
+        self.lookup_at(query, Instant::now())
+    }
+
+    /// Answers a query as of `now`.
+    pub(crate) fn lookup_at(&self, query: &RevocationQuery, now: Instant) -> Lookup {
         let state = self.read();
         let marker = |map: &KeyMap<Instant>, key: Option<&RevocationKey>| {
             key.and_then(|key| map.get(key))
@@ -144,6 +148,12 @@ impl InMemoryStore {
             subject_watermark: watermark(query.subject.as_ref().and_then(|key| state.subjects.get(key))),
             global_watermark: watermark(state.global.as_ref()),
         }
+    }
+
+    /// Takes over every entry of `other`, dropping this store's own (a mirror's reload).
+    pub(crate) fn replace_with(&self, other: InMemoryStore) {
+        let entries = std::mem::take(&mut *other.write());
+        *self.write() = entries;
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ::redis::aio::MultiplexedConnection;
@@ -73,7 +73,8 @@ pub struct MirrorStore {
 
 struct Shared {
     redis: RedisStore,
-    local: RwLock<InMemoryStore>,
+    /// Replaced in place on a reload, so checks never take a second lock.
+    local: InMemoryStore,
     synced: AtomicBool,
     /// Milliseconds since `epoch` of the last successful read of the feed.
     last_contact_ms: AtomicU64,
@@ -130,7 +131,7 @@ impl MirrorStoreBuilder {
     pub fn start(self) -> MirrorStore {
         let shared = Arc::new(Shared {
             redis: self.redis,
-            local: RwLock::new(InMemoryStore::new()),
+            local: InMemoryStore::new(),
             synced: AtomicBool::new(false),
             last_contact_ms: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
@@ -199,15 +200,20 @@ impl MirrorStore {
 }
 
 impl Shared {
-    fn local(&self) -> InMemoryStore {
-        self.local.read().unwrap_or_else(PoisonError::into_inner).clone()
+    fn local(&self) -> &InMemoryStore {
+        &self.local
     }
 
     fn since_contact(&self) -> Option<Duration> {
+        self.since_contact_at(Instant::now())
+    }
+
+    fn since_contact_at(&self, now: Instant) -> Option<Duration> {
         match self.last_contact_ms.load(Ordering::Acquire) {
             u64::MAX => None,
             at => {
-                let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let now =
+                    u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX);
                 Some(Duration::from_millis(now.saturating_sub(at)))
             }
         }
@@ -220,9 +226,13 @@ impl Shared {
 
     /// Whether the local copy may answer: loaded, following, and recently in touch.
     fn fresh(&self) -> bool {
+        self.fresh_at(Instant::now())
+    }
+
+    fn fresh_at(&self, now: Instant) -> bool {
         self.synced.load(Ordering::Acquire)
             && self
-                .since_contact()
+                .since_contact_at(now)
                 .is_some_and(|since| since <= self.staleness_bound)
     }
 
@@ -290,7 +300,7 @@ impl Shared {
                 break;
             }
         }
-        *self.local.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        self.local.replace_with(fresh);
         let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
         progress.applied_seq = seq;
         progress.reloads += 1;
@@ -336,7 +346,7 @@ impl Shared {
                 return Ok(false);
             }
             if let Some(ttl) = event.remaining() {
-                apply(&local, event.kind, &event.hash, &event.value, ttl).await;
+                apply(local, event.kind, &event.hash, &event.value, ttl).await;
             }
             *last_seq = event.seq;
             *last_id = id;
@@ -477,8 +487,10 @@ impl Event {
 impl RevocationStore for MirrorStore {
     async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
         let shared = &*self.shared;
-        let known = shared.local().lookup_now(query);
-        if shared.fresh() {
+        // One clock read serves both the expiry of entries and the staleness bound.
+        let now = Instant::now();
+        let known = shared.local().lookup_at(query, now);
+        if shared.fresh_at(now) {
             return Ok(known);
         }
         match shared.redis.lookup(query).await {

@@ -259,17 +259,28 @@ impl RedisStore {
 
     /// The Redis key of a token revocation.
     pub fn token_key(&self, token: &RevocationKey) -> String {
-        format!("{}:t:{token}", self.shared.prefix)
+        self.key("t", token)
     }
 
     /// The Redis key of a subject watermark.
     pub fn subject_key(&self, subject: &RevocationKey) -> String {
-        format!("{}:s:{subject}", self.shared.prefix)
+        self.key("s", subject)
     }
 
     /// The Redis key of a session revocation.
     pub fn session_key(&self, session: &RevocationKey) -> String {
-        format!("{}:x:{session}", self.shared.prefix)
+        self.key("x", session)
+    }
+
+    fn key(&self, code: &str, hash: &RevocationKey) -> String {
+        let prefix = &self.shared.prefix;
+        let mut key = String::with_capacity(prefix.len() + code.len() + 2 + 64);
+        key.push_str(prefix);
+        key.push(':');
+        key.push_str(code);
+        key.push(':');
+        key.push_str(hash.hex().as_str());
+        key
     }
 
     /// The Redis key of the global watermark.
