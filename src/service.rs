@@ -163,6 +163,18 @@ where
         let query = RevocationQuery::for_token(&token);
         request.extensions_mut().insert::<VerifiedToken<C>>(token);
 
+        // A store that can answer without waiting (memory, a mirror in sync) skips the
+        // boxed future and the timer: the check is then a plain function call.
+        if let Some(lookup) = config.store.lookup_immediate(&query) {
+            return match lookup.revoked_by(query.issued_at) {
+                None => ResponseFuture::calling(self.inner.call(request)),
+                Some(by) => {
+                    tracing::debug!(revoked_by = ?by, token = %query.token, "refused a revoked token");
+                    ResponseFuture::rejected(reject(&*config.rejection, Rejection::Revoked(by), &request))
+                }
+            };
+        }
+
         let check_config = Arc::clone(config);
         let check: StoreCheck = Box::pin(async move { check_config.check(query).await });
         // The readied service goes with this request; a fresh clone waits for the

@@ -126,6 +126,8 @@ async fn checks_in_sync_make_no_round_trip() {
     for n in 0..200 {
         let lookup = mirror.lookup(&query(token(n))).await.unwrap();
         assert_eq!(lookup.token_revoked, n == 7);
+        // The layer's synchronous path gives the same answer.
+        assert_eq!(mirror.lookup_immediate(&query(token(n))), Some(lookup));
     }
     let stats: String = redis::cmd("INFO")
         .arg("commandstats")
@@ -243,6 +245,11 @@ async fn an_outage_keeps_known_refusals_and_recovers_without_a_restart() {
     server.kill();
     tokio::time::sleep(Duration::from_millis(900)).await; // past the staleness bound
     assert!(!mirror.health().serving_locally, "{:?}", mirror.health());
+    assert_eq!(
+        mirror.lookup_immediate(&query(token(1))),
+        None,
+        "a stale mirror must not answer alone"
+    );
     // What it knew stays refused...
     let known = tokio::time::timeout(Duration::from_secs(3), mirror.lookup(&query(token(1))))
         .await

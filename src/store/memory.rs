@@ -262,6 +262,10 @@ impl RevocationStore for InMemoryStore {
         Ok(self.lookup_now(query))
     }
 
+    fn lookup_immediate(&self, query: &RevocationQuery) -> Option<Lookup> {
+        Some(self.lookup_now(query))
+    }
+
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
         self.record(|state, now| {
             let expires = expiry(now, ttl);

@@ -501,6 +501,12 @@ impl RevocationStore for MirrorStore {
         }
     }
 
+    fn lookup_immediate(&self, query: &RevocationQuery) -> Option<Lookup> {
+        let now = Instant::now();
+        let shared = &*self.shared;
+        shared.fresh_at(now).then(|| shared.local().lookup_at(query, now))
+    }
+
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
         self.shared.redis.revoke_token(token, ttl).await?;
         self.shared.local().revoke_token(token, ttl).await

@@ -151,6 +151,14 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// Answers a query, ideally in one round trip.
     async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError>;
 
+    /// Answers a query at once, when the store can without waiting for anything (an
+    /// in-process lookup), or `None` to take [`lookup`](Self::lookup)'s path. The
+    /// layer tries this first; the default says `None`. It must agree with `lookup`.
+    fn lookup_immediate(&self, query: &RevocationQuery) -> Option<Lookup> {
+        let _ = query;
+        None
+    }
+
     /// Records a token revocation for `ttl`.
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError>;
 
@@ -175,6 +183,10 @@ pub trait RevocationStore: Send + Sync + 'static {
 impl<T: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<T> {
     async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
         (**self).lookup(query).await
+    }
+
+    fn lookup_immediate(&self, query: &RevocationQuery) -> Option<Lookup> {
+        (**self).lookup_immediate(query)
     }
 
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
