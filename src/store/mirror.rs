@@ -78,6 +78,9 @@ struct Shared {
     synced: AtomicBool,
     /// Milliseconds since `epoch` of the last successful read of the feed.
     last_contact_ms: AtomicU64,
+    /// Nanoseconds since `epoch` until which the copy may answer alone: the last
+    /// contact plus the staleness bound. Checks compare against it, nothing more.
+    fresh_until_ns: AtomicU64,
     epoch: Instant,
     staleness_bound: Duration,
     progress: Mutex<Progress>,
@@ -134,6 +137,7 @@ impl MirrorStoreBuilder {
             local: InMemoryStore::new(),
             synced: AtomicBool::new(false),
             last_contact_ms: AtomicU64::new(u64::MAX),
+            fresh_until_ns: AtomicU64::new(0),
             epoch: Instant::now(),
             staleness_bound: self.staleness_bound,
             progress: Mutex::new(Progress::default()),
@@ -220,8 +224,11 @@ impl Shared {
     }
 
     fn touch(&self) {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let elapsed = self.epoch.elapsed();
+        let now = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX - 1);
         self.last_contact_ms.store(now, Ordering::Release);
+        let until = u64::try_from((elapsed + self.staleness_bound).as_nanos()).unwrap_or(u64::MAX);
+        self.fresh_until_ns.store(until, Ordering::Release);
     }
 
     /// Whether the local copy may answer: loaded, following, and recently in touch.
@@ -230,10 +237,8 @@ impl Shared {
     }
 
     fn fresh_at(&self, now: Instant) -> bool {
-        self.synced.load(Ordering::Acquire)
-            && self
-                .since_contact_at(now)
-                .is_some_and(|since| since <= self.staleness_bound)
+        let now_ns = u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        self.synced.load(Ordering::Acquire) && now_ns <= self.fresh_until_ns.load(Ordering::Acquire)
     }
 
     fn set_synced(&self, synced: bool) {
