@@ -51,6 +51,9 @@ return {seq, '0-0'}
 /// Writes go to Redis and are applied locally at once. State changes are logged
 /// through `tracing`; [`health`](Self::health) serves a readiness probe.
 ///
+/// Memory: about 160 bytes per live revocation (measured: 1M revocations load in
+/// about 3.4 s and take 154 MiB; see BENCHMARKS.md).
+///
 /// Cheap to clone. The background task that follows the feed stops when the last
 /// clone is dropped.
 ///
