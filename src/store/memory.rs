@@ -151,6 +151,7 @@ impl InMemoryStore {
     }
 
     /// Takes over every entry of `other`, dropping this store's own (a mirror's reload).
+    #[cfg(feature = "redis")]
     pub(crate) fn replace_with(&self, other: InMemoryStore) {
         let entries = std::mem::take(&mut *other.write());
         *self.write() = entries;
