@@ -259,7 +259,7 @@ impl JwtVerifierBuilder {
     }
 
     /// Accepts tokens for this audience (`aud`); call again to accept several. When
-    /// none is set, tokens that carry an `aud` are refused (jsonwebtoken's rule: a
+    /// none is set, tokens that carry an `aud` are refused (as jsonwebtoken does: a
     /// token meant for a named audience is not meant for a service that has none).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
@@ -394,7 +394,7 @@ impl JwtVerifier {
     /// the epoch) to stay refused, measured from `now`; `None` once no verifier would
     /// accept it.
     ///
-    /// jsonwebtoken refuses a token once `exp < floor(now) - leeway`, so it still
+    /// The verifier (like jsonwebtoken) refuses a token once `exp < floor(now) - leeway`, so it still
     /// accepts it during the whole second `exp + leeway`: the revocation must last
     /// until `exp + leeway + 1`.
     pub(crate) fn revocation_ttl(&self, exp: u64, now: SystemTime) -> Option<Duration> {
