@@ -211,6 +211,21 @@ fn live(expires: Instant, now: Instant) -> Option<Duration> {
 }
 
 impl State {
+    /// Records a token or session marker, keeping the later expiry.
+    fn mark(&mut self, scope: Scope, key: RevocationKey, expires: Instant) {
+        debug_assert!(
+            matches!(scope, Scope::Token | Scope::Session),
+            "watermarks are raised, not marked"
+        );
+        let markers = match scope {
+            Scope::Session => &mut self.sessions,
+            Scope::Token | Scope::Subject | Scope::Global => &mut self.tokens,
+        };
+        let entry = markers.entry(key).or_insert(expires);
+        *entry = (*entry).max(expires);
+        self.expiries.push(Reverse((expires, scope, key)));
+    }
+
     fn purge(&mut self, now: Instant) {
         while let Some(Reverse((expires, scope, key))) = self.expiries.peek().copied() {
             if expires > now {
@@ -268,22 +283,12 @@ impl RevocationStore for InMemoryStore {
     }
 
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.record(|state, now| {
-            let expires = expiry(now, ttl);
-            let entry = state.tokens.entry(*token).or_insert(expires);
-            *entry = (*entry).max(expires);
-            state.expiries.push(Reverse((expires, Scope::Token, *token)));
-        });
+        self.record(|state, now| state.mark(Scope::Token, *token, expiry(now, ttl)));
         Ok(())
     }
 
     async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.record(|state, now| {
-            let expires = expiry(now, ttl);
-            let entry = state.sessions.entry(*session).or_insert(expires);
-            *entry = (*entry).max(expires);
-            state.expiries.push(Reverse((expires, Scope::Session, *session)));
-        });
+        self.record(|state, now| state.mark(Scope::Session, *session, expiry(now, ttl)));
         Ok(())
     }
 
