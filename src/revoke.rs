@@ -47,6 +47,12 @@ pub enum RevokeError {
     /// nothing that could be let in.
     #[error("cannot revoke an invalid token")]
     InvalidToken(#[source] VerifyError),
+    /// The verifier does not accept exactly one issuer, so a bare subject or session id
+    /// does not say which tokens it names: use the `_for` or `_of` form.
+    #[error(
+        "the verifier accepts no single issuer; name the issuer (revoke_*_for) or revoke from a token (revoke_*_of)"
+    )]
+    AmbiguousIssuer,
     /// The token lacks the claim this revocation is keyed on.
     #[error("the token has no `{0}` claim")]
     MissingClaim(&'static str),
@@ -106,14 +112,32 @@ impl<S: RevocationStore> Revoker<S> {
         }
     }
 
-    /// Log out everywhere: refuses every token of `subject` issued until now, under
-    /// the verifier's issuer when it has exactly one (else tokens without `iss`).
+    /// Log out everywhere: refuses every token of `subject` issued until now, from the
+    /// verifier's issuer.
+    ///
+    /// Subjects are namespaced by issuer (`iss`), so this needs the verifier to accept
+    /// exactly one issuer; otherwise it fails with [`RevokeError::AmbiguousIssuer`]
+    /// rather than record a revocation no token would match. Name the issuer with
+    /// [`revoke_subject_for`](Self::revoke_subject_for) then, or revoke the subject of a
+    /// token in hand with [`revoke_subject_of`](Self::revoke_subject_of).
     ///
     /// Tokens issued in the current second are refused too (`iat` has one-second
-    /// resolution, and a token issued just before the call must not survive it).
+    /// resolution, and a token issued just before the call must not survive it). The
+    /// watermark is this service's clock: tokens whose issuer's clock runs ahead of it
+    /// by `s` seconds, issued within `s` seconds before the call, are not covered.
     pub async fn revoke_subject(&self, subject: &str) -> Result<Revocation, RevokeError> {
-        let key = RevocationKey::subject(self.verifier.sole_issuer(), subject);
-        self.revoke_subject_key(&key).await
+        let issuer = self.verifier.sole_issuer().ok_or(RevokeError::AmbiguousIssuer)?;
+        self.revoke_subject_for(Some(issuer), subject).await
+    }
+
+    /// Log out everywhere for `subject` of `issuer` (`None`: tokens without `iss`).
+    pub async fn revoke_subject_for(
+        &self,
+        issuer: Option<&str>,
+        subject: &str,
+    ) -> Result<Revocation, RevokeError> {
+        self.revoke_subject_key(&RevocationKey::subject(issuer, subject))
+            .await
     }
 
     /// Log out everywhere for the subject of `token` (under its own issuer).
@@ -122,11 +146,23 @@ impl<S: RevocationStore> Revoker<S> {
         self.revoke_subject_key(&key).await
     }
 
-    /// Refuses every token carrying session id `session`, under the verifier's
-    /// issuer when it has exactly one.
+    /// Refuses every token carrying session id `session` from the verifier's issuer;
+    /// like [`revoke_subject`](Self::revoke_subject), it needs the verifier to accept
+    /// exactly one issuer, else see [`revoke_session_for`](Self::revoke_session_for).
     pub async fn revoke_session(&self, session: &str) -> Result<Revocation, RevokeError> {
-        let key = RevocationKey::session(self.verifier.sole_issuer(), session);
-        self.revoke_session_key(&key).await
+        let issuer = self.verifier.sole_issuer().ok_or(RevokeError::AmbiguousIssuer)?;
+        self.revoke_session_for(Some(issuer), session).await
+    }
+
+    /// Refuses every token carrying session id `session` of `issuer` (`None`: tokens
+    /// without `iss`).
+    pub async fn revoke_session_for(
+        &self,
+        issuer: Option<&str>,
+        session: &str,
+    ) -> Result<Revocation, RevokeError> {
+        self.revoke_session_key(&RevocationKey::session(issuer, session))
+            .await
     }
 
     /// Refuses every token of the session of `token` (its `sid`).

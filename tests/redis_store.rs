@@ -540,7 +540,7 @@ async fn scenarios<S: RevocationStore + Clone>(
     let after = mint(json!({ "sub": "u2", "jti": "after", "iat": later, "exp": later + 600 }));
     let no_iat = mint(json!({ "sub": "u2", "jti": "no-iat", "exp": now() + 600 }));
     let other = token_for("u3");
-    revoker.revoke_subject("u2").await.unwrap();
+    revoker.revoke_subject_for(None, "u2").await.unwrap();
     results.push((
         "subject",
         vec![
@@ -556,7 +556,7 @@ async fn scenarios<S: RevocationStore + Clone>(
     let s1 = mint(json!({ "sub": "u4", "sid": "s1", "jti": "1", "iat": now(), "exp": now() + 600 }));
     let s1b = mint(json!({ "sub": "u4", "sid": "s1", "jti": "2", "iat": now(), "exp": now() + 600 }));
     let s2 = mint(json!({ "sub": "u4", "sid": "s2", "jti": "3", "iat": now(), "exp": now() + 600 }));
-    revoker.revoke_session("s1").await.unwrap();
+    revoker.revoke_session_for(None, "s1").await.unwrap();
     results.push((
         "session",
         vec![

@@ -570,3 +570,30 @@ mod extractor {
         );
     }
 }
+
+#[tokio::test]
+async fn a_bare_subject_or_session_needs_a_single_issuer() {
+    let two_issuers = tower_jwt_revoke::JwtVerifier::builder()
+        .key(
+            tower_jwt_revoke::VerificationKey::hmac(tower_jwt_revoke::jsonwebtoken::Algorithm::HS256, b"k")
+                .unwrap(),
+        )
+        .issuer("a")
+        .issuer("b")
+        .build()
+        .unwrap();
+    let revoker = RevocationLayer::new(two_issuers, InMemoryStore::new()).revoker();
+    // Recording a revocation that no token could match would be a silent failure.
+    assert!(matches!(
+        revoker.revoke_subject("alice").await,
+        Err(RevokeError::AmbiguousIssuer)
+    ));
+    assert!(matches!(
+        revoker.revoke_session("s").await,
+        Err(RevokeError::AmbiguousIssuer)
+    ));
+    assert!(revoker.store().is_empty());
+    revoker.revoke_subject_for(Some("a"), "alice").await.unwrap();
+    let key = tower_jwt_revoke::RevocationKey::subject(Some("a"), "alice");
+    assert!(revoker.store().subject_watermark(&key).is_some());
+}

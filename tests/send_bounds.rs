@@ -39,7 +39,7 @@ async fn revoking_through_a_dyn_store_is_a_send_future() {
         let token: Option<VerifiedToken> = None;
         match token {
             Some(token) => revoker.revoke(&token).await.map(|_| ()),
-            None => revoker.revoke_subject("alice").await.map(|_| ()),
+            None => revoker.revoke_subject_for(None, "alice").await.map(|_| ()),
         }
     })
     .await;
