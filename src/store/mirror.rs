@@ -226,8 +226,8 @@ impl Shared {
         }
     }
 
-    fn touch(&self) {
-        let elapsed = self.epoch.elapsed();
+    fn touch_at(&self, at: Instant) {
+        let elapsed = at.saturating_duration_since(self.epoch);
         let now = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX - 1);
         self.last_contact_ms.store(now, Ordering::Release);
         let until = u64::try_from((elapsed + self.staleness_bound).as_nanos()).unwrap_or(u64::MAX);
@@ -324,8 +324,11 @@ impl Shared {
         connection: &mut MultiplexedConnection,
         last_id: &mut String,
         last_seq: &mut u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Followed, StoreError> {
         let block_ms = u64::try_from(FOLLOW_BLOCK.as_millis()).unwrap_or(250);
+        // Everything written before this instant is in the reply, unless the reply is
+        // a full batch: only then may the copy count as current as of it.
+        let asked = Instant::now();
         let reply: Option<Vec<(String, Vec<FeedEntry>)>> = bounded(
             FOLLOW_BLOCK + self.redis.command_timeout(),
             ::redis::cmd("XREAD")
@@ -340,10 +343,12 @@ impl Shared {
         )
         .await?;
         let local = self.local();
+        let mut read = 0;
         for (id, fields) in reply.into_iter().flatten().flat_map(|(_, entries)| entries) {
+            read += 1;
             let Some(event) = Event::parse(&fields) else {
                 tracing::warn!(%id, "malformed event in the revocation feed; reloading");
-                return Ok(false);
+                return Ok(Followed::Gap);
             };
             if event.seq != *last_seq + 1 {
                 tracing::warn!(
@@ -351,7 +356,7 @@ impl Shared {
                     got = event.seq,
                     "gap in the revocation feed; reloading"
                 );
-                return Ok(false);
+                return Ok(Followed::Gap);
             }
             if let Some(ttl) = event.remaining() {
                 apply(local, event.kind, &event.hash, &event.value, ttl).await;
@@ -363,9 +368,23 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .applied_seq = *last_seq;
-        self.touch();
-        Ok(true)
+        if read >= BATCH {
+            // More may be waiting: a backlog after a load or a reconnect.
+            return Ok(Followed::Behind);
+        }
+        self.touch_at(asked);
+        Ok(Followed::CaughtUp)
     }
+}
+
+/// What one read of the feed found.
+enum Followed {
+    /// Everything up to the moment of asking is applied.
+    CaughtUp,
+    /// A full batch was applied; more may be waiting.
+    Behind,
+    /// Events are missing (trimmed, or a writer skipped numbers): reload.
+    Gap,
 }
 
 /// The background task: load, then follow; reload on a gap; reconnect on errors.
@@ -387,10 +406,10 @@ async fn follow(shared: Weak<Shared>) {
                     Ok::<(), StoreError>(())
                 }
                 Some((last_id, last_seq)) => {
-                    if strong.follow_once(connection, last_id, last_seq).await? {
-                        strong.set_synced(true);
-                    } else {
-                        position = None;
+                    match strong.follow_once(connection, last_id, last_seq).await? {
+                        Followed::CaughtUp => strong.set_synced(true),
+                        Followed::Behind => {}
+                        Followed::Gap => position = None,
                     }
                     Ok(())
                 }

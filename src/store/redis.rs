@@ -38,8 +38,11 @@ use crate::key::RevocationKey;
 pub const DEFAULT_PREFIX: &str = "revoked";
 /// How long to wait for a connection to Redis, unless configured.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long to wait for one command's answer, unless configured.
-pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long to wait for one command's answer, unless configured. Shorter than the
+/// layer's [`DEFAULT_CHECK_TIMEOUT`](crate::DEFAULT_CHECK_TIMEOUT), so that the store
+/// sees a silent (half-open) connection time out and replaces it, rather than the
+/// layer giving up on the check first.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(150);
 
 /// Appends a change-feed event for the key just written (KEYS[1]), atomically with
 /// the write: `seq` from INCR on KEYS[3], then XADD to KEYS[2], capped at ARGV[1]
@@ -55,26 +58,28 @@ local function feed(kind, hash, value)
 end
 ";
 
-/// Sets a marker unless it already lives longer. ARGV: cap, ttl, kind, hash.
+/// Sets a marker unless it already lives longer. ARGV: cap, ttl (ms), kind, hash.
+/// Milliseconds throughout: `TTL` rounds to the nearest second, which could shorten a
+/// record by up to half a second.
 const MARK: &str = r"
 local ttl = tonumber(ARGV[2])
-if redis.call('TTL', KEYS[1]) < ttl then
-  redis.call('SET', KEYS[1], '1', 'EX', ttl)
+if redis.call('PTTL', KEYS[1]) < ttl then
+  redis.call('SET', KEYS[1], '1', 'PX', ttl)
 end
 feed(ARGV[3], ARGV[4], '1')
 return 1
 ";
 
-/// Raises a watermark (never lowers it), keeping it at least `ttl` seconds.
-/// ARGV: cap, mark, ttl, kind, hash.
+/// Raises a watermark (never lowers it), keeping it at least `ttl` milliseconds.
+/// ARGV: cap, mark, ttl (ms), kind, hash.
 const RAISE: &str = r"
 local mark = tonumber(ARGV[2])
 local current = tonumber(redis.call('GET', KEYS[1]) or '')
 if current ~= nil and current > mark then mark = current end
 local ttl = tonumber(ARGV[3])
-local left = redis.call('TTL', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
 if left > ttl then ttl = left end
-redis.call('SET', KEYS[1], string.format('%d', mark), 'EX', ttl)
+redis.call('SET', KEYS[1], string.format('%d', mark), 'PX', ttl)
 feed(ARGV[4], ARGV[5], string.format('%d', mark))
 return 1
 ";
@@ -195,7 +200,8 @@ impl RedisStoreBuilder {
     }
 
     /// How long to wait for a command's answer (default [`DEFAULT_COMMAND_TIMEOUT`]).
-    /// The layer's own check timeout applies on top.
+    /// Keep it below the layer's check timeout: a connection is replaced when one of
+    /// its commands times out here, not when the layer stops waiting.
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = Some(timeout);
         self
@@ -385,7 +391,7 @@ impl RedisStore {
         let keys = [self.key_of(kind, hash), self.feed_key(), self.feed_seq_key()];
         let args = [
             self.shared.feed_max_len.to_string(),
-            ttl_secs(ttl).to_string(),
+            ttl_ms(ttl).to_string(),
             kind.code().into(),
             hash.to_string(),
         ];
@@ -404,7 +410,7 @@ impl RedisStore {
         let args = [
             self.shared.feed_max_len.to_string(),
             issued_until.to_string(),
-            ttl_secs(ttl).to_string(),
+            ttl_ms(ttl).to_string(),
             kind.code().into(),
             hash.to_string(),
         ];
@@ -481,9 +487,10 @@ impl Kind {
     }
 }
 
-/// Whole seconds, rounded up, at least one (`EX 0` is an error).
-fn ttl_secs(ttl: Duration) -> u64 {
-    (ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0)).max(1)
+/// Whole milliseconds, rounded up, at least one (`PX 0` is an error).
+fn ttl_ms(ttl: Duration) -> u64 {
+    let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    ms.saturating_add(u64::from(ttl.subsec_nanos() % 1_000_000 > 0)).max(1)
 }
 
 fn watermark(value: Option<String>) -> Result<Option<u64>, StoreError> {
