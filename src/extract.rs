@@ -98,33 +98,37 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, MalformedRequest> {
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, MalformedRequest> {
-    let mut found = None;
-    // HTTP/2 may split cookies over several headers (RFC 9113 §8.2.3).
+    let mut found: Option<&[u8]> = None;
+    // HTTP/2 may split cookies over several headers (RFC 9113 §8.2.3). Other cookies
+    // may hold any bytes; only the token cookie's value has to be ASCII.
     for header in headers.get_all(COOKIE) {
-        let Ok(header) = header.to_str() else {
-            return Err(MalformedRequest::NotAscii);
-        };
-        for pair in header.split(';') {
-            let Some((key, value)) = pair.trim().split_once('=') else {
+        for pair in header.as_bytes().split(|byte| *byte == b';') {
+            let pair = pair.trim_ascii();
+            let Some(equals) = pair.iter().position(|byte| *byte == b'=') else {
                 continue;
             };
-            if key.trim() != name {
+            if pair[..equals].trim_ascii() != name.as_bytes() {
                 continue;
             }
             // Two cookies of one name may come from different paths or domains; picking
-            // one would let a sibling site plant a token ("cookie tossing").
+            // one would let a sibling site plant a token ("cookie tossing"). An empty
+            // one counts too, or `token=; token=planted` would slip through.
             if found.is_some() {
                 return Err(MalformedRequest::DuplicateCookie);
             }
-            let value = value.trim();
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(value);
-            found = Some(value).filter(|v| !v.is_empty());
+            let value = pair[equals + 1..].trim_ascii();
+            let unquoted = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\""));
+            found = Some(unquoted.unwrap_or(value));
         }
     }
-    Ok(found)
+    match found {
+        None | Some(b"") => Ok(None),
+        Some(value) => std::str::from_utf8(value)
+            .ok()
+            .filter(|value| value.is_ascii())
+            .map(Some)
+            .ok_or(MalformedRequest::NotAscii),
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +174,20 @@ mod tests {
     }
 
     #[test]
+    fn other_cookies_may_hold_any_bytes() {
+        let map = headers(&[(COOKIE, "name=Zoë; token=abc.def.ghi".as_bytes())]);
+        assert_eq!(
+            find_token(&[TokenSource::cookie("token")], &map),
+            Ok(Some("abc.def.ghi"))
+        );
+        let quoted = headers(&[(COOKIE, b"token=\"abc\"")]);
+        assert_eq!(
+            find_token(&[TokenSource::cookie("token")], &quoted),
+            Ok(Some("abc"))
+        );
+    }
+
+    #[test]
     fn custom_header_source_reads_the_whole_value() {
         let name = HeaderName::from_static("x-access-token");
         let map = headers(&[(name.clone(), b"abc.def.ghi")]);
@@ -195,6 +213,16 @@ mod tests {
         assert_eq!(
             find_token(&[TokenSource::cookie("token")], &cookies),
             Err(MalformedRequest::DuplicateCookie)
+        );
+        let planted = headers(&[(COOKIE, b"token=; token=planted")]);
+        assert_eq!(
+            find_token(&[TokenSource::cookie("token")], &planted),
+            Err(MalformedRequest::DuplicateCookie)
+        );
+        let binary = headers(&[(COOKIE, b"token=\xff\xfe")]);
+        assert_eq!(
+            find_token(&[TokenSource::cookie("token")], &binary),
+            Err(MalformedRequest::NotAscii)
         );
     }
 }

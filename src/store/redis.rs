@@ -490,7 +490,8 @@ impl Kind {
 /// Whole milliseconds, rounded up, at least one (`PX 0` is an error).
 fn ttl_ms(ttl: Duration) -> u64 {
     let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-    ms.saturating_add(u64::from(ttl.subsec_nanos() % 1_000_000 > 0)).max(1)
+    ms.saturating_add(u64::from(ttl.subsec_nanos() % 1_000_000 > 0))
+        .max(1)
 }
 
 fn watermark(value: Option<String>) -> Result<Option<u64>, StoreError> {
