@@ -34,7 +34,7 @@ use crate::token::VerifiedToken;
 /// `Extension` does: a **500** naming the missing layer, since that is a bug in the
 /// application, not in the request. `Option<VerifiedToken<C>>` never fails: it is
 /// `None` where no token was verified (a route without the layer, or a request without
-/// a token under [`RevocationLayer::allow_anonymous`](crate::RevocationLayer::allow_anonymous)).
+/// a token under [`RevocationLayer::with_anonymous`](crate::RevocationLayer::with_anonymous)).
 impl<S, C> FromRequestParts<S> for VerifiedToken<C>
 where
     S: Send + Sync,

@@ -127,8 +127,8 @@ impl<S, C, R> RevocationLayer<S, C, R> {
     /// [`VerifiedToken`](crate::VerifiedToken) in their extensions, for routes where
     /// signing in is optional. A request that carries a token is still verified and
     /// checked, and refused when it is invalid or revoked.
-    pub fn allow_anonymous(mut self) -> Self {
-        self.allow_anonymous = true;
+    pub fn with_anonymous(mut self, allow: bool) -> Self {
+        self.allow_anonymous = allow;
         self
     }
 
@@ -187,6 +187,7 @@ impl<S, C, R> fmt::Debug for RevocationLayer<S, C, R> {
             .field("sources", &self.sources)
             .field("check_timeout", &self.check_timeout)
             .field("failure_policy", &self.failure_policy)
+            .field("allow_anonymous", &self.allow_anonymous)
             .finish_non_exhaustive()
     }
 }

@@ -51,12 +51,12 @@
 //! |---------------|---------|---------------------------------------------------------|
 //! | `aws_lc_rs`   | yes     | verify signatures with aws-lc-rs                        |
 //! | `rust_crypto` | no      | verify signatures with the RustCrypto crates            |
-//! | `redis`       | yes     | `RedisStore`, and re-exports of `redis`/`deadpool_redis` |
+//! | `redis`       | yes     | `RedisStore`, `MirrorStore`, and re-exports of `redis`/`deadpool_redis` |
 //! | `axum`        | yes     | [`VerifiedToken`] as an Axum extractor                  |
 //!
 //! The README documents the Redis key schema for services in other languages.
 #![deny(missing_docs, unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "axum")]
 mod axum;

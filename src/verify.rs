@@ -4,16 +4,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::any::TypeId;
 use std::borrow::Cow;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
+use serde::de::value::UnitDeserializer;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::key::RevocationKey;
-use crate::token::{RegisteredClaims, VerifiedToken};
+use crate::token::{NoCustomClaims, RegisteredClaims, VerifiedToken};
 
 /// Tokens longer than this are refused before any parsing (8 KiB, a generous bound
 /// for a JWT; browsers cap a cookie at 4 KiB).
@@ -349,9 +351,14 @@ impl JwtVerifier {
         JwtVerifierBuilder::default()
     }
 
-    /// Verifies `token` and decodes its claims, once.
-    pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<VerifiedToken<C>, VerifyError> {
-        match self.decode(token) {
+    /// Verifies `token` and decodes its claims: the registered ones, then the
+    /// application's `C` from the same decoded payload (not at all for
+    /// [`NoCustomClaims`]).
+    pub fn verify<C: DeserializeOwned + 'static>(
+        &self,
+        token: &str,
+    ) -> Result<VerifiedToken<C>, VerifyError> {
+        match self.decode(token, Purpose::Request) {
             Ok(verified) => Ok(verified),
             Err(Failure::Verify(error)) => Err(error),
             Err(Failure::ExpiredButGenuine) => Err(VerifyError::Expired),
@@ -359,12 +366,13 @@ impl JwtVerifier {
     }
 
     /// Verifies a token for revocation: like [`verify`](Self::verify), but a token
-    /// that is genuine and merely expired is `Ok(None)`: nothing needs revoking.
-    pub(crate) fn verify_for_revocation<C: DeserializeOwned>(
+    /// that is genuine and merely expired is `Ok(None)` (nothing needs revoking), and
+    /// one not valid yet (`nbf`, `iat` ahead) is revocable before it ever is.
+    pub(crate) fn verify_for_revocation<C: DeserializeOwned + 'static>(
         &self,
         token: &str,
     ) -> Result<Option<VerifiedToken<C>>, VerifyError> {
-        match self.decode(token) {
+        match self.decode(token, Purpose::Revocation) {
             Ok(verified) => Ok(Some(verified)),
             Err(Failure::ExpiredButGenuine) => Ok(None),
             Err(Failure::Verify(error)) => Err(error),
@@ -420,7 +428,11 @@ impl JwtVerifier {
     /// One pass over the token: split, check the header, verify the signature,
     /// then read and validate the claims. Signature verification comes before any
     /// claim is trusted, so "expired" is only ever said of a genuine token.
-    fn decode<C: DeserializeOwned>(&self, token: &str) -> Result<VerifiedToken<C>, Failure> {
+    fn decode<C: DeserializeOwned + 'static>(
+        &self,
+        token: &str,
+        purpose: Purpose,
+    ) -> Result<VerifiedToken<C>, Failure> {
         let inner = &*self.inner;
         if token.len() > inner.max_token_len {
             return Err(VerifyError::TooLarge.into());
@@ -464,8 +476,14 @@ impl JwtVerifier {
             }
         })?;
         let registered = claims.registered;
-        self.validate(&registered, claims.aud.as_ref())?;
-        let custom: C = serde_json::from_slice(&payload).map_err(|_| VerifyError::CustomClaims)?;
+        self.validate(&registered, claims.aud.as_ref(), purpose)?;
+        // Without application claims there is nothing to read: skip the second parse.
+        let custom: C = if TypeId::of::<C>() == TypeId::of::<NoCustomClaims>() {
+            C::deserialize(UnitDeserializer::<serde_json::Error>::new())
+                .map_err(|_| VerifyError::CustomClaims)?
+        } else {
+            serde_json::from_slice(&payload).map_err(|_| VerifyError::CustomClaims)?
+        };
         let key = match registered.jti.as_deref() {
             Some(jti) => RevocationKey::token(registered.iss.as_deref(), jti),
             None => RevocationKey::token_without_id(signing_input),
@@ -477,7 +495,13 @@ impl JwtVerifier {
         })
     }
 
-    fn validate(&self, claims: &RegisteredClaims, audience: Option<&Audience>) -> Result<(), Failure> {
+    fn validate(
+        &self,
+        claims: &RegisteredClaims,
+        audience: Option<&Audience>,
+        purpose: Purpose,
+    ) -> Result<(), Failure> {
+        let not_yet_valid_counts = purpose == Purpose::Request;
         let inner = &*self.inner;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -485,9 +509,10 @@ impl JwtVerifier {
         if claims.exp < now.saturating_sub(inner.leeway_secs) {
             return Err(Failure::ExpiredButGenuine);
         }
-        if claims
-            .nbf
-            .is_some_and(|nbf| nbf > now.saturating_add(inner.leeway_secs))
+        if not_yet_valid_counts
+            && claims
+                .nbf
+                .is_some_and(|nbf| nbf > now.saturating_add(inner.leeway_secs))
         {
             return Err(VerifyError::NotYetValid.into());
         }
@@ -515,7 +540,7 @@ impl JwtVerifier {
         // token may live longer than that after its `iat`. Both come from the issuer's
         // clock, so no leeway applies to their difference.
         match claims.iat {
-            Some(iat) if iat > now.saturating_add(inner.leeway_secs) => {
+            Some(iat) if not_yet_valid_counts && iat > now.saturating_add(inner.leeway_secs) => {
                 return Err(VerifyError::InvalidClaim("iat").into());
             }
             Some(iat) if claims.exp.saturating_sub(iat) > inner.max_lifetime_secs => {
@@ -575,6 +600,15 @@ impl Audience<'_> {
         };
         one.into_iter().chain(many.iter().map(AsRef::as_ref))
     }
+}
+
+/// What a token is verified for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// Letting a request in.
+    Request,
+    /// Revoking it: a token that is not valid yet is still worth revoking.
+    Revocation,
 }
 
 enum Failure {

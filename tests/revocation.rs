@@ -525,9 +525,9 @@ mod extractor {
     }
 
     #[tokio::test]
-    async fn optional_extractor_with_allow_anonymous() {
+    async fn optional_extractor_with_anonymous_access() {
         let layer =
-            RevocationLayer::new(common::verifier(super::LEEWAY), InMemoryStore::new()).allow_anonymous();
+            RevocationLayer::new(common::verifier(super::LEEWAY), InMemoryStore::new()).with_anonymous(true);
         let revoker = layer.revoker();
         let app = app(layer);
 
@@ -596,4 +596,24 @@ async fn a_bare_subject_or_session_needs_a_single_issuer() {
     revoker.revoke_subject_for(Some("a"), "alice").await.unwrap();
     let key = tower_jwt_revoke::RevocationKey::subject(Some("a"), "alice");
     assert!(revoker.store().subject_watermark(&key).is_some());
+}
+
+#[tokio::test]
+async fn a_token_not_valid_yet_can_be_revoked_before_it_ever_is() {
+    let layer = RevocationLayer::new(common::verifier(LEEWAY), InMemoryStore::new());
+    let starts = now() + LEEWAY + 60;
+    let raw = mint(&claims_with(
+        "alice",
+        json!({ "nbf": starts, "exp": starts + 300 }),
+    ));
+    assert!(matches!(
+        layer.verifier().verify::<NoCustomClaims>(&raw),
+        Err(VerifyError::NotYetValid)
+    ));
+    let revocation = layer.revoker().revoke_token(&raw).await.unwrap();
+    // Kept until the token would stop being accepted, long after it starts.
+    let Revocation::Recorded { ttl } = revocation else {
+        panic!("{revocation:?}")
+    };
+    assert!(ttl.as_secs() >= starts + 300 + LEEWAY - now(), "{ttl:?}");
 }

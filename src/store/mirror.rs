@@ -22,6 +22,10 @@ pub const DEFAULT_STALENESS_BOUND: Duration = Duration::from_secs(2);
 /// quiet but healthy feed still counts as contact.
 const FOLLOW_BLOCK: Duration = Duration::from_millis(250);
 
+/// How long the mirror keeps a record that has no TTL in Redis (a foreign writer's
+/// mistake): a year, reviewed at every reload.
+const KEY_WITHOUT_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// How many keys one `SCAN` step, and events one `XREAD`, bring at most.
 const BATCH: usize = 1000;
 
@@ -298,8 +302,20 @@ impl Shared {
                 for ((kind, hash, _), pair) in records.iter().zip(values.chunks_exact(2)) {
                     let value: Option<String> = ::redis::from_redis_value(pair[0].clone()).ok().flatten();
                     let pttl: i64 = ::redis::from_redis_value(pair[1].clone()).unwrap_or(-2);
-                    if let (Some(value), Ok(ttl_ms)) = (value, u64::try_from(pttl)) {
-                        apply(&fresh, *kind, hash, &value, Duration::from_millis(ttl_ms)).await;
+                    let ttl = match pttl {
+                        // No TTL: a writer broke the schema. Redis refuses the token for
+                        // as long as the key exists, so the mirror must too.
+                        -1 => {
+                            tracing::warn!(
+                                kind = kind.code(),
+                                "a revocation in Redis has no TTL; mirrored as long-lived"
+                            );
+                            Some(KEY_WITHOUT_TTL)
+                        }
+                        ms => u64::try_from(ms).ok().map(Duration::from_millis),
+                    };
+                    if let (Some(value), Some(ttl)) = (value, ttl) {
+                        apply(&fresh, *kind, hash, &value, ttl).await;
                     }
                 }
             }

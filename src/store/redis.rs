@@ -490,7 +490,7 @@ impl Kind {
 /// Whole milliseconds, rounded up, at least one (`PX 0` is an error).
 fn ttl_ms(ttl: Duration) -> u64 {
     let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-    ms.saturating_add(u64::from(ttl.subsec_nanos() % 1_000_000 > 0))
+    ms.saturating_add(u64::from(!ttl.subsec_nanos().is_multiple_of(1_000_000)))
         .max(1)
 }
 
