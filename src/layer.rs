@@ -41,7 +41,9 @@ pub enum FailurePolicy {
 /// [`VerifiedToken<C>`](crate::VerifiedToken) in the request extensions. Refusals are
 /// answered by the rejection (by default [`DefaultRejection`]), never as `Err`.
 ///
-/// Cheap to clone; the store and the rejection are shared.
+/// Cheap to clone; the store and the rejection are shared. Runs on Tokio: the store
+/// check is timed with `tokio::time`, so the runtime needs its time driver (as
+/// `#[tokio::main]` has).
 ///
 /// ```
 /// use std::time::Duration;
