@@ -88,18 +88,24 @@ pub use crate::store::mirror::MirrorStore;
 #[cfg(feature = "redis")]
 pub use crate::store::redis::RedisStore;
 
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
 pub use crate::store::{Lookup, RevocationQuery, RevocationStore, RevokedBy, StoreError};
 pub use crate::token::{NoCustomClaims, RegisteredClaims, VerifiedToken};
 pub use crate::verify::{
     DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, DEFAULT_MAX_TOKEN_LIFETIME, JwtVerifier, JwtVerifierBuilder,
     KeyError, VerificationKey, VerifyError,
 };
+/// The attribute [`RevocationStore`] implementations use, at the version this crate uses.
 pub use async_trait::async_trait;
+/// deadpool-redis, at the version [`RedisStore`] is built with.
 #[cfg(feature = "redis")]
 pub use deadpool_redis;
+/// jsonwebtoken, at the version [`JwtVerifier`] is built with (keys, algorithms, signing).
 pub use jsonwebtoken;
+/// redis, at the version [`RedisStore`] is built with.
 #[cfg(feature = "redis")]
 pub use redis;
+
+// The README's examples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
