@@ -17,7 +17,7 @@ pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// Revocations kept in this process's memory.
 ///
 /// For a single process and for tests: replicas do not see each other's revocations
-/// (use [`RedisStore`](crate::store::redis::RedisStore) for that). Cheap to clone;
+/// (use `RedisStore`, feature `redis`, for that). Cheap to clone;
 /// clones share the same entries.
 ///
 /// Entries expire by themselves. Expired entries are reclaimed on every write and by
