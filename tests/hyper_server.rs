@@ -1,6 +1,8 @@
 //! The hyper_server example over a real loopback socket, driven by hyper-util's client:
 //! the same contract as axum_logout, on plain hyper.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tower_jwt_revoke::{InMemoryStore, Lookup, RevocationKey, RevocationQuery, RevocationStore, StoreError};
+use tower_jwt_revoke::{InMemoryStore, RevocationStore};
 
 #[path = "../examples/hyper_server.rs"]
 #[allow(dead_code)]
@@ -274,40 +276,12 @@ async fn protected_routes_need_a_token_and_login_does_not() {
     server.stop().await;
 }
 
-/// A store whose every call fails.
-struct DownStore;
-
-#[tower_jwt_revoke::async_trait]
-impl RevocationStore for DownStore {
-    async fn lookup(&self, _query: &RevocationQuery) -> Result<Lookup, StoreError> {
-        Err(StoreError::msg("the test store is down"))
-    }
-
-    async fn revoke_token(&self, _token: &RevocationKey, _ttl: Duration) -> Result<(), StoreError> {
-        Err(StoreError::msg("the test store is down"))
-    }
-
-    async fn revoke_session(&self, _session: &RevocationKey, _ttl: Duration) -> Result<(), StoreError> {
-        Err(StoreError::msg("the test store is down"))
-    }
-
-    async fn raise_subject_watermark(
-        &self,
-        _subject: &RevocationKey,
-        _issued_until: u64,
-        _ttl: Duration,
-    ) -> Result<(), StoreError> {
-        Err(StoreError::msg("the test store is down"))
-    }
-
-    async fn raise_global_watermark(&self, _issued_until: u64, _ttl: Duration) -> Result<(), StoreError> {
-        Err(StoreError::msg("the test store is down"))
-    }
-}
-
 #[tokio::test]
 async fn a_store_outage_is_a_503_never_a_401() {
-    let server = Server::start(Arc::new(DownStore)).await;
+    let server = Server::start(Arc::new(common::broken_store::BrokenStore::new(
+        common::broken_store::Failure::Error,
+    )))
+    .await;
     let token = server.login("alice").await;
     let me = server.me(&token).await;
     assert_eq!(me.status, StatusCode::SERVICE_UNAVAILABLE);

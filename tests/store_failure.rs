@@ -3,129 +3,17 @@
 
 mod common;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use tower::Layer;
-use tower_jwt_revoke::{
-    FailurePolicy, InMemoryStore, Lookup, Rejection, RevocationKey, RevocationLayer, RevocationQuery,
-    RevocationStore, RevokeError, RevokedBy, StoreError,
-};
+use tower_jwt_revoke::{FailurePolicy, InMemoryStore, Rejection, RevocationLayer, RevokeError, RevokedBy};
 
+use common::broken_store::{BrokenStore, Failure};
 use common::{ANONYMOUS, bearer, claims, echo, grpc, mint, send};
 
 const CHECK_TIMEOUT: Duration = Duration::from_millis(50);
-
-#[derive(Debug, Clone, Copy)]
-enum Failure {
-    /// Every call returns an error at once.
-    Error,
-    /// No call ever completes.
-    Hang,
-}
-
-/// A store that always fails, and counts the lookups it is asked.
-#[derive(Debug, Clone)]
-struct BrokenStore {
-    failure: Failure,
-    lookups: Arc<AtomicUsize>,
-}
-
-impl BrokenStore {
-    fn new(failure: Failure) -> Self {
-        Self {
-            failure,
-            lookups: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
-    fn lookups(&self) -> usize {
-        self.lookups.load(Ordering::SeqCst)
-    }
-
-    fn fail<'a, T: Send + 'a>(&self) -> BoxFuture<'a, Result<T, StoreError>> {
-        match self.failure {
-            Failure::Error => Box::pin(async { Err(StoreError::msg("the test store is broken")) }),
-            Failure::Hang => Box::pin(std::future::pending()),
-        }
-    }
-}
-
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-// `RevocationStore` is an `#[async_trait]` trait; these are the signatures that macro
-// expands to, written out so the test needs no `async-trait` dependency of its own.
-impl RevocationStore for BrokenStore {
-    fn lookup<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _query: &'life1 RevocationQuery,
-    ) -> BoxFuture<'async_trait, Result<Lookup, StoreError>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.lookups.fetch_add(1, Ordering::SeqCst);
-        self.fail()
-    }
-
-    fn revoke_token<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _token: &'life1 RevocationKey,
-        _ttl: Duration,
-    ) -> BoxFuture<'async_trait, Result<(), StoreError>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.fail()
-    }
-
-    fn revoke_session<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _session: &'life1 RevocationKey,
-        _ttl: Duration,
-    ) -> BoxFuture<'async_trait, Result<(), StoreError>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.fail()
-    }
-
-    fn raise_subject_watermark<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _subject: &'life1 RevocationKey,
-        _issued_until: u64,
-        _ttl: Duration,
-    ) -> BoxFuture<'async_trait, Result<(), StoreError>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.fail()
-    }
-
-    fn raise_global_watermark<'life0, 'async_trait>(
-        &'life0 self,
-        _issued_until: u64,
-        _ttl: Duration,
-    ) -> BoxFuture<'async_trait, Result<(), StoreError>>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.fail()
-    }
-}
 
 fn layer(store: BrokenStore, policy: FailurePolicy) -> RevocationLayer<BrokenStore> {
     RevocationLayer::new(common::verifier(5), store)

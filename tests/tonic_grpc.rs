@@ -1,6 +1,8 @@
 //! The tonic_grpc example over a real loopback socket, driven by its generated client:
 //! `Login` is open, `Session` is behind the layer, refusals are gRPC statuses.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,7 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
-use tower_jwt_revoke::{InMemoryStore, Lookup, RevocationKey, RevocationQuery, RevocationStore, StoreError};
+use tower_jwt_revoke::{InMemoryStore, RevocationStore};
 
 #[path = "../examples/tonic_grpc/main.rs"]
 #[allow(dead_code)]
@@ -276,40 +278,12 @@ async fn login_is_open_and_checks_credentials() {
     server.stop().await;
 }
 
-/// A store whose every call fails.
-struct DownStore;
-
-#[tower_jwt_revoke::async_trait]
-impl RevocationStore for DownStore {
-    async fn lookup(&self, _query: &RevocationQuery) -> Result<Lookup, StoreError> {
-        Err(StoreError::msg("the test store is down"))
-    }
-
-    async fn revoke_token(&self, _token: &RevocationKey, _ttl: Duration) -> Result<(), StoreError> {
-        Err(StoreError::msg("the test store is down"))
-    }
-
-    async fn revoke_session(&self, _session: &RevocationKey, _ttl: Duration) -> Result<(), StoreError> {
-        Err(StoreError::msg("the test store is down"))
-    }
-
-    async fn raise_subject_watermark(
-        &self,
-        _subject: &RevocationKey,
-        _issued_until: u64,
-        _ttl: Duration,
-    ) -> Result<(), StoreError> {
-        Err(StoreError::msg("the test store is down"))
-    }
-
-    async fn raise_global_watermark(&self, _issued_until: u64, _ttl: Duration) -> Result<(), StoreError> {
-        Err(StoreError::msg("the test store is down"))
-    }
-}
-
 #[tokio::test]
 async fn a_store_outage_is_unavailable_never_unauthenticated() {
-    let server = Server::start(Arc::new(DownStore)).await;
+    let server = Server::start(Arc::new(common::broken_store::BrokenStore::new(
+        common::broken_store::Failure::Error,
+    )))
+    .await;
     let mut session = server.session_client();
 
     // Login needs no store.

@@ -4,6 +4,8 @@
 //! Each test crate uses a different subset of these.
 #![allow(dead_code)]
 
+pub mod broken_store;
+
 use std::convert::Infallible;
 use std::fmt::Debug;
 use std::path::PathBuf;
