@@ -11,16 +11,6 @@ use tower_jwt_revoke::{Lookup, RedisStore, RevocationKey, RevocationQuery, Revoc
 /// What the tests allow for a revocation to reach another replica's mirror.
 const PROPAGATION_BOUND: Duration = Duration::from_secs(2);
 
-fn store(server: &support::RedisServer, prefix: &str) -> RedisStore {
-    RedisStore::builder()
-        .url(server.url())
-        .prefix(prefix)
-        .connect_timeout(Duration::from_millis(300))
-        .command_timeout(Duration::from_millis(300))
-        .build()
-        .unwrap()
-}
-
 fn query(token: RevocationKey) -> RevocationQuery {
     RevocationQuery {
         token,
@@ -36,6 +26,26 @@ fn now_secs() -> u64 {
 
 fn token(n: usize) -> RevocationKey {
     RevocationKey::token(Some("mirror-test"), &n.to_string())
+}
+
+/// A token-revocation event as the README's schema has another writer append it,
+/// expiring in a minute.
+fn feed_event(prefix: &str, seq: u64, hash: &str) -> redis::Cmd {
+    let expires_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 60_000;
+    let mut xadd = redis::cmd("XADD");
+    xadd.arg(format!("{prefix}:feed"))
+        .arg("*")
+        .arg("seq")
+        .arg(seq)
+        .arg("kind")
+        .arg("t");
+    xadd.arg("hash")
+        .arg(hash)
+        .arg("value")
+        .arg("1")
+        .arg("expires_ms")
+        .arg(expires_ms);
+    xadd
 }
 
 async fn synced(mirror: &MirrorStore) {
@@ -70,8 +80,8 @@ async fn until_refused(mirror: &MirrorStore, token: RevocationKey, bound: Durati
 async fn a_revocation_through_one_replica_reaches_the_other_mirror() {
     let server = redis_or_skip!();
     let prefix = support::unique_prefix();
-    let replica_a = MirrorStore::start(store(&server, &prefix));
-    let replica_b = MirrorStore::start(store(&server, &prefix));
+    let replica_a = MirrorStore::start(server.store(&prefix));
+    let replica_b = MirrorStore::start(server.store(&prefix));
     synced(&replica_a).await;
     synced(&replica_b).await;
 
@@ -110,7 +120,7 @@ async fn a_revocation_through_one_replica_reaches_the_other_mirror() {
 #[tokio::test]
 async fn checks_in_sync_make_no_round_trip() {
     let server = redis_or_skip!(private);
-    let mirror = MirrorStore::start(store(&server, &support::unique_prefix()));
+    let mirror = MirrorStore::start(server.store(&support::unique_prefix()));
     synced(&mirror).await;
     mirror
         .revoke_token(&token(7), Duration::from_secs(60))
@@ -141,13 +151,12 @@ async fn checks_in_sync_make_no_round_trip() {
 async fn a_write_by_another_writer_following_the_schema_is_picked_up() {
     let server = redis_or_skip!();
     let prefix = support::unique_prefix();
-    let mirror = MirrorStore::start(store(&server, &prefix));
+    let mirror = MirrorStore::start(server.store(&prefix));
     synced(&mirror).await;
 
     // Another service, in another language, writes a revocation by the README's schema.
     let hash = token(42).to_string();
     let key = format!("{prefix}:t:{hash}");
-    let expires_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 60_000;
     let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
     let seq: u64 = redis.incr(format!("{prefix}:feed:seq"), 1).await.unwrap();
     let () = redis::pipe()
@@ -158,19 +167,7 @@ async fn a_write_by_another_writer_following_the_schema_is_picked_up() {
         .arg("EX")
         .arg(60)
         .ignore()
-        .cmd("XADD")
-        .arg(format!("{prefix}:feed"))
-        .arg("*")
-        .arg("seq")
-        .arg(seq)
-        .arg("kind")
-        .arg("t")
-        .arg("hash")
-        .arg(&hash)
-        .arg("value")
-        .arg("1")
-        .arg("expires_ms")
-        .arg(expires_ms)
+        .add_command(feed_event(&prefix, seq, &hash))
         .ignore()
         .query_async(&mut redis)
         .await
@@ -182,12 +179,12 @@ async fn a_write_by_another_writer_following_the_schema_is_picked_up() {
 async fn a_gap_in_the_feed_triggers_a_reload_that_misses_nothing() {
     let server = redis_or_skip!();
     let prefix = support::unique_prefix();
-    let mirror = MirrorStore::start(store(&server, &prefix));
+    let mirror = MirrorStore::start(server.store(&prefix));
     synced(&mirror).await;
     let loads = mirror.health().loads;
 
     // Events 1..=5 are "trimmed away": their keys exist, the feed only has event 6.
-    let writer = store(&server, &prefix);
+    let writer = server.store(&prefix);
     for n in 100..105 {
         writer
             .revoke_token(&token(n), Duration::from_secs(60))
@@ -198,24 +195,11 @@ async fn a_gap_in_the_feed_triggers_a_reload_that_misses_nothing() {
     let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
     let seq: u64 = redis.incr(format!("{prefix}:feed:seq"), 5).await.unwrap();
     let hash = token(200).to_string();
-    let expires_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 60_000;
     let () = redis
         .set_ex(format!("{prefix}:t:{}", token(199)), "1", 60)
         .await
         .unwrap();
-    let () = redis::cmd("XADD")
-        .arg(format!("{prefix}:feed"))
-        .arg("*")
-        .arg("seq")
-        .arg(seq)
-        .arg("kind")
-        .arg("t")
-        .arg("hash")
-        .arg(&hash)
-        .arg("value")
-        .arg("1")
-        .arg("expires_ms")
-        .arg(expires_ms)
+    let () = feed_event(&prefix, seq, &hash)
         .query_async(&mut redis)
         .await
         .unwrap();
@@ -233,7 +217,7 @@ async fn a_gap_in_the_feed_triggers_a_reload_that_misses_nothing() {
 async fn an_outage_keeps_known_refusals_and_recovers_without_a_restart() {
     let mut server = redis_or_skip!(private, aof);
     let prefix = support::unique_prefix();
-    let mirror = MirrorStore::builder(store(&server, &prefix))
+    let mirror = MirrorStore::builder(server.store(&prefix))
         .staleness_bound(Duration::from_millis(600))
         .start();
     synced(&mirror).await;
@@ -264,7 +248,7 @@ async fn an_outage_keeps_known_refusals_and_recovers_without_a_restart() {
 
     server.restart();
     // Written while the mirror is (most likely) still reconnecting: it resumes the feed.
-    let writer = store(&server, &prefix);
+    let writer = server.store(&prefix);
     writer
         .revoke_token(&token(3), Duration::from_secs(120))
         .await
@@ -310,7 +294,7 @@ async fn an_outage_keeps_known_refusals_and_recovers_without_a_restart() {
 async fn starting_amid_many_revocations_and_ongoing_writes_misses_none() {
     let server = redis_or_skip!();
     let prefix = support::unique_prefix();
-    let writer = store(&server, &prefix);
+    let writer = server.store(&prefix);
     const EXISTING: usize = 10_000;
     const DURING: usize = 2_000;
 
@@ -341,7 +325,7 @@ async fn starting_amid_many_revocations_and_ongoing_writes_misses_none() {
             }
         })
     };
-    let mirror = MirrorStore::start(store(&server, &prefix));
+    let mirror = MirrorStore::start(server.store(&prefix));
     ongoing.await.unwrap();
     synced(&mirror).await;
     // Let the mirror catch up with the tail of the feed.

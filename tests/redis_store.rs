@@ -55,16 +55,6 @@ fn token_for(sub: &str) -> String {
     mint(json!({ "sub": sub, "jti": uuid::Uuid::new_v4().to_string(), "iat": now(), "exp": now() + 600 }))
 }
 
-fn redis_store(server: &support::RedisServer, prefix: &str) -> RedisStore {
-    RedisStore::builder()
-        .url(server.url())
-        .prefix(prefix)
-        .command_timeout(Duration::from_millis(300))
-        .connect_timeout(Duration::from_millis(300))
-        .build()
-        .unwrap()
-}
-
 /// A service behind the layer that answers 200 "ok".
 fn protected<S: RevocationStore + Clone>(
     layer: RevocationLayer<S>,
@@ -148,7 +138,7 @@ async fn next_second() {
 #[tokio::test]
 async fn seed_scenario_and_log_out_everywhere_through_axum() {
     let server = redis_or_skip!();
-    let app = demo_app(redis_store(&server, &support::unique_prefix()));
+    let app = demo_app(server.store(&support::unique_prefix()));
 
     let token = login(&app, "alice").await;
     assert_eq!(
@@ -211,8 +201,8 @@ async fn a_revocation_through_one_replica_is_honoured_by_another() {
     let server = redis_or_skip!();
     let prefix = support::unique_prefix();
     // Two routers with their own stores (own pools and connections), like two pods.
-    let replica_a = demo_app(redis_store(&server, &prefix));
-    let replica_b = demo_app(redis_store(&server, &prefix));
+    let replica_a = demo_app(server.store(&prefix));
+    let replica_b = demo_app(server.store(&prefix));
 
     let token = login(&replica_a, "carol").await;
     assert_eq!(
@@ -232,7 +222,7 @@ async fn a_revocation_through_one_replica_is_honoured_by_another() {
 #[tokio::test]
 async fn stored_ttls_match_the_token_lifetime_and_lapse() {
     let server = redis_or_skip!();
-    let store = redis_store(&server, &support::unique_prefix());
+    let store = server.store(&support::unique_prefix());
     let verifier = verifier();
     let revoker = Revoker::new(verifier.clone(), store.clone());
     let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
@@ -279,7 +269,7 @@ async fn stored_ttls_match_the_token_lifetime_and_lapse() {
 async fn nothing_secret_or_personal_is_stored() {
     let server = redis_or_skip!();
     let prefix = support::unique_prefix();
-    let store = redis_store(&server, &prefix);
+    let store = server.store(&prefix);
     let verifier = verifier();
     let revoker = Revoker::new(verifier.clone(), store.clone());
 
@@ -364,7 +354,7 @@ async fn nothing_secret_or_personal_is_stored() {
 #[tokio::test]
 async fn one_read_command_per_checked_request() {
     let server = redis_or_skip!(private);
-    let store = redis_store(&server, &support::unique_prefix());
+    let store = server.store(&support::unique_prefix());
     let service = protected(RevocationLayer::new(verifier(), store));
     let token = token_for("frank");
     // The first request connects (HELLO, CLIENT SETINFO...); count after it.
@@ -410,7 +400,7 @@ async fn one_read_command_per_checked_request() {
 async fn an_outage_fails_closed_or_open_and_recovery_needs_no_restart() {
     let mut server = redis_or_skip!(private, aof);
     let prefix = support::unique_prefix();
-    let store = redis_store(&server, &prefix);
+    let store = server.store(&prefix);
     let verifier = verifier();
     let closed = protected(
         RevocationLayer::new(verifier.clone(), store.clone()).with_check_timeout(Duration::from_millis(500)),
@@ -468,7 +458,7 @@ async fn an_outage_fails_closed_or_open_and_recovery_needs_no_restart() {
 #[tokio::test]
 async fn concurrent_revokes_and_checks_lose_nothing() {
     let server = redis_or_skip!();
-    let store = redis_store(&server, &support::unique_prefix());
+    let store = server.store(&support::unique_prefix());
     let mut tasks = Vec::new();
     for worker in 0..16 {
         let store = store.clone();

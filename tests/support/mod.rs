@@ -102,6 +102,18 @@ impl RedisServer {
         redis::Client::open(self.url.as_str()).expect("valid redis url")
     }
 
+    /// A store on this server under `prefix`, with timeouts short enough for outage
+    /// tests and long enough for a loaded CI machine.
+    pub fn store(&self, prefix: &str) -> tower_jwt_revoke::RedisStore {
+        tower_jwt_revoke::RedisStore::builder()
+            .url(self.url())
+            .prefix(prefix)
+            .connect_timeout(Duration::from_millis(300))
+            .command_timeout(Duration::from_millis(300))
+            .build()
+            .expect("a valid store configuration")
+    }
+
     /// Kills the server (SIGKILL: no shutdown save).
     pub fn kill(&mut self) {
         let private = self
