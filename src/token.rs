@@ -160,15 +160,15 @@ fn numeric_date<'de, D: Deserializer<'de>>(
     }
 }
 
-fn iat_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn iat_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     numeric_date(d, "iat", f64::floor)
 }
 
-fn nbf_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn nbf_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     numeric_date(d, "nbf", f64::floor)
 }
 
-fn exp_date<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn exp_date<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     numeric_date(d, "exp", f64::ceil)?.ok_or_else(|| de::Error::missing_field("exp"))
 }
 

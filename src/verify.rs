@@ -475,7 +475,15 @@ impl JwtVerifier {
                 None => VerifyError::Malformed,
             }
         })?;
-        let registered = claims.registered;
+        let registered = RegisteredClaims {
+            jti: claims.jti,
+            sub: claims.sub,
+            sid: claims.sid,
+            iss: claims.iss,
+            iat: claims.iat,
+            nbf: claims.nbf,
+            exp: claims.exp,
+        };
         self.validate(&registered, claims.aud.as_ref(), purpose)?;
         // Without application claims there is nothing to read: skip the second parse.
         let custom: C = if TypeId::of::<C>() == TypeId::of::<NoCustomClaims>() {
@@ -575,11 +583,25 @@ struct JoseHeader<'a> {
     crit: Option<IgnoredAny>,
 }
 
-/// The payload as verification reads it: the registered claims, and `aud`.
+/// The payload as verification reads it: the registered claims, and `aud`. Spelled
+/// out rather than `#[serde(flatten)]`ing [`RegisteredClaims`], which would buffer the
+/// whole payload on every request.
 #[derive(Deserialize)]
 struct Payload<'a> {
-    #[serde(flatten)]
-    registered: RegisteredClaims,
+    #[serde(default)]
+    jti: Option<String>,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    sid: Option<String>,
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default, deserialize_with = "crate::token::iat_date")]
+    iat: Option<u64>,
+    #[serde(default, deserialize_with = "crate::token::nbf_date")]
+    nbf: Option<u64>,
+    #[serde(deserialize_with = "crate::token::exp_date")]
+    exp: u64,
     #[serde(default, borrow)]
     aud: Option<Audience<'a>>,
 }
