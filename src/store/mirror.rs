@@ -18,6 +18,9 @@ use crate::key::RevocationKey;
 /// directly, unless configured.
 pub const DEFAULT_STALENESS_BOUND: Duration = Duration::from_secs(2);
 
+/// `last_contact_ns` before the first complete read.
+const NEVER: u64 = u64::MAX;
+
 /// How long one `XREAD` waits for new events. Shorter than the staleness bound, so a
 /// quiet but healthy feed still counts as contact.
 const FOLLOW_BLOCK: Duration = Duration::from_millis(250);
@@ -84,12 +87,10 @@ struct Shared {
     local: InMemoryStore,
     synced: AtomicBool,
     /// Milliseconds since `epoch` of the last successful read of the feed.
-    last_contact_ms: AtomicU64,
-    /// Nanoseconds since `epoch` until which the copy may answer alone: the last
-    /// contact plus the staleness bound. Checks compare against it, nothing more.
-    fresh_until_ns: AtomicU64,
+    /// Nanoseconds from `epoch` to the last complete read of the feed, or [`NEVER`].
+    last_contact_ns: AtomicU64,
     epoch: Instant,
-    staleness_bound: Duration,
+    staleness_bound_ns: u64,
     progress: Mutex<Progress>,
     position_script: Script,
 }
@@ -143,10 +144,9 @@ impl MirrorStoreBuilder {
             redis: self.redis,
             local: InMemoryStore::new(),
             synced: AtomicBool::new(false),
-            last_contact_ms: AtomicU64::new(u64::MAX),
-            fresh_until_ns: AtomicU64::new(0),
+            last_contact_ns: AtomicU64::new(NEVER),
             epoch: Instant::now(),
-            staleness_bound: self.staleness_bound,
+            staleness_bound_ns: u64::try_from(self.staleness_bound.as_nanos()).unwrap_or(u64::MAX),
             progress: Mutex::new(Progress::default()),
             position_script: Script::new(POSITION),
         });
@@ -215,27 +215,22 @@ impl Shared {
         &self.local
     }
 
-    fn since_contact(&self) -> Option<Duration> {
-        self.since_contact_at(Instant::now())
+    /// Nanoseconds from `epoch` to `at`.
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn since_contact_at(&self, now: Instant) -> Option<Duration> {
-        match self.last_contact_ms.load(Ordering::Acquire) {
-            u64::MAX => None,
-            at => {
-                let now =
-                    u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX);
-                Some(Duration::from_millis(now.saturating_sub(at)))
-            }
+    fn since_contact(&self) -> Option<Duration> {
+        match self.last_contact_ns.load(Ordering::Acquire) {
+            NEVER => None,
+            at => Some(Duration::from_nanos(
+                self.nanos(Instant::now()).saturating_sub(at),
+            )),
         }
     }
 
     fn touch_at(&self, at: Instant) {
-        let elapsed = at.saturating_duration_since(self.epoch);
-        let now = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX - 1);
-        self.last_contact_ms.store(now, Ordering::Release);
-        let until = u64::try_from((elapsed + self.staleness_bound).as_nanos()).unwrap_or(u64::MAX);
-        self.fresh_until_ns.store(until, Ordering::Release);
+        self.last_contact_ns.store(self.nanos(at), Ordering::Release);
     }
 
     /// Whether the local copy may answer: loaded, following, and recently in touch.
@@ -244,8 +239,10 @@ impl Shared {
     }
 
     fn fresh_at(&self, now: Instant) -> bool {
-        let now_ns = u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
-        self.synced.load(Ordering::Acquire) && now_ns <= self.fresh_until_ns.load(Ordering::Acquire)
+        let last = self.last_contact_ns.load(Ordering::Acquire);
+        self.synced.load(Ordering::Acquire)
+            && last != NEVER
+            && self.nanos(now).saturating_sub(last) <= self.staleness_bound_ns
     }
 
     fn set_synced(&self, synced: bool) {
