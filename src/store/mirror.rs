@@ -98,7 +98,7 @@ struct Shared {
 #[derive(Debug, Default, Clone, Copy)]
 struct Progress {
     applied_seq: u64,
-    reloads: u64,
+    loads: u64,
 }
 
 /// The mirror's state, for readiness probes and metrics.
@@ -193,7 +193,7 @@ impl MirrorStore {
             serving_locally: shared.fresh(),
             entries: shared.local().len(),
             applied_seq: progress.applied_seq,
-            loads: progress.reloads,
+            loads: progress.loads,
         }
     }
 
@@ -324,7 +324,7 @@ impl Shared {
         self.local.replace_with(fresh);
         let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
         progress.applied_seq = seq;
-        progress.reloads += 1;
+        progress.loads += 1;
         drop(progress);
         tracing::info!(prefix = %self.redis.prefix(), entries = self.local().len(), seq, "revocation mirror loaded");
         Ok((last_id, seq))

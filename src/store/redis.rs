@@ -308,8 +308,9 @@ impl RedisStore {
         self.shared.command_timeout
     }
 
-    /// A connection of its own, for commands that block (`XREAD BLOCK`) and would
-    /// stall every request pipelined behind them on the shared one.
+    /// A multiplexed connection taken out of the pool for good: the shared one, or one
+    /// of its own for commands that block (`XREAD BLOCK`) and would stall every
+    /// request pipelined behind them on the shared one.
     pub(crate) async fn dedicated_connection(&self) -> Result<MultiplexedConnection, StoreError> {
         let pooled = tokio::time::timeout(self.shared.connect_timeout, self.shared.pool.get())
             .await
@@ -329,11 +330,7 @@ impl RedisStore {
         if let Some(connection) = self.cached() {
             return Ok(connection);
         }
-        let pooled = tokio::time::timeout(self.shared.connect_timeout, self.shared.pool.get())
-            .await
-            .map_err(|_| StoreError::msg("timed out connecting to Redis"))?
-            .map_err(|error| StoreError::new("could not connect to Redis", error))?;
-        let connection = deadpool_redis::Connection::take(pooled);
+        let connection = self.dedicated_connection().await?;
         *self
             .shared
             .current
