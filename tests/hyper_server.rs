@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::background::Background;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +17,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tower_jwt_revoke::{InMemoryStore, RevocationStore};
 
 #[path = "../examples/hyper_server.rs"]
@@ -31,8 +31,7 @@ const REVOKED: &str = r#"Bearer error="invalid_token", error_description="token 
 struct Server {
     addr: SocketAddr,
     client: Client<HttpConnector, Full<Bytes>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    server: Background<std::io::Error>,
 }
 
 /// A response, read whole.
@@ -61,19 +60,11 @@ impl Server {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(hyper_server::serve(listener, app, async {
-            let _ = stopped.await;
-        }));
+        let server = Background::spawn(|stopped| hyper_server::serve(listener, app, stopped));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(1))
             .build_http();
-        Self {
-            addr,
-            client,
-            shutdown: Some(shutdown),
-            task,
-        }
+        Self { addr, client, server }
     }
 
     async fn send(&self, request: http::request::Builder, body: &str) -> Answer {
@@ -126,19 +117,8 @@ impl Server {
     }
 
     /// Shuts the server down gracefully and checks it stopped cleanly.
-    async fn stop(mut self) {
-        let _ = self.shutdown.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("the server stops within 10 s")
-            .expect("the server task did not panic")
-            .expect("the server ran without error");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
+    async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

@@ -3,11 +3,11 @@
 
 mod common;
 
+use common::background::Background;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tower_jwt_revoke::{InMemoryStore, RevocationStore};
@@ -26,8 +26,7 @@ const ACCESS_TTL: Duration = Duration::from_secs(300);
 /// aborted on drop when a test fails first).
 struct Server {
     channel: Channel,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), tonic::transport::Error>>,
+    server: Background<tonic::transport::Error>,
 }
 
 impl Server {
@@ -39,10 +38,7 @@ impl Server {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(tonic_grpc::serve(listener, routes, async {
-            let _ = stopped.await;
-        }));
+        let server = Background::spawn(|stopped| tonic_grpc::serve(listener, routes, stopped));
         let channel = Channel::from_shared(format!("http://{addr}"))
             .unwrap()
             .connect_timeout(Duration::from_secs(5))
@@ -50,11 +46,7 @@ impl Server {
             .connect()
             .await
             .unwrap();
-        Self {
-            channel,
-            shutdown: Some(shutdown),
-            task,
-        }
+        Self { channel, server }
     }
 
     fn login_client(&self) -> LoginClient<Channel> {
@@ -81,19 +73,8 @@ impl Server {
     }
 
     /// Shuts the server down gracefully and checks it stopped cleanly.
-    async fn stop(mut self) {
-        let _ = self.shutdown.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("the server stops within 10 s")
-            .expect("the server task did not panic")
-            .expect("the server ran without error");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
+    async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

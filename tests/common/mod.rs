@@ -4,6 +4,7 @@
 //! Each test crate uses a different subset of these.
 #![allow(dead_code)]
 
+pub mod background;
 pub mod broken_store;
 
 use std::convert::Infallible;
