@@ -6,6 +6,8 @@
 //! graph asking for different backends). We therefore verify through an explicitly
 //! chosen provider, preferring aws-lc-rs whenever it is compiled in.
 
+use std::sync::Once;
+
 use jsonwebtoken::crypto::CryptoProvider;
 
 #[cfg(not(any(feature = "aws_lc_rs", feature = "rust_crypto")))]
@@ -16,18 +18,29 @@ compile_error!(
 /// Makes this crate's signature backend jsonwebtoken's process-wide default, unless
 /// one was installed already.
 ///
-/// [`JwtVerifierBuilder::build`](crate::JwtVerifierBuilder::build) calls this, so an
-/// application that only verifies through this crate never needs to. Call it at the
-/// top of `main` when the application itself signs or verifies tokens with
-/// jsonwebtoken *before* building a verifier: with both the `aws_lc_rs` and the
-/// `rust_crypto` features enabled, jsonwebtoken cannot choose a backend by itself and
-/// would panic on first use.
+/// You rarely need to call this: every entry point of this crate that a program
+/// touches first ([`JwtVerifier::builder`](crate::JwtVerifier::builder), the
+/// [`VerificationKey`](crate::VerificationKey) constructors,
+/// [`RevocationLayer::new`](crate::RevocationLayer::new),
+/// [`Revoker::new`](crate::Revoker::new) and the stores' constructors) calls it.
 ///
-/// With both features enabled, aws-lc-rs is chosen (it is several times faster for RSA
-/// and ECDSA). An earlier choice, the application's or this function's, stands.
+/// Why it matters: when both the `aws_lc_rs` and the `rust_crypto` backends of
+/// jsonwebtoken are compiled in (this crate asks for one, the application's own
+/// `jsonwebtoken` dependency for the other, and Cargo unifies features), jsonwebtoken
+/// cannot choose by itself and *the application's own* `encode`/`decode` panic with
+/// "Could not automatically determine the process-level CryptoProvider". Call this at
+/// the top of `main` when the application signs or verifies tokens with jsonwebtoken
+/// before it touches this crate.
+///
+/// With both backends compiled in, aws-lc-rs is chosen (it is several times faster for
+/// RSA and ECDSA). An earlier choice, the application's or this function's, stands.
+/// Idempotent and cheap after the first call.
 pub fn install_crypto_provider() {
-    // `Err` means a provider is installed already; that choice stands.
-    let _ = provider().install_default();
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        // `Err` means a provider is installed already; that choice stands.
+        let _ = provider().install_default();
+    });
 }
 
 /// The backend this crate verifies with. [`JwtVerifier`](crate::JwtVerifier) calls it

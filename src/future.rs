@@ -14,36 +14,36 @@ use crate::reject::OnRejection;
 use crate::service::{StoreCheck, reject};
 
 /// What is held while the store answers: the readied inner service and the request.
-pub(crate) struct Pending<I, ReqBody, ResBody> {
-    pub(crate) inner: I,
+pub(crate) struct Pending<S, ReqBody, ResBody> {
+    pub(crate) inner: S,
     pub(crate) request: Request<ReqBody>,
     pub(crate) rejection: Arc<dyn OnRejection<ResBody>>,
 }
 
 pin_project! {
     /// The response future of [`RevocationService`](crate::RevocationService).
-    pub struct ResponseFuture<I, ReqBody, ResBody>
+    pub struct ResponseFuture<S, ReqBody, ResBody>
     where
-        I: Service<Request<ReqBody>>,
+        S: Service<Request<ReqBody>>,
     {
         #[pin]
-        state: State<I, ReqBody, ResBody>,
+        state: State<S, ReqBody, ResBody>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<I, ReqBody, ResBody>
+    enum State<S, ReqBody, ResBody>
     where
-        I: Service<Request<ReqBody>>,
+        S: Service<Request<ReqBody>>,
     {
         Checking {
             check: StoreCheck,
-            pending: Option<Pending<I, ReqBody, ResBody>>,
+            pending: Option<Pending<S, ReqBody, ResBody>>,
         },
         Calling {
             #[pin]
-            future: I::Future,
+            future: S::Future,
         },
         Rejected {
             response: Option<Response<ResBody>>,
@@ -51,11 +51,11 @@ pin_project! {
     }
 }
 
-impl<I, ReqBody, ResBody> ResponseFuture<I, ReqBody, ResBody>
+impl<S, ReqBody, ResBody> ResponseFuture<S, ReqBody, ResBody>
 where
-    I: Service<Request<ReqBody>>,
+    S: Service<Request<ReqBody>>,
 {
-    pub(crate) fn checking(check: StoreCheck, pending: Pending<I, ReqBody, ResBody>) -> Self {
+    pub(crate) fn checking(check: StoreCheck, pending: Pending<S, ReqBody, ResBody>) -> Self {
         Self {
             state: State::Checking {
                 check,
@@ -64,7 +64,7 @@ where
         }
     }
 
-    pub(crate) fn calling(future: I::Future) -> Self {
+    pub(crate) fn calling(future: S::Future) -> Self {
         Self {
             state: State::Calling { future },
         }
@@ -79,12 +79,12 @@ where
     }
 }
 
-impl<I, ReqBody, ResBody> Future for ResponseFuture<I, ReqBody, ResBody>
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, ResBody>
 where
-    I: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: 'static,
 {
-    type Output = Result<Response<ResBody>, I::Error>;
+    type Output = Result<Response<ResBody>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -120,9 +120,9 @@ where
     }
 }
 
-impl<I, ReqBody, ResBody> fmt::Debug for ResponseFuture<I, ReqBody, ResBody>
+impl<S, ReqBody, ResBody> fmt::Debug for ResponseFuture<S, ReqBody, ResBody>
 where
-    I: Service<Request<ReqBody>>,
+    S: Service<Request<ReqBody>>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()

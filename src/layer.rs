@@ -1,7 +1,7 @@
 //! [`RevocationLayer`]: configuration, and the [`Layer`] that applies it.
 
+use std::any::Any;
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,6 @@ use crate::reject::DefaultRejection;
 use crate::revoke::Revoker;
 use crate::service::{Config, RevocationService};
 use crate::store::RevocationStore;
-use crate::token::NoCustomClaims;
 use crate::verify::JwtVerifier;
 
 /// How long the layer waits for the store before applying the [`FailurePolicy`],
@@ -38,73 +37,84 @@ pub enum FailurePolicy {
 /// For every request it reads the token (by default from `Authorization: Bearer`),
 /// verifies it with the [`JwtVerifier`], asks the store in one call whether it, its
 /// subject or its session is revoked, and only then calls the inner service, with the
-/// [`VerifiedToken<C>`](crate::VerifiedToken) in the request extensions. Refusals are
+/// [`VerifiedToken`](crate::VerifiedToken) in the request extensions. Refusals are
 /// answered by the rejection (by default [`DefaultRejection`]), never as `Err`.
+///
+/// The store's type is not part of the layer's: pick the store from configuration at
+/// run time and every function that names the layer (or a [`Revoker`]) stays the
+/// same. Every setting can be changed on an existing layer with its `with_*` method;
+/// the others are kept.
 ///
 /// Cheap to clone; the store and the rejection are shared. Runs on Tokio: the store
 /// check is timed with `tokio::time`, so the runtime needs its time driver (as
 /// `#[tokio::main]` has).
 ///
+/// Building a layer also installs this crate's signature backend as jsonwebtoken's
+/// default when none is (see [`install_crypto_provider`](crate::install_crypto_provider)).
+///
 /// ```
 /// use std::time::Duration;
-/// use tower_jwt_revoke::{
-///     FailurePolicy, InMemoryStore, JwtVerifier, RevocationLayer, TokenSource, VerificationKey,
-/// };
+/// use tower_jwt_revoke::store::InMemoryStore;
+/// use tower_jwt_revoke::{FailurePolicy, JwtVerifier, RevocationLayer, TokenSource, VerificationKey};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let verifier = JwtVerifier::builder()
-///     .key(VerificationKey::hmac(jsonwebtoken::Algorithm::HS256, b"a long random secret")?)
-///     .build()?;
+/// let key = |secret: &[u8]| VerificationKey::hmac(jsonwebtoken::Algorithm::HS256, secret);
+/// let verifier = JwtVerifier::builder().key(key(b"a long random secret")?).build()?;
 /// let layer = RevocationLayer::new(verifier, InMemoryStore::new())
 ///     .with_token_sources([TokenSource::AuthorizationBearer, TokenSource::cookie("token")])
 ///     .with_check_timeout(Duration::from_millis(100))
 ///     .with_failure_policy(FailurePolicy::FailClosed);
 /// let revoker = layer.revoker(); // for the logout handler
+///
+/// // Later: a new key, same sources, timeout and policy.
+/// let rotated = JwtVerifier::builder().key(key(b"the next long random secret")?).build()?;
+/// let layer = layer.with_verifier(rotated);
+/// assert_eq!(layer.check_timeout(), Duration::from_millis(100));
 /// # Ok(()) }
 /// ```
 #[must_use]
-pub struct RevocationLayer<S, C = NoCustomClaims, R = DefaultRejection> {
+pub struct RevocationLayer<Reject = DefaultRejection> {
     verifier: JwtVerifier,
-    store: S,
+    store: Arc<dyn RevocationStore>,
     sources: Arc<[TokenSource]>,
     check_timeout: Duration,
     failure_policy: FailurePolicy,
     allow_anonymous: bool,
-    rejection: Arc<R>,
-    _claims: PhantomData<fn() -> C>,
+    rejection: Arc<Reject>,
 }
 
-impl<S> RevocationLayer<S> {
+impl RevocationLayer {
     /// A layer verifying with `verifier` and checking `store`, reading
     /// `Authorization: Bearer`, failing closed after [`DEFAULT_CHECK_TIMEOUT`].
-    pub fn new(verifier: JwtVerifier, store: S) -> Self {
+    ///
+    /// `store` is any [`RevocationStore`], an `Arc<dyn RevocationStore>` chosen at run
+    /// time included.
+    pub fn new(verifier: JwtVerifier, store: impl RevocationStore) -> Self {
+        crate::crypto::install_crypto_provider();
         Self {
             verifier,
-            store,
+            store: shared_store(store),
             sources: Arc::new([TokenSource::AuthorizationBearer]),
             check_timeout: DEFAULT_CHECK_TIMEOUT,
             failure_policy: FailurePolicy::default(),
             allow_anonymous: false,
             rejection: Arc::new(DefaultRejection),
-            _claims: PhantomData,
         }
     }
 }
 
-impl<S, C, R> RevocationLayer<S, C, R> {
-    /// Decodes the application's own claims as `C` (see
-    /// [`VerifiedToken::claims`](crate::VerifiedToken::claims)).
-    pub fn with_claims<C2>(self) -> RevocationLayer<S, C2, R> {
-        RevocationLayer {
-            verifier: self.verifier,
-            store: self.store,
-            sources: self.sources,
-            check_timeout: self.check_timeout,
-            failure_policy: self.failure_policy,
-            allow_anonymous: self.allow_anonymous,
-            rejection: self.rejection,
-            _claims: PhantomData,
-        }
+impl<Reject> RevocationLayer<Reject> {
+    /// Verifies with `verifier` from now on (a key rotation, say); every other
+    /// setting is kept.
+    pub fn with_verifier(mut self, verifier: JwtVerifier) -> Self {
+        self.verifier = verifier;
+        self
+    }
+
+    /// Checks `store` from now on; every other setting is kept.
+    pub fn with_store(mut self, store: impl RevocationStore) -> Self {
+        self.store = shared_store(store);
+        self
     }
 
     /// Where tokens are read from, tried in order.
@@ -134,8 +144,11 @@ impl<S, C, R> RevocationLayer<S, C, R> {
         self
     }
 
-    /// Answers refusals with `rejection` instead of [`DefaultRejection`].
-    pub fn with_rejection<R2>(self, rejection: R2) -> RevocationLayer<S, C, R2> {
+    /// Answers refusals with `rejection` instead of [`DefaultRejection`]; every other
+    /// setting is kept. See [`OnRejection`](crate::OnRejection) for closures, and
+    /// `with_rejection_response` (feature `axum`) for a closure returning
+    /// `impl IntoResponse`.
+    pub fn with_rejection<NewReject>(self, rejection: NewReject) -> RevocationLayer<NewReject> {
         RevocationLayer {
             verifier: self.verifier,
             store: self.store,
@@ -144,7 +157,6 @@ impl<S, C, R> RevocationLayer<S, C, R> {
             failure_policy: self.failure_policy,
             allow_anonymous: self.allow_anonymous,
             rejection: Arc::new(rejection),
-            _claims: PhantomData,
         }
     }
 
@@ -154,35 +166,71 @@ impl<S, C, R> RevocationLayer<S, C, R> {
     }
 
     /// The store.
-    pub fn store(&self) -> &S {
+    pub fn store(&self) -> &Arc<dyn RevocationStore> {
         &self.store
     }
 
+    /// Where tokens are read from, in order.
+    pub fn token_sources(&self) -> &[TokenSource] {
+        &self.sources
+    }
+
+    /// How long the layer waits for the store.
+    pub fn check_timeout(&self) -> Duration {
+        self.check_timeout
+    }
+
+    /// What the layer does when the store fails.
+    pub fn failure_policy(&self) -> FailurePolicy {
+        self.failure_policy
+    }
+
+    /// Whether requests without a token are let through.
+    pub fn allows_anonymous(&self) -> bool {
+        self.allow_anonymous
+    }
+
+    /// The rejection.
+    pub fn rejection(&self) -> &Reject {
+        &self.rejection
+    }
+
     /// A [`Revoker`] writing to this layer's store, with this layer's verifier.
-    pub fn revoker(&self) -> Revoker<S>
-    where
-        S: RevocationStore + Clone,
-    {
-        Revoker::new(self.verifier.clone(), self.store.clone())
+    pub fn revoker(&self) -> Revoker {
+        Revoker::from_shared(self.verifier.clone(), Arc::clone(&self.store))
     }
 }
 
-impl<S: Clone, C, R> Clone for RevocationLayer<S, C, R> {
+/// The store behind an `Arc`, without wrapping one that already is an
+/// `Arc<dyn RevocationStore>` (a second pointer to chase on every check).
+pub(crate) fn shared_store(store: impl RevocationStore) -> Arc<dyn RevocationStore> {
+    let mut store = Some(store);
+    if let Some(shared) = (&mut store as &mut dyn Any).downcast_mut::<Option<Arc<dyn RevocationStore>>>() {
+        if let Some(shared) = shared.take() {
+            return shared;
+        }
+    }
+    match store {
+        Some(store) => Arc::new(store),
+        None => unreachable!("the store is taken only when it is already shared"),
+    }
+}
+
+impl<Reject> Clone for RevocationLayer<Reject> {
     fn clone(&self) -> Self {
         Self {
             verifier: self.verifier.clone(),
-            store: self.store.clone(),
+            store: Arc::clone(&self.store),
             sources: Arc::clone(&self.sources),
             check_timeout: self.check_timeout,
             failure_policy: self.failure_policy,
             allow_anonymous: self.allow_anonymous,
             rejection: Arc::clone(&self.rejection),
-            _claims: PhantomData,
         }
     }
 }
 
-impl<S, C, R> fmt::Debug for RevocationLayer<S, C, R> {
+impl<Reject> fmt::Debug for RevocationLayer<Reject> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RevocationLayer")
             .field("verifier", &self.verifier)
@@ -194,13 +242,13 @@ impl<S, C, R> fmt::Debug for RevocationLayer<S, C, R> {
     }
 }
 
-impl<I, S: RevocationStore + Clone, C, R> Layer<I> for RevocationLayer<S, C, R> {
-    type Service = RevocationService<I, C, R>;
+impl<S, Reject> Layer<S> for RevocationLayer<Reject> {
+    type Service = RevocationService<S, Reject>;
 
-    fn layer(&self, inner: I) -> Self::Service {
+    fn layer(&self, inner: S) -> Self::Service {
         let config = Config {
             verifier: self.verifier.clone(),
-            store: Arc::new(self.store.clone()),
+            store: Arc::clone(&self.store),
             sources: Arc::clone(&self.sources),
             check_timeout: self.check_timeout,
             failure_policy: self.failure_policy,

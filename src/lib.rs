@@ -9,11 +9,18 @@
 //! - [`RevocationLayer`]: read the token ([`TokenSource`]), verify it
 //!   ([`JwtVerifier`]), ask the store, then call the inner service with a
 //!   [`VerifiedToken`] in the request extensions; refuse with a [`Rejection`] otherwise.
-//! - [`RevocationStore`]: where revocations live; [`InMemoryStore`] for one process,
-//!   `RedisStore` (feature `redis`) for many replicas sharing one blocklist, and
-//!   `MirrorStore` (feature `redis`) for a local copy of it that answers checks
-//!   without a network round trip.
+//! - [`store`]: where revocations live. [`InMemoryStore`](store::InMemoryStore) for one
+//!   process, `RedisStore` (feature `redis`) for many replicas sharing one blocklist,
+//!   and `MirrorStore` (feature `redis`) for a local copy of it that answers checks
+//!   without a network round trip. Neither the layer nor the [`Revoker`] names the
+//!   store's type, so the store can come from configuration.
 //! - [`Revoker`]: log out a token, a subject everywhere, a session, or everyone.
+//! - Axum (feature `axum`): [`VerifiedToken`] and `Claims<C>` are extractors,
+//!   [`RevokeError`] is a response, and `RevocationLayer::with_rejection_response`
+//!   takes a closure returning `impl IntoResponse`.
+//! - Tonic (feature `tonic`): `tonic::RequestExt` reads the token from a
+//!   `tonic::Request`, and `RevocationLayer::with_status_rejection` builds rejections
+//!   as `tonic::Status`.
 //!
 //! # Example
 //!
@@ -22,7 +29,8 @@
 //! use http::{Request, Response, StatusCode};
 //! use tower::{ServiceBuilder, ServiceExt};
 //! use tower_jwt_revoke::jsonwebtoken::{self, Algorithm, EncodingKey, Header};
-//! use tower_jwt_revoke::{InMemoryStore, JwtVerifier, RevocationLayer, VerificationKey};
+//! use tower_jwt_revoke::store::InMemoryStore;
+//! use tower_jwt_revoke::{JwtVerifier, RevocationLayer, VerificationKey};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -45,6 +53,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Signature backends
+//!
+//! Signatures are checked with aws-lc-rs (feature `aws_lc_rs`, the default) or the
+//! RustCrypto crates (`rust_crypto`). When Cargo compiles both into jsonwebtoken (this
+//! crate asks for one, the application's own `jsonwebtoken` for the other),
+//! jsonwebtoken cannot choose and its `encode`/`decode` panic. This crate installs its
+//! backend as jsonwebtoken's default the first time any of its entry points runs
+//! ([`JwtVerifier::builder`], [`VerificationKey`]'s constructors,
+//! [`RevocationLayer::new`], [`Revoker::new`], the stores); an application that signs
+//! tokens before touching this crate calls [`install_crypto_provider`] first.
+//!
 //! # Features
 //!
 //! | feature       | default | what                                                    |
@@ -52,7 +71,8 @@
 //! | `aws_lc_rs`   | yes     | verify signatures with aws-lc-rs                        |
 //! | `rust_crypto` | no      | verify signatures with the RustCrypto crates            |
 //! | `redis`       | yes     | `RedisStore`, `MirrorStore`, and re-exports of `redis`/`deadpool_redis` |
-//! | `axum`        | yes     | [`VerifiedToken`] as an Axum extractor                  |
+//! | `axum`        | yes     | extractors, `IntoResponse` for errors, axum-native rejections |
+//! | `tonic`       | no      | `tonic::RequestExt`, rejections as `tonic::Status`       |
 //!
 //! The README documents the Redis key schema for services in other languages.
 #![deny(missing_docs, unsafe_code)]
@@ -70,10 +90,14 @@ mod revoke;
 mod service;
 pub mod store;
 mod token;
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub mod tonic;
 mod verify;
 
 #[cfg(feature = "axum")]
-pub use crate::axum::MissingVerifiedToken;
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use crate::axum::{Claims, ClaimsRejection, MissingVerifiedToken, RejectionResponse};
 pub use crate::crypto::install_crypto_provider;
 pub use crate::extract::{MalformedRequest, TokenSource};
 pub use crate::future::ResponseFuture;
@@ -82,26 +106,20 @@ pub use crate::layer::{DEFAULT_CHECK_TIMEOUT, FailurePolicy, RevocationLayer};
 pub use crate::reject::{DefaultRejection, OnRejection, Rejection};
 pub use crate::revoke::{DEFAULT_REVOKE_TIMEOUT, Revocation, RevokeError, Revoker};
 pub use crate::service::RevocationService;
-pub use crate::store::memory::InMemoryStore;
-#[cfg(feature = "redis")]
-pub use crate::store::mirror::MirrorStore;
-#[cfg(feature = "redis")]
-pub use crate::store::redis::RedisStore;
-
-pub use crate::store::{Lookup, RevocationQuery, RevocationStore, RevokedBy, StoreError};
-pub use crate::token::{NoCustomClaims, RegisteredClaims, VerifiedToken};
+pub use crate::token::{RegisteredClaims, VerifiedToken};
 pub use crate::verify::{
     DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, DEFAULT_MAX_TOKEN_LIFETIME, JwtVerifier, JwtVerifierBuilder,
     KeyError, VerificationKey, VerifyError,
 };
-/// The attribute [`RevocationStore`] implementations use, at the version this crate uses.
+/// The attribute [`RevocationStore`](store::RevocationStore) implementations use, at the
+/// version this crate uses.
 pub use async_trait::async_trait;
-/// deadpool-redis, at the version [`RedisStore`] is built with.
+/// deadpool-redis, at the version [`RedisStore`](store::RedisStore) is built with.
 #[cfg(feature = "redis")]
 pub use deadpool_redis;
 /// jsonwebtoken, at the version [`JwtVerifier`] is built with (keys, algorithms, signing).
 pub use jsonwebtoken;
-/// redis, at the version [`RedisStore`] is built with.
+/// redis, at the version [`RedisStore`](store::RedisStore) is built with.
 #[cfg(feature = "redis")]
 pub use redis;
 

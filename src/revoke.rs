@@ -1,10 +1,13 @@
 //! [`Revoker`]: records revocations with the right lifetimes.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::StatusCode;
 
 use crate::key::RevocationKey;
 use crate::store::{RevocationStore, StoreError};
-use crate::token::{NoCustomClaims, VerifiedToken};
+use crate::token::VerifiedToken;
 use crate::verify::{JwtVerifier, VerifyError};
 
 /// Records revocations in a store, each kept exactly as long as it matters.
@@ -15,12 +18,23 @@ use crate::verify::{JwtVerifier, VerifyError};
 ///   marker kept for the longest token lifetime the verifier accepts, plus leeway.
 ///
 /// Get one from [`RevocationLayer::revoker`](crate::RevocationLayer::revoker), or
-/// build one with [`Revoker::new`]. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Revoker<S> {
+/// build one with [`Revoker::new`]. Cheap to clone. Like the layer, it does not name
+/// the store's type, so a handler's `State<Revoker>` stays the same whichever store
+/// configuration picks.
+#[derive(Clone)]
+pub struct Revoker {
     verifier: JwtVerifier,
-    store: S,
+    store: Arc<dyn RevocationStore>,
     timeout: Duration,
+}
+
+impl std::fmt::Debug for Revoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revoker")
+            .field("verifier", &self.verifier)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How long a revocation may take to record before it fails, unless configured.
@@ -61,10 +75,30 @@ pub enum RevokeError {
     Store(#[from] StoreError),
 }
 
-impl<S: RevocationStore> Revoker<S> {
-    /// A revoker writing to `store`; `verifier` must be the one requests are checked
-    /// with, since its leeway and maximum lifetime decide how long records last.
-    pub fn new(verifier: JwtVerifier, store: S) -> Self {
+impl RevokeError {
+    /// The HTTP status that fits this error, for a handler to answer with: the
+    /// client's mistakes are 4xx, a store failure is 503 (retry), and a verifier that
+    /// cannot name an issuer is the server's own misconfiguration (500).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidToken(_) | Self::MissingClaim(_) => StatusCode::BAD_REQUEST,
+            Self::AmbiguousIssuer => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl Revoker {
+    /// A revoker writing to `store` (any [`RevocationStore`], an
+    /// `Arc<dyn RevocationStore>` included); `verifier` must be the one requests are
+    /// checked with, since its leeway and maximum lifetime decide how long records
+    /// last.
+    pub fn new(verifier: JwtVerifier, store: impl RevocationStore) -> Self {
+        crate::crypto::install_crypto_provider();
+        Self::from_shared(verifier, crate::layer::shared_store(store))
+    }
+
+    pub(crate) fn from_shared(verifier: JwtVerifier, store: Arc<dyn RevocationStore>) -> Self {
         Self {
             verifier,
             store,
@@ -82,13 +116,13 @@ impl<S: RevocationStore> Revoker<S> {
     }
 
     /// The store written to.
-    pub fn store(&self) -> &S {
+    pub fn store(&self) -> &Arc<dyn RevocationStore> {
         &self.store
     }
 
     /// Revokes this token (logout). It stays refused until it would have expired
     /// anyway, leeway included; revoking an expired token is a successful no-op.
-    pub async fn revoke<C>(&self, token: &VerifiedToken<C>) -> Result<Revocation, RevokeError> {
+    pub async fn revoke(&self, token: &VerifiedToken) -> Result<Revocation, RevokeError> {
         let Some(ttl) = self
             .verifier
             .revocation_ttl(token.expires_at(), SystemTime::now())
@@ -105,7 +139,7 @@ impl<S: RevocationStore> Revoker<S> {
     /// admin endpoint, a refresh flow). A genuine but expired token is a successful
     /// no-op; a forged or malformed one is an error.
     pub async fn revoke_token(&self, token: &str) -> Result<Revocation, RevokeError> {
-        match self.verifier.verify_for_revocation::<NoCustomClaims>(token) {
+        match self.verifier.verify_for_revocation(token) {
             Ok(Some(verified)) => self.revoke(&verified).await,
             Ok(None) => Ok(Revocation::AlreadyExpired),
             Err(error) => Err(RevokeError::InvalidToken(error)),
@@ -141,7 +175,7 @@ impl<S: RevocationStore> Revoker<S> {
     }
 
     /// Log out everywhere for the subject of `token` (under its own issuer).
-    pub async fn revoke_subject_of<C>(&self, token: &VerifiedToken<C>) -> Result<Revocation, RevokeError> {
+    pub async fn revoke_subject_of(&self, token: &VerifiedToken) -> Result<Revocation, RevokeError> {
         let key = token.subject_key().ok_or(RevokeError::MissingClaim("sub"))?;
         self.revoke_subject_key(&key).await
     }
@@ -166,7 +200,7 @@ impl<S: RevocationStore> Revoker<S> {
     }
 
     /// Refuses every token of the session of `token` (its `sid`).
-    pub async fn revoke_session_of<C>(&self, token: &VerifiedToken<C>) -> Result<Revocation, RevokeError> {
+    pub async fn revoke_session_of(&self, token: &VerifiedToken) -> Result<Revocation, RevokeError> {
         let key = token.session_key().ok_or(RevokeError::MissingClaim("sid"))?;
         self.revoke_session_key(&key).await
     }

@@ -2,14 +2,12 @@
 
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
-use serde::de::DeserializeOwned;
 use tower_service::Service;
 
 use crate::extract::{TokenSource, find_token};
@@ -17,13 +15,13 @@ use crate::future::{Pending, ResponseFuture};
 use crate::layer::FailurePolicy;
 use crate::reject::{OnRejection, Rejection};
 use crate::store::{RevocationQuery, RevocationStore};
-use crate::token::{NoCustomClaims, VerifiedToken};
+use crate::token::VerifiedToken;
 use crate::verify::JwtVerifier;
 
 /// The check that runs after verification: one store call, under a timeout.
 pub(crate) type StoreCheck = Pin<Box<dyn Future<Output = Result<(), Rejection>> + Send>>;
 
-pub(crate) struct Config<R> {
+pub(crate) struct Config<Reject> {
     pub(crate) verifier: JwtVerifier,
     /// Type-erased: with the store's type out of the service's, the service's future
     /// is `Send` whatever the store (an `Arc<dyn RevocationStore>` included, which
@@ -33,10 +31,10 @@ pub(crate) struct Config<R> {
     pub(crate) check_timeout: Duration,
     pub(crate) failure_policy: FailurePolicy,
     pub(crate) allow_anonymous: bool,
-    pub(crate) rejection: Arc<R>,
+    pub(crate) rejection: Arc<Reject>,
 }
 
-impl<R> Config<R> {
+impl<Reject> Config<Reject> {
     async fn check(&self, query: RevocationQuery) -> Result<(), Rejection> {
         let failure = match tokio::time::timeout(self.check_timeout, self.store.lookup(&query)).await {
             Ok(Ok(lookup)) => {
@@ -72,49 +70,44 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         .join(": ")
 }
 
-/// The [`Service`] made by [`RevocationLayer`](crate::RevocationLayer).
-pub struct RevocationService<I, C = NoCustomClaims, R = crate::reject::DefaultRejection> {
-    inner: I,
-    config: Arc<Config<R>>,
-    _claims: PhantomData<fn() -> C>,
+/// The [`Service`] made by [`RevocationLayer`](crate::RevocationLayer): `S` is the
+/// inner service, `Reject` the rejection.
+pub struct RevocationService<S, Reject = crate::reject::DefaultRejection> {
+    inner: S,
+    config: Arc<Config<Reject>>,
 }
 
-impl<I, C, R> RevocationService<I, C, R> {
-    pub(crate) fn new(inner: I, config: Arc<Config<R>>) -> Self {
-        Self {
-            inner,
-            config,
-            _claims: PhantomData,
-        }
+impl<S, Reject> RevocationService<S, Reject> {
+    pub(crate) fn new(inner: S, config: Arc<Config<Reject>>) -> Self {
+        Self { inner, config }
     }
 
     /// The wrapped service.
-    pub fn get_ref(&self) -> &I {
+    pub fn get_ref(&self) -> &S {
         &self.inner
     }
 
     /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut I {
+    pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
 
     /// Consumes this service, returning the wrapped one.
-    pub fn into_inner(self) -> I {
+    pub fn into_inner(self) -> S {
         self.inner
     }
 }
 
-impl<I: Clone, C, R> Clone for RevocationService<I, C, R> {
+impl<S: Clone, Reject> Clone for RevocationService<S, Reject> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             config: Arc::clone(&self.config),
-            _claims: PhantomData,
         }
     }
 }
 
-impl<I: fmt::Debug, C, R> fmt::Debug for RevocationService<I, C, R> {
+impl<S: fmt::Debug, Reject> fmt::Debug for RevocationService<S, Reject> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RevocationService")
             .field("inner", &self.inner)
@@ -123,16 +116,15 @@ impl<I: fmt::Debug, C, R> fmt::Debug for RevocationService<I, C, R> {
     }
 }
 
-impl<I, C, R, ReqBody, ResBody> Service<Request<ReqBody>> for RevocationService<I, C, R>
+impl<S, Reject, ReqBody, ResBody> Service<Request<ReqBody>> for RevocationService<S, Reject>
 where
-    I: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    C: DeserializeOwned + Clone + Send + Sync + 'static,
-    R: OnRejection<ResBody>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    Reject: OnRejection<ResBody>,
     ResBody: 'static,
 {
     type Response = Response<ResBody>;
-    type Error = I::Error;
-    type Future = ResponseFuture<I, ReqBody, ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -143,7 +135,7 @@ where
         let verified = match find_token(&config.sources, request.headers()) {
             Ok(Some(token)) => config
                 .verifier
-                .verify::<C>(token)
+                .verify(token)
                 .map_err(Rejection::InvalidToken),
             Ok(None) => Err(Rejection::MissingToken),
             Err(malformed) => Err(Rejection::MalformedRequest(malformed)),
@@ -161,7 +153,7 @@ where
         };
 
         let query = RevocationQuery::for_token(&token);
-        request.extensions_mut().insert::<VerifiedToken<C>>(token);
+        request.extensions_mut().insert::<VerifiedToken>(token);
 
         // A store that can answer without waiting (memory, a mirror in sync) skips the
         // boxed future and the timer: the check is then a plain function call.

@@ -1,41 +1,71 @@
-//! What a verified request carries: the token's registered claims and the app's own.
+//! What a verified request carries: the token's registered claims, and its payload for
+//! the application's own.
 
+use std::fmt;
+
+use bytes::Bytes;
 use serde::Deserialize;
-use serde::de::{self, Deserializer};
+use serde::de::{self, DeserializeOwned, Deserializer};
 
 use crate::key::RevocationKey;
+use crate::verify::VerifyError;
 
-/// The claims of a token that passed [`JwtVerifier`](crate::JwtVerifier): its
-/// registered claims, and the application's own claims `C`.
+/// A token that passed [`JwtVerifier`](crate::JwtVerifier): its registered claims, its
+/// revocation key, and its payload, from which the application reads its own claims
+/// with [`claims`](Self::claims).
 ///
 /// [`RevocationLayer`](crate::RevocationLayer) puts one into the request extensions of
-/// every request it lets through; with the `axum` feature, handlers take it as an
-/// extractor.
+/// every request it lets through. With the `axum` feature, handlers take it (or
+/// [`Claims<C>`](crate::Claims)) as an extractor; with the `tonic` feature,
+/// [`RequestExt`](crate::tonic::RequestExt) reads it from a `tonic::Request`.
 ///
-/// `C` is deserialized from the whole payload, so it may name registered claims
-/// (`sub`, say) as well as the application's own. The default, [`NoCustomClaims`],
-/// reads nothing.
-#[derive(Debug, Clone)]
-pub struct VerifiedToken<C = NoCustomClaims> {
+/// The token carries no claims type: every handler reads the claims it needs, so no
+/// layer setting can disagree with a handler about them.
+#[derive(Clone)]
+pub struct VerifiedToken {
     pub(crate) registered: RegisteredClaims,
-    pub(crate) custom: C,
     pub(crate) key: RevocationKey,
+    /// The decoded JSON payload; shared, so cloning the token does not copy it.
+    pub(crate) payload: Bytes,
 }
 
-impl<C> VerifiedToken<C> {
+impl fmt::Debug for VerifiedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Claim values (`sub` included) stay out of logs: the revocation key names the
+        // token without saying whose it is.
+        f.debug_struct("VerifiedToken")
+            .field("key", &self.key)
+            .field("expires_at", &self.registered.exp)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifiedToken {
     /// The registered claims (`jti`, `sub`, `sid`, `iat`, `exp`, `iss`…).
     pub fn registered(&self) -> &RegisteredClaims {
         &self.registered
     }
 
-    /// The application's own claims.
-    pub fn claims(&self) -> &C {
-        &self.custom
-    }
-
-    /// Consumes the token, returning the application's own claims.
-    pub fn into_claims(self) -> C {
-        self.custom
+    /// Reads the application's own claims from the payload.
+    ///
+    /// `C` is deserialized from the whole payload, so it may name registered claims
+    /// (`sub`, say) as well as the application's own. A payload that does not fit `C`
+    /// is [`VerifyError::CustomClaims`]: the token is genuine but not one this
+    /// application can use (the [`Claims`](crate::Claims) extractor answers 401).
+    ///
+    /// ```
+    /// # use tower_jwt_revoke::VerifiedToken;
+    /// #[derive(serde::Deserialize)]
+    /// struct Roles {
+    ///     roles: Vec<String>,
+    /// }
+    ///
+    /// fn is_admin(token: &VerifiedToken) -> bool {
+    ///     token.claims::<Roles>().is_ok_and(|claims| claims.roles.iter().any(|role| role == "admin"))
+    /// }
+    /// ```
+    pub fn claims<C: DeserializeOwned>(&self) -> Result<C, VerifyError> {
+        serde_json::from_slice(&self.payload).map_err(|_| VerifyError::CustomClaims)
     }
 
     /// The `sub` claim, if any.
@@ -43,7 +73,7 @@ impl<C> VerifiedToken<C> {
         self.registered.sub.as_deref()
     }
 
-    /// The `jti` claim, if any.
+    /// The `jti` claim, if any. An empty `jti` counts as none: it identifies nothing.
     pub fn token_id(&self) -> Option<&str> {
         self.registered.jti.as_deref()
     }
@@ -69,7 +99,7 @@ impl<C> VerifiedToken<C> {
     }
 
     /// The hashed identifier this token is revoked under: from `(iss, jti)`, or from
-    /// its signing input when it has no `jti`.
+    /// its signing input when it has no (or an empty) `jti`.
     pub fn revocation_key(&self) -> RevocationKey {
         self.key
     }
@@ -118,20 +148,6 @@ pub struct RegisteredClaims {
     /// revocation never lapses early).
     #[serde(deserialize_with = "exp_date")]
     pub exp: u64,
-}
-
-/// The default application claims: none.
-///
-/// It deserializes from any payload and keeps nothing, so the layer pays nothing for
-/// claims an application does not read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NoCustomClaims;
-
-impl<'de> Deserialize<'de> for NoCustomClaims {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        de::IgnoredAny::deserialize(deserializer)?;
-        Ok(Self)
-    }
 }
 
 /// RFC 7519 NumericDate: a JSON number of seconds, possibly fractional.

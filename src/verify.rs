@@ -4,18 +4,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use std::any::TypeId;
 use std::borrow::Cow;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
-use serde::de::value::UnitDeserializer;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::IgnoredAny;
 
 use crate::key::RevocationKey;
-use crate::token::{NoCustomClaims, RegisteredClaims, VerifiedToken};
+use crate::token::{RegisteredClaims, VerifiedToken};
 
 /// Tokens longer than this are refused before any parsing (8 KiB, a generous bound
 /// for a JWT; browsers cap a cookie at 4 KiB).
@@ -108,6 +106,9 @@ impl VerificationKey {
     }
 
     fn pinned(algorithm: Algorithm, key: DecodingKey) -> Result<Self, KeyError> {
+        // A program that builds keys first and signs its own tokens next must not
+        // meet jsonwebtoken's "no CryptoProvider" panic in between.
+        crate::crypto::install_crypto_provider();
         if algorithm.family() != key.family() {
             return Err(KeyError::AlgorithmMismatch { algorithm });
         }
@@ -347,17 +348,19 @@ impl JwtVerifierBuilder {
 
 impl JwtVerifier {
     /// Starts building a verifier.
+    ///
+    /// Also installs this crate's signature backend as jsonwebtoken's process-wide
+    /// default when none is (see [`install_crypto_provider`](crate::install_crypto_provider)),
+    /// so the application's own `jsonwebtoken::encode` works even when Cargo compiled
+    /// both backends in.
     pub fn builder() -> JwtVerifierBuilder {
+        crate::crypto::install_crypto_provider();
         JwtVerifierBuilder::default()
     }
 
-    /// Verifies `token` and decodes its claims: the registered ones, then the
-    /// application's `C` from the same decoded payload (not at all for
-    /// [`NoCustomClaims`]).
-    pub fn verify<C: DeserializeOwned + 'static>(
-        &self,
-        token: &str,
-    ) -> Result<VerifiedToken<C>, VerifyError> {
+    /// Verifies `token` and decodes its registered claims; the application reads its
+    /// own later, with [`VerifiedToken::claims`].
+    pub fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
         match self.decode(token, Purpose::Request) {
             Ok(verified) => Ok(verified),
             Err(Failure::Verify(error)) => Err(error),
@@ -368,10 +371,7 @@ impl JwtVerifier {
     /// Verifies a token for revocation: like [`verify`](Self::verify), but a token
     /// that is genuine and merely expired is `Ok(None)` (nothing needs revoking), and
     /// one not valid yet (`nbf`, `iat` ahead) is revocable before it ever is.
-    pub(crate) fn verify_for_revocation<C: DeserializeOwned + 'static>(
-        &self,
-        token: &str,
-    ) -> Result<Option<VerifiedToken<C>>, VerifyError> {
+    pub(crate) fn verify_for_revocation(&self, token: &str) -> Result<Option<VerifiedToken>, VerifyError> {
         match self.decode(token, Purpose::Revocation) {
             Ok(verified) => Ok(Some(verified)),
             Err(Failure::ExpiredButGenuine) => Ok(None),
@@ -428,11 +428,7 @@ impl JwtVerifier {
     /// One pass over the token: split, check the header, verify the signature,
     /// then read and validate the claims. Signature verification comes before any
     /// claim is trusted, so "expired" is only ever said of a genuine token.
-    fn decode<C: DeserializeOwned + 'static>(
-        &self,
-        token: &str,
-        purpose: Purpose,
-    ) -> Result<VerifiedToken<C>, Failure> {
+    fn decode(&self, token: &str, purpose: Purpose) -> Result<VerifiedToken, Failure> {
         let inner = &*self.inner;
         if token.len() > inner.max_token_len {
             return Err(VerifyError::TooLarge.into());
@@ -476,7 +472,9 @@ impl JwtVerifier {
             }
         })?;
         let registered = RegisteredClaims {
-            jti: claims.jti,
+            // An empty `jti` names no token: were it an id, every token carrying one
+            // would be revoked with the first.
+            jti: claims.jti.filter(|jti| !jti.is_empty()),
             sub: claims.sub,
             sid: claims.sid,
             iss: claims.iss,
@@ -485,21 +483,14 @@ impl JwtVerifier {
             exp: claims.exp,
         };
         self.validate(&registered, claims.aud.as_ref(), purpose)?;
-        // Without application claims there is nothing to read: skip the second parse.
-        let custom: C = if TypeId::of::<C>() == TypeId::of::<NoCustomClaims>() {
-            C::deserialize(UnitDeserializer::<serde_json::Error>::new())
-                .map_err(|_| VerifyError::CustomClaims)?
-        } else {
-            serde_json::from_slice(&payload).map_err(|_| VerifyError::CustomClaims)?
-        };
         let key = match registered.jti.as_deref() {
             Some(jti) => RevocationKey::token(registered.iss.as_deref(), jti),
             None => RevocationKey::token_without_id(signing_input),
         };
         Ok(VerifiedToken {
             registered,
-            custom,
             key,
+            payload: payload.into(),
         })
     }
 

@@ -1,6 +1,8 @@
 //! The hyper_server example over a real loopback socket, driven by hyper-util's client:
 //! the same contract as axum_logout, on plain hyper.
 
+#![cfg(feature = "redis")]
+
 mod common;
 
 use common::background::Background;

@@ -1,6 +1,8 @@
 //! The tonic_grpc example over a real loopback socket, driven by its generated client:
 //! `Login` is open, `Session` is behind the layer, refusals are gRPC statuses.
 
+#![cfg(feature = "redis")]
+
 mod common;
 
 use common::background::Background;

@@ -1,5 +1,16 @@
 //! Where revocations are kept: the [`RevocationStore`] trait and its implementations.
 //!
+//! | store             | feature | for                                                              |
+//! |-------------------|---------|------------------------------------------------------------------|
+//! | [`InMemoryStore`] |         | one process, and tests                                           |
+//! | `RedisStore`      | `redis` | many replicas sharing one blocklist; a check is one `MGET`       |
+//! | `MirrorStore`     | `redis` | a local copy of a `RedisStore`, kept in step by its change feed: checks answered from memory |
+//!
+//! Everything about stores lives in this module, at one path each
+//! (`tower_jwt_revoke::store::RedisStore`, `…::store::MirrorHealth`, and so on).
+//! [`RevocationLayer::new`](crate::RevocationLayer::new) takes any of them, or an
+//! `Arc<dyn RevocationStore>` chosen from configuration at run time.
+//!
 //! A store records four kinds of revocation, all under hashed identifiers
 //! ([`RevocationKey`]) and all with a time to live, so the list cleans itself:
 //!
@@ -21,11 +32,20 @@ use async_trait::async_trait;
 
 use crate::key::RevocationKey;
 
-pub mod memory;
+mod memory;
 #[cfg(feature = "redis")]
-pub mod mirror;
+mod mirror;
 #[cfg(feature = "redis")]
-pub mod redis;
+mod redis;
+
+pub use self::memory::{DEFAULT_SWEEP_INTERVAL, InMemoryStore};
+#[cfg(feature = "redis")]
+pub use self::mirror::{DEFAULT_STALENESS_BOUND, MirrorHealth, MirrorStore, MirrorStoreBuilder};
+#[cfg(feature = "redis")]
+pub use self::redis::{
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_MAX_LEN, DEFAULT_PREFIX, RedisStore,
+    RedisStoreBuilder,
+};
 
 /// A boxed error from a store's backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -47,7 +67,7 @@ pub struct RevocationQuery {
 
 impl RevocationQuery {
     /// The query for a verified token: its key, its subject's and its session's.
-    pub fn for_token<C>(token: &crate::VerifiedToken<C>) -> Self {
+    pub fn for_token(token: &crate::VerifiedToken) -> Self {
         Self {
             token: token.revocation_key(),
             subject: token.subject_key(),
