@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use tower_jwt_revoke::RevocationKey;
 use tower_jwt_revoke::deadpool_redis::{Config, Pool, Runtime};
-use tower_jwt_revoke::{RedisStore, RevocationKey, RevocationQuery, RevocationStore};
+use tower_jwt_revoke::store::{RedisStore, RevocationQuery, RevocationStore};
 
 const IN_FLIGHT: u64 = 64;
 

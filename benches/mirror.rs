@@ -29,7 +29,8 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tower_jwt_revoke::{MirrorStore, RevocationKey, RevocationQuery, RevocationStore};
+use tower_jwt_revoke::RevocationKey;
+use tower_jwt_revoke::store::{MirrorStore, RevocationQuery, RevocationStore};
 
 /// Set in the child process that measures a load: `url<TAB>prefix<TAB>expected entries`.
 const CHILD_ENV: &str = "TOWER_JWT_REVOKE_BENCH_MIRROR_LOAD";

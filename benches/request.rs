@@ -29,9 +29,8 @@ use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt};
-use tower_jwt_revoke::{
-    InMemoryStore, MirrorStore, RevocationLayer, RevocationStore, VerifiedToken, jsonwebtoken,
-};
+use tower_jwt_revoke::store::{InMemoryStore, MirrorStore, RevocationStore};
+use tower_jwt_revoke::{RevocationLayer, VerifiedToken, jsonwebtoken};
 
 use common::{Alg, Claims};
 
@@ -122,7 +121,7 @@ fn verifier_only(alg: Alg) -> impl Service<Request<()>, Response = Response<()>,
     let verifier = alg.verifier();
     let inner = inner();
     tower::service_fn(move |mut request: Request<()>| {
-        let verified = verifier.verify::<tower_jwt_revoke::NoCustomClaims>(bearer(&request));
+        let verified = verifier.verify(bearer(&request));
         let mut inner = inner.clone();
         async move {
             match verified {
@@ -149,7 +148,7 @@ fn layered<S: RevocationStore + Clone>(
 
 struct RedisStores {
     url: String,
-    redis: tower_jwt_revoke::RedisStore,
+    redis: tower_jwt_revoke::store::RedisStore,
     mirror: MirrorStore,
 }
 

@@ -28,7 +28,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
-use tower_jwt_revoke::{InMemoryStore, MirrorStore, RevocationKey, RevocationStore};
+use tower_jwt_revoke::RevocationKey;
+use tower_jwt_revoke::store::{InMemoryStore, MirrorStore, RevocationStore};
 
 const SIZES: [u64; 3] = [0, 10_000, 100_000];
 const REVOCATION_TTL: Duration = Duration::from_secs(3600);

@@ -29,10 +29,8 @@ use axum::{Json, Router};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tower_jwt_revoke::{
-    InMemoryStore, JwtVerifier, MirrorStore, RedisStore, RevocationLayer, RevocationStore, Revoker,
-    TokenSource, VerificationKey, VerifiedToken,
-};
+use tower_jwt_revoke::store::{InMemoryStore, MirrorStore, RedisStore, RevocationStore};
+use tower_jwt_revoke::{JwtVerifier, RevocationLayer, Revoker, TokenSource, VerificationKey, VerifiedToken};
 
 /// Used when `JWT_SECRET` is not set. Never in production.
 const DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
@@ -51,7 +49,7 @@ pub struct DemoConfig {
 
 #[derive(Clone)]
 struct AppState {
-    revoker: Revoker<Arc<dyn RevocationStore>>,
+    revoker: Revoker,
     signing_key: Arc<EncodingKey>,
     access_ttl: Duration,
 }

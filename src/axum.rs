@@ -48,7 +48,11 @@ impl<S: Send + Sync> FromRequestParts<S> for VerifiedToken {
     type Rejection = MissingVerifiedToken;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Self>().cloned().ok_or(MissingVerifiedToken)
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or(MissingVerifiedToken)
     }
 }
 
@@ -111,7 +115,10 @@ impl<S: Send + Sync, C: DeserializeOwned> FromRequestParts<S> for Claims<C> {
     type Rejection = ClaimsRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let token = parts.extensions.get::<VerifiedToken>().ok_or(MissingVerifiedToken)?;
+        let token = parts
+            .extensions
+            .get::<VerifiedToken>()
+            .ok_or(MissingVerifiedToken)?;
         token.claims().map(Claims).map_err(ClaimsRejection::Invalid)
     }
 }
@@ -246,5 +253,10 @@ impl<Reject> RevocationLayer<Reject> {
 
 fn json_error(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({ "error": message }).to_string();
-    (status, [(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
 }

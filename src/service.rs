@@ -133,10 +133,7 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let config = &self.config;
         let verified = match find_token(&config.sources, request.headers()) {
-            Ok(Some(token)) => config
-                .verifier
-                .verify(token)
-                .map_err(Rejection::InvalidToken),
+            Ok(Some(token)) => config.verifier.verify(token).map_err(Rejection::InvalidToken),
             Ok(None) => Err(Rejection::MissingToken),
             Err(malformed) => Err(Rejection::MalformedRequest(malformed)),
         };

@@ -157,7 +157,10 @@ mod tests {
 
     #[test]
     fn refusals_map_to_grpc_codes() {
-        assert_eq!(Status::from(Rejection::StoreUnavailable).code(), Code::Unavailable);
+        assert_eq!(
+            Status::from(Rejection::StoreUnavailable).code(),
+            Code::Unavailable
+        );
         let revoked = Status::from(Rejection::Revoked(RevokedBy::Token));
         assert_eq!(revoked.code(), Code::Unauthenticated);
         assert_eq!(revoked.message(), "token revoked");

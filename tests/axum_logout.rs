@@ -16,7 +16,7 @@ use axum::body::Body;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
-use tower_jwt_revoke::InMemoryStore;
+use tower_jwt_revoke::store::InMemoryStore;
 
 use common::{REVOKED_CHALLENGE, send};
 

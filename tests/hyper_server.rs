@@ -19,7 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tower_jwt_revoke::{InMemoryStore, RevocationStore};
+use tower_jwt_revoke::store::{InMemoryStore, RevocationStore};
 
 #[path = "../examples/hyper_server.rs"]
 #[allow(dead_code)]

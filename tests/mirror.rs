@@ -5,8 +5,9 @@ mod support;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::AsyncCommands;
-use tower_jwt_revoke::store::mirror::MirrorStore;
-use tower_jwt_revoke::{Lookup, RedisStore, RevocationKey, RevocationQuery, RevocationStore, StoreError};
+use tower_jwt_revoke::RevocationKey;
+use tower_jwt_revoke::store::MirrorStore;
+use tower_jwt_revoke::store::{Lookup, RedisStore, RevocationQuery, RevocationStore, StoreError};
 
 /// What the tests allow for a revocation to reach another replica's mirror.
 const PROPAGATION_BOUND: Duration = Duration::from_secs(2);

@@ -10,9 +10,10 @@ use http::StatusCode;
 use serde_json::json;
 use tower::Layer;
 use tower_jwt_revoke::jsonwebtoken::{Algorithm, EncodingKey, Header};
+use tower_jwt_revoke::store::{InMemoryStore, RevokedBy};
 use tower_jwt_revoke::{
-    InMemoryStore, JwtVerifier, NoCustomClaims, Rejection, Revocation, RevocationKey, RevocationLayer,
-    RevokeError, RevokedBy, VerificationKey, VerifyError,
+    JwtVerifier, Rejection, Revocation, RevocationKey, RevocationLayer, RevokeError,
+    VerificationKey, VerifyError,
 };
 
 use common::{
@@ -22,13 +23,37 @@ use common::{
 
 const LEEWAY: u64 = 30;
 
-fn layer(verifier: JwtVerifier) -> RevocationLayer<InMemoryStore> {
-    RevocationLayer::new(verifier, InMemoryStore::new())
+/// A layer on an in-memory store, with the store at hand for inspection.
+struct Memory {
+    layer: RevocationLayer,
+    store: InMemoryStore,
+}
+
+impl std::ops::Deref for Memory {
+    type Target = RevocationLayer;
+
+    fn deref(&self) -> &RevocationLayer {
+        &self.layer
+    }
+}
+
+impl Memory {
+    fn store(&self) -> &InMemoryStore {
+        &self.store
+    }
+}
+
+fn layer(verifier: JwtVerifier) -> Memory {
+    let store = InMemoryStore::new();
+    Memory {
+        layer: RevocationLayer::new(verifier, store.clone()),
+        store,
+    }
 }
 
 /// Sends `token` through `layer` (in front of [`echo`]) and checks the outcome: the
 /// inner service reached with the token's subject, or a 401 for this revocation.
-async fn expect_accepted(layer: &RevocationLayer<InMemoryStore>, token: &str, subject: &str) {
+async fn expect_accepted(layer: &RevocationLayer, token: &str, subject: &str) {
     let response = send(layer.layer(echo()), bearer(token)).await;
     assert_eq!(
         response.status(),
@@ -39,7 +64,7 @@ async fn expect_accepted(layer: &RevocationLayer<InMemoryStore>, token: &str, su
     assert_eq!(response.body(), subject);
 }
 
-async fn expect_revoked(layer: &RevocationLayer<InMemoryStore>, token: &str, by: RevokedBy) {
+async fn expect_revoked(layer: &RevocationLayer, token: &str, by: RevokedBy) {
     let response = send(layer.layer(echo()), bearer(token)).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(common::challenge(&response), Some(REVOKED_CHALLENGE));
@@ -65,7 +90,7 @@ async fn revocation_covers_the_leeway_window_of_an_expired_but_accepted_token() 
 
     // Only the leeway keeps it alive.
     assert_eq!(
-        common::verifier(0).verify::<NoCustomClaims>(&raw).unwrap_err(),
+        common::verifier(0).verify(&raw).unwrap_err(),
         VerifyError::Expired
     );
     expect_accepted(&layer, &raw, "alice").await;
@@ -84,7 +109,7 @@ async fn revocation_covers_the_leeway_window_of_an_expired_but_accepted_token() 
         "recorded TTL {ttl:?}, expected ceil({deadline} - now)"
     );
 
-    let key = verifier.verify::<NoCustomClaims>(&raw).unwrap().revocation_key();
+    let key = verifier.verify(&raw).unwrap().revocation_key();
     let jti = common::insecure_claim(&raw, "jti");
     assert_eq!(
         key,
@@ -120,7 +145,7 @@ async fn revocation_in_the_last_accepted_second_is_recorded() {
             json!({"iat": second - 60, "exp": second - LEEWAY}),
         ));
         let revocation = revoker.revoke_token(&raw).await.unwrap();
-        let still_accepted = verifier.verify::<NoCustomClaims>(&raw);
+        let still_accepted = verifier.verify(&raw);
         if now() != second {
             continue; // the clock ticked mid-way: the premise no longer holds; retry
         }
@@ -145,7 +170,7 @@ async fn revoking_a_verified_token_refuses_it() {
     let verifier = common::verifier(LEEWAY);
     let layer = layer(verifier.clone());
     let raw = mint(&claims("alice"));
-    let verified = verifier.verify::<NoCustomClaims>(&raw).unwrap();
+    let verified = verifier.verify(&raw).unwrap();
     expect_accepted(&layer, &raw, "alice").await;
 
     let before = now();
@@ -218,7 +243,7 @@ async fn revoking_a_session_refuses_every_token_of_it_and_no_other() {
         expect_accepted(&layer, token, "alice").await;
     }
 
-    let verified = verifier.verify::<NoCustomClaims>(&first).unwrap();
+    let verified = verifier.verify(&first).unwrap();
     recorded_ttl(revoker.revoke_session_of(&verified).await.unwrap());
     expect_revoked(&layer, &first, RevokedBy::Session).await;
     expect_revoked(&layer, &second, RevokedBy::Session).await;
@@ -230,7 +255,7 @@ async fn revoking_a_session_refuses_every_token_of_it_and_no_other() {
     expect_revoked(&layer, &other, RevokedBy::Session).await;
     expect_accepted(&layer, &without_sid, "alice").await;
 
-    let no_sid = verifier.verify::<NoCustomClaims>(&without_sid).unwrap();
+    let no_sid = verifier.verify(&without_sid).unwrap();
     assert!(matches!(
         revoker.revoke_session_of(&no_sid).await,
         Err(RevokeError::MissingClaim("sid"))
@@ -285,7 +310,7 @@ async fn a_token_without_jti_is_revoked_by_its_signing_input() {
     let layer = layer(verifier.clone());
     let raw = mint(&claims_with("alice", json!({"jti": null})));
     let sibling = mint(&claims_with("alice", json!({"jti": null, "exp": now() + 601})));
-    let key = verifier.verify::<NoCustomClaims>(&raw).unwrap().revocation_key();
+    let key = verifier.verify(&raw).unwrap().revocation_key();
     let signing_input = raw.rsplit_once('.').unwrap().0;
     assert_eq!(key, RevocationKey::token_without_id(signing_input));
 
@@ -361,7 +386,7 @@ async fn tokens_promising_to_outlive_the_maximum_lifetime_are_refused() {
     let now = now();
 
     let longest = mint(&claims_with("alice", json!({"iat": now, "exp": now + 3600})));
-    assert!(verifier.verify::<NoCustomClaims>(&longest).is_ok());
+    assert!(verifier.verify(&longest).is_ok());
     expect_accepted(&layer, &longest, "alice").await;
 
     let one_second_too_long = mint(&claims_with("alice", json!({"iat": now, "exp": now + 3601})));
@@ -376,7 +401,7 @@ async fn tokens_promising_to_outlive_the_maximum_lifetime_are_refused() {
         ("backdated iat, exp - iat = max + 3000 s", &backdated),
     ] {
         assert_eq!(
-            verifier.verify::<NoCustomClaims>(token).unwrap_err(),
+            verifier.verify(token).unwrap_err(),
             VerifyError::LifetimeTooLong,
             "{name}"
         );
@@ -403,7 +428,7 @@ async fn tokens_promising_to_outlive_the_maximum_lifetime_are_refused() {
     // Without `iat`: refused outright by default; when allowed, bounded from now.
     let no_iat = mint(&claims_with("alice", json!({"iat": null, "exp": now + 2 * 3600})));
     assert_eq!(
-        verifier.verify::<NoCustomClaims>(&no_iat).unwrap_err(),
+        verifier.verify(&no_iat).unwrap_err(),
         VerifyError::MissingClaim("iat")
     );
     let lenient = common::verifier_builder(LEEWAY)
@@ -412,7 +437,7 @@ async fn tokens_promising_to_outlive_the_maximum_lifetime_are_refused() {
         .build()
         .unwrap();
     assert_eq!(
-        lenient.verify::<NoCustomClaims>(&no_iat).unwrap_err(),
+        lenient.verify(&no_iat).unwrap_err(),
         VerifyError::LifetimeTooLong
     );
 }
@@ -438,7 +463,7 @@ async fn no_accepted_token_outlives_the_watermark_that_revoked_it() {
             "alice",
             json!({"iat": now, "exp": candidate, "sid": "s-1"}),
         ));
-        if let Ok(verified) = verifier.verify::<NoCustomClaims>(&token) {
+        if let Ok(verified) = verifier.verify(&token) {
             longest = Some(verified);
         }
     }
@@ -488,7 +513,8 @@ mod extractor {
     use axum::body::Body;
     use axum::routing::get;
     use http::{Request, StatusCode};
-    use tower_jwt_revoke::{InMemoryStore, RevocationLayer, VerifiedToken};
+    use tower_jwt_revoke::store::InMemoryStore;
+    use tower_jwt_revoke::{RevocationLayer, VerifiedToken};
 
     use super::common::{self, bearer, claims, mint, send};
 
@@ -516,7 +542,7 @@ mod extractor {
         Request::from_parts(parts, Body::from(body))
     }
 
-    fn app(layer: RevocationLayer<InMemoryStore>) -> Router {
+    fn app(layer: RevocationLayer) -> Router {
         Router::new()
             .route("/greet", get(greet))
             .route("/me", get(me))
@@ -582,7 +608,8 @@ async fn a_bare_subject_or_session_needs_a_single_issuer() {
         .issuer("b")
         .build()
         .unwrap();
-    let revoker = RevocationLayer::new(two_issuers, InMemoryStore::new()).revoker();
+    let store = InMemoryStore::new();
+    let revoker = RevocationLayer::new(two_issuers, store.clone()).revoker();
     // Recording a revocation that no token could match would be a silent failure.
     assert!(matches!(
         revoker.revoke_subject("alice").await,
@@ -592,10 +619,10 @@ async fn a_bare_subject_or_session_needs_a_single_issuer() {
         revoker.revoke_session("s").await,
         Err(RevokeError::AmbiguousIssuer)
     ));
-    assert!(revoker.store().is_empty());
+    assert!(store.is_empty());
     revoker.revoke_subject_for(Some("a"), "alice").await.unwrap();
     let key = tower_jwt_revoke::RevocationKey::subject(Some("a"), "alice");
-    assert!(revoker.store().subject_watermark(&key).is_some());
+    assert!(store.subject_watermark(&key).is_some());
 }
 
 #[tokio::test]
@@ -607,7 +634,7 @@ async fn a_token_not_valid_yet_can_be_revoked_before_it_ever_is() {
         json!({ "nbf": starts, "exp": starts + 300 }),
     ));
     assert!(matches!(
-        layer.verifier().verify::<NoCustomClaims>(&raw),
+        layer.verifier().verify(&raw),
         Err(VerifyError::NotYetValid)
     ));
     let revocation = layer.revoker().revoke_token(&raw).await.unwrap();

@@ -7,20 +7,20 @@ use std::sync::Arc;
 use http::{Request, Response};
 use tower::{Layer, ServiceExt};
 use tower_jwt_revoke::jsonwebtoken::Algorithm;
-use tower_jwt_revoke::{
-    InMemoryStore, JwtVerifier, RevocationLayer, RevocationStore, Revoker, VerificationKey, VerifiedToken,
-};
+use tower_jwt_revoke::store::{InMemoryStore, RevocationStore};
+use tower_jwt_revoke::{JwtVerifier, RevocationLayer, Revoker, VerificationKey, VerifiedToken};
 
 fn assert_send<T: Send>(value: T) -> T {
     value
 }
 
-fn layer() -> RevocationLayer<Arc<dyn RevocationStore>> {
+fn layer() -> RevocationLayer {
     let verifier = JwtVerifier::builder()
         .key(VerificationKey::hmac(Algorithm::HS256, b"send-bounds-secret").unwrap())
         .build()
         .unwrap();
-    RevocationLayer::new(verifier, Arc::new(InMemoryStore::new()))
+    let store: Arc<dyn RevocationStore> = Arc::new(InMemoryStore::new());
+    RevocationLayer::new(verifier, store)
 }
 
 #[tokio::test]
@@ -34,7 +34,7 @@ async fn a_layered_service_on_a_dyn_store_can_be_driven_from_a_send_future() {
 
 #[tokio::test]
 async fn revoking_through_a_dyn_store_is_a_send_future() {
-    let revoker: Revoker<Arc<dyn RevocationStore>> = layer().revoker();
+    let revoker: Revoker = layer().revoker();
     let outcome = assert_send(async move {
         let token: Option<VerifiedToken> = None;
         match token {

@@ -8,14 +8,15 @@ use std::time::Duration;
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use tower::Layer;
-use tower_jwt_revoke::{FailurePolicy, InMemoryStore, Rejection, RevocationLayer, RevokeError, RevokedBy};
+use tower_jwt_revoke::store::{InMemoryStore, RevokedBy};
+use tower_jwt_revoke::{FailurePolicy, Rejection, RevocationLayer, RevokeError};
 
 use common::broken_store::{BrokenStore, Failure};
 use common::{ANONYMOUS, bearer, claims, echo, grpc, mint, send};
 
 const CHECK_TIMEOUT: Duration = Duration::from_millis(50);
 
-fn layer(store: BrokenStore, policy: FailurePolicy) -> RevocationLayer<BrokenStore> {
+fn layer(store: BrokenStore, policy: FailurePolicy) -> RevocationLayer {
     RevocationLayer::new(common::verifier(5), store)
         .with_check_timeout(CHECK_TIMEOUT)
         .with_failure_policy(policy)

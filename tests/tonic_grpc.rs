@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
-use tower_jwt_revoke::{InMemoryStore, RevocationStore};
+use tower_jwt_revoke::store::{InMemoryStore, RevocationStore};
 
 #[path = "../examples/tonic_grpc/main.rs"]
 #[allow(dead_code)]

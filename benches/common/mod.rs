@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tower_jwt_revoke::jsonwebtoken::{self, Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use tower_jwt_revoke::{JwtVerifier, RedisStore, RevocationKey, RevocationQuery, VerificationKey};
+use tower_jwt_revoke::store::{RedisStore, RevocationQuery};
+use tower_jwt_revoke::{JwtVerifier, RevocationKey, VerificationKey};
 
 /// The issuer of every bench token.
 pub const ISSUER: &str = "bench";

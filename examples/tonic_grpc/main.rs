@@ -32,10 +32,8 @@ use tonic::service::{LayerExt, Routes};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
-use tower_jwt_revoke::{
-    InMemoryStore, JwtVerifier, RedisStore, RevocationLayer, RevocationStore, Revoker, VerificationKey,
-    VerifiedToken,
-};
+use tower_jwt_revoke::store::{InMemoryStore, RedisStore, RevocationStore};
+use tower_jwt_revoke::{JwtVerifier, RevocationLayer, Revoker, VerificationKey, VerifiedToken};
 
 /// The messages, servers and clients generated from `auth.proto`.
 pub mod pb {
@@ -77,7 +75,7 @@ struct LoginService {
 
 /// `auth.v1.Session`: behind the layer, so every call carries a verified token.
 struct SessionService {
-    revoker: Revoker<Arc<dyn RevocationStore>>,
+    revoker: Revoker,
 }
 
 /// The demo's gRPC routes: `auth.v1.Login` is open, `auth.v1.Session` is behind the

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tower_jwt_revoke::{Lookup, RevocationKey, RevocationQuery, RevocationStore, StoreError};
+use tower_jwt_revoke::RevocationKey;
+use tower_jwt_revoke::store::{Lookup, RevocationQuery, RevocationStore, StoreError};
 
 /// How a [`BrokenStore`] fails.
 #[derive(Debug, Clone, Copy)]

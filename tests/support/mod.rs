@@ -104,8 +104,8 @@ impl RedisServer {
 
     /// A store on this server under `prefix`, with timeouts short enough for outage
     /// tests and long enough for a loaded CI machine.
-    pub fn store(&self, prefix: &str) -> tower_jwt_revoke::RedisStore {
-        tower_jwt_revoke::RedisStore::builder()
+    pub fn store(&self, prefix: &str) -> tower_jwt_revoke::store::RedisStore {
+        tower_jwt_revoke::store::RedisStore::builder()
             .url(self.url())
             .prefix(prefix)
             .connect_timeout(Duration::from_millis(300))
