@@ -13,29 +13,53 @@
 //! | `REVOCATION_MIRROR` | `1` (with `REDIS_URL`): answer checks from a local mirror | off |
 //!
 //! Routes: `POST /login` (JSON `{"username", "password"}`; the demo accepts any
-//! non-empty username with the password `password`), `GET /me`, `POST /logout`,
-//! `POST /logout-all`. The token is accepted as `Authorization: Bearer` or as the
-//! `token` cookie that `/login` sets.
+//! username of 1 to 64 printable characters with the password `password`), `GET /me`,
+//! `POST /logout`, `POST /logout-all`. The token is accepted as
+//! `Authorization: Bearer` or as the `token` cookie that `/login` sets.
+//!
+//! The store is chosen at run time from the environment; nothing else in the app names
+//! its type (`State<Revoker>` in the handlers, `RevocationLayer` in `app`).
+//!
+//! Served with the timeouts a server facing the internet needs (see [`serve`]):
+//! `axum::serve` has no header-read timeout, so a client that sends half a request
+//! would hold its connection, and a file descriptor, for ever.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tower_jwt_revoke::store::{InMemoryStore, MirrorStore, RedisStore, RevocationStore};
-use tower_jwt_revoke::{JwtVerifier, RevocationLayer, Revoker, TokenSource, VerificationKey, VerifiedToken};
+use tower_jwt_revoke::{
+    JwtVerifier, RevocationLayer, RevokeError, Revoker, TokenSource, VerificationKey, VerifiedToken,
+};
 
 /// Used when `JWT_SECRET` is not set. Never in production.
 const DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
 const ISSUER: &str = "axum_logout";
 const COOKIE: &str = "token";
+/// Usernames longer than this are refused at the door: every byte of it would be in
+/// each token, and a token past the verifier's size limit could never be used.
+const MAX_USERNAME_LEN: usize = 64;
+/// The largest `/login` body accepted.
+const MAX_LOGIN_BODY: usize = 1024;
+/// How long a client may take to send its request head, then its whole request.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the demo app is built from.
 pub struct DemoConfig {
@@ -90,13 +114,28 @@ pub fn app(config: DemoConfig) -> Router {
         .route("/logout", post(logout))
         .route("/logout-all", post(logout_all))
         .route_layer(layer)
-        .route("/login", post(login))
+        .route("/login", post(login).layer(DefaultBodyLimit::max(MAX_LOGIN_BODY)))
+        .layer(middleware::from_fn(request_timeout))
         .with_state(state)
 }
 
-async fn login(State(state): State<AppState>, Json(request): Json<LoginRequest>) -> Response {
-    if request.username.trim().is_empty() {
+async fn login(
+    State(state): State<AppState>,
+    request: Result<Json<LoginRequest>, JsonRejection>,
+) -> Response {
+    let Json(request) = match request {
+        Ok(request) => request,
+        Err(rejection) => return error(rejection.status(), &rejection.body_text()),
+    };
+    let username = request.username.trim();
+    if username.is_empty() {
         return error(StatusCode::BAD_REQUEST, "username must not be empty");
+    }
+    if username.chars().count() > MAX_USERNAME_LEN || username.chars().any(char::is_control) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("username must be at most {MAX_USERNAME_LEN} printable characters"),
+        );
     }
     if request.password != "password" {
         return error(StatusCode::UNAUTHORIZED, "invalid username or password");
@@ -106,7 +145,7 @@ async fn login(State(state): State<AppState>, Json(request): Json<LoginRequest>)
         .unwrap_or_default()
         .as_secs();
     let claims = Claims {
-        sub: &request.username,
+        sub: username,
         jti: uuid::Uuid::new_v4().to_string(),
         iss: ISSUER,
         iat: now,
@@ -138,23 +177,23 @@ async fn me(token: VerifiedToken) -> Json<serde_json::Value> {
     }))
 }
 
-async fn logout(State(state): State<AppState>, token: VerifiedToken) -> Response {
-    match state.revoker.revoke(&token).await {
-        Ok(_) => clear_cookie(),
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "could not record the logout; try again",
-        ),
-    }
+// A `RevokeError` is a response: 503 with `Retry-After` when the store failed (the
+// client retries), 400 for a request that can never succeed.
+async fn logout(State(state): State<AppState>, token: VerifiedToken) -> Result<Response, RevokeError> {
+    state.revoker.revoke(&token).await?;
+    Ok(clear_cookie())
 }
 
-async fn logout_all(State(state): State<AppState>, token: VerifiedToken) -> Response {
-    match state.revoker.revoke_subject_of(&token).await {
-        Ok(_) => clear_cookie(),
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "could not record the logout; try again",
-        ),
+async fn logout_all(State(state): State<AppState>, token: VerifiedToken) -> Result<Response, RevokeError> {
+    // A token without `sub` names no one to log out everywhere: 400, not 503.
+    state.revoker.revoke_subject_of(&token).await?;
+    Ok(clear_cookie())
+}
+
+async fn request_timeout(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error(StatusCode::REQUEST_TIMEOUT, "request took too long"),
     }
 }
 
@@ -167,7 +206,61 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-#[allow(dead_code)] // the integration tests include this file for `app` alone
+/// Serves `app` on `listener` until `shutdown` completes, as `axum::serve` does, plus
+/// what a server facing the internet needs and `axum::serve` lacks: a client gets
+/// [`HEADER_READ_TIMEOUT`] to send its request head (a half-sent request would
+/// otherwise hold a file descriptor for ever), and HTTP/2 connections are pinged so
+/// dead peers are dropped. [`REQUEST_TIMEOUT`] bounds the rest of each request.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(20));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app.clone()))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 5 s; closing them");
+    }
+    Ok(())
+}
+
+#[allow(dead_code)] // the integration tests include this file for `app` and `serve`
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Logs go to stderr, so stdout holds only the "listening on" line and the tour.
@@ -224,17 +317,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         r#"
 try it:
-  TOKEN=$(curl -s -X POST http://{addr}/login -H 'content-type: application/json' \
-            -d '{{"username":"alice","password":"password"}}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
-  curl -i http://{addr}/me -H "authorization: Bearer $TOKEN"          # 200
+  login() {{ curl -s -X POST http://{addr}/login -H 'content-type: application/json' \
+               -d '{{"username":"alice","password":"password"}}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/'; }}
+  TOKEN=$(login); OTHER=$(login)                                          # two sessions of alice
+  curl -i http://{addr}/me -H "authorization: Bearer $TOKEN"              # 200
   curl -i -X POST http://{addr}/logout -H "authorization: Bearer $TOKEN"  # 204
-  curl -i http://{addr}/me -H "authorization: Bearer $TOKEN"          # 401 token revoked
+  curl -i http://{addr}/me -H "authorization: Bearer $TOKEN"              # 401 token revoked
+  THIRD=$(login)
+  curl -i -X POST http://{addr}/logout-all -H "authorization: Bearer $THIRD"  # 204: log out everywhere
+  curl -i http://{addr}/me -H "authorization: Bearer $OTHER"              # 401 token revoked
 "#
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    serve(listener, app, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

@@ -205,10 +205,10 @@ impl<Reject> RevocationLayer<Reject> {
 /// `Arc<dyn RevocationStore>` (a second pointer to chase on every check).
 pub(crate) fn shared_store(store: impl RevocationStore) -> Arc<dyn RevocationStore> {
     let mut store = Some(store);
-    if let Some(shared) = (&mut store as &mut dyn Any).downcast_mut::<Option<Arc<dyn RevocationStore>>>() {
-        if let Some(shared) = shared.take() {
-            return shared;
-        }
+    if let Some(shared) = (&mut store as &mut dyn Any).downcast_mut::<Option<Arc<dyn RevocationStore>>>()
+        && let Some(shared) = shared.take()
+    {
+        return shared;
     }
     match store {
         Some(store) => Arc::new(store),

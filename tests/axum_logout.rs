@@ -220,3 +220,76 @@ async fn every_login_gets_a_unique_jti() {
     assert_ne!(first_jti, second_jti);
     assert_ne!(first, second);
 }
+
+#[tokio::test]
+async fn login_refuses_a_username_its_tokens_could_not_carry() {
+    let app = app();
+    // Before: a 7,000-character username got a token the server itself then refused
+    // as too large. Now the door says why.
+    let body = json!({"username": "a".repeat(7000), "password": "password"}).to_string();
+    let response = send(app.clone(), login_request(body)).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body_json(response).await["error"],
+        "username must be at most 64 printable characters"
+    );
+    let body = json!({"username": "eve\u{0}", "password": "password"}).to_string();
+    let response = send(app.clone(), login_request(body)).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // A body far beyond any login is refused unread.
+    let huge = format!(
+        r#"{{"username":"{}","password":"password"}}"#,
+        "a".repeat(1 << 20)
+    );
+    let response = send(app.clone(), login_request(huge)).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The longest accepted username still makes a token the server accepts.
+    let (token, _) = login(&app, &"é".repeat(64)).await;
+    assert_me_ok(&app, &token, &"é".repeat(64)).await;
+}
+
+#[tokio::test]
+async fn logout_all_with_a_token_without_subject_is_a_client_error() {
+    let app = app();
+    let now = common::now();
+    let no_subject = common::mint_with(
+        &tower_jwt_revoke::jsonwebtoken::Header::default(),
+        &json!({ "jti": "no-sub", "iss": "axum_logout", "iat": now, "exp": now + 60 }),
+        &tower_jwt_revoke::jsonwebtoken::EncodingKey::from_secret(
+            b"axum-logout-test-secret-0123456789abcdef",
+        ),
+    );
+    let response = send(app.clone(), with_bearer("POST", "/logout-all", &no_subject)).await;
+    // Never "503, try again" for a request that can never succeed.
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body_json(response).await["error"], "the token has no `sub` claim");
+}
+
+#[tokio::test]
+async fn the_server_drops_a_client_that_never_finishes_its_request_head() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server =
+        common::background::Background::spawn(|stopped| axum_logout::serve(listener, app(), stopped));
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"GET /me HTTP/1.1\r\nhost: localhost\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buffer = Vec::new();
+    // The connection must end (closed, or a 408) instead of being held for ever.
+    let ended = tokio::time::timeout(Duration::from_secs(30), client.read_to_end(&mut buffer)).await;
+    assert!(
+        ended.is_ok(),
+        "a half-sent request still holds its connection after 30 s"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "closed before the client had a fair chance: {:?}",
+        started.elapsed()
+    );
+    server.stop().await;
+}

@@ -417,9 +417,7 @@ async fn rsa_only_verifier_refuses_hmac_signed_with_its_public_key() {
         &EncodingKey::from_secret(&public_pem),
     );
     assert_eq!(
-        verifier
-            .verify(&forged)
-            .unwrap_err(),
+        verifier.verify(&forged).unwrap_err(),
         VerifyError::AlgorithmNotAllowed
     );
 

@@ -13,9 +13,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower_jwt_revoke::jsonwebtoken::{self, Algorithm, EncodingKey, Header};
 use tower_jwt_revoke::store::{InMemoryStore, RedisStore, RevocationQuery, RevocationStore, RevokedBy};
-use tower_jwt_revoke::{
-    FailurePolicy, JwtVerifier, Rejection, RevocationLayer, Revoker, VerificationKey,
-};
+use tower_jwt_revoke::{FailurePolicy, JwtVerifier, Rejection, RevocationLayer, Revoker, VerificationKey};
 
 #[path = "../examples/axum_logout.rs"]
 #[allow(dead_code)]

@@ -12,8 +12,8 @@ use tower::Layer;
 use tower_jwt_revoke::jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tower_jwt_revoke::store::{InMemoryStore, RevokedBy};
 use tower_jwt_revoke::{
-    JwtVerifier, Rejection, Revocation, RevocationKey, RevocationLayer, RevokeError,
-    VerificationKey, VerifyError,
+    JwtVerifier, Rejection, Revocation, RevocationKey, RevocationLayer, RevokeError, VerificationKey,
+    VerifyError,
 };
 
 use common::{
@@ -304,6 +304,26 @@ async fn revoke_subject_refuses_that_subject_only() {
     expect_accepted(&layer, &later, "alice").await;
 }
 
+// An empty `jti` names no token: were it an id, revoking one token with `"jti": ""`
+// would revoke every other token of the issuer that carries one.
+#[tokio::test]
+async fn an_empty_jti_counts_as_absent() {
+    let verifier = common::verifier(LEEWAY);
+    let layer = layer(verifier.clone());
+    let first = mint(&claims_with("alice", json!({ "jti": "" })));
+    let second = mint(&claims_with("bob", json!({ "jti": "" })));
+    let verified = verifier.verify(&first).unwrap();
+    assert_eq!(verified.token_id(), None);
+    assert_ne!(
+        verified.revocation_key(),
+        verifier.verify(&second).unwrap().revocation_key()
+    );
+
+    layer.revoker().revoke_token(&first).await.unwrap();
+    expect_revoked(&layer, &first, RevokedBy::Token).await;
+    expect_accepted(&layer, &second, "bob").await;
+}
+
 #[tokio::test]
 async fn a_token_without_jti_is_revoked_by_its_signing_input() {
     let verifier = common::verifier(LEEWAY);
@@ -436,10 +456,7 @@ async fn tokens_promising_to_outlive_the_maximum_lifetime_are_refused() {
         .allow_missing_iat()
         .build()
         .unwrap();
-    assert_eq!(
-        lenient.verify(&no_iat).unwrap_err(),
-        VerifyError::LifetimeTooLong
-    );
+    assert_eq!(lenient.verify(&no_iat).unwrap_err(), VerifyError::LifetimeTooLong);
 }
 
 // The point of the lifetime bound: no token the verifier accepts can
@@ -578,7 +595,7 @@ mod extractor {
     }
 
     #[tokio::test]
-    async fn plain_extractor_on_an_uncovered_route_is_a_500_naming_the_layer() {
+    async fn plain_extractor_on_an_uncovered_route_is_a_500_that_names_no_internals() {
         let layer = RevocationLayer::new(common::verifier(super::LEEWAY), InMemoryStore::new());
         let app = app(layer);
         let token = mint(&claims("alice"));
@@ -589,11 +606,10 @@ mod extractor {
 
         let response = send(app.clone(), to_axum(bearer(&token), "/uncovered")).await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        // The wiring mistake is the server's: the log explains it, the client learns
+        // nothing about the server's types.
         let body = body_text(response).await;
-        assert!(
-            body.contains("RevocationLayer"),
-            "500 body does not name the layer: {body:?}"
-        );
+        assert_eq!(body, r#"{"error":"internal server error"}"#);
     }
 }
 

@@ -1,7 +1,7 @@
 //! The tonic_grpc example over a real loopback socket, driven by its generated client:
 //! `Login` is open, `Session` is behind the layer, refusals are gRPC statuses.
 
-#![cfg(feature = "redis")]
+#![cfg(all(feature = "redis", feature = "tonic"))]
 
 mod common;
 

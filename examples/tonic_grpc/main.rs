@@ -33,7 +33,8 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 use tower_jwt_revoke::store::{InMemoryStore, RedisStore, RevocationStore};
-use tower_jwt_revoke::{JwtVerifier, RevocationLayer, Revoker, VerificationKey, VerifiedToken};
+use tower_jwt_revoke::tonic::RequestExt as _;
+use tower_jwt_revoke::{JwtVerifier, RevocationLayer, Revoker, VerificationKey};
 
 /// The messages, servers and clients generated from `auth.proto`.
 pub mod pb {
@@ -47,6 +48,9 @@ use pb::{LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, WhoamiReque
 /// Used when `JWT_SECRET` is not set. Never in production.
 const DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
 const ISSUER: &str = "tonic_grpc";
+/// Usernames longer than this are refused at the door: every byte of it would be in
+/// each token, and a token past the verifier's size limit could never be used.
+const MAX_USERNAME_LEN: usize = 64;
 
 /// What the demo service is built from.
 pub struct DemoConfig {
@@ -119,8 +123,14 @@ pub async fn serve(
 impl Login for LoginService {
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
         let LoginRequest { username, password } = request.into_inner();
-        if username.trim().is_empty() {
+        let username = username.trim();
+        if username.is_empty() {
             return Err(Status::invalid_argument("username must not be empty"));
+        }
+        if username.chars().count() > MAX_USERNAME_LEN || username.chars().any(char::is_control) {
+            return Err(Status::invalid_argument(format!(
+                "username must be at most {MAX_USERNAME_LEN} printable characters"
+            )));
         }
         if password != "password" {
             return Err(Status::unauthenticated("invalid username or password"));
@@ -130,7 +140,7 @@ impl Login for LoginService {
             .unwrap_or_default()
             .as_secs();
         let claims = Claims {
-            sub: &username,
+            sub: username,
             jti: uuid::Uuid::new_v4().to_string(),
             iss: ISSUER,
             iat: now,
@@ -146,18 +156,11 @@ impl Login for LoginService {
     }
 }
 
-/// The token the layer verified and checked, from the request extensions.
-fn verified<T>(request: &Request<T>) -> Result<&VerifiedToken, Status> {
-    request.extensions().get::<VerifiedToken>().ok_or_else(|| {
-        tracing::error!("a Session call without a verified token: is RevocationLayer applied?");
-        Status::internal("no verified token")
-    })
-}
-
 #[tonic::async_trait]
 impl Session for SessionService {
     async fn whoami(&self, request: Request<WhoamiRequest>) -> Result<Response<WhoamiResponse>, Status> {
-        let token = verified(&request)?;
+        // `RequestExt::verified_token`: the token the layer verified and checked.
+        let token = request.verified_token()?;
         Ok(Response::new(WhoamiResponse {
             sub: token.subject().unwrap_or_default().into(),
             jti: token.token_id().unwrap_or_default().into(),
@@ -166,11 +169,10 @@ impl Session for SessionService {
     }
 
     async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
-        let token = verified(&request)?;
-        match self.revoker.revoke(token).await {
-            Ok(_) => Ok(Response::new(LogoutResponse {})),
-            Err(_) => Err(Status::unavailable("could not record the logout; try again")),
-        }
+        let token = request.verified_token()?;
+        // A failed revocation becomes a status: UNAVAILABLE when the store failed (retry).
+        self.revoker.revoke(token).await?;
+        Ok(Response::new(LogoutResponse {}))
     }
 }
 
@@ -222,7 +224,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on {addr}");
     println!(
         r#"
-try it (grpcurl needs the .proto: the server offers no reflection):
+try it with cargo alone (the example client logs in, calls Whoami, logs out, calls Whoami again):
+  ADDR=http://{addr} cargo run --example tonic_client
+
+or with grpcurl (it needs the .proto: the server offers no reflection):
   GRPC="grpcurl -plaintext -import-path examples/tonic_grpc -proto auth.proto"
   TOKEN=$($GRPC -d '{{"username":"alice","password":"password"}}' {addr} auth.v1.Login/Login \
             | sed -n 's/.*"accessToken": *"\([^"]*\)".*/\1/p')
