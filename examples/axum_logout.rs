@@ -56,7 +56,7 @@ const COOKIE: &str = "token";
 /// each token, and a token past the verifier's size limit could never be used.
 const MAX_USERNAME_LEN: usize = 64;
 /// The largest `/login` body accepted.
-const MAX_LOGIN_BODY: usize = 1024;
+const MAX_LOGIN_BODY: usize = 16 * 1024;
 /// How long a client may take to send its request head, then its whole request.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

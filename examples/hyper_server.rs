@@ -13,9 +13,10 @@
 //! | `REDIS_URL`       | use Redis as the store, shared by replicas | in-memory store  |
 //!
 //! The same routes and contract as the `axum_logout` example: `POST /login` (JSON
-//! `{"username", "password"}`; the demo accepts any non-empty username with the
-//! password `password`), `GET /me`, `POST /logout`, `POST /logout-all`. The token is
-//! accepted as `Authorization: Bearer` or as the `token` cookie that `/login` sets.
+//! `{"username", "password"}`; the demo accepts any username of 1 to 64 printable
+//! characters with the password `password`), `GET /me`, `POST /logout`,
+//! `POST /logout-all`. The token is accepted as `Authorization: Bearer` or as the
+//! `token` cookie that `/login` sets. Served with a header-read timeout (see `serve`).
 //!
 //! Without a framework, the router is a function matching on method and path. The
 //! outer service sends `/login` to an open handler and the other routes to a service
@@ -32,7 +33,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -42,7 +43,9 @@ use serde_json::json;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 use tower_jwt_revoke::store::{InMemoryStore, RedisStore, RevocationStore};
-use tower_jwt_revoke::{JwtVerifier, RevocationLayer, Revoker, TokenSource, VerificationKey, VerifiedToken};
+use tower_jwt_revoke::{
+    JwtVerifier, RevocationLayer, RevokeError, Revoker, TokenSource, VerificationKey, VerifiedToken,
+};
 
 /// Used when `JWT_SECRET` is not set. Never in production.
 const DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
@@ -50,6 +53,11 @@ const ISSUER: &str = "hyper_server";
 const COOKIE: &str = "token";
 /// The largest `/login` body read.
 const MAX_LOGIN_BODY: usize = 16 * 1024;
+/// Usernames longer than this are refused at the door: every byte of it would be in
+/// each token, and a token past the verifier's size limit could never be used.
+const MAX_USERNAME_LEN: usize = 64;
+/// How long a client may take to send its request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Response bodies. `Default` (empty), as the layer's default rejection needs.
 pub type Body = Full<Bytes>;
@@ -169,8 +177,15 @@ async fn login(state: AppState, request: Request<Incoming>) -> Response<Body> {
             r#"expected {"username": "...", "password": "..."}"#,
         );
     };
-    if request.username.trim().is_empty() {
+    let username = request.username.trim();
+    if username.is_empty() {
         return error(StatusCode::BAD_REQUEST, "username must not be empty");
+    }
+    if username.chars().count() > MAX_USERNAME_LEN || username.chars().any(char::is_control) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("username must be at most {MAX_USERNAME_LEN} printable characters"),
+        );
     }
     if request.password != "password" {
         return error(StatusCode::UNAUTHORIZED, "invalid username or password");
@@ -180,7 +195,7 @@ async fn login(state: AppState, request: Request<Incoming>) -> Response<Body> {
         .unwrap_or_default()
         .as_secs();
     let claims = Claims {
-        sub: &request.username,
+        sub: username,
         jti: uuid::Uuid::new_v4().to_string(),
         iss: ISSUER,
         iat: now,
@@ -224,21 +239,31 @@ fn me(token: VerifiedToken) -> Response<Body> {
 async fn logout(state: AppState, token: VerifiedToken) -> Response<Body> {
     match state.revoker.revoke(&token).await {
         Ok(_) => clear_cookie(),
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "could not record the logout; try again",
-        ),
+        Err(failed) => revoke_error(&failed),
     }
 }
 
 async fn logout_all(state: AppState, token: VerifiedToken) -> Response<Body> {
+    // A token without `sub` names no one to log out everywhere: 400, not 503.
     match state.revoker.revoke_subject_of(&token).await {
         Ok(_) => clear_cookie(),
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "could not record the logout; try again",
-        ),
+        Err(failed) => revoke_error(&failed),
     }
+}
+
+/// 503 with `Retry-After` when the store failed (the client retries), 400 for a
+/// request that can never succeed.
+fn revoke_error(failed: &RevokeError) -> Response<Body> {
+    let status = failed.status();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        tracing::warn!(error = %failed, "a logout was not recorded");
+        let mut response = error(status, "could not record the logout; try again");
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    }
+    error(status, &failed.to_string())
 }
 
 fn clear_cookie() -> Response<Body> {
@@ -279,7 +304,17 @@ pub async fn serve(
     app: App,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    // A client gets HEADER_READ_TIMEOUT to send its request head: without a timer,
+    // hyper waits for ever, and half-sent requests hold file descriptors.
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(20));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -364,11 +399,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         r#"
 try it:
-  TOKEN=$(curl -s -X POST http://{addr}/login -H 'content-type: application/json' \
-            -d '{{"username":"alice","password":"password"}}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
-  curl -i http://{addr}/me -H "authorization: Bearer $TOKEN"          # 200
+  login() {{ curl -s -X POST http://{addr}/login -H 'content-type: application/json' \
+               -d '{{"username":"alice","password":"password"}}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/'; }}
+  TOKEN=$(login); OTHER=$(login)                                          # two sessions of alice
+  curl -i http://{addr}/me -H "authorization: Bearer $TOKEN"              # 200
   curl -i -X POST http://{addr}/logout -H "authorization: Bearer $TOKEN"  # 204
-  curl -i http://{addr}/me -H "authorization: Bearer $TOKEN"          # 401 token revoked
+  curl -i http://{addr}/me -H "authorization: Bearer $TOKEN"              # 401 token revoked
+  THIRD=$(login)
+  curl -i -X POST http://{addr}/logout-all -H "authorization: Bearer $THIRD"  # 204: log out everywhere
+  curl -i http://{addr}/me -H "authorization: Bearer $OTHER"              # 401 token revoked
 "#
     );
     serve(listener, app, async {

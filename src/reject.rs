@@ -75,11 +75,16 @@ impl Rejection {
 ///
 /// Implemented by [`DefaultRejection`] and by any
 /// `Fn(&Rejection, &HeaderMap) -> Response<B>` closure, which is given the request's
-/// headers (to answer in the client's format, say):
+/// headers (to answer in the client's format, say). Such a closure names its
+/// parameter types, since the body type `B` is only known once the layer wraps a
+/// service. Axum users have `RevocationLayer::with_rejection_response` (feature
+/// `axum`), whose closure returns any `impl IntoResponse` and needs no annotations;
+/// tonic users have `RevocationLayer::with_status_rejection` (feature `tonic`).
 ///
 /// ```
 /// use http::{HeaderMap, Response};
-/// use tower_jwt_revoke::{InMemoryStore, JwtVerifier, Rejection, RevocationLayer, VerificationKey};
+/// use tower_jwt_revoke::store::InMemoryStore;
+/// use tower_jwt_revoke::{JwtVerifier, Rejection, RevocationLayer, VerificationKey};
 ///
 /// # let verifier = JwtVerifier::builder()
 /// #     .key(VerificationKey::hmac(jsonwebtoken::Algorithm::HS256, b"secret").unwrap())
