@@ -123,7 +123,9 @@ pub struct Claims {
 
 fn key_file(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|error| panic!("reading {path}: {error}"))
+    std::fs::read(&path).unwrap_or_else(|error| {
+        panic!("reading {path} ({error}): the test keys are not in the published package; run the benches from the repository")
+    })
 }
 
 pub fn now_secs() -> u64 {

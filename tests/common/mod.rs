@@ -164,7 +164,13 @@ pub fn key_path(name: &str) -> PathBuf {
 /// The bytes of a test key under `tests/keys/`.
 pub fn read_key(name: &str) -> Vec<u8> {
     let path = key_path(name);
-    std::fs::read(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+    std::fs::read(&path).unwrap_or_else(|error| {
+        panic!(
+            "cannot read {} ({error}): the test keys are not in the published package; \
+             run the tests from the repository",
+            path.display()
+        )
+    })
 }
 
 /// A verifier for the test issuer: HS256 with [`SECRET`], issuer [`ISSUER`],
