@@ -16,8 +16,8 @@ use crate::verify::VerifyError;
 ///
 /// [`RevocationLayer`](crate::RevocationLayer) puts one into the request extensions of
 /// every request it lets through. With the `axum` feature, handlers take it (or
-/// [`Claims<C>`](crate::Claims)) as an extractor; with the `tonic` feature,
-/// [`RequestExt`](crate::tonic::RequestExt) reads it from a `tonic::Request`.
+/// `Claims<C>`) as an extractor; with the `tonic` feature,
+/// `tonic::RequestExt` reads it from a `tonic::Request`.
 ///
 /// The token carries no claims type: every handler reads the claims it needs, so no
 /// layer setting can disagree with a handler about them.
@@ -51,7 +51,7 @@ impl VerifiedToken {
     /// `C` is deserialized from the whole payload, so it may name registered claims
     /// (`sub`, say) as well as the application's own. A payload that does not fit `C`
     /// is [`VerifyError::CustomClaims`]: the token is genuine but not one this
-    /// application can use (the [`Claims`](crate::Claims) extractor answers 401).
+    /// application can use (the `Claims` extractor of feature `axum` answers 401).
     ///
     /// ```
     /// # use tower_jwt_revoke::VerifiedToken;
