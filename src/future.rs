@@ -94,11 +94,14 @@ where
                     let outcome = ready!(check.as_mut().poll(cx));
                     let Pending {
                         mut inner,
-                        request,
+                        mut request,
                         rejection,
                     } = pending.take().expect("ResponseFuture polled after completion");
                     match outcome {
-                        Ok(()) => {
+                        Ok(verified) => {
+                            if let Some(token) = verified {
+                                request.extensions_mut().insert(token);
+                            }
                             let future = inner.call(request);
                             this.state.set(State::Calling { future });
                         }

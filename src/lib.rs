@@ -109,7 +109,7 @@ pub use crate::service::RevocationService;
 pub use crate::token::{RegisteredClaims, VerifiedToken};
 pub use crate::verify::{
     DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, DEFAULT_MAX_TOKEN_LIFETIME, JwtVerifier, JwtVerifierBuilder,
-    KeyError, VerificationKey, VerifyError,
+    KeyError, KeyRing, KeySet, SessionClaim, SkippedKey, VerificationKey, VerifyError,
 };
 /// The attribute [`RevocationStore`](store::RevocationStore) implementations use, at the
 /// version this crate uses.

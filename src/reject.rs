@@ -35,10 +35,12 @@ impl Rejection {
     /// The HTTP status of the default response: 400, 401 or 503.
     ///
     /// A store outage is a 503, never a 401: a 401 would tell every client its
-    /// credentials are bad, and log all of them out during a Redis blip.
+    /// credentials are bad, and log all of them out during a Redis blip. So are
+    /// signing keys that could not be fetched yet ([`VerifyError::KeysUnavailable`]).
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MalformedRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidToken(error) if error.is_server_side() => StatusCode::SERVICE_UNAVAILABLE,
             Self::MissingToken | Self::InvalidToken(_) | Self::Revoked(_) => StatusCode::UNAUTHORIZED,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -52,6 +54,7 @@ impl Rejection {
         let error = match self {
             Self::MissingToken => return Some(HeaderValue::from_static("Bearer")),
             Self::MalformedRequest(_) => "invalid_request",
+            Self::InvalidToken(error) if error.is_server_side() => return None,
             Self::InvalidToken(_) | Self::Revoked(_) => "invalid_token",
             Self::StoreUnavailable => return None,
         };
@@ -64,8 +67,8 @@ impl Rejection {
     /// The gRPC status code of the default gRPC response: 16 (`UNAUTHENTICATED`), or
     /// 14 (`UNAVAILABLE`) when the store is unavailable.
     pub fn grpc_status(&self) -> u16 {
-        match self {
-            Self::StoreUnavailable => 14,
+        match self.status() {
+            StatusCode::SERVICE_UNAVAILABLE => 14,
             _ => 16,
         }
     }

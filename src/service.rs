@@ -16,10 +16,12 @@ use crate::layer::FailurePolicy;
 use crate::reject::{OnRejection, Rejection};
 use crate::store::{RevocationQuery, RevocationStore};
 use crate::token::VerifiedToken;
-use crate::verify::JwtVerifier;
+use crate::verify::{JwtVerifier, VerifyError};
 
-/// The check that runs after verification: one store call, under a timeout.
-pub(crate) type StoreCheck = Pin<Box<dyn Future<Output = Result<(), Rejection>> + Send>>;
+/// The check that runs after verification: one store call, under a timeout. It yields
+/// the verified token when it verified the token itself (after refreshing the keys),
+/// for the request's extensions.
+pub(crate) type StoreCheck = Pin<Box<dyn Future<Output = Result<Option<VerifiedToken>, Rejection>> + Send>>;
 
 pub(crate) struct Config<Reject> {
     pub(crate) verifier: JwtVerifier,
@@ -133,7 +135,27 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let config = &self.config;
         let verified = match find_token(&config.sources, request.headers()) {
-            Ok(Some(token)) => config.verifier.verify(token).map_err(Rejection::InvalidToken),
+            Ok(Some(token)) => match config.verifier.verify(token) {
+                // A key the provider published since the last fetch, or keys not
+                // fetched yet: wait for a (rate-limited) refresh, then try again.
+                Err(VerifyError::UnknownKey | VerifyError::KeysUnavailable)
+                    if config.verifier.refresher_for(token).is_some() =>
+                {
+                    let token = token.to_owned();
+                    let check_config = Arc::clone(config);
+                    let check: StoreCheck = Box::pin(async move {
+                        let verified = check_config
+                            .verifier
+                            .verify_refreshing(&token)
+                            .await
+                            .map_err(Rejection::InvalidToken)?;
+                        check_config.check(RevocationQuery::for_token(&verified)).await?;
+                        Ok(Some(verified))
+                    });
+                    return self.checking(check, request);
+                }
+                verified => verified.map_err(Rejection::InvalidToken),
+            },
             Ok(None) => Err(Rejection::MissingToken),
             Err(malformed) => Err(Rejection::MalformedRequest(malformed)),
         };
@@ -165,7 +187,23 @@ where
         }
 
         let check_config = Arc::clone(config);
-        let check: StoreCheck = Box::pin(async move { check_config.check(query).await });
+        let check: StoreCheck = Box::pin(async move { check_config.check(query).await.map(|()| None) });
+        self.checking(check, request)
+    }
+}
+
+impl<S, Reject> RevocationService<S, Reject> {
+    /// The response future that waits for `check`, then calls the inner service.
+    fn checking<ReqBody, ResBody>(
+        &mut self,
+        check: StoreCheck,
+        request: Request<ReqBody>,
+    ) -> ResponseFuture<S, ReqBody, ResBody>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+        Reject: OnRejection<ResBody>,
+        ResBody: 'static,
+    {
         // The readied service goes with this request; a fresh clone waits for the
         // next poll_ready (tower-service: "Be careful when cloning inner services").
         let clone = self.inner.clone();

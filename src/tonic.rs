@@ -90,8 +90,8 @@ fn unauthenticated(error: VerifyError) -> Status {
 /// when the store could not answer (a client retries that one).
 impl From<&Rejection> for Status {
     fn from(rejection: &Rejection) -> Self {
-        let code = match rejection {
-            Rejection::StoreUnavailable => Code::Unavailable,
+        let code = match rejection.grpc_status() {
+            14 => Code::Unavailable,
             _ => Code::Unauthenticated,
         };
         Status::new(code, rejection.to_string())

@@ -1,0 +1,207 @@
+//! Signature and claim verification, on jsonwebtoken's primitives.
+//!
+//! [`JwtVerifier`] and its builder here; the keys in `key.rs` (one key) and
+//! `key_set.rs` (the set chosen by `kid`, and the ring that replaces it at run time);
+//! one token's decoding and validation in `decode.rs`.
+
+mod builder;
+mod decode;
+mod error;
+mod key;
+mod key_set;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use self::builder::JwtVerifierBuilder;
+use self::decode::{Failure, Purpose, b64};
+pub use self::error::VerifyError;
+pub use self::key::{KeyError, VerificationKey};
+pub(crate) use self::key_set::Refresh;
+pub use self::key_set::{KeyRing, KeySet, SkippedKey};
+use crate::token::VerifiedToken;
+
+/// Tokens longer than this are refused before any parsing (8 KiB, a generous bound
+/// for a JWT; browsers cap a cookie at 4 KiB).
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Leeway for `exp` and `nbf`, in seconds, unless configured.
+pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+/// The longest token lifetime accepted unless configured: 24 hours.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Verifies JWTs: signature, `exp`, `nbf`, `iss`, `aud`, and the lifetime bound that
+/// lets watermarks ("log out everywhere") expire safely.
+///
+/// Cheap to clone: the configuration is shared.
+///
+/// ```
+/// use jsonwebtoken::Algorithm;
+/// use tower_jwt_revoke::{JwtVerifier, VerificationKey};
+///
+/// let verifier = JwtVerifier::builder()
+///     .key(VerificationKey::hmac(Algorithm::HS256, b"a long random secret, 32+ bytes!")?)
+///     .issuer("https://auth.example.com")
+///     .audience("my-api")
+///     .leeway_secs(30)
+///     .build()?;
+/// # Ok::<(), tower_jwt_revoke::KeyError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct JwtVerifier {
+    inner: Arc<VerifierInner>,
+}
+
+#[derive(Debug)]
+struct VerifierInner {
+    keys: KeyRing,
+    issuer_keys: HashMap<String, KeyRing>,
+    required_type: Option<String>,
+    session_claim: SessionClaim,
+    leeway_secs: u64,
+    max_lifetime_secs: u64,
+    max_token_len: usize,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    require_iat: bool,
+}
+
+impl JwtVerifier {
+    /// Starts building a verifier.
+    ///
+    /// Also installs this crate's signature backend as jsonwebtoken's process-wide
+    /// default when none is (see [`install_crypto_provider`](crate::install_crypto_provider)),
+    /// so the application's own `jsonwebtoken::encode` works even when Cargo compiled
+    /// both backends in.
+    pub fn builder() -> JwtVerifierBuilder {
+        crate::crypto::install_crypto_provider();
+        JwtVerifierBuilder::default()
+    }
+
+    /// Verifies `token` and decodes its registered claims; the application reads its
+    /// own later, with [`VerifiedToken::claims`].
+    pub fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        match self.decode(token, Purpose::Request) {
+            Ok(verified) => Ok(verified),
+            Err(Failure::Verify(error)) => Err(error),
+            Err(Failure::ExpiredButGenuine) => Err(VerifyError::Expired),
+        }
+    }
+
+    /// Verifies `token` like [`verify`](Self::verify); when that fails only because
+    /// its key is unknown (or no keys were loaded yet) and its keys come from a source
+    /// that can refresh them (a JWKS), asks for a refresh once (rate limited by the
+    /// source) and tries again. A token signed with a key the provider just published
+    /// is then accepted on first sight.
+    pub async fn verify_refreshing(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        match self.verify(token) {
+            Err(error @ (VerifyError::UnknownKey | VerifyError::KeysUnavailable)) => {
+                let Some(refresher) = self.refresher_for(token) else {
+                    return Err(error);
+                };
+                refresher.refresh().await;
+                self.verify(token)
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// The refresher of the ring that verifies `token`, if that ring can refresh.
+    pub(crate) fn refresher_for(&self, token: &str) -> Option<&Arc<dyn Refresh>> {
+        let payload = token.split('.').nth(1).and_then(|part| b64(part).ok())?;
+        self.ring_for(&payload).refresher()
+    }
+
+    /// The verifier's own keys (those of [`key`](JwtVerifierBuilder::key) or
+    /// [`key_ring`](JwtVerifierBuilder::key_ring)): [`KeyRing::replace`] on it rotates
+    /// the keys of every layer built with this verifier, with nothing rebuilt.
+    pub fn key_ring(&self) -> &KeyRing {
+        &self.inner.keys
+    }
+
+    /// The keys of `issuer`, when it was given its own with
+    /// [`issuer_keys`](JwtVerifierBuilder::issuer_keys).
+    pub fn issuer_key_ring(&self, issuer: &str) -> Option<&KeyRing> {
+        self.inner.issuer_keys.get(issuer)
+    }
+
+    /// The issuers accepted (`iss`); empty when `iss` is not checked.
+    pub fn issuers(&self) -> &[String] {
+        &self.inner.issuers
+    }
+
+    /// Verifies a token for revocation: like [`verify`](Self::verify), but a token
+    /// that is genuine and merely expired is `Ok(None)` (nothing needs revoking), and
+    /// one not valid yet (`nbf`, `iat` ahead) is revocable before it ever is.
+    pub(crate) fn verify_for_revocation(&self, token: &str) -> Result<Option<VerifiedToken>, VerifyError> {
+        match self.decode(token, Purpose::Revocation) {
+            Ok(verified) => Ok(Some(verified)),
+            Err(Failure::ExpiredButGenuine) => Ok(None),
+            Err(Failure::Verify(error)) => Err(error),
+        }
+    }
+
+    /// The `exp`/`nbf` leeway, in seconds.
+    pub fn leeway_secs(&self) -> u64 {
+        self.inner.leeway_secs
+    }
+
+    /// The longest token lifetime accepted, in whole seconds.
+    pub fn max_token_lifetime_secs(&self) -> u64 {
+        self.inner.max_lifetime_secs
+    }
+
+    /// The issuer to hash subjects and sessions under when none is given: the
+    /// configured issuer when there is exactly one.
+    pub(crate) fn sole_issuer(&self) -> Option<&str> {
+        match self.inner.issuers.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
+
+    /// How long a revocation must last for a token expiring at `exp` (seconds since
+    /// the epoch) to stay refused, measured from `now`; `None` once no verifier would
+    /// accept it.
+    ///
+    /// The verifier (like jsonwebtoken) refuses a token once `exp < floor(now) - leeway`, so it still
+    /// accepts it during the whole second `exp + leeway`: the revocation must last
+    /// until `exp + leeway + 1`.
+    pub(crate) fn revocation_ttl(&self, exp: u64, now: SystemTime) -> Option<Duration> {
+        let last_accepted = exp.saturating_add(self.inner.leeway_secs).saturating_add(1);
+        let until = UNIX_EPOCH + Duration::from_secs(last_accepted);
+        let remaining = until.duration_since(now).ok().filter(|d| !d.is_zero())?;
+        // Rounded up to whole seconds: stores keep TTLs in seconds, never shorter.
+        let secs = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
+        Some(Duration::from_secs(secs))
+    }
+
+    /// How long a subject, session or global revocation must last: every token it
+    /// covers was issued before it, and so expires within the maximum lifetime.
+    pub(crate) fn watermark_ttl(&self) -> Duration {
+        Duration::from_secs(
+            self.inner
+                .max_lifetime_secs
+                .saturating_add(self.inner.leeway_secs)
+                .saturating_add(1),
+        )
+    }
+}
+
+/// Which claim carries a token's session id, for session revocations
+/// ([`Revoker::revoke_session`](crate::Revoker::revoke_session), back-channel logout).
+///
+/// OpenID Connect names it `sid` (Front- and Back-Channel Logout); Keycloak's access
+/// tokens carry `sid` and, in older versions, only `session_state`, with the same
+/// value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionClaim {
+    /// `sid` (the default).
+    #[default]
+    Sid,
+    /// `session_state` (Keycloak before version 18 or so).
+    SessionState,
+    /// `sid`, or `session_state` when the token has no `sid`.
+    SidOrSessionState,
+}
