@@ -15,6 +15,8 @@
 //!   without a network round trip. Neither the layer nor the [`Revoker`] names the
 //!   store's type, so the store can come from configuration.
 //! - [`Revoker`]: log out a token, a subject everywhere, a session, or everyone.
+//! - [`authorize`]: per-route checks on the verified claims (a scope, a role, an
+//!   audience, a closure), answered 403 `insufficient_scope`.
 //! - Axum (feature `axum`): [`VerifiedToken`] and `Claims<C>` are extractors,
 //!   [`RevokeError`] is a response, and `RevocationLayer::with_rejection_response`
 //!   takes a closure returning `impl IntoResponse`.
@@ -78,6 +80,7 @@
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod authorize;
 #[cfg(feature = "axum")]
 mod axum;
 mod crypto;

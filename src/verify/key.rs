@@ -72,6 +72,9 @@ impl VerificationKey {
         if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
             return Err(KeyError::NotForSignatures);
         }
+        if let AlgorithmParameters::Other(_) = &jwk.algorithm {
+            return Err(KeyError::NotAJwk("a key type this crate cannot verify with".into()));
+        }
         let curve = match &jwk.algorithm {
             AlgorithmParameters::EllipticCurve(params) => Some(&params.curve),
             AlgorithmParameters::OctetKeyPair(params) => Some(&params.curve),
