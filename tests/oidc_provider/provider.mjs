@@ -1,0 +1,77 @@
+// A real OpenID Provider (the certified `oidc-provider` from the npm registry) on
+// loopback, for tests/oidc_interop.rs. Configured from the environment:
+//
+//   PORT                    port to listen on (127.0.0.1)
+//   CLIENT_ID, CLIENT_SECRET the API's client; also the `aud` of its access tokens
+//   BACKCHANNEL_LOGOUT_URI  where the provider sends logout tokens
+//
+// It issues RFC 9068 access tokens (`typ: at+jwt`, RS256) by the client-credentials
+// grant, publishes discovery and JWKS, and sends OpenID Connect Back-Channel Logout
+// tokens with its own machinery (`Client#backchannelLogout`, what `end_session` calls
+// for every client of an ending session). A test asks for one with
+// `POST /test/backchannel-logout?sub=...`, since a client-credentials grant has no
+// browser session to end. Prints `listening on ISSUER` once it accepts connections.
+import http from 'node:http';
+
+import Provider from 'oidc-provider';
+
+const port = Number(process.env.PORT);
+const clientId = process.env.CLIENT_ID;
+const clientSecret = process.env.CLIENT_SECRET;
+const backchannelLogoutUri = process.env.BACKCHANNEL_LOGOUT_URI;
+if (!port || !clientId || !clientSecret || !backchannelLogoutUri) {
+  console.error('PORT, CLIENT_ID, CLIENT_SECRET and BACKCHANNEL_LOGOUT_URI are required');
+  process.exit(2);
+}
+const issuer = `http://127.0.0.1:${port}`;
+const resource = 'urn:tower-jwt-revoke:api';
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: clientId,
+    client_secret: clientSecret,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    backchannel_logout_uri: backchannelLogoutUri,
+    // The access tokens of a client-credentials grant carry no `sid`: log out by `sub`.
+    backchannel_logout_session_required: false,
+  }],
+  scopes: ['api'],
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    backchannelLogout: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => resource,
+      useGrantedResource: () => true,
+      getResourceServerInfo: () => ({
+        scope: 'api',
+        audience: clientId,
+        accessTokenTTL: 300,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: 'RS256' } },
+      }),
+    },
+  },
+});
+
+const callback = provider.callback();
+const server = http.createServer(async (req, res) => {
+  const url = new URL(req.url, issuer);
+  if (req.method === 'POST' && url.pathname === '/test/backchannel-logout') {
+    try {
+      const client = await provider.Client.find(clientId);
+      await client.backchannelLogout(url.searchParams.get('sub'), url.searchParams.get('sid') ?? undefined);
+      res.writeHead(204).end();
+    } catch (error) {
+      res.writeHead(502, { 'content-type': 'text/plain' }).end(String(error));
+    }
+    return;
+  }
+  callback(req, res);
+});
+server.listen(port, '127.0.0.1', () => console.log(`listening on ${issuer}`));
+for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.close(() => process.exit(0)));
