@@ -7,9 +7,8 @@
 //! missing `iss` is hashed as the empty string. The README spells the scheme out for
 //! services in other languages.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 
 use sha2::{Digest, Sha256};
 
@@ -117,9 +116,6 @@ impl Hasher for KeyHasher {
         self.0 = value;
     }
 }
-
-/// A map keyed by [`RevocationKey`].
-pub(crate) type KeyMap<V> = HashMap<RevocationKey, V, BuildHasherDefault<KeyHasher>>;
 
 impl RevocationKey {
     /// The lowercase hex form, without allocating (store keys are built per request).

@@ -73,7 +73,9 @@ impl VerificationKey {
             return Err(KeyError::NotForSignatures);
         }
         if let AlgorithmParameters::Other(_) = &jwk.algorithm {
-            return Err(KeyError::NotAJwk("a key type this crate cannot verify with".into()));
+            return Err(KeyError::NotAJwk(
+                "a key type this crate cannot verify with".into(),
+            ));
         }
         let curve = match &jwk.algorithm {
             AlgorithmParameters::EllipticCurve(params) => Some(&params.curve),

@@ -1,0 +1,443 @@
+//! [`InMemoryStore`]: revocations in this process's memory, 12 bytes each (see
+//! `table.rs` for the layout and what truncating keys costs).
+
+mod table;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use self::table::{Mark, NEVER, ShortKey, Table};
+use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
+use crate::key::RevocationKey;
+
+/// How often the background sweeper reclaims expired entries, unless configured.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Revocations kept in this process's memory.
+///
+/// For a single process and for tests: replicas do not see each other's revocations
+/// (use `RedisStore`, feature `redis`, for that). Cheap to clone; clones share the
+/// same entries.
+///
+/// Entries expire by themselves. Expired entries are reclaimed by a background task
+/// (started on the first write, inside the Tokio runtime; it stops when the last clone
+/// of the store is dropped), one of 256 shards at a time, so memory stays bounded by
+/// the live revocations and no reclaim pauses checks on other shards.
+///
+/// A live revocation takes 15 to 30 bytes. Keys are kept as their first 64 bits: two
+/// keys sharing them collide, which can only ever *refuse* a good token (with ten
+/// million live revocations, about once in 2 × 10¹² checks), never accept a revoked
+/// one. Expiries are kept to the next sixteenth of a second, rounded up.
+#[derive(Clone, Debug)]
+pub struct InMemoryStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    table: Table,
+    /// The global watermark and its expiry, packed `issued_until << 32 | expires`, so a
+    /// check reads it without a lock. Zero: none.
+    global: AtomicU64,
+    sweep_interval: Duration,
+    sweeper_started: AtomicBool,
+}
+
+impl Default for InMemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::with_sweep_interval(DEFAULT_SWEEP_INTERVAL)
+    }
+
+    /// An empty store whose background sweeper runs every `interval`.
+    pub fn with_sweep_interval(interval: Duration) -> Self {
+        crate::crypto::install_crypto_provider();
+        Self {
+            shared: Arc::new(Shared {
+                table: Table::new(Instant::now()),
+                global: AtomicU64::new(0),
+                sweep_interval: interval.max(Duration::from_millis(1)),
+                sweeper_started: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// How many entries are held, expired ones not yet reclaimed included.
+    pub fn len(&self) -> usize {
+        let table = &self.shared.table;
+        let shards: usize = (0..table.shard_count())
+            .map(|index| {
+                let shard = table.read(index);
+                shard.markers.len() + shard.subjects.len()
+            })
+            .sum();
+        shards + usize::from(self.shared.global.load(Ordering::Acquire) != 0)
+    }
+
+    /// Whether the store holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reclaims every expired entry now.
+    pub fn purge_expired(&self) {
+        self.purge(Instant::now());
+    }
+
+    /// How much longer the token revocation under `token` lasts, if it is live.
+    pub fn token_ttl(&self, token: &RevocationKey) -> Option<Duration> {
+        self.marker_ttl(token)
+    }
+
+    /// How much longer the session revocation under `session` lasts, if it is live.
+    pub fn session_ttl(&self, session: &RevocationKey) -> Option<Duration> {
+        self.marker_ttl(session)
+    }
+
+    /// The subject's live watermark and how much longer it lasts.
+    pub fn subject_watermark(&self, subject: &RevocationKey) -> Option<(u64, Duration)> {
+        let table = &self.shared.table;
+        let mark = *table
+            .read(table.shard_of(subject))
+            .subjects
+            .get(&ShortKey::of(subject))?;
+        Some((
+            u64::from(mark.issued_until),
+            table.left(mark.expires, Instant::now())?,
+        ))
+    }
+
+    fn marker_ttl(&self, key: &RevocationKey) -> Option<Duration> {
+        let table = &self.shared.table;
+        let expires = *table.read(table.shard_of(key)).markers.get(&ShortKey::of(key))?;
+        table.left(expires, Instant::now())
+    }
+
+    /// Answers a query without awaiting anything.
+    pub(crate) fn lookup_now(&self, query: &RevocationQuery) -> Lookup {
+        self.lookup_at(query, Instant::now())
+    }
+
+    /// Answers a query as of `now`: one read lock per key asked about, no allocation.
+    pub(crate) fn lookup_at(&self, query: &RevocationQuery, now: Instant) -> Lookup {
+        let table = &self.shared.table;
+        let now = table.now_ticks(now);
+        let marker = |key: &RevocationKey| {
+            table
+                .read(table.shard_of(key))
+                .markers
+                .get(&ShortKey::of(key))
+                .is_some_and(|expires| *expires > now)
+        };
+        let subject_watermark = query.subject.as_ref().and_then(|subject| {
+            table
+                .read(table.shard_of(subject))
+                .subjects
+                .get(&ShortKey::of(subject))
+                .filter(|mark| mark.expires > now)
+                .map(|mark| u64::from(mark.issued_until))
+        });
+        let (issued_until, expires) = unpack(self.shared.global.load(Ordering::Acquire));
+        Lookup {
+            token_revoked: marker(&query.token),
+            session_revoked: query.session.as_ref().is_some_and(marker),
+            subject_watermark,
+            global_watermark: (expires > now).then_some(u64::from(issued_until)),
+        }
+    }
+
+    /// Takes over every entry of `other`, dropping this store's own (a mirror's reload).
+    #[cfg(feature = "redis")]
+    pub(crate) fn replace_with(&self, other: InMemoryStore) {
+        let table = &self.shared.table;
+        table.clear();
+        table.absorb(&other.shared.table, Instant::now());
+        // The global watermark's expiry counts from `other`'s epoch: re-count it.
+        let (issued_until, expires) = unpack(other.shared.global.load(Ordering::Acquire));
+        let global = if expires == 0 {
+            0
+        } else if expires == NEVER {
+            pack(issued_until, NEVER)
+        } else {
+            let left = other.shared.table.left(expires, Instant::now());
+            left.map_or(0, |left| pack(issued_until, table.expiry(Instant::now(), left)))
+        };
+        self.shared.global.store(global, Ordering::Release);
+    }
+
+    fn purge(&self, now: Instant) {
+        let table = &self.shared.table;
+        let now = table.now_ticks(now);
+        for index in 0..table.shard_count() {
+            table.write(index).purge(now);
+        }
+        let _ = self
+            .shared
+            .global
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
+                let (_, expires) = unpack(packed);
+                (packed != 0 && expires <= now).then_some(0)
+            });
+    }
+
+    fn mark(&self, key: &RevocationKey, ttl: Duration) {
+        self.start_sweeper();
+        let table = &self.shared.table;
+        let expires = table.expiry(Instant::now(), ttl);
+        let mut shard = table.write(table.shard_of(key));
+        let entry = shard.markers.entry(ShortKey::of(key)).or_insert(expires);
+        *entry = (*entry).max(expires);
+    }
+
+    fn start_sweeper(&self) {
+        if self.shared.sweeper_started.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Outside a runtime: try again on the next write.
+            self.shared.sweeper_started.store(false, Ordering::Relaxed);
+            return;
+        };
+        let weak: Weak<Shared> = Arc::downgrade(&self.shared);
+        let interval = self.shared.sweep_interval;
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(shared) = weak.upgrade() else { break };
+                InMemoryStore { shared }.purge(Instant::now());
+            }
+        });
+    }
+}
+
+/// Watermarks in 32 bits: Unix seconds fit until 2106; later ones are kept as the
+/// largest value, which refuses more, never less.
+fn seconds(issued_until: u64) -> u32 {
+    u32::try_from(issued_until).unwrap_or(u32::MAX)
+}
+
+fn pack(issued_until: u32, expires: u32) -> u64 {
+    (u64::from(issued_until) << 32) | u64::from(expires)
+}
+
+fn unpack(packed: u64) -> (u32, u32) {
+    ((packed >> 32) as u32, packed as u32)
+}
+
+#[async_trait]
+impl RevocationStore for InMemoryStore {
+    async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
+        Ok(self.lookup_now(query))
+    }
+
+    fn lookup_immediate(&self, query: &RevocationQuery) -> Option<Lookup> {
+        Some(self.lookup_now(query))
+    }
+
+    async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
+        self.mark(token, ttl);
+        Ok(())
+    }
+
+    async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
+        self.mark(session, ttl);
+        Ok(())
+    }
+
+    async fn raise_subject_watermark(
+        &self,
+        subject: &RevocationKey,
+        issued_until: u64,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.start_sweeper();
+        let table = &self.shared.table;
+        let raised = Mark {
+            issued_until: seconds(issued_until),
+            expires: table.expiry(Instant::now(), ttl),
+        };
+        let mut shard = table.write(table.shard_of(subject));
+        let mark = shard.subjects.entry(ShortKey::of(subject)).or_insert(raised);
+        mark.issued_until = mark.issued_until.max(raised.issued_until);
+        mark.expires = mark.expires.max(raised.expires);
+        Ok(())
+    }
+
+    async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
+        self.start_sweeper();
+        let table = &self.shared.table;
+        let now = Instant::now();
+        let (raised_until, raised_expires) = (seconds(issued_until), table.expiry(now, ttl));
+        let now_ticks = table.now_ticks(now);
+        let _ = self
+            .shared
+            .global
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
+                let (until, expires) = unpack(packed);
+                // An expired watermark no longer counts: start afresh.
+                if packed == 0 || expires <= now_ticks {
+                    return Some(pack(raised_until, raised_expires));
+                }
+                Some(pack(until.max(raised_until), expires.max(raised_expires)))
+            });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> RevocationKey {
+        RevocationKey::token(None, &n.to_string())
+    }
+
+    #[tokio::test]
+    async fn expired_entries_are_reclaimed_by_the_sweeper_without_any_request() {
+        let store = InMemoryStore::with_sweep_interval(Duration::from_millis(20));
+        for n in 0..50 {
+            store
+                .revoke_token(&key(n), Duration::from_millis(30))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.len(), 50);
+        // Nothing reads or writes the store while we wait: only the sweeper can act.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !store.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(store.is_empty(), "sweeper left {} expired entries", store.len());
+    }
+
+    #[test]
+    fn a_stored_expiry_is_never_shorter_than_its_ttl() {
+        let table = Table::new(Instant::now() - Duration::from_millis(7));
+        let now = Instant::now();
+        for ttl_ms in [1, 62, 63, 999, 1000, 1001, 86_400_000] {
+            let ttl = Duration::from_millis(ttl_ms);
+            let left = table.left(table.expiry(now, ttl), now).unwrap();
+            assert!(left >= ttl, "{ttl:?} stored as {left:?}");
+            assert!(left < ttl + Duration::from_millis(63), "{ttl:?} stored as {left:?}");
+        }
+        // Beyond what 32 bits hold: kept for ever rather than cut short.
+        let far = table.expiry(now, Duration::from_secs(20 * 365 * 24 * 3600));
+        assert_eq!(far, NEVER);
+        assert_eq!(table.left(far, now), Some(Duration::MAX));
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn a_reload_keeps_every_live_entry_with_its_remaining_time() {
+        let store = InMemoryStore::new();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // Built later: its epoch differs, so expiries must be re-counted.
+        let fresh = InMemoryStore::new();
+        fresh.revoke_token(&key(1), Duration::from_secs(60)).await.unwrap();
+        fresh
+            .raise_global_watermark(500, Duration::from_secs(60))
+            .await
+            .unwrap();
+        store.revoke_token(&key(2), Duration::from_secs(60)).await.unwrap();
+        store.replace_with(fresh);
+        let left = store.token_ttl(&key(1)).expect("kept");
+        assert!(left > Duration::from_secs(59) && left <= Duration::from_secs(61), "{left:?}");
+        assert_eq!(store.token_ttl(&key(2)), None, "a reload replaces what was there");
+        let query = RevocationQuery {
+            token: key(3),
+            subject: None,
+            session: None,
+            issued_at: Some(1),
+        };
+        assert_eq!(store.lookup_now(&query).global_watermark, Some(500));
+    }
+
+    #[tokio::test]
+    async fn a_later_shorter_revocation_does_not_shorten_a_longer_one() {
+        let store = InMemoryStore::new();
+        store
+            .revoke_token(&key(1), Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .revoke_token(&key(1), Duration::from_millis(1))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        store.purge_expired();
+        let ttl = store.token_ttl(&key(1)).expect("still revoked");
+        assert!(ttl > Duration::from_secs(59), "ttl shrank to {ttl:?}");
+    }
+
+    #[tokio::test]
+    async fn watermarks_only_move_forward() {
+        let store = InMemoryStore::new();
+        let subject = RevocationKey::subject(None, "alice");
+        store
+            .raise_subject_watermark(&subject, 200, Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .raise_subject_watermark(&subject, 100, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(store.subject_watermark(&subject).map(|(mark, _)| mark), Some(200));
+        store
+            .raise_global_watermark(300, Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .raise_global_watermark(10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let query = RevocationQuery {
+            token: key(9),
+            subject: Some(subject),
+            session: None,
+            issued_at: None,
+        };
+        let lookup = store.lookup(&query).await.unwrap();
+        assert_eq!(lookup.subject_watermark, Some(200));
+        assert_eq!(lookup.global_watermark, Some(300));
+    }
+
+    #[tokio::test]
+    async fn concurrent_revokes_and_checks_lose_nothing() {
+        let store = InMemoryStore::new();
+        let mut tasks = Vec::new();
+        for worker in 0..8u8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in 0..200u32 {
+                    let token = RevocationKey::token(None, &format!("{worker}-{n}"));
+                    store.revoke_token(&token, Duration::from_secs(60)).await.unwrap();
+                    let query = RevocationQuery {
+                        token,
+                        subject: None,
+                        session: None,
+                        issued_at: None,
+                    };
+                    assert!(store.lookup(&query).await.unwrap().token_revoked);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        for worker in 0..8u8 {
+            for n in 0..200u32 {
+                let token = RevocationKey::token(None, &format!("{worker}-{n}"));
+                assert!(store.token_ttl(&token).is_some(), "lost {worker}-{n}");
+            }
+        }
+    }
+}
