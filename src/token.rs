@@ -165,14 +165,15 @@ fn numeric_date<'de, D: Deserializer<'de>>(
         Integer(u64),
         Float(f64),
     }
-    match Option::<Number>::deserialize(deserializer).map_err(|_: D::Error| invalid())? {
-        None => Ok(None),
-        Some(Number::Integer(seconds)) => Ok(Some(seconds)),
-        Some(Number::Float(seconds)) if seconds.is_finite() && seconds >= 0.0 => {
+    // An absent claim never reaches here (`#[serde(default)]`); an explicit `null` is
+    // no NumericDate, and is refused like any other non-number.
+    match Number::deserialize(deserializer).map_err(|_: D::Error| invalid())? {
+        Number::Integer(seconds) => Ok(Some(seconds)),
+        Number::Float(seconds) if seconds.is_finite() && seconds >= 0.0 => {
             // `as` saturates at u64::MAX for out-of-range floats, which is what we want.
             Ok(Some(round(seconds) as u64))
         }
-        Some(Number::Float(_)) => Err(invalid()),
+        Number::Float(_) => Err(invalid()),
     }
 }
 
@@ -207,5 +208,8 @@ mod tests {
         let textual = serde_json::from_str::<RegisteredClaims>(r#"{"exp": "soon"}"#).unwrap_err();
         assert!(textual.to_string().contains("`exp`"), "{textual}");
         assert!(serde_json::from_str::<RegisteredClaims>(r#"{}"#).is_err());
+        // `null` is no NumericDate: absent and null are not the same thing.
+        let null = serde_json::from_str::<RegisteredClaims>(r#"{"exp": 5, "nbf": null}"#).unwrap_err();
+        assert!(null.to_string().contains("`nbf`"), "{null}");
     }
 }

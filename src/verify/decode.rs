@@ -30,6 +30,11 @@ impl JwtVerifier {
         let (header, payload) = signing_input.split_once('.').ok_or(VerifyError::Malformed)?;
 
         let header = b64(header)?;
+        // serde would also fill a struct from a JSON array, by position; RFC 7515 §4
+        // wants an object.
+        if !is_object(&header) {
+            return Err(VerifyError::Malformed.into());
+        }
         let header: JoseHeader<'_> = serde_json::from_slice(&header).map_err(|_| VerifyError::Malformed)?;
         if header.crit.is_some() {
             // RFC 7515 §4.1.11: critical extensions we do not understand mean "refuse".
@@ -62,6 +67,10 @@ impl JwtVerifier {
                 .map_err(|_| VerifyError::BadSignature)
         })?;
 
+        if !is_object(&payload) {
+            // RFC 7519 §7.2: the claims set is a JSON object.
+            return Err(VerifyError::Malformed.into());
+        }
         let claims: Payload<'_> = serde_json::from_slice(&payload).map_err(|error| {
             // Name the claim when serde can tell which one is off.
             let message = error.to_string();
@@ -194,6 +203,12 @@ impl JwtVerifier {
         }
         Ok(())
     }
+}
+
+/// Whether a JSON text is an object (its first non-blank byte is `{`); the parser then
+/// checks the rest.
+fn is_object(json: &[u8]) -> bool {
+    json.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')
 }
 
 pub(super) fn b64(part: &str) -> Result<Vec<u8>, VerifyError> {

@@ -327,7 +327,10 @@ mod tests {
             let ttl = Duration::from_millis(ttl_ms);
             let left = table.left(table.expiry(now, ttl), now).unwrap();
             assert!(left >= ttl, "{ttl:?} stored as {left:?}");
-            assert!(left < ttl + Duration::from_millis(63), "{ttl:?} stored as {left:?}");
+            assert!(
+                left < ttl + Duration::from_millis(63),
+                "{ttl:?} stored as {left:?}"
+            );
         }
         // Beyond what 32 bits hold: kept for ever rather than cut short.
         let far = table.expiry(now, Duration::from_secs(20 * 365 * 24 * 3600));
@@ -342,15 +345,24 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(30)).await;
         // Built later: its epoch differs, so expiries must be re-counted.
         let fresh = InMemoryStore::new();
-        fresh.revoke_token(&key(1), Duration::from_secs(60)).await.unwrap();
+        fresh
+            .revoke_token(&key(1), Duration::from_secs(60))
+            .await
+            .unwrap();
         fresh
             .raise_global_watermark(500, Duration::from_secs(60))
             .await
             .unwrap();
-        store.revoke_token(&key(2), Duration::from_secs(60)).await.unwrap();
+        store
+            .revoke_token(&key(2), Duration::from_secs(60))
+            .await
+            .unwrap();
         store.replace_with(fresh);
         let left = store.token_ttl(&key(1)).expect("kept");
-        assert!(left > Duration::from_secs(59) && left <= Duration::from_secs(61), "{left:?}");
+        assert!(
+            left > Duration::from_secs(59) && left <= Duration::from_secs(61),
+            "{left:?}"
+        );
         assert_eq!(store.token_ttl(&key(2)), None, "a reload replaces what was there");
         let query = RevocationQuery {
             token: key(3),

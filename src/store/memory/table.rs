@@ -122,7 +122,7 @@ impl Table {
     /// The expiry of something living `ttl` from `now`, rounded up to a whole tick.
     pub(super) fn expiry(&self, now: Instant, ttl: Duration) -> u32 {
         let at = now.saturating_duration_since(self.epoch).as_nanos() + ttl.as_nanos();
-        u32::try_from(at.div_ceil(TICK_NANOS)).unwrap_or(NEVER).min(NEVER)
+        u32::try_from(at.div_ceil(TICK_NANOS)).unwrap_or(NEVER)
     }
 
     /// How long an entry expiring at `expires` has left after `now`.
