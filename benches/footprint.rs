@@ -52,9 +52,16 @@ fn main() {
         .expect("runtime");
     let sizes: Vec<u64> = std::env::var("FOOTPRINT_SIZES")
         .ok()
-        .map(|sizes| sizes.split(',').filter_map(|size| size.trim().parse().ok()).collect())
+        .map(|sizes| {
+            sizes
+                .split(',')
+                .filter_map(|size| size.trim().parse().ok())
+                .collect()
+        })
         .unwrap_or_else(|| vec![1_000_000, 10_000_000]);
-    println!("| live revocations | bytes/entry (RSS) | load | check (live token + subject) | 2 bare HashMap gets | ratio | longest check during a full sweep |");
+    println!(
+        "| live revocations | bytes/entry (RSS) | load | check (live token + subject) | 2 bare HashMap gets | ratio | longest check during a full sweep |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for size in sizes {
         // Keys are derived before measuring: hashing is not the store's cost.
@@ -66,7 +73,10 @@ fn main() {
         let started = Instant::now();
         runtime.block_on(async {
             for key in &keys {
-                store.revoke_token(key, Duration::from_secs(3600)).await.expect("revoke");
+                store
+                    .revoke_token(key, Duration::from_secs(3600))
+                    .await
+                    .expect("revoke");
             }
         });
         let load = started.elapsed();
@@ -80,7 +90,9 @@ fn main() {
                 session: None,
                 issued_at: Some(1),
             };
-            store.lookup_immediate(&query).is_some_and(|lookup| lookup.token_revoked)
+            store
+                .lookup_immediate(&query)
+                .is_some_and(|lookup| lookup.token_revoked)
         });
 
         // The baseline: full keys in std's map, as a hand-written check would hold them.
@@ -95,7 +107,10 @@ fn main() {
         let expiring = InMemoryStore::with_sweep_interval(Duration::from_secs(3600));
         runtime.block_on(async {
             for key in &keys {
-                expiring.revoke_token(key, Duration::from_millis(1)).await.expect("revoke");
+                expiring
+                    .revoke_token(key, Duration::from_millis(1))
+                    .await
+                    .expect("revoke");
             }
         });
         std::thread::sleep(Duration::from_millis(100));

@@ -15,6 +15,9 @@ use crate::key::RevocationKey;
 
 /// How often the background sweeper reclaims expired entries, unless configured.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the store's own clock, which checks read, is advanced: an entry may be
+/// honoured this much past its expiry (it only ever refuses more).
+const CLOCK_PERIOD: Duration = Duration::from_millis(250);
 
 /// Revocations kept in this process's memory.
 ///
@@ -122,15 +125,21 @@ impl InMemoryStore {
         table.left(expires, Instant::now())
     }
 
-    /// Answers a query without awaiting anything.
+    /// Answers a query without awaiting anything, on the store's own clock (see
+    /// `Table::clock`): no system clock read per check.
     pub(crate) fn lookup_now(&self, query: &RevocationQuery) -> Lookup {
-        self.lookup_at(query, Instant::now())
+        self.lookup_ticks(query, self.shared.table.clock())
     }
 
-    /// Answers a query as of `now`: one read lock per key asked about, no allocation.
+    /// Answers a query as of `now`.
     pub(crate) fn lookup_at(&self, query: &RevocationQuery, now: Instant) -> Lookup {
+        self.lookup_ticks(query, self.shared.table.tick(now))
+    }
+
+    /// Answers a query as of `now` in ticks: one read lock per key asked about, no
+    /// allocation.
+    fn lookup_ticks(&self, query: &RevocationQuery, now: u32) -> Lookup {
         let table = &self.shared.table;
-        let now = table.now_ticks(now);
         let marker = |key: &RevocationKey| {
             table
                 .read(table.shard_of(key))
@@ -139,8 +148,12 @@ impl InMemoryStore {
                 .is_some_and(|expires| *expires > now)
         };
         let subject_watermark = query.subject.as_ref().and_then(|subject| {
+            let shard = table.shard_of(subject);
+            if !table.may_hold_subjects(shard) {
+                return None;
+            }
             table
-                .read(table.shard_of(subject))
+                .read(shard)
                 .subjects
                 .get(&ShortKey::of(subject))
                 .filter(|mark| mark.expires > now)
@@ -159,6 +172,7 @@ impl InMemoryStore {
     #[cfg(feature = "redis")]
     pub(crate) fn replace_with(&self, other: InMemoryStore) {
         let table = &self.shared.table;
+        table.tick(Instant::now());
         table.clear();
         table.absorb(&other.shared.table, Instant::now());
         // The global watermark's expiry counts from `other`'s epoch: re-count it.
@@ -176,9 +190,11 @@ impl InMemoryStore {
 
     fn purge(&self, now: Instant) {
         let table = &self.shared.table;
-        let now = table.now_ticks(now);
+        let now = table.tick(now);
         for index in 0..table.shard_count() {
-            table.write(index).purge(now);
+            let mut shard = table.write(index);
+            shard.purge(now);
+            table.count_subjects(index, &shard);
         }
         let _ = self
             .shared
@@ -192,7 +208,9 @@ impl InMemoryStore {
     fn mark(&self, key: &RevocationKey, ttl: Duration) {
         self.start_sweeper();
         let table = &self.shared.table;
-        let expires = table.expiry(Instant::now(), ttl);
+        let now = Instant::now();
+        table.tick(now);
+        let expires = table.expiry(now, ttl);
         let mut shard = table.write(table.shard_of(key));
         let entry = shard.markers.entry(ShortKey::of(key)).or_insert(expires);
         *entry = (*entry).max(expires);
@@ -210,10 +228,17 @@ impl InMemoryStore {
         let weak: Weak<Shared> = Arc::downgrade(&self.shared);
         let interval = self.shared.sweep_interval;
         runtime.spawn(async move {
+            let mut last_sweep = Instant::now();
             loop {
-                tokio::time::sleep(interval).await;
+                // Keeps the checks' clock within a tick period of the system clock.
+                tokio::time::sleep(CLOCK_PERIOD.min(interval)).await;
                 let Some(shared) = weak.upgrade() else { break };
-                InMemoryStore { shared }.purge(Instant::now());
+                let now = Instant::now();
+                shared.table.tick(now);
+                if now.duration_since(last_sweep) >= interval {
+                    InMemoryStore { shared }.purge(now);
+                    last_sweep = now;
+                }
             }
         });
     }
@@ -261,14 +286,18 @@ impl RevocationStore for InMemoryStore {
     ) -> Result<(), StoreError> {
         self.start_sweeper();
         let table = &self.shared.table;
+        let now = Instant::now();
+        table.tick(now);
         let raised = Mark {
             issued_until: seconds(issued_until),
-            expires: table.expiry(Instant::now(), ttl),
+            expires: table.expiry(now, ttl),
         };
-        let mut shard = table.write(table.shard_of(subject));
+        let index = table.shard_of(subject);
+        let mut shard = table.write(index);
         let mark = shard.subjects.entry(ShortKey::of(subject)).or_insert(raised);
         mark.issued_until = mark.issued_until.max(raised.issued_until);
         mark.expires = mark.expires.max(raised.expires);
+        table.count_subjects(index, &shard);
         Ok(())
     }
 
@@ -277,7 +306,7 @@ impl RevocationStore for InMemoryStore {
         let table = &self.shared.table;
         let now = Instant::now();
         let (raised_until, raised_expires) = (seconds(issued_until), table.expiry(now, ttl));
-        let now_ticks = table.now_ticks(now);
+        let now_ticks = table.tick(now);
         let _ = self
             .shared
             .global

@@ -19,7 +19,9 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use crate::key::{KeyHasher, RevocationKey};
@@ -82,6 +84,15 @@ impl Shard {
 pub(super) struct Table {
     pub(super) epoch: Instant,
     shards: Box<[RwLock<Shard>]>,
+    /// How many subject watermarks each shard holds, readable without its lock: most
+    /// shards hold none, and a check then skips the lock (half of a check's cost).
+    /// Written under the shard's write lock, after the map changed.
+    subject_counts: Box<[AtomicU32]>,
+    /// The clock checks read, in ticks: advanced by every write and by the sweeper's
+    /// ticker, so a check never pays for reading the system clock. It may lag; a
+    /// lagging clock keeps entries a little longer, which only ever refuses more
+    /// (and only tokens that no verifier would accept by then).
+    clock: AtomicU32,
 }
 
 impl Table {
@@ -89,7 +100,20 @@ impl Table {
         Self {
             epoch,
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            subject_counts: (0..SHARDS).map(|_| AtomicU32::new(0)).collect(),
+            clock: AtomicU32::new(0),
         }
+    }
+
+    /// Advances the checks' clock to `now` (it never goes back).
+    pub(super) fn tick(&self, now: Instant) -> u32 {
+        let ticks = self.now_ticks(now);
+        self.clock.fetch_max(ticks, Ordering::Relaxed).max(ticks)
+    }
+
+    /// The checks' clock, in ticks.
+    pub(super) fn clock(&self) -> u32 {
+        self.clock.load(Ordering::Relaxed)
     }
 
     /// The shard of a key: chosen by bits the map's own hash does not use, so every
@@ -99,13 +123,23 @@ impl Table {
     }
 
     pub(super) fn read(&self, shard: usize) -> RwLockReadGuard<'_, Shard> {
-        // A panic while holding the lock cannot leave a shard half-updated in a way
-        // that loses a revocation (each write is one insert), so poisoning is ignored.
-        self.shards[shard].read().unwrap_or_else(PoisonError::into_inner)
+        self.shards[shard].read()
     }
 
     pub(super) fn write(&self, shard: usize) -> RwLockWriteGuard<'_, Shard> {
-        self.shards[shard].write().unwrap_or_else(PoisonError::into_inner)
+        self.shards[shard].write()
+    }
+
+    /// Whether `shard` may hold a subject watermark (false: none, no lock needed).
+    pub(super) fn may_hold_subjects(&self, shard: usize) -> bool {
+        self.subject_counts[shard].load(Ordering::Acquire) != 0
+    }
+
+    /// Publishes how many subject watermarks `shard` holds now; called with its write
+    /// lock held, after a change.
+    pub(super) fn count_subjects(&self, index: usize, shard: &Shard) {
+        let count = u32::try_from(shard.subjects.len()).unwrap_or(u32::MAX);
+        self.subject_counts[index].store(count, Ordering::Release);
     }
 
     pub(super) fn shard_count(&self) -> usize {
@@ -162,13 +196,16 @@ impl Table {
                 entry.issued_until = entry.issued_until.max(shifted.issued_until);
                 entry.expires = entry.expires.max(shifted.expires);
             }
+            self.count_subjects(index, &ours);
         }
     }
 
     /// Drops every entry of every shard.
     pub(super) fn clear(&self) {
         for index in 0..self.shards.len() {
-            *self.write(index) = Shard::default();
+            let mut shard = self.write(index);
+            *shard = Shard::default();
+            self.count_subjects(index, &shard);
         }
     }
 }
