@@ -92,6 +92,7 @@ mod reject;
 mod revoke;
 mod service;
 pub mod store;
+mod telemetry;
 mod token;
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]

@@ -7,6 +7,7 @@ use http::StatusCode;
 
 use crate::key::RevocationKey;
 use crate::store::{RevocationStore, StoreError};
+use crate::telemetry;
 use crate::token::VerifiedToken;
 use crate::verify::{JwtVerifier, VerifyError};
 
@@ -127,9 +128,10 @@ impl Revoker {
             .verifier
             .revocation_ttl(token.expires_at(), SystemTime::now())
         else {
+            telemetry::revocation("token", "already_expired");
             return Ok(Revocation::AlreadyExpired);
         };
-        self.bounded(self.store.revoke_token(&token.revocation_key(), ttl))
+        self.bounded("token", self.store.revoke_token(&token.revocation_key(), ttl))
             .await?;
         tracing::debug!(token = %token.revocation_key(), ?ttl, "revoked a token");
         Ok(Revocation::Recorded { ttl })
@@ -209,29 +211,40 @@ impl Revoker {
     /// compromise, say).
     pub async fn revoke_all(&self) -> Result<Revocation, RevokeError> {
         let ttl = self.verifier.watermark_ttl();
-        self.bounded(self.store.raise_global_watermark(now_secs(), ttl))
+        self.bounded("all", self.store.raise_global_watermark(now_secs(), ttl))
             .await?;
         tracing::info!(?ttl, "revoked every token issued until now");
         Ok(Revocation::Recorded { ttl })
     }
 
-    async fn bounded(&self, write: impl Future<Output = Result<(), StoreError>>) -> Result<(), StoreError> {
-        tokio::time::timeout(self.timeout, write)
+    /// Runs a store write under the revoke timeout, counting it under `scope`.
+    async fn bounded(
+        &self,
+        scope: &'static str,
+        write: impl Future<Output = Result<(), StoreError>>,
+    ) -> Result<(), StoreError> {
+        let written = tokio::time::timeout(self.timeout, write)
             .await
-            .unwrap_or_else(|_| Err(StoreError::msg("the store did not record the revocation in time")))
+            .unwrap_or_else(|_| Err(StoreError::msg("the store did not record the revocation in time")));
+        telemetry::revocation(scope, if written.is_ok() { "recorded" } else { "failed" });
+        written
     }
 
     async fn revoke_subject_key(&self, key: &RevocationKey) -> Result<Revocation, RevokeError> {
         let ttl = self.verifier.watermark_ttl();
-        self.bounded(self.store.raise_subject_watermark(key, now_secs(), ttl))
-            .await?;
+        self.bounded(
+            "subject",
+            self.store.raise_subject_watermark(key, now_secs(), ttl),
+        )
+        .await?;
         tracing::debug!(subject = %key, ?ttl, "revoked every token of a subject");
         Ok(Revocation::Recorded { ttl })
     }
 
     async fn revoke_session_key(&self, key: &RevocationKey) -> Result<Revocation, RevokeError> {
         let ttl = self.verifier.watermark_ttl();
-        self.bounded(self.store.revoke_session(key, ttl)).await?;
+        self.bounded("session", self.store.revoke_session(key, ttl))
+            .await?;
         tracing::debug!(session = %key, ?ttl, "revoked a session");
         Ok(Revocation::Recorded { ttl })
     }

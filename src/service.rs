@@ -5,16 +5,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use tower_service::Service;
+use tracing::Span;
+use tracing::field::Empty;
 
 use crate::extract::{TokenSource, find_token};
 use crate::future::{Pending, ResponseFuture};
 use crate::layer::FailurePolicy;
 use crate::reject::{OnRejection, Rejection};
 use crate::store::{RevocationQuery, RevocationStore};
+use crate::telemetry::{self, Outcome};
 use crate::token::VerifiedToken;
 use crate::verify::{JwtVerifier, VerifyError};
 
@@ -37,24 +40,46 @@ pub(crate) struct Config<Reject> {
 }
 
 impl<Reject> Config<Reject> {
-    async fn check(&self, query: RevocationQuery) -> Result<(), Rejection> {
+    /// Asks the store, counts and notes the outcome on `span`.
+    async fn check(&self, query: RevocationQuery, span: &Span) -> Result<(), Rejection> {
+        let outcome = self.ask(query, span).await;
+        telemetry::check(
+            span,
+            match &outcome {
+                Ok(checked) => *checked,
+                Err(rejection) => Outcome::refused(rejection),
+            },
+        );
+        outcome.map(drop)
+    }
+
+    async fn ask(&self, query: RevocationQuery, span: &Span) -> Result<Outcome, Rejection> {
+        let store = self.store.name();
+        let started = Instant::now();
         let failure = match tokio::time::timeout(self.check_timeout, self.store.lookup(&query)).await {
             Ok(Ok(lookup)) => {
+                telemetry::lookup(span, store, started.elapsed());
                 return match lookup.revoked_by(query.issued_at) {
-                    None => Ok(()),
+                    None => Ok(Outcome::Allowed),
                     Some(by) => {
                         tracing::debug!(revoked_by = ?by, token = %query.token, "refused a revoked token");
                         Err(Rejection::Revoked(by))
                     }
                 };
             }
-            Ok(Err(error)) => error_chain(&error),
-            Err(_elapsed) => format!("no answer within {:?}", self.check_timeout),
+            Ok(Err(error)) => {
+                telemetry::store_error(store, "error");
+                error_chain(&error)
+            }
+            Err(_elapsed) => {
+                telemetry::store_error(store, "timeout");
+                format!("no answer within {:?}", self.check_timeout)
+            }
         };
         match self.failure_policy {
             FailurePolicy::FailOpen => {
                 tracing::warn!(%failure, "revocation store unavailable; failing open, request let through unchecked");
-                Ok(())
+                Ok(Outcome::FailedOpen)
             }
             FailurePolicy::FailClosed => {
                 tracing::warn!(%failure, "revocation store unavailable; failing closed with 503");
@@ -134,6 +159,13 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let config = &self.config;
+        // Costs a cached level check when debug spans are off; never names the token.
+        let span = tracing::debug_span!(
+            "revocation_check",
+            outcome = Empty,
+            reason = Empty,
+            store_latency_us = Empty
+        );
         let verified = match find_token(&config.sources, request.headers()) {
             Ok(Some(token)) => match config.verifier.verify(token) {
                 // A key the provider published since the last fetch, or keys not
@@ -144,12 +176,17 @@ where
                     let token = token.to_owned();
                     let check_config = Arc::clone(config);
                     let check: StoreCheck = Box::pin(async move {
-                        let verified = check_config
-                            .verifier
-                            .verify_refreshing(&token)
-                            .await
-                            .map_err(Rejection::InvalidToken)?;
-                        check_config.check(RevocationQuery::for_token(&verified)).await?;
+                        let verified = match check_config.verifier.verify_refreshing(&token).await {
+                            Ok(verified) => verified,
+                            Err(error) => {
+                                let rejection = Rejection::InvalidToken(error);
+                                telemetry::check(&span, Outcome::refused(&rejection));
+                                return Err(rejection);
+                            }
+                        };
+                        check_config
+                            .check(RevocationQuery::for_token(&verified), &span)
+                            .await?;
                         Ok(Some(verified))
                     });
                     return self.checking(check, request);
@@ -162,9 +199,11 @@ where
         let token = match verified {
             Ok(token) => token,
             Err(Rejection::MissingToken) if config.allow_anonymous => {
+                telemetry::check(&span, Outcome::Anonymous);
                 return ResponseFuture::calling(self.inner.call(request));
             }
             Err(rejection) => {
+                telemetry::check(&span, Outcome::refused(&rejection));
                 tracing::debug!(%rejection, "refused a request before the store check");
                 let response = reject(&*config.rejection, rejection, &request);
                 return ResponseFuture::rejected(response);
@@ -178,16 +217,22 @@ where
         // boxed future and the timer: the check is then a plain function call.
         if let Some(lookup) = config.store.lookup_immediate(&query) {
             return match lookup.revoked_by(query.issued_at) {
-                None => ResponseFuture::calling(self.inner.call(request)),
+                None => {
+                    telemetry::check(&span, Outcome::Allowed);
+                    ResponseFuture::calling(self.inner.call(request))
+                }
                 Some(by) => {
+                    let rejection = Rejection::Revoked(by);
+                    telemetry::check(&span, Outcome::refused(&rejection));
                     tracing::debug!(revoked_by = ?by, token = %query.token, "refused a revoked token");
-                    ResponseFuture::rejected(reject(&*config.rejection, Rejection::Revoked(by), &request))
+                    ResponseFuture::rejected(reject(&*config.rejection, rejection, &request))
                 }
             };
         }
 
         let check_config = Arc::clone(config);
-        let check: StoreCheck = Box::pin(async move { check_config.check(query).await.map(|()| None) });
+        let check: StoreCheck =
+            Box::pin(async move { check_config.check(query, &span).await.map(|()| None) });
         self.checking(check, request)
     }
 }

@@ -179,6 +179,12 @@ pub trait RevocationStore: Send + Sync + 'static {
         None
     }
 
+    /// A short name for metrics labels and logs: `memory`, `redis`, `mirror`; other
+    /// stores default to `custom`.
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+
     /// Records a token revocation for `ttl`.
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError>;
 
@@ -207,6 +213,10 @@ impl<T: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<T> {
 
     fn lookup_immediate(&self, query: &RevocationQuery) -> Option<Lookup> {
         (**self).lookup_immediate(query)
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
     }
 
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {

@@ -268,6 +268,10 @@ impl RevocationStore for InMemoryStore {
         Some(self.lookup_now(query))
     }
 
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
         self.mark(token, ttl);
         Ok(())
