@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use self::table::{Mark, NEVER, ShortKey, Table};
+#[cfg(any(feature = "redis", test))]
+use self::table::NEVER;
+use self::table::{Mark, ShortKey, Table};
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
 use crate::key::RevocationKey;
 
