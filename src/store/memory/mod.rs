@@ -133,7 +133,8 @@ impl InMemoryStore {
         self.lookup_ticks(query, self.shared.table.clock())
     }
 
-    /// Answers a query as of `now`.
+    /// Answers a query as of `now` (a mirror's clock).
+    #[cfg(feature = "redis")]
     pub(crate) fn lookup_at(&self, query: &RevocationQuery, now: Instant) -> Lookup {
         self.lookup_ticks(query, self.shared.table.tick(now))
     }
