@@ -350,3 +350,94 @@ async fn starting_amid_many_revocations_and_ongoing_writes_misses_none() {
         &missing[..missing.len().min(5)]
     );
 }
+
+use axum::body::Body;
+use http::{Request, StatusCode, header};
+use tower::ServiceExt;
+use tower_jwt_revoke::jsonwebtoken::{self, Algorithm};
+use tower_jwt_revoke::{JwtVerifier, RevocationLayer, Revoker, VerificationKey};
+
+/// Issue #9: while the mirror answers checks, its store's shared write connection sits
+/// idle and goes stale when Redis restarts. The first revocation after the restart must
+/// still be recorded (on a fresh connection), and checks must go on being answered.
+#[tokio::test]
+async fn the_first_revocation_after_a_redis_restart_succeeds_through_the_mirror() {
+    let mut server = redis_or_skip!(private, aof);
+    let prefix = support::unique_prefix();
+    let mirror = MirrorStore::start(server.store(&prefix));
+    synced(&mirror).await;
+    let revoker = Revoker::new(restart_verifier(), mirror.clone());
+    let service = guarded(mirror.clone());
+    let before = restart_token();
+    revoker.revoke_token(&before).await.unwrap();
+
+    server.kill();
+    server.restart();
+    synced(&mirror).await;
+    let logout = restart_token();
+    let recorded = revoker.revoke_token(&logout).await;
+    assert!(
+        recorded.is_ok(),
+        "the first revocation after a restart failed: {recorded:?}"
+    );
+    for (token, expected) in [
+        (&logout, StatusCode::UNAUTHORIZED),
+        (&before, StatusCode::UNAUTHORIZED),
+        (&restart_token(), StatusCode::OK),
+    ] {
+        assert_eq!(status(&service, token).await, expected);
+    }
+    // Another replica learns it from the restarted server, through its own mirror.
+    let other = guarded(MirrorStore::start(server.store(&prefix)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&other, &logout).await != StatusCode::UNAUTHORIZED {
+        assert!(Instant::now() < deadline, "another replica never refused it");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const RESTART_SECRET: &[u8] = b"mirror-restart-test-secret-0123456789";
+
+fn restart_verifier() -> JwtVerifier {
+    JwtVerifier::builder()
+        .key(VerificationKey::hmac(Algorithm::HS256, RESTART_SECRET).unwrap())
+        .build()
+        .unwrap()
+}
+
+fn restart_token() -> String {
+    tower_jwt_revoke::install_crypto_provider();
+    let now = now_secs();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &serde_json::json!({ "sub": "ivan", "jti": uuid::Uuid::new_v4().to_string(), "iat": now, "exp": now + 600 }),
+        &jsonwebtoken::EncodingKey::from_secret(RESTART_SECRET),
+    )
+    .unwrap()
+}
+
+/// A service answering 200 behind the layer on `mirror`.
+fn guarded(
+    mirror: MirrorStore,
+) -> impl tower::Service<Request<Body>, Response = http::Response<Body>, Error = std::convert::Infallible> + Clone
+{
+    tower::ServiceBuilder::new()
+        .layer(RevocationLayer::new(restart_verifier(), mirror))
+        .service_fn(|_request: Request<Body>| async { Ok(http::Response::new(Body::from("ok"))) })
+}
+
+async fn status<S>(service: &S, token: &str) -> StatusCode
+where
+    S: tower::Service<Request<Body>, Response = http::Response<Body>, Error = std::convert::Infallible>
+        + Clone,
+{
+    let request = Request::get("/")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), service.clone().oneshot(request))
+        .await
+        .expect("no request may hang beyond the timeouts")
+        .unwrap()
+        .status()
+}

@@ -1,0 +1,168 @@
+//! Bursts of simultaneous requests on the Redis store, with Redis healthy: none may be
+//! refused (issue #9). A private redis-server per test (see tests/support).
+//!
+//! These assert an outcome, not a speed: every request of every burst gets an answer
+//! from Redis. The layer and store keep their default timeouts (200 ms check, 150 ms
+//! command), which is what the issue saw fail.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use http::{Request, StatusCode, header};
+use serde_json::json;
+use tower::ServiceExt;
+use tower_jwt_revoke::jsonwebtoken::{self, Algorithm, EncodingKey, Header};
+use tower_jwt_revoke::{JwtVerifier, RedisStore, RevocationLayer, VerificationKey};
+
+const SECRET: &[u8] = b"redis-burst-test-secret-0123456789";
+const BURST: usize = 2_000;
+const BURSTS: usize = 8;
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn verifier() -> JwtVerifier {
+    JwtVerifier::builder()
+        .key(VerificationKey::hmac(Algorithm::HS256, SECRET).unwrap())
+        .build()
+        .unwrap()
+}
+
+fn token(n: usize) -> String {
+    tower_jwt_revoke::install_crypto_provider();
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &json!({ "sub": format!("user-{}", n % 50), "jti": uuid::Uuid::new_v4().to_string(), "iat": now(), "exp": now() + 600 }),
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+/// The store as an application builds it: defaults everywhere but the prefix.
+fn default_store(server: &support::RedisServer) -> RedisStore {
+    RedisStore::builder()
+        .url(server.url())
+        .prefix(support::unique_prefix())
+        .build()
+        .unwrap()
+}
+
+/// What one burst met: how many answers of each status, and how long it took.
+struct Burst {
+    ok: usize,
+    unavailable: usize,
+    other: Vec<StatusCode>,
+    took: Duration,
+}
+
+/// Fires `BURST` requests at once (released together by a barrier) and counts the
+/// answers.
+async fn burst<S>(service: &S, tokens: &Arc<Vec<String>>) -> Burst
+where
+    S: tower::Service<Request<Body>, Response = http::Response<Body>, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let start = Arc::new(tokio::sync::Barrier::new(BURST + 1));
+    let tasks: Vec<_> = (0..BURST)
+        .map(|n| {
+            let service = service.clone();
+            let tokens = Arc::clone(tokens);
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                let request = Request::get("/")
+                    .header(header::AUTHORIZATION, format!("Bearer {}", tokens[n]))
+                    .body(Body::empty())
+                    .unwrap();
+                start.wait().await;
+                service.oneshot(request).await.unwrap().status()
+            })
+        })
+        .collect();
+    let began = Instant::now();
+    start.wait().await;
+    let mut result = Burst {
+        ok: 0,
+        unavailable: 0,
+        other: Vec::new(),
+        took: Duration::ZERO,
+    };
+    for task in tasks {
+        match task.await.unwrap() {
+            StatusCode::OK => result.ok += 1,
+            StatusCode::SERVICE_UNAVAILABLE => result.unavailable += 1,
+            other => result.other.push(other),
+        }
+    }
+    result.took = began.elapsed();
+    result
+}
+
+fn protected(
+    store: RedisStore,
+) -> impl tower::Service<
+    Request<Body>,
+    Response = http::Response<Body>,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    tower::ServiceBuilder::new()
+        .layer(RevocationLayer::new(verifier(), store))
+        .service_fn(|_request: Request<Body>| async { Ok(http::Response::new(Body::from("ok"))) })
+}
+
+/// Runs `BURSTS` bursts and asserts that none was refused. `fresh_store` builds a new
+/// (not yet connected) store for every burst, so each one starts cold.
+async fn bursts_refuse_nothing(fresh_store: bool) {
+    let server = redis_or_skip!(private);
+    let tokens = Arc::new((0..BURST).map(token).collect::<Vec<_>>());
+    let shared = protected(default_store(&server));
+    let mut report = Vec::new();
+    let mut refused = 0;
+    for round in 0..BURSTS {
+        let service = if fresh_store {
+            protected(default_store(&server))
+        } else {
+            shared.clone()
+        };
+        let outcome = burst(&service, &tokens).await;
+        assert!(
+            outcome.other.is_empty(),
+            "burst {round}: unexpected answers {:?}",
+            outcome.other
+        );
+        assert_eq!(outcome.ok + outcome.unavailable, BURST);
+        refused += outcome.unavailable;
+        report.push(format!(
+            "burst {round}: {} ok, {} refused (503), {:?}",
+            outcome.ok, outcome.unavailable, outcome.took
+        ));
+        // Let the runtime settle between bursts, as separate bursts of traffic would.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("{}", report.join("\n"));
+    assert_eq!(
+        refused,
+        0,
+        "requests refused while Redis was healthy:\n{}",
+        report.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_on_one_store_refuse_nothing_while_redis_is_healthy() {
+    bursts_refuse_nothing(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_on_a_cold_store_refuse_nothing_while_redis_is_healthy() {
+    bursts_refuse_nothing(true).await;
+}
