@@ -119,9 +119,14 @@ fn protected(
         .service_fn(|_request: Request<Body>| async { Ok(http::Response::new(Body::from("ok"))) })
 }
 
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Runs `BURSTS` bursts and asserts that none was refused. `fresh_store` builds a new
 /// (not yet connected) store for every burst, so each one starts cold.
 async fn bursts_refuse_nothing(fresh_store: bool) {
+    // One burst at a time: two at once on a 2-core machine measure the machine.
+    let _alone = ALONE.lock().await;
+    capture_warnings();
     let server = redis_or_skip!(private);
     let tokens = Arc::new((0..BURST).map(token).collect::<Vec<_>>());
     let shared = protected(default_store(&server));
@@ -142,8 +147,11 @@ async fn bursts_refuse_nothing(fresh_store: bool) {
         assert_eq!(outcome.ok + outcome.unavailable, BURST);
         refused += outcome.unavailable;
         report.push(format!(
-            "burst {round}: {} ok, {} refused (503), {:?}",
-            outcome.ok, outcome.unavailable, outcome.took
+            "burst {round}: {} ok, {} refused (503), {:?}; {}",
+            outcome.ok,
+            outcome.unavailable,
+            outcome.took,
+            warnings()
         ));
         // Let the runtime settle between bursts, as separate bursts of traffic would.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -165,4 +173,47 @@ async fn bursts_on_one_store_refuse_nothing_while_redis_is_healthy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bursts_on_a_cold_store_refuse_nothing_while_redis_is_healthy() {
     bursts_refuse_nothing(true).await;
+}
+
+static WARNINGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        WARNINGS.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Collects the library's warnings, to say why a request was refused.
+fn capture_warnings() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(|| Capture)
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// The warnings since the last call, counted by message.
+fn warnings() -> String {
+    let text = String::from_utf8(std::mem::take(&mut *WARNINGS.lock().unwrap())).unwrap_or_default();
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for line in text.lines() {
+        // Drop the timestamp and level; keep what was said.
+        let what = line.split_once(": ").map_or(line, |(_, rest)| rest);
+        *counts.entry(what.to_owned()).or_default() += 1;
+    }
+    if counts.is_empty() {
+        return "no warnings".to_owned();
+    }
+    counts
+        .into_iter()
+        .map(|(what, n)| format!("{n} x {what}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -2,7 +2,7 @@
 //! tried again.
 
 use std::pin::pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ::redis::RedisError;
 use ::redis::aio::MultiplexedConnection;
@@ -93,39 +93,44 @@ impl RedisStore {
         let timeout = self.shared.command_timeout;
         let sent = Instant::now();
         let mut command = pin!(command);
-        let mut deadline = sent + timeout;
-        loop {
-            match tokio::time::timeout_at(deadline.into(), command.as_mut()).await {
-                Ok(Ok(value)) => {
+        let mut round = sent;
+        let outcome = loop {
+            if let Ok(outcome) = tokio::time::timeout_at((round + timeout).into(), command.as_mut()).await {
+                break outcome;
+            }
+            // In a busy runtime the timer fires while answers Redis has sent are still
+            // waiting to be read and handed out, by tasks queued ahead of this one. Let
+            // them run, then look again.
+            tokio::task::yield_now().await;
+            if let Ok(outcome) = tokio::time::timeout(Duration::ZERO, command.as_mut()).await {
+                break outcome;
+            }
+            if !live.answered_since(round) {
+                return Err(Failure::Silent);
+            }
+            let now = Instant::now();
+            if now.saturating_duration_since(sent) >= timeout * QUEUED_LIMIT {
+                return Err(Failure::Queued);
+            }
+            round = now;
+        };
+        match outcome {
+            Ok(value) => {
+                live.answered();
+                Ok(value)
+            }
+            // A timer of the connection's own (a pool built elsewhere): this command is
+            // given up, but the connection is only dead if it answered nothing else.
+            Err(error) if error.is_timeout() => Err(if live.answered_since(round) {
+                Failure::Redis(error)
+            } else {
+                Failure::Silent
+            }),
+            Err(error) => {
+                if !is_dead_connection(&error) {
                     live.answered();
-                    return Ok(value);
                 }
-                Ok(Err(error)) if error.is_timeout() => {
-                    // A timer of the connection's own (a pool built elsewhere): the
-                    // command is gone, but the connection may be fine.
-                    let now = Instant::now();
-                    return Err(if live.answered_since(now.checked_sub(timeout).unwrap_or(sent)) {
-                        Failure::Redis(error)
-                    } else {
-                        Failure::Silent
-                    });
-                }
-                Ok(Err(error)) => {
-                    if !is_dead_connection(&error) {
-                        live.answered();
-                    }
-                    return Err(Failure::Redis(error));
-                }
-                Err(_elapsed) => {
-                    let now = Instant::now();
-                    if !live.answered_since(now.checked_sub(timeout).unwrap_or(sent)) {
-                        return Err(Failure::Silent);
-                    }
-                    if now.saturating_duration_since(sent) >= timeout * QUEUED_LIMIT {
-                        return Err(Failure::Queued);
-                    }
-                    deadline = now + timeout;
-                }
+                Err(Failure::Redis(error))
             }
         }
     }
