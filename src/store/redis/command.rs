@@ -13,8 +13,10 @@ use crate::store::StoreError;
 
 /// How many command timeouts a command may wait while its connection keeps answering
 /// the commands ahead of it. Such a wait is a queue in this process (a burst, a busy
-/// runtime), not Redis failing; the layer's own timer still bounds every check.
-const QUEUED_LIMIT: u32 = 4;
+/// machine), not Redis failing, and the caller's own bound decides how long it may be
+/// (the layer's check timeout, the [`Revoker`](crate::Revoker)'s); this limit only
+/// keeps a direct caller from waiting without end.
+const QUEUED_LIMIT: u32 = 10;
 
 /// How much time a retry on a fresh connection gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,10 +107,13 @@ impl RedisStore {
             if let Ok(outcome) = tokio::time::timeout(Duration::ZERO, command.as_mut()).await {
                 break outcome;
             }
-            if !live.answered_since(round) {
+            let now = Instant::now();
+            // Silence is only believed when this task ran about on time: one that ran
+            // late saw the answers late too, and waits another round instead.
+            let behind = now.saturating_duration_since(round + timeout);
+            if !live.answered_since(round) && behind < timeout / 4 {
                 return Err(Failure::Silent);
             }
-            let now = Instant::now();
             if now.saturating_duration_since(sent) >= timeout * QUEUED_LIMIT {
                 return Err(Failure::Queued);
             }
