@@ -28,7 +28,7 @@ impl Shared {
         // a full batch: only then may the copy count as current as of it.
         let asked = Instant::now();
         let reply: Option<Vec<(String, Vec<FeedEntry>)>> = bounded(
-            FOLLOW_BLOCK + self.redis.command_timeout(),
+            FOLLOW_BLOCK.saturating_add(self.redis.command_timeout()),
             ::redis::cmd("XREAD")
                 .arg("COUNT")
                 .arg(BATCH)

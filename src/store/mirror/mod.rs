@@ -186,9 +186,10 @@ impl MirrorStore {
 
     /// Waits until checks are answered locally, or fails after `timeout`.
     pub async fn wait_until_synced(&self, timeout: Duration) -> Result<(), StoreError> {
-        let deadline = Instant::now() + timeout;
+        // `None`: a timeout too long to add up (`Duration::MAX`) is no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         while !self.shared.fresh() {
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Err(StoreError::msg("the mirror did not get in sync in time"));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -45,8 +45,8 @@ impl RedisStore {
     /// in a connection nobody used since), it is run once more on a fresh connection,
     /// so the first request after a restart is answered instead of failing. Only
     /// idempotent commands come here: the checks, and writes that only raise a TTL or a
-    /// watermark (a repeated write adds a second, identical event to the change feed,
-    /// which mirrors apply idempotently).
+    /// watermark (a repeated write adds a second event for the same record to the
+    /// change feed, numbered next, which mirrors apply idempotently).
     pub(super) async fn run<T, F, Fut>(
         &self,
         what: &'static str,
@@ -78,7 +78,7 @@ impl RedisStore {
         };
         match budget {
             Budget::Write => retry.await,
-            Budget::Check => tokio::time::timeout_at((started + shared.command_timeout).into(), retry)
+            Budget::Check => tokio::time::timeout_at(later(started, shared.command_timeout), retry)
                 .await
                 .unwrap_or_else(|_| Err(StoreError::new(what, error))),
         }
@@ -97,7 +97,7 @@ impl RedisStore {
         let mut command = pin!(command);
         let mut round = sent;
         let outcome = loop {
-            if let Ok(outcome) = tokio::time::timeout_at((round + timeout).into(), command.as_mut()).await {
+            if let Ok(outcome) = tokio::time::timeout_at(later(round, timeout), command.as_mut()).await {
                 break outcome;
             }
             // In a busy runtime the timer fires while answers Redis has sent are still
@@ -110,11 +110,11 @@ impl RedisStore {
             let now = Instant::now();
             // Silence is only believed when this task ran about on time: one that ran
             // late saw the answers late too, and waits another round instead.
-            let behind = now.saturating_duration_since(round + timeout);
+            let behind = now.saturating_duration_since(round).saturating_sub(timeout);
             if !live.answered_since(round) && behind < timeout / 4 {
                 return Err(Failure::Silent);
             }
-            if now.saturating_duration_since(sent) >= timeout * QUEUED_LIMIT {
+            if now.saturating_duration_since(sent) >= timeout.saturating_mul(QUEUED_LIMIT) {
                 return Err(Failure::Queued);
             }
             round = now;
@@ -158,9 +158,17 @@ impl RedisStore {
     }
 }
 
+/// `at + after`, or a moment too far to matter when that overflows (a timeout
+/// configured as `Duration::MAX`).
+fn later(at: Instant, after: Duration) -> tokio::time::Instant {
+    let at = tokio::time::Instant::from_std(at);
+    at.checked_add(after)
+        .unwrap_or_else(|| at + Duration::from_secs(30 * 365 * 24 * 60 * 60))
+}
+
 /// Whether an error says the connection is unusable (rather than the command wrong,
-/// or slow): the connection must be replaced, and a command that failed this way never
-/// reached Redis, or reached it and can be repeated.
+/// or slow): the connection must be replaced. A command that failed this way may or
+/// may not have run on Redis, which is why only idempotent commands are repeated.
 fn is_dead_connection(error: &RedisError) -> bool {
     !error.is_timeout()
         && (error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error())
