@@ -21,6 +21,11 @@
 //! `hash`, `value` (`1`, or the watermark after the write) and `expires_ms` (the key's
 //! expiry, Unix milliseconds). [`MirrorStore`](crate::store::mirror::MirrorStore)s
 //! follow it. These two keys are the only ones without a TTL; both are bounded.
+//!
+//! The same write may append two events, numbered one after the other: the store
+//! repeats a write once when its connection died before the answer came, not knowing
+//! whether the first one ran. A reader of the feed applies events idempotently (a
+//! marker keeps the longest expiry, a watermark the highest value), as writes do.
 
 use std::fmt;
 use std::sync::Arc;
