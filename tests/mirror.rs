@@ -207,6 +207,14 @@ async fn a_gap_in_the_feed_triggers_a_reload_that_misses_nothing() {
     let () = redis.set_ex(format!("{prefix}:t:{hash}"), "1", 60).await.unwrap();
 
     // token(199) was never announced in the feed: only a reload can find it.
+    // (While the mirror reloads, checks go to Redis, which knows it: wait for the
+    // reload itself.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mirror.health().loads == loads {
+        assert!(Instant::now() < deadline, "no reload: {:?}", mirror.health());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    synced(&mirror).await;
     until_refused(&mirror, token(199), Duration::from_secs(5)).await;
     assert!(mirror.health().loads > loads, "{:?}", mirror.health());
     for n in (100..105).chain([200]) {
@@ -350,4 +358,141 @@ async fn starting_amid_many_revocations_and_ongoing_writes_misses_none() {
         missing.len(),
         &missing[..missing.len().min(5)]
     );
+}
+
+use axum::body::Body;
+use http::{Request, StatusCode, header};
+use tower::ServiceExt;
+use tower_jwt_revoke::jsonwebtoken::{self, Algorithm};
+use tower_jwt_revoke::{JwtVerifier, RevocationLayer, Revoker, VerificationKey};
+
+/// Issue #9: while the mirror answers checks, its store's shared write connection sits
+/// idle and goes stale when Redis restarts. The first revocation after the restart must
+/// still be recorded (on a fresh connection), and checks must go on being answered.
+#[tokio::test]
+async fn the_first_revocation_after_a_redis_restart_succeeds_through_the_mirror() {
+    let mut server = redis_or_skip!(private, aof);
+    let prefix = support::unique_prefix();
+    let mirror = MirrorStore::start(server.store(&prefix));
+    synced(&mirror).await;
+    let revoker = Revoker::new(restart_verifier(), mirror.clone());
+    let service = guarded(mirror.clone());
+    let before = restart_token();
+    revoker.revoke_token(&before).await.unwrap();
+
+    server.kill();
+    server.restart();
+    synced(&mirror).await;
+    let logout = restart_token();
+    let recorded = revoker.revoke_token(&logout).await;
+    assert!(
+        recorded.is_ok(),
+        "the first revocation after a restart failed: {recorded:?}"
+    );
+    for (token, expected) in [
+        (&logout, StatusCode::UNAUTHORIZED),
+        (&before, StatusCode::UNAUTHORIZED),
+        (&restart_token(), StatusCode::OK),
+    ] {
+        assert_eq!(status(&service, token).await, expected);
+    }
+    // Another replica learns it from the restarted server, through its own mirror.
+    let other = guarded(MirrorStore::start(server.store(&prefix)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&other, &logout).await != StatusCode::UNAUTHORIZED {
+        assert!(Instant::now() < deadline, "another replica never refused it");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const RESTART_SECRET: &[u8] = b"mirror-restart-test-secret-0123456789";
+
+fn restart_verifier() -> JwtVerifier {
+    JwtVerifier::builder()
+        .key(VerificationKey::hmac(Algorithm::HS256, RESTART_SECRET).unwrap())
+        .build()
+        .unwrap()
+}
+
+fn restart_token() -> String {
+    tower_jwt_revoke::install_crypto_provider();
+    let now = now_secs();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &serde_json::json!({ "sub": "ivan", "jti": uuid::Uuid::new_v4().to_string(), "iat": now, "exp": now + 600 }),
+        &jsonwebtoken::EncodingKey::from_secret(RESTART_SECRET),
+    )
+    .unwrap()
+}
+
+/// A service answering 200 behind the layer on `mirror`.
+fn guarded(
+    mirror: MirrorStore,
+) -> impl tower::Service<Request<Body>, Response = http::Response<Body>, Error = std::convert::Infallible> + Clone
+{
+    tower::ServiceBuilder::new()
+        .layer(RevocationLayer::new(restart_verifier(), mirror))
+        .service_fn(|_request: Request<Body>| async { Ok(http::Response::new(Body::from("ok"))) })
+}
+
+async fn status<S>(service: &S, token: &str) -> StatusCode
+where
+    S: tower::Service<Request<Body>, Response = http::Response<Body>, Error = std::convert::Infallible>
+        + Clone,
+{
+    let request = Request::get("/")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), service.clone().oneshot(request))
+        .await
+        .expect("no request may hang beyond the timeouts")
+        .unwrap()
+        .status()
+}
+
+/// What a write repeated after a dead connection leaves in the feed (the same record
+/// twice, numbered one after the other) is applied without a reload and changes
+/// nothing the second time.
+#[tokio::test]
+async fn a_repeated_write_is_applied_twice_harmlessly_without_a_reload() {
+    let server = redis_or_skip!();
+    let prefix = support::unique_prefix();
+    let mirror = MirrorStore::start(server.store(&prefix));
+    synced(&mirror).await;
+    let before = mirror.health();
+
+    let writer = server.store(&prefix);
+    let subject = RevocationKey::subject(None, "judy");
+    let mark = now_secs();
+    for _ in 0..2 {
+        writer
+            .revoke_token(&token(77), Duration::from_secs(60))
+            .await
+            .unwrap();
+        writer
+            .raise_subject_watermark(&subject, mark, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + PROPAGATION_BOUND;
+    while mirror.health().applied_seq < before.applied_seq + 4 {
+        assert!(
+            Instant::now() < deadline,
+            "events not applied: {:?}",
+            mirror.health()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let after = mirror.health();
+    assert_eq!(after.loads, before.loads, "a repeated event was taken for a gap");
+    assert!(after.serving_locally, "{after:?}");
+    let probe = RevocationQuery {
+        subject: Some(subject),
+        issued_at: Some(mark),
+        ..query(token(77))
+    };
+    let lookup = mirror.lookup_immediate(&probe).expect("answered locally");
+    assert!(lookup.token_revoked);
+    assert_eq!(lookup.subject_watermark, Some(mark));
 }

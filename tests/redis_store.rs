@@ -625,3 +625,45 @@ async fn redis_and_memory_stores_agree_on_every_scenario() {
     assert_eq!(memory, expected, "in-memory store");
     assert_eq!(redis, expected, "Redis store");
 }
+
+/// Issue #9: after Redis restarts, the store's shared connection is stale. The first
+/// revocation (a logout) and the first check must still go through, on a fresh
+/// connection, instead of failing once and leaving the client with a 503.
+#[tokio::test]
+async fn the_first_revocation_and_the_first_check_after_a_redis_restart_succeed() {
+    let mut server = redis_or_skip!(private, aof);
+    let store = server.store(&support::unique_prefix());
+    let verifier = verifier();
+    let revoker = Revoker::new(verifier.clone(), store.clone());
+    let service = protected(RevocationLayer::new(verifier.clone(), store.clone()));
+    let before = token_for("ivan");
+    revoker.revoke_token(&before).await.unwrap();
+    assert_eq!(status_with(&service, &before).await, StatusCode::UNAUTHORIZED);
+
+    // A revocation first.
+    server.kill();
+    server.restart();
+    let logout = token_for("ivan");
+    let recorded = revoker.revoke_token(&logout).await;
+    assert!(
+        recorded.is_ok(),
+        "the first revocation after a restart failed: {recorded:?}"
+    );
+    assert_eq!(status_with(&service, &logout).await, StatusCode::UNAUTHORIZED);
+
+    // A check first.
+    server.kill();
+    server.restart();
+    let valid = token_for("ivan");
+    assert_eq!(
+        status_with(&service, &valid).await,
+        StatusCode::OK,
+        "the first check after a restart was not answered"
+    );
+    assert_eq!(
+        status_with(&service, &before).await,
+        StatusCode::UNAUTHORIZED,
+        "AOF kept the revocation"
+    );
+    assert_eq!(status_with(&service, &logout).await, StatusCode::UNAUTHORIZED);
+}

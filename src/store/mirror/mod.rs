@@ -2,17 +2,22 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use ::redis::aio::MultiplexedConnection;
-use ::redis::{Script, Value};
+use ::redis::Script;
 use async_trait::async_trait;
 
 use super::memory::InMemoryStore;
-use super::redis::{Kind, RedisStore};
+use super::redis::RedisStore;
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
 use crate::key::RevocationKey;
+
+mod event;
+mod follow;
+mod load;
+
+use self::follow::{FOLLOW_BLOCK, follow};
 
 /// How old the mirror's last word from Redis may be before checks go to Redis
 /// directly, unless configured.
@@ -21,25 +26,8 @@ pub const DEFAULT_STALENESS_BOUND: Duration = Duration::from_secs(2);
 /// `last_contact_ns` before the first complete read.
 const NEVER: u64 = u64::MAX;
 
-/// How long one `XREAD` waits for new events. Shorter than the staleness bound, so a
-/// quiet but healthy feed still counts as contact.
-const FOLLOW_BLOCK: Duration = Duration::from_millis(250);
-
-/// How long the mirror keeps a record that has no TTL in Redis (a foreign writer's
-/// mistake): a year, reviewed at every reload.
-const KEY_WITHOUT_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-
 /// How many keys one `SCAN` step, and events one `XREAD`, bring at most.
 const BATCH: usize = 1000;
-
-/// Reads the feed position a load starts from, atomically: the sequence number and
-/// the id of the last event.
-const POSITION: &str = r"
-local seq = redis.call('GET', KEYS[2]) or '0'
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-if last[1] then return {seq, last[1][1]} end
-return {seq, '0-0'}
-";
 
 /// A [`RedisStore`] with a local copy of every live revocation: checks are answered
 /// from memory, with no network round trip, while the copy is in sync.
@@ -86,7 +74,6 @@ struct Shared {
     /// Replaced in place on a reload, so checks never take a second lock.
     local: InMemoryStore,
     synced: AtomicBool,
-    /// Milliseconds since `epoch` of the last successful read of the feed.
     /// Nanoseconds from `epoch` to the last complete read of the feed, or [`NEVER`].
     last_contact_ns: AtomicU64,
     epoch: Instant,
@@ -148,7 +135,7 @@ impl MirrorStoreBuilder {
             epoch: Instant::now(),
             staleness_bound_ns: u64::try_from(self.staleness_bound.as_nanos()).unwrap_or(u64::MAX),
             progress: Mutex::new(Progress::default()),
-            position_script: Script::new(POSITION),
+            position_script: Script::new(load::POSITION),
         });
         tokio::spawn(follow(Arc::downgrade(&shared)));
         MirrorStore { shared }
@@ -199,9 +186,10 @@ impl MirrorStore {
 
     /// Waits until checks are answered locally, or fails after `timeout`.
     pub async fn wait_until_synced(&self, timeout: Duration) -> Result<(), StoreError> {
-        let deadline = Instant::now() + timeout;
+        // `None`: a timeout too long to add up (`Duration::MAX`) is no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         while !self.shared.fresh() {
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Err(StoreError::msg("the mirror did not get in sync in time"));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -254,196 +242,9 @@ impl Shared {
             }
         }
     }
-
-    /// Loads every live record into a fresh local copy and returns the feed position
-    /// to follow from, noted before the load.
-    async fn load(&self, connection: &mut MultiplexedConnection) -> Result<(String, u64), StoreError> {
-        let timeout = self.redis.command_timeout();
-        let (seq, last_id): (String, String) = bounded(
-            timeout,
-            self.position_script
-                .key(self.redis.feed_key())
-                .key(self.redis.feed_seq_key())
-                .invoke_async(connection),
-        )
-        .await?;
-        let seq = seq
-            .parse::<u64>()
-            .map_err(|e| StoreError::new("the feed sequence is not a number", e))?;
-
-        let fresh = InMemoryStore::new();
-        let pattern = format!("{}:*", self.redis.prefix());
-        let mut cursor = 0u64;
-        loop {
-            let (next, keys): (u64, Vec<String>) = bounded(
-                timeout,
-                ::redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(BATCH)
-                    .query_async(connection),
-            )
-            .await?;
-            let records: Vec<(Kind, RevocationKey, String)> = keys
-                .into_iter()
-                .filter_map(|key| self.redis.parse_key(&key).map(|(kind, hash)| (kind, hash, key)))
-                .collect();
-            if !records.is_empty() {
-                let mut pipeline = ::redis::pipe();
-                for (_, _, key) in &records {
-                    pipeline.get(key).cmd("PTTL").arg(key);
-                }
-                let values: Vec<Value> = bounded(timeout, pipeline.query_async(connection)).await?;
-                for ((kind, hash, _), pair) in records.iter().zip(values.chunks_exact(2)) {
-                    let value: Option<String> = ::redis::from_redis_value(pair[0].clone()).ok().flatten();
-                    let pttl: i64 = ::redis::from_redis_value(pair[1].clone()).unwrap_or(-2);
-                    let ttl = match pttl {
-                        // No TTL: a writer broke the schema. Redis refuses the token for
-                        // as long as the key exists, so the mirror must too.
-                        -1 => {
-                            tracing::warn!(
-                                kind = kind.code(),
-                                "a revocation in Redis has no TTL; mirrored as long-lived"
-                            );
-                            Some(KEY_WITHOUT_TTL)
-                        }
-                        ms => u64::try_from(ms).ok().map(Duration::from_millis),
-                    };
-                    if let (Some(value), Some(ttl)) = (value, ttl) {
-                        apply(&fresh, *kind, hash, &value, ttl).await;
-                    }
-                }
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
-        self.local.replace_with(fresh);
-        let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
-        progress.applied_seq = seq;
-        progress.loads += 1;
-        drop(progress);
-        tracing::info!(prefix = %self.redis.prefix(), entries = self.local().len(), seq, "revocation mirror loaded");
-        Ok((last_id, seq))
-    }
-
-    /// Reads the feed once (waiting up to [`FOLLOW_BLOCK`] for events) and applies what
-    /// came. `Ok(false)` means a gap: events were lost, reload.
-    async fn follow_once(
-        &self,
-        connection: &mut MultiplexedConnection,
-        last_id: &mut String,
-        last_seq: &mut u64,
-    ) -> Result<Followed, StoreError> {
-        let block_ms = u64::try_from(FOLLOW_BLOCK.as_millis()).unwrap_or(250);
-        // Everything written before this instant is in the reply, unless the reply is
-        // a full batch: only then may the copy count as current as of it.
-        let asked = Instant::now();
-        let reply: Option<Vec<(String, Vec<FeedEntry>)>> = bounded(
-            FOLLOW_BLOCK + self.redis.command_timeout(),
-            ::redis::cmd("XREAD")
-                .arg("COUNT")
-                .arg(BATCH)
-                .arg("BLOCK")
-                .arg(block_ms)
-                .arg("STREAMS")
-                .arg(self.redis.feed_key())
-                .arg(&*last_id)
-                .query_async(connection),
-        )
-        .await?;
-        let local = self.local();
-        let mut read = 0;
-        for (id, fields) in reply.into_iter().flatten().flat_map(|(_, entries)| entries) {
-            read += 1;
-            let Some(event) = Event::parse(&fields) else {
-                tracing::warn!(%id, "malformed event in the revocation feed; reloading");
-                return Ok(Followed::Gap);
-            };
-            if event.seq != *last_seq + 1 {
-                tracing::warn!(
-                    expected = *last_seq + 1,
-                    got = event.seq,
-                    "gap in the revocation feed; reloading"
-                );
-                return Ok(Followed::Gap);
-            }
-            if let Some(ttl) = event.remaining() {
-                apply(local, event.kind, &event.hash, &event.value, ttl).await;
-            }
-            *last_seq = event.seq;
-            *last_id = id;
-        }
-        self.progress
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .applied_seq = *last_seq;
-        if read >= BATCH {
-            // More may be waiting: a backlog after a load or a reconnect.
-            return Ok(Followed::Behind);
-        }
-        self.touch_at(asked);
-        Ok(Followed::CaughtUp)
-    }
 }
 
-/// What one read of the feed found.
-enum Followed {
-    /// Everything up to the moment of asking is applied.
-    CaughtUp,
-    /// A full batch was applied; more may be waiting.
-    Behind,
-    /// Events are missing (trimmed, or a writer skipped numbers): reload.
-    Gap,
-}
-
-/// The background task: load, then follow; reload on a gap; reconnect on errors.
-async fn follow(shared: Weak<Shared>) {
-    let mut connection: Option<MultiplexedConnection> = None;
-    let mut position: Option<(String, u64)> = None;
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let Some(strong) = shared.upgrade() else { return };
-        let result = async {
-            let connection = match &mut connection {
-                Some(connection) => connection,
-                slot => slot.insert(strong.redis.dedicated_connection().await?),
-            };
-            match &mut position {
-                None => {
-                    strong.set_synced(false);
-                    position = Some(strong.load(connection).await?);
-                    Ok::<(), StoreError>(())
-                }
-                Some((last_id, last_seq)) => {
-                    match strong.follow_once(connection, last_id, last_seq).await? {
-                        Followed::CaughtUp => strong.set_synced(true),
-                        Followed::Behind => {}
-                        Followed::Gap => position = None,
-                    }
-                    Ok(())
-                }
-            }
-        }
-        .await;
-        match result {
-            Ok(()) => backoff = Duration::from_millis(50),
-            Err(error) => {
-                // Keep the position: on reconnect the feed resumes where it stopped,
-                // and a gap there means a reload.
-                tracing::warn!(%error, retry_in = ?backoff, "revocation mirror lost Redis");
-                connection = None;
-                drop(strong);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
-        }
-    }
-}
-
+/// Runs one command of the mirror under `timeout`.
 async fn bounded<T>(
     timeout: Duration,
     command: impl Future<Output = Result<T, ::redis::RedisError>>,
@@ -452,74 +253,6 @@ async fn bounded<T>(
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(StoreError::new("Redis command of the mirror failed", error)),
         Err(_) => Err(StoreError::msg("Redis did not answer the mirror in time")),
-    }
-}
-
-/// Records one revocation in the local copy. Idempotent: markers keep the longest
-/// TTL, watermarks the highest value.
-async fn apply(local: &InMemoryStore, kind: Kind, hash: &RevocationKey, value: &str, ttl: Duration) {
-    if ttl.is_zero() {
-        return;
-    }
-    // The in-memory store never fails.
-    let _ = match kind {
-        Kind::Token => local.revoke_token(hash, ttl).await,
-        Kind::Session => local.revoke_session(hash, ttl).await,
-        Kind::Subject | Kind::Global => {
-            let Ok(mark) = value.parse::<u64>() else {
-                tracing::warn!(
-                    kind = kind.code(),
-                    "a watermark in Redis is not a number; ignored"
-                );
-                return;
-            };
-            if kind == Kind::Subject {
-                local.raise_subject_watermark(hash, mark, ttl).await
-            } else {
-                local.raise_global_watermark(mark, ttl).await
-            }
-        }
-    };
-}
-
-/// A feed entry as `XREAD` returns it: its id and its field/value list.
-type FeedEntry = (String, Vec<String>);
-
-/// One change-feed event.
-struct Event {
-    seq: u64,
-    kind: Kind,
-    hash: RevocationKey,
-    value: String,
-    expires_ms: u64,
-}
-
-impl Event {
-    fn parse(fields: &[String]) -> Option<Self> {
-        let field = |name: &str| {
-            fields
-                .chunks_exact(2)
-                .find(|pair| pair[0] == name)
-                .map(|pair| pair[1].as_str())
-        };
-        let kind = Kind::from_code(field("kind")?)?;
-        let hash = match kind {
-            Kind::Global => RevocationKey::ZERO,
-            _ => RevocationKey::from_hex(field("hash")?)?,
-        };
-        Some(Self {
-            seq: field("seq")?.parse().ok()?,
-            kind,
-            hash,
-            value: field("value")?.to_owned(),
-            expires_ms: field("expires_ms")?.parse().ok()?,
-        })
-    }
-
-    fn remaining(&self) -> Option<Duration> {
-        let now_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
-        let left = self.expires_ms.checked_sub(now_ms)?;
-        (left > 0).then(|| Duration::from_millis(left))
     }
 }
 

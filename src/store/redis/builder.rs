@@ -1,0 +1,161 @@
+//! [`RedisStoreBuilder`]: where to connect, and how long to wait.
+
+use std::fmt;
+use std::time::Duration;
+
+use ::redis::AsyncConnectionConfig;
+use deadpool_redis::{Config, ConnectionInfo, Manager, Pool, Runtime};
+
+use super::connection::Connection;
+use super::scripts::Scripts;
+use super::{
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_MAX_LEN, DEFAULT_PREFIX, RedisStore,
+};
+use crate::store::{BoxError, StoreError};
+
+/// How many commands may wait for the connection's writer before a caller has to wait
+/// for room. redis-rs's default (50) makes the 51st request of a burst queue in our
+/// process while the timer meant for Redis runs; a queued command costs a few bytes, so
+/// the bound is set far above any burst the timeouts let build up.
+const PIPELINE_BUFFER: usize = 1 << 16;
+
+/// Bytes encoded before the connection flushes to the socket: a burst then goes out in
+/// a few large writes rather than one write per 8 KiB (redis-rs's default).
+const WRITE_BUFFER: usize = 1 << 16;
+
+/// Builds a [`RedisStore`]; see [`RedisStore::builder`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct RedisStoreBuilder {
+    source: Option<Source>,
+    prefix: Option<String>,
+    connect_timeout: Option<Duration>,
+    command_timeout: Option<Duration>,
+    feed_max_len: Option<u64>,
+}
+
+enum Source {
+    Config(Config),
+    Pool(Pool),
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // A URL may hold a password.
+            Self::Config(_) => f.write_str("Config(..)"),
+            Self::Pool(pool) => f.debug_tuple("Pool").field(&pool.status()).finish(),
+        }
+    }
+}
+
+impl RedisStoreBuilder {
+    /// Connects to this URL: `redis://`, `rediss://` (with a TLS feature of the
+    /// `redis` crate) or `redis+unix://`, as the `redis` crate accepts them.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.source = Some(Source::Config(Config::from_url(url)));
+        self
+    }
+
+    /// Connects as this deadpool-redis configuration says.
+    pub fn config(mut self, config: Config) -> Self {
+        self.source = Some(Source::Config(config));
+        self
+    }
+
+    /// Uses connections from this pool.
+    ///
+    /// The store then takes its connections as the pool's manager makes them. With a
+    /// URL or a [`Config`], it sets them up for bursts itself (a deep command queue,
+    /// large writes); a pool of your own should do the same, with
+    /// [`Manager::new_with_config`] and an
+    /// [`AsyncConnectionConfig`](::redis::AsyncConnectionConfig) whose pipeline buffer is
+    /// larger than the most requests a burst can bring at once.
+    pub fn pool(mut self, pool: Pool) -> Self {
+        self.source = Some(Source::Pool(pool));
+        self
+    }
+
+    /// The key prefix (default [`DEFAULT_PREFIX`]). Services sharing a blocklist must
+    /// use the same one.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// How long to wait for a new connection (default [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// How long Redis may stay silent before a command fails (default
+    /// [`DEFAULT_COMMAND_TIMEOUT`]). Keep it below the layer's check timeout: a
+    /// connection is replaced when it answers nothing for this long, not when the layer
+    /// stops waiting.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = Some(timeout);
+        self
+    }
+
+    /// About how many recent events the change feed keeps (default
+    /// [`DEFAULT_FEED_MAX_LEN`]). A [`MirrorStore`](crate::store::mirror::MirrorStore)
+    /// disconnected for longer than it takes to write this many revocations reloads
+    /// everything when it reconnects.
+    pub fn feed_max_len(mut self, entries: u64) -> Self {
+        self.feed_max_len = Some(entries.max(1));
+        self
+    }
+
+    /// Builds the store. It never waits for Redis: inside a Tokio runtime it starts
+    /// connecting in the background at once, elsewhere the first command connects. So
+    /// an application starts even while Redis is down (and fails closed until it is up).
+    pub fn build(self) -> Result<RedisStore, StoreError> {
+        let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let pool = match self.source {
+            Some(Source::Pool(pool)) => pool,
+            Some(Source::Config(config)) => pool_for(&config, connect_timeout)?,
+            None => return Err(StoreError::msg("no Redis URL, configuration or pool given")),
+        };
+        let store = RedisStore::new(
+            Connection::new(pool, connect_timeout),
+            self.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
+            self.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
+            self.feed_max_len.unwrap_or(DEFAULT_FEED_MAX_LEN),
+            Scripts::new(),
+        );
+        store.connect_in_background();
+        Ok(store)
+    }
+}
+
+/// The pool `Config::create_pool` would make, but with connections set up for bursts.
+fn pool_for(config: &Config, connect_timeout: Duration) -> Result<Pool, StoreError> {
+    let connection = AsyncConnectionConfig::new()
+        .set_pipeline_buffer_size(PIPELINE_BUFFER)
+        .set_write_backpressure_boundary(WRITE_BUFFER)
+        .set_connection_timeout(Some(connect_timeout))
+        // The store times every command itself, by how long Redis stays silent; a
+        // second, fixed timer underneath would cut a command that is merely queued.
+        .set_response_timeout(None);
+    let manager = match (&config.url, &config.connection) {
+        (Some(url), None) => Manager::new_with_config(url.as_str(), connection),
+        (None, Some(info)) => Manager::new_with_config(info.clone(), connection),
+        (None, None) => Manager::new_with_config(ConnectionInfo::default(), connection),
+        (Some(_), Some(_)) => {
+            return Err(StoreError::msg(
+                "invalid Redis configuration: both a URL and connection details given",
+            ));
+        }
+    }
+    .map_err(invalid)?;
+    Pool::builder(manager)
+        .config(config.get_pool_config())
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(invalid)
+}
+
+fn invalid(error: impl Into<BoxError>) -> StoreError {
+    StoreError::new("invalid Redis configuration", error)
+}
