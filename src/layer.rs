@@ -124,6 +124,11 @@ impl<Reject> RevocationLayer<Reject> {
     }
 
     /// How long to wait for the store (default [`DEFAULT_CHECK_TIMEOUT`]).
+    ///
+    /// Stores that tell a silent backend from a busy process time themselves
+    /// ([`RevocationStore::lookup_within`]): `RedisStore` and `MirrorStore` fail a
+    /// check when Redis stays silent for their command timeout (150 ms by default),
+    /// not when a burst queued in this process made the request wait.
     pub fn with_check_timeout(mut self, timeout: Duration) -> Self {
         self.check_timeout = timeout;
         self

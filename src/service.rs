@@ -56,8 +56,8 @@ impl<Reject> Config<Reject> {
     async fn ask(&self, query: RevocationQuery, span: &Span) -> Result<Outcome, Rejection> {
         let store = self.store.name();
         let started = Instant::now();
-        let failure = match tokio::time::timeout(self.check_timeout, self.store.lookup(&query)).await {
-            Ok(Ok(lookup)) => {
+        let failure = match self.store.lookup_within(&query, self.check_timeout).await {
+            Ok(lookup) => {
                 telemetry::lookup(span, store, started.elapsed());
                 return match lookup.revoked_by(query.issued_at) {
                     None => Ok(Outcome::Allowed),
@@ -67,13 +67,9 @@ impl<Reject> Config<Reject> {
                     }
                 };
             }
-            Ok(Err(error)) => {
-                telemetry::store_error(store, "error");
+            Err(error) => {
+                telemetry::store_error(store, if error.is_timeout() { "timeout" } else { "error" });
                 error_chain(&error)
-            }
-            Err(_elapsed) => {
-                telemetry::store_error(store, "timeout");
-                format!("no answer within {:?}", self.check_timeout)
             }
         };
         match self.failure_policy {

@@ -141,6 +141,7 @@ pub struct StoreError {
     context: &'static str,
     #[source]
     source: Option<BoxError>,
+    timeout: bool,
 }
 
 impl StoreError {
@@ -149,6 +150,7 @@ impl StoreError {
         Self {
             context,
             source: Some(source.into()),
+            timeout: false,
         }
     }
 
@@ -157,7 +159,21 @@ impl StoreError {
         Self {
             context,
             source: None,
+            timeout: false,
         }
+    }
+
+    /// The store did not answer in time (as opposed to answering with an error).
+    pub fn timeout(context: &'static str) -> Self {
+        Self {
+            timeout: true,
+            ..Self::msg(context)
+        }
+    }
+
+    /// Whether the store did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        self.timeout
     }
 }
 
@@ -177,6 +193,20 @@ pub trait RevocationStore: Send + Sync + 'static {
     fn lookup_immediate(&self, query: &RevocationQuery) -> Option<Lookup> {
         let _ = query;
         None
+    }
+
+    /// Answers a query within `timeout`, or fails. The layer calls this with its check
+    /// timeout; the default wraps [`lookup`](Self::lookup) in a timer.
+    ///
+    /// A store that can tell a silent backend from a busy process overrides it:
+    /// `RedisStore` (and `MirrorStore` when it asks Redis) times how long Redis stays
+    /// silent, with its own command timeout, instead of how long the request waited,
+    /// so a burst queued in this process is not mistaken for an outage.
+    async fn lookup_within(&self, query: &RevocationQuery, timeout: Duration) -> Result<Lookup, StoreError> {
+        match tokio::time::timeout(timeout, self.lookup(query)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(StoreError::timeout("no answer within the check timeout")),
+        }
     }
 
     /// A short name for metrics labels and logs: `memory`, `redis`, `mirror`; other
@@ -213,6 +243,10 @@ impl<T: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<T> {
 
     fn lookup_immediate(&self, query: &RevocationQuery) -> Option<Lookup> {
         (**self).lookup_immediate(query)
+    }
+
+    async fn lookup_within(&self, query: &RevocationQuery, timeout: Duration) -> Result<Lookup, StoreError> {
+        (**self).lookup_within(query, timeout).await
     }
 
     fn name(&self) -> &'static str {

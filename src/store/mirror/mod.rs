@@ -55,7 +55,7 @@ const BATCH: usize = 1000;
 /// ```no_run
 /// # async fn run() -> Result<(), tower_jwt_revoke::StoreError> {
 /// use std::time::Duration;
-/// use tower_jwt_revoke::store::mirror::MirrorStore;
+/// use tower_jwt_revoke::store::MirrorStore;
 /// use tower_jwt_revoke::RedisStore;
 ///
 /// let mirror = MirrorStore::builder(RedisStore::from_url("redis://127.0.0.1:6379")?)
@@ -278,6 +278,15 @@ impl RevocationStore for MirrorStore {
         let now = Instant::now();
         let shared = &*self.shared;
         shared.fresh_at(now).then(|| shared.local().lookup_at(query, now))
+    }
+
+    /// Answered from memory, or by Redis with Redis's own timing (see `RedisStore`).
+    async fn lookup_within(&self, query: &RevocationQuery, _timeout: Duration) -> Result<Lookup, StoreError> {
+        self.lookup(query).await
+    }
+
+    fn name(&self) -> &'static str {
+        "mirror"
     }
 
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {

@@ -99,7 +99,7 @@ impl RedisStoreBuilder {
     }
 
     /// About how many recent events the change feed keeps (default
-    /// [`DEFAULT_FEED_MAX_LEN`]). A [`MirrorStore`](crate::store::mirror::MirrorStore)
+    /// [`DEFAULT_FEED_MAX_LEN`]). A [`MirrorStore`](crate::store::MirrorStore)
     /// disconnected for longer than it takes to write this many revocations reloads
     /// everything when it reconnects.
     pub fn feed_max_len(mut self, entries: u64) -> Self {

@@ -145,9 +145,9 @@ impl RedisStore {
             Failure::Silent => {
                 // A connection that stops answering may be half-open: replace it.
                 self.shared.connection.discard(live, what);
-                StoreError::msg("Redis did not answer within the command timeout")
+                StoreError::timeout("Redis did not answer within the command timeout")
             }
-            Failure::Queued => StoreError::msg("Redis answered other commands but not this one in time"),
+            Failure::Queued => StoreError::timeout("Redis answered other commands but not this one in time"),
             Failure::Redis(error) => {
                 if is_dead_connection(&error) {
                     self.shared.connection.discard(live, what);
