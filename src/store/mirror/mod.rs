@@ -53,10 +53,9 @@ const BATCH: usize = 1000;
 /// clone is dropped.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), tower_jwt_revoke::StoreError> {
+/// # async fn run() -> Result<(), tower_jwt_revoke::store::StoreError> {
 /// use std::time::Duration;
-/// use tower_jwt_revoke::store::MirrorStore;
-/// use tower_jwt_revoke::RedisStore;
+/// use tower_jwt_revoke::store::{MirrorStore, RedisStore};
 ///
 /// let mirror = MirrorStore::builder(RedisStore::from_url("redis://127.0.0.1:6379")?)
 ///     .staleness_bound(Duration::from_secs(2))

@@ -86,7 +86,7 @@ pub const DEFAULT_FEED_MAX_LEN: u64 = 100_000;
 /// use std::time::Duration;
 /// use tower_jwt_revoke::store::RedisStore;
 ///
-/// # fn main() -> Result<(), tower_jwt_revoke::StoreError> {
+/// # fn main() -> Result<(), tower_jwt_revoke::store::StoreError> {
 /// let store = RedisStore::builder()
 ///     .url("redis://127.0.0.1:6379")
 ///     .prefix("myapp:revoked")
