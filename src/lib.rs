@@ -15,6 +15,7 @@
 //!   without a network round trip. Neither the layer nor the [`Revoker`] names the
 //!   store's type, so the store can come from configuration.
 //! - [`Revoker`]: log out a token, a subject everywhere, a session, or everyone.
+//! - [`health`]: a readiness service for probes, 200 or 503 with the store's state.
 //! - [`authorize`]: per-route checks on the verified claims (a scope, a role, an
 //!   audience, a closure), answered 403 `insufficient_scope`.
 //! - Axum (feature `axum`): [`VerifiedToken`] and `Claims<C>` are extractors,
@@ -86,6 +87,7 @@ mod axum;
 mod crypto;
 mod extract;
 mod future;
+pub mod health;
 mod key;
 mod layer;
 mod reject;

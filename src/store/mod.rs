@@ -177,6 +177,58 @@ impl StoreError {
     }
 }
 
+/// What a store says of its own state, for readiness probes and dashboards.
+///
+/// It serializes to the JSON [`crate::health`] answers with. No field carries a key,
+/// a token or a subject.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct StoreHealth {
+    /// `memory`, `redis`, `mirror`, or `custom`.
+    pub store: &'static str,
+    /// Whether checks can be answered now (a fail-closed layer answers 503 otherwise).
+    pub ready: bool,
+    /// Whether the backend answered (Redis's `PING`); `None` when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reachable: Option<bool>,
+    /// A mirror: loaded and following the feed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_sync: Option<bool>,
+    /// A mirror: milliseconds since it last heard from Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<u64>,
+    /// Live entries held locally (memory, mirror).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entries: Option<usize>,
+    /// Why it is not ready, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl StoreHealth {
+    /// A ready store with nothing more to say.
+    pub fn ready(store: &'static str) -> Self {
+        Self {
+            store,
+            ready: true,
+            reachable: None,
+            in_sync: None,
+            lag_ms: None,
+            entries: None,
+            detail: None,
+        }
+    }
+
+    /// A store that cannot answer checks now, and why.
+    pub fn not_ready(store: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            ready: false,
+            detail: Some(detail.into()),
+            ..Self::ready(store)
+        }
+    }
+}
+
 /// Keeps revocations and answers whether a token is revoked.
 ///
 /// Object safe: `Arc<dyn RevocationStore>` is a store too. Implementations must
@@ -207,6 +259,12 @@ pub trait RevocationStore: Send + Sync + 'static {
             Ok(answer) => answer,
             Err(_) => Err(StoreError::timeout("no answer within the check timeout")),
         }
+    }
+
+    /// The store's state, for a readiness probe ([`crate::health`]). The default says
+    /// "ready" without asking anything; stores with a backend ask it (a `PING`).
+    async fn health(&self) -> StoreHealth {
+        StoreHealth::ready(self.name())
     }
 
     /// A short name for metrics labels and logs: `memory`, `redis`, `mirror`; other
@@ -247,6 +305,10 @@ impl<T: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<T> {
 
     async fn lookup_within(&self, query: &RevocationQuery, timeout: Duration) -> Result<Lookup, StoreError> {
         (**self).lookup_within(query, timeout).await
+    }
+
+    async fn health(&self) -> StoreHealth {
+        (**self).health().await
     }
 
     fn name(&self) -> &'static str {

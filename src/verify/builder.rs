@@ -1,4 +1,4 @@
-//! [`JwtVerifierBuilder`]: every setting of a [`JwtVerifier`].
+//! [`JwtVerifierBuilder`]: every setting of a [`JwtVerifier`](crate::JwtVerifier).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use super::{
     VerifierInner,
 };
 
-/// Builds a [`JwtVerifier`]; see [`JwtVerifier::builder`].
+/// Builds a [`JwtVerifier`](crate::JwtVerifier); see [`JwtVerifier::builder`].
 #[derive(Debug, Default)]
 #[must_use]
 pub struct JwtVerifierBuilder {

@@ -275,6 +275,13 @@ impl RevocationStore for InMemoryStore {
         "memory"
     }
 
+    async fn health(&self) -> super::StoreHealth {
+        super::StoreHealth {
+            entries: Some(self.len()),
+            ..super::StoreHealth::ready("memory")
+        }
+    }
+
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
         self.mark(token, ttl);
         Ok(())

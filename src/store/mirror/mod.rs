@@ -288,6 +288,24 @@ impl RevocationStore for MirrorStore {
         "mirror"
     }
 
+    /// Ready while checks are answered from memory, or while Redis answers them.
+    async fn health(&self) -> super::StoreHealth {
+        let mirror = MirrorStore::health(self);
+        let redis = self.shared.redis.health().await;
+        let ready = mirror.serving_locally || redis.ready;
+        super::StoreHealth {
+            store: "mirror",
+            ready,
+            reachable: redis.reachable,
+            in_sync: Some(mirror.in_sync),
+            lag_ms: mirror
+                .since_contact
+                .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX)),
+            entries: Some(mirror.entries),
+            detail: (!ready).then(|| redis.detail.unwrap_or_else(|| "the mirror is stale".into())),
+        }
+    }
+
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
         self.shared.redis.revoke_token(token, ttl).await?;
         self.shared.local().revoke_token(token, ttl).await

@@ -224,6 +224,24 @@ impl RevocationStore for RedisStore {
         "redis"
     }
 
+    async fn health(&self) -> super::StoreHealth {
+        let ping = self
+            .run("Redis PING failed", Budget::Check, |mut connection| async move {
+                ::redis::cmd("PING").query_async::<String>(&mut connection).await
+            })
+            .await;
+        match ping {
+            Ok(_) => super::StoreHealth {
+                reachable: Some(true),
+                ..super::StoreHealth::ready("redis")
+            },
+            Err(error) => super::StoreHealth {
+                reachable: Some(false),
+                ..super::StoreHealth::not_ready("redis", error.to_string())
+            },
+        }
+    }
+
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
         self.mark(Kind::Token, token, ttl).await
     }
