@@ -11,6 +11,7 @@
 //! | `ACCESS_TTL_SECS` | access token lifetime                     | `900`            |
 //! | `REDIS_URL`       | use Redis as the store, shared by replicas | in-memory store  |
 //! | `REVOCATION_MIRROR` | `1` (with `REDIS_URL`): answer checks from a local mirror | off |
+//! | `METRICS`         | `1`: serve `GET /metrics` (Prometheus) and `GET /ready` (readiness) | off |
 //!
 //! Routes: `POST /login` (JSON `{"username", "password"}`; the demo accepts any
 //! username of 1 to 64 printable characters with the password `password`), `GET /me`,
@@ -41,8 +42,10 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tower_jwt_revoke::health::Readiness;
 use tower_jwt_revoke::store::{InMemoryStore, MirrorStore, RedisStore, RevocationStore};
 use tower_jwt_revoke::{
     JwtVerifier, RevocationLayer, RevokeError, Revoker, TokenSource, VerificationKey, VerifiedToken,
@@ -69,6 +72,15 @@ pub struct DemoConfig {
     pub access_ttl: Duration,
     /// Where revocations live.
     pub store: Arc<dyn RevocationStore>,
+}
+
+/// `GET /metrics` (the Prometheus text format of what the crate counts) and
+/// `GET /ready` (the store's readiness, 200 or 503 with JSON), outside the layer:
+/// scrapers and probes carry no token.
+pub fn operations(metrics: PrometheusHandle, store: Arc<dyn RevocationStore>) -> Router {
+    Router::new()
+        .route("/metrics", get(move || std::future::ready(metrics.render())))
+        .route_service("/ready", Readiness::new(store))
 }
 
 #[derive(Clone)]
@@ -306,11 +318,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    let app = app(DemoConfig {
+    let mut app = app(DemoConfig {
         secret: secret.into_bytes(),
         access_ttl,
-        store,
+        store: Arc::clone(&store),
     });
+    if std::env::var("METRICS").is_ok_and(|v| v == "1") {
+        // The app picks the exporter; the crate only talks to the `metrics` facade.
+        let handle = PrometheusBuilder::new().install_recorder()?;
+        app = app.merge(operations(handle, store));
+        tracing::info!("serving GET /metrics and GET /ready");
+    }
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");

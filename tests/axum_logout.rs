@@ -293,3 +293,52 @@ async fn the_server_drops_a_client_that_never_finishes_its_request_head() {
     );
     server.stop().await;
 }
+
+#[cfg(feature = "metrics")]
+#[test]
+fn metrics_and_readiness_are_served_outside_the_layer() {
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The recorder is this thread's; the current-thread runtime polls everything here.
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let store: Arc<dyn tower_jwt_revoke::store::RevocationStore> = Arc::new(InMemoryStore::new());
+            let app = axum_logout::app(axum_logout::DemoConfig {
+                secret: b"axum-logout-test-secret-0123456789abcdef".to_vec(),
+                access_ttl: ACCESS_TTL,
+                store: Arc::clone(&store),
+            })
+            .merge(axum_logout::operations(handle.clone(), store));
+            let (token, _) = login(&app, "alice").await;
+            assert_me_ok(&app, &token, "alice").await;
+            send(app.clone(), with_bearer("POST", "/logout", &token)).await;
+            assert_revoked(&me(&app, &token).await);
+
+            let ready = send(app.clone(), Request::get("/ready").body(Body::empty()).unwrap()).await;
+            assert_eq!(ready.status(), StatusCode::OK);
+            assert_eq!(body_json(ready).await["store"], "memory");
+
+            let metrics = send(app.clone(), Request::get("/metrics").body(Body::empty()).unwrap()).await;
+            assert_eq!(metrics.status(), StatusCode::OK);
+            let bytes = axum::body::to_bytes(metrics.into_body(), 1 << 20).await.unwrap();
+            let text = String::from_utf8(bytes.to_vec()).unwrap();
+            for line in [
+                r#"tower_jwt_revoke_checks_total{outcome="allowed",reason="none"} 2"#,
+                r#"tower_jwt_revoke_checks_total{outcome="refused",reason="revoked_token"} 1"#,
+                r#"tower_jwt_revoke_revocations_total{scope="token",result="recorded"} 1"#,
+            ] {
+                assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+            }
+            assert!(
+                !text.contains("alice"),
+                "a subject leaked into the metrics:\n{text}"
+            );
+        })
+    });
+}
