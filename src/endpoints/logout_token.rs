@@ -29,10 +29,13 @@ pub enum LogoutError {
     MissingToken,
     /// Verification failed: signature (with the provider's keys; `alg: none` and
     /// HMAC keyed with a public key included), `iss`, `aud` (this client), `exp`,
-    /// `iat`, lifetime, size. [`VerifyError::KeysUnavailable`] is the server's fault
-    /// (the provider's keys are not fetched yet) and answered 503.
+    /// `iat`, lifetime, size.
     #[error("invalid logout token: {0}")]
     Token(#[source] VerifyError),
+    /// The provider's signing keys are not loaded (a JWKS not fetched yet): the token
+    /// may well be genuine, so the provider must deliver it again (503).
+    #[error("the provider's signing keys are unavailable; retry later")]
+    KeysUnavailable,
     /// The `typ` header is neither absent, `JWT`, nor `logout+jwt` (or, with
     /// [`require_explicit_type`](super::BackChannelLogoutBuilder::require_explicit_type),
     /// not `logout+jwt`): an access token (`at+jwt`) or another explicitly typed JWT
@@ -75,8 +78,7 @@ impl LogoutError {
     /// instead of counting the logout as done.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Token(error) if error.is_server_side() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) | Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -129,10 +131,13 @@ pub(crate) async fn validate(
     raw: &str,
     explicit_only: bool,
 ) -> Result<LogoutToken, LogoutError> {
-    let verified = verifier
-        .verify_refreshing(raw)
-        .await
-        .map_err(LogoutError::Token)?;
+    let verified = verifier.verify_refreshing(raw).await.map_err(|error| {
+        if error.is_server_side() {
+            LogoutError::KeysUnavailable
+        } else {
+            LogoutError::Token(error)
+        }
+    })?;
     if !acceptable_type(header_type(raw)?.as_deref(), explicit_only) {
         return Err(LogoutError::WrongType);
     }
@@ -217,7 +222,7 @@ mod tests {
     #[test]
     fn server_side_failures_are_503_the_rest_400() {
         assert_eq!(
-            LogoutError::Token(VerifyError::KeysUnavailable).status(),
+            LogoutError::KeysUnavailable.status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(
