@@ -237,7 +237,7 @@ impl BackChannelLogout {
         let limits = self.inner.limits;
         let form = match form::read(request, limits).await {
             Ok((_, form)) => form,
-            Err(refused) => return refused,
+            Err(refused) => return refused.into_response(),
         };
         let outcome = match form.get("logout_token") {
             Some(logout_token) => self.log_out(logout_token).await,

@@ -28,16 +28,13 @@ impl Form {
             .filter(|value| !value.is_empty())
     }
 
-    fn parse(body: &[u8]) -> Result<Self, Response<String>> {
+    fn parse(body: &[u8]) -> Result<Self, Refused> {
         let mut params: Vec<(String, String)> = Vec::new();
         for (key, value) in form_urlencoded::parse(body) {
             // RFC 6749 §3.1 and §3.2: parameters MUST NOT be included more than once. A
             // repeated one is ambiguous (which token did the sender mean?), so refused.
             if params.iter().any(|(seen, _)| *seen == key) {
-                return Err(response::invalid_request(&format!(
-                    "parameter {} is repeated",
-                    printable(&key)
-                )));
+                return Err(Refused::Repeated(printable(&key)));
             }
             params.push((key.into_owned(), value.into_owned()));
         }
@@ -45,59 +42,77 @@ impl Form {
     }
 }
 
-/// Checks the method and content type, reads the body within `limits`, and parses it;
-/// or the answer that says why not.
-pub(crate) async fn read<B>(request: Request<B>, limits: Limits) -> Result<(Parts, Form), Response<String>>
+/// Why a request was refused before its parameters were looked at.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    Method,
+    ContentType,
+    TooLarge(usize),
+    Timeout,
+    Unreadable,
+    /// A parameter, named as [`printable`] quotes it.
+    Repeated(String),
+}
+
+impl Refused {
+    pub(crate) fn into_response(self) -> Response<String> {
+        match self {
+            Self::Method => response::method_not_allowed(),
+            Self::ContentType => response::error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request",
+                "the body must be application/x-www-form-urlencoded",
+            ),
+            Self::TooLarge(limit) => response::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                &format!("the request body exceeds {limit} bytes"),
+            ),
+            Self::Timeout => response::error(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request",
+                "the request body did not arrive in time",
+            ),
+            Self::Unreadable => response::invalid_request("the request body could not be read"),
+            Self::Repeated(name) => response::invalid_request(&format!("parameter {name} is repeated")),
+        }
+    }
+}
+
+/// Checks the method and content type, reads the body within `limits`, and parses it.
+pub(crate) async fn read<B>(request: Request<B>, limits: Limits) -> Result<(Parts, Form), Refused>
 where
     B: Body,
     B::Error: Into<BoxError>,
 {
     let (parts, body) = request.into_parts();
     if parts.method != Method::POST {
-        return Err(response::method_not_allowed());
+        return Err(Refused::Method);
     }
     if !is_form(&parts.headers) {
-        return Err(response::error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "invalid_request",
-            "the body must be application/x-www-form-urlencoded",
-        ));
+        return Err(Refused::ContentType);
     }
     if declared_length(&parts.headers).is_some_and(|len| len > limits.max_body_len as u64) {
         // Refused before reading a byte.
-        return Err(too_large(limits.max_body_len));
+        return Err(Refused::TooLarge(limits.max_body_len));
     }
     let collected = tokio::time::timeout(
         limits.body_timeout,
         Limited::new(body, limits.max_body_len).collect(),
     )
     .await
-    .map_err(|_| {
-        response::error(
-            StatusCode::REQUEST_TIMEOUT,
-            "invalid_request",
-            "the request body did not arrive in time",
-        )
-    })?;
+    .map_err(|_| Refused::Timeout)?;
     let body = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(too_large(limits.max_body_len));
+            return Err(Refused::TooLarge(limits.max_body_len));
         }
         Err(error) => {
             tracing::debug!(%error, "could not read a form body");
-            return Err(response::invalid_request("the request body could not be read"));
+            return Err(Refused::Unreadable);
         }
     };
     Ok((parts, Form::parse(&body)?))
-}
-
-fn too_large(limit: usize) -> Response<String> {
-    response::error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "invalid_request",
-        &format!("the request body exceeds {limit} bytes"),
-    )
 }
 
 /// Whether the one `Content-Type` is `application/x-www-form-urlencoded`, whatever its
@@ -150,14 +165,14 @@ mod tests {
 
     #[test]
     fn repeated_parameters_are_refused_by_name() {
-        let refused = Form::parse(b"token=a&token=b").unwrap_err();
+        let refused = Form::parse(b"token=a&token=b").unwrap_err().into_response();
         assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
         assert!(
             refused.body().contains("parameter `token` is repeated"),
             "{}",
             refused.body()
         );
-        let odd = Form::parse(b"%22%3E=a&%22%3E=b").unwrap_err();
+        let odd = Form::parse(b"%22%3E=a&%22%3E=b").unwrap_err().into_response();
         assert!(odd.body().contains("(a parameter)"), "{}", odd.body());
     }
 

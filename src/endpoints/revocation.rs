@@ -118,7 +118,7 @@ impl TokenRevocation {
         let retry_after = endpoint.limits.retry_after;
         let (parts, form) = match form::read(request, endpoint.limits).await {
             Ok(read) => read,
-            Err(refused) => return refused,
+            Err(refused) => return refused.into_response(),
         };
         let Some(client) = endpoint.clients.authenticate(&ClientRequest::new(&parts, &form)) else {
             tracing::info!("token revocation refused: client not authenticated");
