@@ -26,6 +26,7 @@ pub struct RevocationKey([u8; 32]);
 
 impl RevocationKey {
     /// All zero bits; no hash ever equals it in practice. Used as a placeholder key.
+    #[cfg(feature = "redis")]
     pub(crate) const ZERO: Self = Self([0; 32]);
 
     /// The key of a token, from its issuer and its `jti`.

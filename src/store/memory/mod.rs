@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use self::table::{Mark, NEVER, ShortKey, Table};
+#[cfg(feature = "redis")]
+use self::table::NEVER;
+use self::table::{Mark, ShortKey, Table};
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
 use crate::key::RevocationKey;
 
@@ -295,6 +297,7 @@ impl RevocationStore for InMemoryStore {
 
 #[cfg(test)]
 mod tests {
+    use super::table::NEVER;
     use super::*;
 
     fn key(n: u8) -> RevocationKey {

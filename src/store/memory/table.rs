@@ -136,6 +136,7 @@ impl Table {
 
     /// Moves every live entry of `other` in, its expiries re-counted from this epoch
     /// (rounded up, so none ends sooner). Entries already here stay.
+    #[cfg(feature = "redis")]
     pub(super) fn absorb(&self, other: &Table, now: Instant) {
         let now_ticks = other.now_ticks(now);
         let shift = |expires: u32| {
@@ -166,6 +167,7 @@ impl Table {
     }
 
     /// Drops every entry of every shard.
+    #[cfg(feature = "redis")]
     pub(super) fn clear(&self) {
         for index in 0..self.shards.len() {
             *self.write(index) = Shard::default();
