@@ -216,6 +216,26 @@ async fn a_logout_token_without_sid_logs_the_subject_out_everywhere() {
 }
 
 #[tokio::test]
+async fn access_tokens_without_sid_need_the_whole_subject_logged_out() {
+    let replica = Replica::new(InMemoryStore::new());
+    let now = now();
+    let no_sid = sign(
+        Some("at+jwt"),
+        &json!({ "iss": PROVIDER, "aud": API, "sub": "paul", "jti": "a1", "iat": now, "exp": now + 300 }),
+    );
+    // A session revocation cannot match a token that names no session.
+    assert_logged_out(&replica.deliver(&logout_token("paul", "s1")).await);
+    assert_eq!(replica.status(&no_sid).await, StatusCode::OK);
+
+    let whole = BackChannelLogout::builder(logout_verifier(), replica.layer.revoker())
+        .revoke_whole_subject()
+        .build()
+        .unwrap();
+    assert_logged_out(&send(whole, delivery(&logout_token("paul", "s1"))).await);
+    assert_eq!(replica.status(&no_sid).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn a_replayed_logout_token_is_refused() {
     let replica = Replica::new(InMemoryStore::new());
     let token = logout_token("dave", "s1");
@@ -431,6 +451,37 @@ async fn bad_requests_are_4xx_with_a_clear_message() {
 
     // None of it logged the session out.
     assert_eq!(replica.status(&access_token("gina", "s1")).await, StatusCode::OK);
+}
+
+/// A body whose bytes never come.
+struct Stalled;
+
+impl http_body::Body for Stalled {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_a_408_not_a_hung_request() {
+    let replica = Replica::new(InMemoryStore::new());
+    let receiver = BackChannelLogout::builder(logout_verifier(), replica.layer.revoker())
+        .body_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let stalled = Request::post("/")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Stalled)
+        .unwrap();
+    let response = send(receiver, stalled).await;
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert!(description(&response).contains("did not arrive in time"));
 }
 
 #[tokio::test]

@@ -40,6 +40,14 @@ use crate::verify::{JwtVerifier, same_media_type};
 /// answer carries `Cache-Control: no-store`. Outcomes are logged with `tracing`, by
 /// hashed key: never the token, the subject or the session id.
 ///
+/// The layer refuses an access token of a logged-out session by its session claim
+/// (`sid`, or what [`session_claim`](crate::JwtVerifierBuilder::session_claim) of the
+/// access-token verifier names): have the provider put it into access tokens, or, when
+/// it does not, log the user out everywhere on any logout
+/// ([`revoke_whole_subject`](BackChannelLogoutBuilder::revoke_whole_subject)). Encrypted (JWE)
+/// logout tokens are not supported (§2.6 step 1): register the client without ID token
+/// encryption.
+///
 /// # Replays
 ///
 /// Each logout token acted on is recorded in the store under
@@ -108,6 +116,7 @@ struct Receiver {
     verifier: JwtVerifier,
     revoker: Revoker,
     explicit_only: bool,
+    whole_subject: bool,
     limits: Limits,
 }
 
@@ -116,6 +125,7 @@ impl fmt::Debug for BackChannelLogout {
         f.debug_struct("BackChannelLogout")
             .field("verifier", &self.inner.verifier)
             .field("explicit_only", &self.inner.explicit_only)
+            .field("whole_subject", &self.inner.whole_subject)
             .field("limits", &self.inner.limits)
             .finish_non_exhaustive()
     }
@@ -150,6 +160,7 @@ impl BackChannelLogout {
             verifier,
             revoker,
             explicit_only: false,
+            whole_subject: false,
             limits: Limits::default(),
         }
     }
@@ -190,6 +201,10 @@ impl BackChannelLogout {
         let revoker = &self.inner.revoker;
         let issuer = Some(token.issuer.as_str());
         let outcome = match (&token.session, &token.subject) {
+            (_, Some(subject)) if self.inner.whole_subject => revoker
+                .revoke_subject_for(issuer, subject)
+                .await
+                .map(|_| LoggedOut::Subject(RevocationKey::subject(issuer, subject))),
             // §2.7: a `sid` names the session to end, even when `sub` is there too.
             (Some(session), _) => revoker
                 .revoke_session_for(issuer, session)
@@ -285,6 +300,7 @@ pub struct BackChannelLogoutBuilder {
     verifier: JwtVerifier,
     revoker: Revoker,
     explicit_only: bool,
+    whole_subject: bool,
     limits: Limits,
 }
 
@@ -293,6 +309,7 @@ impl fmt::Debug for BackChannelLogoutBuilder {
         f.debug_struct("BackChannelLogoutBuilder")
             .field("verifier", &self.verifier)
             .field("explicit_only", &self.explicit_only)
+            .field("whole_subject", &self.whole_subject)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -304,6 +321,16 @@ impl BackChannelLogoutBuilder {
     /// do not type their logout tokens yet). Turn it on when the provider types them.
     pub fn require_explicit_type(mut self) -> Self {
         self.explicit_only = true;
+        self
+    }
+
+    /// Revokes every token of the subject (`sub`) even when the logout token names a
+    /// session: for providers whose access tokens carry no session id, where revoking
+    /// the session would refuse nothing. Ending one session at the provider then logs
+    /// the user out of this API everywhere. A logout token naming a session and no
+    /// subject still revokes the session.
+    pub fn revoke_whole_subject(mut self) -> Self {
+        self.whole_subject = true;
         self
     }
 
@@ -348,6 +375,7 @@ impl BackChannelLogoutBuilder {
                 verifier: self.verifier,
                 revoker: self.revoker,
                 explicit_only: self.explicit_only,
+                whole_subject: self.whole_subject,
                 limits: self.limits,
             }),
         })
