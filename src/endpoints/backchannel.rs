@@ -200,12 +200,13 @@ impl BackChannelLogout {
     async fn revoke(&self, token: &LogoutToken) -> Result<LoggedOut, LogoutError> {
         let revoker = &self.inner.revoker;
         let issuer = Some(token.issuer.as_str());
-        let outcome = match (&token.session, &token.subject) {
-            (_, Some(subject)) if self.inner.whole_subject => revoker
-                .revoke_subject_for(issuer, subject)
-                .await
-                .map(|_| LoggedOut::Subject(RevocationKey::subject(issuer, subject))),
-            // §2.7: a `sid` names the session to end, even when `sub` is there too.
+        // §2.7: a `sid` names the session to end, even when `sub` is there too; unless
+        // sessions cannot be told apart here (`revoke_whole_subject`).
+        let session = token
+            .session
+            .as_deref()
+            .filter(|_| !(self.inner.whole_subject && token.subject.is_some()));
+        let outcome = match (session, token.subject.as_deref()) {
             (Some(session), _) => revoker
                 .revoke_session_for(issuer, session)
                 .await
