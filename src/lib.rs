@@ -18,6 +18,9 @@
 //! - [`health`]: a readiness service for probes, 200 or 503 with the store's state.
 //! - [`authorize`]: per-route checks on the verified claims (a scope, a role, an
 //!   audience, a closure), answered 403 `insufficient_scope`.
+//! - `endpoints` (feature `endpoints`, on by default): HTTP endpoints that record revocations: the
+//!   OpenID Connect Back-Channel Logout receiver, so that logging out at the identity
+//!   provider stops the access tokens it issued, and an RFC 7009 revocation endpoint.
 //! - Axum (feature `axum`): [`VerifiedToken`] and `Claims<C>` are extractors,
 //!   [`RevokeError`] is a response, and `RevocationLayer::with_rejection_response`
 //!   takes a closure returning `impl IntoResponse`.
@@ -75,6 +78,7 @@
 //! | `rust_crypto` | no      | verify signatures with the RustCrypto crates            |
 //! | `redis`       | yes     | `RedisStore`, `MirrorStore`, and re-exports of `redis`/`deadpool_redis` |
 //! | `axum`        | yes     | extractors, `IntoResponse` for errors, axum-native rejections |
+//! | `endpoints`   | yes     | back-channel logout receiver, RFC 7009 revocation endpoint |
 //! | `tonic`       | no      | `tonic::RequestExt`, rejections as `tonic::Status`       |
 //!
 //! The README documents the Redis key schema for services in other languages.
@@ -85,6 +89,9 @@ pub mod authorize;
 #[cfg(feature = "axum")]
 mod axum;
 mod crypto;
+#[cfg(feature = "endpoints")]
+#[cfg_attr(docsrs, doc(cfg(feature = "endpoints")))]
+pub mod endpoints;
 mod extract;
 mod future;
 pub mod health;

@@ -121,6 +121,16 @@ impl Revoker {
         &self.store
     }
 
+    /// The verifier whose leeway and maximum lifetime decide how long records last.
+    pub fn verifier(&self) -> &JwtVerifier {
+        &self.verifier
+    }
+
+    /// How long a revocation may take to record before it fails.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Revokes this token (logout). It stays refused until it would have expired
     /// anyway, leeway included; revoking an expired token is a successful no-op.
     pub async fn revoke(&self, token: &VerifiedToken) -> Result<Revocation, RevokeError> {

@@ -230,7 +230,7 @@ struct JoseHeader<'a> {
 
 /// Whether a `typ` header names `required` (RFC 7515 §4.1.9: compared without
 /// case, the `application/` prefix optional).
-fn same_media_type(typ: &str, required: &str) -> bool {
+pub(crate) fn same_media_type(typ: &str, required: &str) -> bool {
     fn bare(value: &str) -> &str {
         match value.get(..12) {
             Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &value[12..],

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use self::builder::JwtVerifierBuilder;
+#[cfg(feature = "endpoints")]
+pub(crate) use self::decode::same_media_type;
 use self::decode::{Failure, Purpose, b64};
 pub use self::error::VerifyError;
 pub use self::key::{KeyError, VerificationKey};
@@ -128,6 +130,17 @@ impl JwtVerifier {
     /// The issuers accepted (`iss`); empty when `iss` is not checked.
     pub fn issuers(&self) -> &[String] {
         &self.inner.issuers
+    }
+
+    /// The audiences accepted (`aud`); empty when only tokens without `aud` are.
+    pub fn audiences(&self) -> &[String] {
+        &self.inner.audiences
+    }
+
+    /// The `typ` header every token must carry
+    /// ([`require_type`](JwtVerifierBuilder::require_type)), if any.
+    pub fn required_type(&self) -> Option<&str> {
+        self.inner.required_type.as_deref()
     }
 
     /// Verifies a token for revocation: like [`verify`](Self::verify), but a token
