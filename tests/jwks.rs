@@ -23,7 +23,7 @@ use tower_jwt_revoke::jwks::{Jwks, JwksError, OidcIssuer, StartMode};
 use tower_jwt_revoke::store::InMemoryStore;
 use tower_jwt_revoke::{JwtVerifier, KeyRing, RevocationLayer};
 
-use common::{AUDIENCE, ISSUER, bearer, claims, claims_with, echo, mint_with, read_key, send};
+use common::{AUDIENCE, ISSUER, SECRET, bearer, claims, claims_with, echo, mint_with, read_key, send};
 use provider::Provider;
 
 const JWKS: &str = "/jwks";
@@ -334,7 +334,7 @@ async fn the_last_good_keys_stay_while_the_provider_is_down() {
     .await;
     provider.serve(
         JWKS,
-        &jwk_set(&[json!({ "kty": "RSA", "kid": "broken", "n": "!", "e": "AQAB" })]),
+        &jwk_set(&[json!({ "kty": "RSA", "kid": "broken", "alg": "RS256", "n": "!", "e": "AQAB" })]),
     );
     let error = jwks.refresh().await.unwrap_err();
     assert!(
@@ -385,7 +385,7 @@ async fn cache_control_max_age_sets_the_refresh_interval_within_bounds() {
 }
 
 #[tokio::test]
-async fn keys_without_alg_or_for_encryption_are_skipped_unless_the_curve_decides() {
+async fn keys_without_alg_for_encryption_or_symmetric_are_skipped_unless_the_curve_decides() {
     let (rsa, ec) = (TestKey::rsa(), TestKey::ec());
     let provider = Provider::start().await;
     provider.serve(
@@ -396,12 +396,13 @@ async fn keys_without_alg_or_for_encryption_are_skipped_unless_the_curve_decides
             rsa.jwk_with("rsa-enc", json!({ "use": "enc" })),
             json!({ "kty": "RSA", "kid": "rsa-oaep", "alg": "RSA-OAEP", "use": "enc", "n": "AQAB", "e": "AQAB" }),
             json!({ "kty": "unknown", "kid": "strange" }),
+            json!({ "kty": "oct", "kid": "hmac", "alg": "HS256", "k": common::b64url(SECRET) }),
             rsa.jwk("rsa"),
         ]),
     );
     let jwks = builder(&provider).build().await.unwrap();
     let health = jwks.health();
-    assert_eq!((health.key_count, health.skipped_keys), (2, 4), "{health:?}");
+    assert_eq!((health.key_count, health.skipped_keys), (2, 5), "{health:?}");
     let layer = layer(jwks.key_ring());
     assert_eq!(status(&layer, &ec.token("ec-no-alg")).await, StatusCode::OK);
     assert_eq!(status(&layer, &rsa.token("rsa")).await, StatusCode::OK);

@@ -29,11 +29,13 @@
 //! ```
 //!
 //! One concept per file: the key source and its background task in `source.rs`, its
-//! settings in `builder.rs`, one HTTP fetch in `fetch.rs`, health and logging in
+//! settings in `builder.rs`, one HTTP fetch in `fetch.rs`, a JWK Set's keys in
+//! `document.rs`, health and logging in
 //! `health.rs`, discovery in `discovery.rs`.
 
 mod builder;
 mod discovery;
+mod document;
 mod error;
 mod fetch;
 mod health;

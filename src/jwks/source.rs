@@ -17,13 +17,14 @@ use tokio::time::Instant;
 
 use super::builder::{JwksBuilder, Settings, StartMode};
 use super::discovery::{self, ProviderMetadata};
+use super::document;
 use super::error::JwksError;
 use super::fetch;
 use super::health::{JwksHealth, State};
 use crate::verify::{Refresh, WeakKeyRing};
 use crate::{KeyRing, KeySet};
 
-/// What the media types of a JWK Set are (RFC 7517 §8.5), for `Accept`.
+/// The media type of a JWK Set (RFC 7517 §8.5), and the JSON most providers send.
 const JWKS_ACCEPT: &str = "application/jwk-set+json, application/json;q=0.9";
 
 /// Signing keys fetched from a JWKS URL (RFC 7517 §5) and kept fresh while the service
@@ -258,10 +259,7 @@ impl Inner {
         };
         let document = fetch::get(&self.client, url, JWKS_ACCEPT, timeout).await?;
         let shown = fetch::redact(url);
-        let (keys, skipped) = KeySet::from_jwks(&document.body).map_err(|source| JwksError::NotAJwkSet {
-            url: shown.clone(),
-            source,
-        })?;
+        let (keys, skipped) = document::key_set(&shown, &document.body)?;
         self.state().report_skipped(&shown, &skipped);
         if keys.is_empty() {
             return Err(JwksError::NoUsableKeys {
@@ -292,12 +290,18 @@ impl Refresh for Inner {
                     .last_unknown_kid_fetch
                     .is_some_and(|last| now.duration_since(last) < self.settings.unknown_kid_interval)
                 {
-                    tracing::debug!(url = %self.shown_url(), "unknown kid: JWKS fetched recently, not again");
+                    tracing::debug!(
+                        url = %self.shown_url(),
+                        "a token names an unknown kid (or came before any keys), but keys were fetched for one recently"
+                    );
                     return;
                 }
                 state.last_unknown_kid_fetch = Some(now);
             }
-            tracing::debug!(url = %self.shown_url(), "unknown kid: fetching the JWKS");
+            tracing::debug!(
+                url = %self.shown_url(),
+                "a token names an unknown kid (or came before any keys): fetching keys"
+            );
             // A failure is logged and recorded by `fetch`; the token is then refused.
             let _ = self.fetch().await;
         })

@@ -3,6 +3,8 @@
 //! path, able to go down (every connection closed without an answer) and come back.
 //! Stopped when dropped.
 
+#![allow(dead_code)]
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,7 +56,14 @@ impl std::error::Error for Down {}
 
 impl Provider {
     /// Starts a provider serving nothing yet (404 for every path).
+    ///
+    /// Also sends the library's logs to the test output, filtered by `RUST_LOG`
+    /// (`RUST_LOG=tower_jwt_revoke=debug cargo test --test jwks -- --nocapture`).
     pub async fn start() -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
