@@ -135,7 +135,7 @@ impl State {
                 %url,
                 error = %text,
                 failures = health.consecutive_failures,
-                "JWKS fetch failed; no keys yet, so tokens are answered 503"
+                "JWKS fetch failed; no keys loaded yet"
             );
         }
         health.last_error = Some(text);

@@ -28,10 +28,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! One concept per file: the key source and its background task in `source.rs`, its
-//! settings in `builder.rs`, one HTTP fetch in `fetch.rs`, a JWK Set's keys in
-//! `document.rs`, health and logging in
-//! `health.rs`, discovery in `discovery.rs`.
+//! One concept per file: the key source and its background task in `source.rs`, when
+//! fetches happen in `schedule.rs`, the settings in `builder.rs`, one HTTP fetch in
+//! `fetch.rs`, a JWK Set's keys in `document.rs`, health and logging in `health.rs`,
+//! discovery in `discovery.rs`.
 
 mod builder;
 mod discovery;
@@ -39,6 +39,7 @@ mod document;
 mod error;
 mod fetch;
 mod health;
+mod schedule;
 mod source;
 
 pub use self::builder::{

@@ -1,14 +1,11 @@
 //! [`Jwks`]: a key ring kept filled from a JWKS URL, by a background task and by
 //! rate-limited fetches when tokens name keys it lacks.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::future::{Future, poll_fn};
-use std::hash::{BuildHasher, Hasher};
-use std::pin::{Pin, pin};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
-use std::task::Poll;
 use std::time::Duration;
 
 use reqwest::{Client, Url};
@@ -21,6 +18,7 @@ use super::document;
 use super::error::JwksError;
 use super::fetch;
 use super::health::{JwksHealth, State};
+use super::schedule::{Wake, due_in, jitter, wait_until};
 use crate::verify::{Refresh, WeakKeyRing};
 use crate::{KeyRing, KeySet};
 
@@ -101,6 +99,11 @@ struct Inner {
     /// watching, wakes to the new time; when this is dropped (with the rest), the
     /// task stops at once rather than at its next wake-up.
     next_due: watch::Sender<Instant>,
+    /// The runtime the background task runs on; fetches for unknown `kid`s run there
+    /// too, in tasks of their own.
+    runtime: tokio::runtime::Handle,
+    /// This, for those tasks.
+    me: Weak<Inner>,
 }
 
 impl Jwks {
@@ -126,7 +129,7 @@ impl Jwks {
         let ring = KeyRing::empty();
         let (next_due, due_watch) = watch::channel(Instant::now());
         let start_mode = settings.start_mode;
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
             source,
             client,
             settings,
@@ -137,6 +140,8 @@ impl Jwks {
             fetches: AtomicU64::new(0),
             state: Mutex::new(State::new()),
             next_due,
+            runtime: runtime.clone(),
+            me: me.clone(),
         });
         ring.set_refresher(Arc::clone(&inner) as Arc<dyn Refresh>);
         if start_mode == StartMode::Fail {
@@ -273,38 +278,53 @@ impl Inner {
 
 impl Refresh for Inner {
     /// A refresh asked for by a token naming an unknown `kid` (or arriving before any
-    /// keys): joins a fetch under way, else fetches unless one did so within the
-    /// unknown-`kid` interval.
+    /// keys).
     fn refresh(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
-            let seen = self.fetches.load(Ordering::Acquire);
-            let _fetching = self.fetch_lock.lock().await;
-            if self.fetches.load(Ordering::Acquire) != seen {
-                // A fetch ended while this waited: its keys are as fresh as ours would be.
+            let Some(inner) = self.me.upgrade() else {
+                return;
+            };
+            // In a task of its own: a request dropped while it waits (its client went
+            // away) must not cancel the fetch that other requests are waiting for.
+            let _ = self
+                .runtime
+                .spawn(async move { inner.refresh_for_unknown_kid().await })
+                .await;
+        })
+    }
+}
+
+impl Inner {
+    /// Joins a fetch under way, else fetches unless one did so for an unknown `kid`
+    /// within the unknown-`kid` interval.
+    async fn refresh_for_unknown_kid(&self) {
+        let seen = self.fetches.load(Ordering::Acquire);
+        let _fetching = self.fetch_lock.lock().await;
+        if self.fetches.load(Ordering::Acquire) != seen {
+            // A fetch ended while this waited: its keys are as fresh as ours would be.
+            return;
+        }
+        {
+            let mut state = self.state();
+            let now = Instant::now();
+            if state
+                .last_unknown_kid_fetch
+                .is_some_and(|last| now.duration_since(last) < self.settings.unknown_kid_interval)
+            {
+                tracing::debug!(
+                    url = %self.shown_url(),
+                    "a token names an unknown kid (or came before any keys), but keys were fetched for one recently"
+                );
                 return;
             }
-            {
-                let mut state = self.state();
-                let now = Instant::now();
-                if state
-                    .last_unknown_kid_fetch
-                    .is_some_and(|last| now.duration_since(last) < self.settings.unknown_kid_interval)
-                {
-                    tracing::debug!(
-                        url = %self.shown_url(),
-                        "a token names an unknown kid (or came before any keys), but keys were fetched for one recently"
-                    );
-                    return;
-                }
-                state.last_unknown_kid_fetch = Some(now);
-            }
-            tracing::debug!(
-                url = %self.shown_url(),
-                "a token names an unknown kid (or came before any keys): fetching keys"
-            );
-            // A failure is logged and recorded by `fetch`; the token is then refused.
-            let _ = self.fetch().await;
-        })
+            state.last_unknown_kid_fetch = Some(now);
+        }
+        tracing::debug!(
+            url = %self.shown_url(),
+            "a token names an unknown kid (or came before any keys): fetching keys"
+        );
+        // A failure is logged and recorded by `fetch`; the token is then refused.
+        let _ = self.fetch().await;
     }
 }
 
@@ -328,47 +348,4 @@ async fn refresh_in_background(inner: Weak<Inner>, mut due: watch::Receiver<Inst
         }
         let _ = inner.fetch().await;
     }
-}
-
-enum Wake {
-    /// The time came.
-    Due,
-    /// Another fetch set another time.
-    Moved,
-    /// The source is gone.
-    Stopped,
-}
-
-async fn wait_until(next: Instant, due: &mut watch::Receiver<Instant>) -> Wake {
-    let mut sleep = pin!(tokio::time::sleep_until(next));
-    let mut moved = pin!(due.changed());
-    poll_fn(|cx| {
-        if let Poll::Ready(changed) = moved.as_mut().poll(cx) {
-            return Poll::Ready(if changed.is_ok() {
-                Wake::Moved
-            } else {
-                Wake::Stopped
-            });
-        }
-        sleep.as_mut().poll(cx).map(|()| Wake::Due)
-    })
-    .await
-}
-
-/// The instant `delay` from now. Never sooner than 100 ms, so that an interval
-/// configured as zero cannot turn the background task into a busy loop against the
-/// provider; never later than the clock can say.
-fn due_in(delay: Duration) -> Instant {
-    let delay = delay.max(Duration::from_millis(100));
-    let now = Instant::now();
-    now.checked_add(delay)
-        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 60 * 60))
-}
-
-/// `delay` less up to 10 %, at random, so that replicas started together do not
-/// fetch (or retry) in step.
-fn jitter(delay: Duration) -> Duration {
-    let random = RandomState::new().build_hasher().finish();
-    let parts_of_ten_thousand = u32::try_from(random % 1000).unwrap_or(0);
-    delay.saturating_sub(delay / 10_000 * parts_of_ten_thousand)
 }
