@@ -162,11 +162,21 @@ pub(super) use settings_setters;
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct JwksBuilder {
     url: String,
     settings: Settings,
+}
+
+impl std::fmt::Debug for JwksBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A builder may well be logged; a password in its URL must not be.
+        f.debug_struct("JwksBuilder")
+            .field("url", &super::fetch::redact_text(&self.url))
+            .field("settings", &self.settings)
+            .finish()
+    }
 }
 
 impl JwksBuilder {

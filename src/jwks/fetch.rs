@@ -68,9 +68,9 @@ pub(super) fn redact(url: &Url) -> String {
     shown.to_string()
 }
 
-/// A URL that did not parse, for messages: anything between `://` and an `@` may be
-/// credentials, so it is hidden.
-fn redact_text(url: &str) -> String {
+/// A URL as given (it may not parse), for messages: anything between `://` and an
+/// `@` may be credentials, so it is hidden.
+pub(super) fn redact_text(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             format!("{}://***{}", &url[..scheme_end], &url[at..])
