@@ -14,9 +14,22 @@
 //!
 //! The Redis and mirror paths need a `redis-server` (started privately, see
 //! tests/support) or `REDIS_URL`; without one they are skipped, saying why.
+//!
+//! With the `jwks` feature, two more groups:
+//! - `jwks/{alg}/{keys}` (RS256, ES256): the layer on the in-memory store with a
+//!   token naming a `kid`, its key configured by hand (`hand_configured`) or fetched
+//!   from a JWKS served on loopback (`jwks`). Both read the same kind of key ring, so
+//!   they should cost the same.
+//! - `issuer_selection/HS256/{case}`: `JwtVerifier::verify` alone with one key and an
+//!   accepted issuer (`key`), with keys per issuer for 1 issuer (`1_issuer`) and for
+//!   10 (`10_issuers`): the difference is the cost of choosing the keys by `iss`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+
+#[cfg(feature = "jwks")]
+#[path = "../tests/common/provider.rs"]
+mod provider;
 
 mod common;
 
@@ -225,7 +238,108 @@ fn main() {
         }
         group.finish();
     }
+    #[cfg(feature = "jwks")]
+    {
+        bench_jwks(&mut criterion, &runtime);
+        bench_issuer_selection(&mut criterion);
+    }
     criterion.final_summary();
     drop(stores);
     drop(server);
+}
+
+/// A token of `alg` whose header names `kid`.
+#[cfg(feature = "jwks")]
+fn token_with_kid(alg: Alg, kid: &str) -> String {
+    let now = common::now_secs();
+    let claims = Claims {
+        sub: "alice".into(),
+        jti: uuid::Uuid::new_v4().to_string(),
+        iss: common::ISSUER.into(),
+        iat: now,
+        exp: now + common::TOKEN_TTL.as_secs(),
+    };
+    let mut header = jsonwebtoken::Header::new(alg.algorithm());
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, &claims, &alg.encoding_key()).expect("sign")
+}
+
+/// The layer with a key configured by hand against the same key from a JWKS.
+#[cfg(feature = "jwks")]
+fn bench_jwks(criterion: &mut Criterion, runtime: &tokio::runtime::Runtime) {
+    use tower_jwt_revoke::JwtVerifier;
+    use tower_jwt_revoke::jsonwebtoken::jwk::Jwk;
+    use tower_jwt_revoke::jwks::Jwks;
+
+    let provider = runtime.block_on(provider::Provider::start());
+    for alg in [Alg::Rs256, Alg::Es256] {
+        let mut jwk =
+            serde_json::to_value(Jwk::from_encoding_key(&alg.encoding_key(), alg.algorithm()).expect("jwk"))
+                .expect("jwk json");
+        jwk["kid"] = "bench".into();
+        let path = format!("/{}/jwks", alg.name());
+        provider.serve(&path, &serde_json::json!({ "keys": [jwk] }));
+        let jwks = runtime
+            .block_on(Jwks::builder(provider.url(&path)).build())
+            .expect("jwks from the loopback provider");
+        let verifier = |builder: tower_jwt_revoke::JwtVerifierBuilder| {
+            builder
+                .issuer(common::ISSUER)
+                .max_token_lifetime(common::TOKEN_TTL)
+                .build()
+                .expect("verifier")
+        };
+        let hand_configured = verifier(JwtVerifier::builder().key(alg.verification_key().with_kid("bench")));
+        let from_jwks = verifier(JwtVerifier::builder().key_ring(jwks.key_ring()));
+        let bearer = HeaderValue::try_from(format!("Bearer {}", token_with_kid(alg, "bench"))).unwrap();
+        let mut group = criterion.benchmark_group(format!("jwks/{}", alg.name()));
+        for (id, verifier) in [("hand_configured", hand_configured), ("jwks", from_jwks)] {
+            let service = RevocationLayer::new(verifier, InMemoryStore::new()).layer(inner());
+            bench_service(&mut group, runtime, id, &bearer, service);
+        }
+        group.finish();
+        assert_eq!(provider.hits(&path), 1, "no fetch while benchmarking a known kid");
+    }
+}
+
+/// `verify` with keys chosen by the token's issuer among 1 or 10, against one key.
+#[cfg(feature = "jwks")]
+fn bench_issuer_selection(criterion: &mut Criterion) {
+    use tower_jwt_revoke::{JwtVerifier, JwtVerifierBuilder, KeyRing, KeySet};
+
+    let alg = Alg::Hs256;
+    let ring = || KeyRing::new(KeySet::new([alg.verification_key()]).expect("key set"));
+    let with_issuers = |count: usize| {
+        // The token's issuer last, the others before it.
+        (1..count)
+            .map(|n| format!("{}-{n}", common::ISSUER))
+            .chain([common::ISSUER.to_owned()])
+            .fold(JwtVerifier::builder(), |builder: JwtVerifierBuilder, issuer| {
+                builder.issuer_keys(issuer, ring())
+            })
+    };
+    let cases = [
+        (
+            "key",
+            JwtVerifier::builder()
+                .key(alg.verification_key())
+                .issuer(common::ISSUER),
+        ),
+        ("1_issuer", with_issuers(1)),
+        ("10_issuers", with_issuers(10)),
+    ];
+    let token = alg.token();
+    let mut group = criterion.benchmark_group(format!("issuer_selection/{}", alg.name()));
+    for (id, builder) in cases {
+        let verifier = builder
+            .max_token_lifetime(common::TOKEN_TTL)
+            .build()
+            .expect("verifier");
+        assert!(
+            verifier.verify(&token).is_ok(),
+            "{id}: the bench token is refused"
+        );
+        group.bench_function(id, |b| b.iter(|| black_box(verifier.verify(black_box(&token)))));
+    }
+    group.finish();
 }

@@ -150,7 +150,9 @@ fn required(name: &str) -> Result<String, String> {
     std::env::var(name)
         .ok()
         .filter(|value| !value.is_empty())
-        .ok_or_else(|| format!("{name} is required (see the table at the top of examples/oidc_resource_server.rs)"))
+        .ok_or_else(|| {
+            format!("{name} is required (see the table at the top of examples/oidc_resource_server.rs)")
+        })
 }
 
 #[allow(dead_code)] // the integration tests include this file for `app` and `serve`

@@ -24,6 +24,10 @@
 //! - Axum (feature `axum`): [`VerifiedToken`] and `Claims<C>` are extractors,
 //!   [`RevokeError`] is a response, and `RevocationLayer::with_rejection_response`
 //!   takes a closure returning `impl IntoResponse`.
+//! - Keys from an identity provider (feature `jwks`): `jwks::Jwks` fetches a JWKS
+//!   URL and `jwks::OidcIssuer` discovers an issuer's; both refresh in the background
+//!   and when a token names an unknown `kid`, and keep the last good keys while the
+//!   provider is down. Several issuers, each with its own keys, fit in one verifier.
 //! - Tonic (feature `tonic`): `tonic::RequestExt` reads the token from a
 //!   `tonic::Request`, and `RevocationLayer::with_status_rejection` builds rejections
 //!   as `tonic::Status`.
@@ -79,6 +83,7 @@
 //! | `redis`       | yes     | `RedisStore`, `MirrorStore`, and re-exports of `redis`/`deadpool_redis` |
 //! | `axum`        | yes     | extractors, `IntoResponse` for errors, axum-native rejections |
 //! | `endpoints`   | yes     | back-channel logout receiver, RFC 7009 revocation endpoint |
+//! | `jwks`        | yes     | keys from a JWKS URL or OpenID Connect discovery (reqwest, rustls) |
 //! | `tonic`       | no      | `tonic::RequestExt`, rejections as `tonic::Status`       |
 //!
 //! The README documents the Redis key schema for services in other languages.
@@ -95,6 +100,9 @@ pub mod endpoints;
 mod extract;
 mod future;
 pub mod health;
+#[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+pub mod jwks;
 mod key;
 mod layer;
 mod reject;

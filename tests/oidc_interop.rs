@@ -48,7 +48,9 @@ fn skip(reason: &str) {
     if std::env::var("TOWER_JWT_REVOKE_REQUIRE_NODE").is_ok_and(|value| value == "1") {
         panic!("TOWER_JWT_REVOKE_REQUIRE_NODE=1 but {reason}");
     }
-    eprintln!("\n!!! SKIPPED: {reason}. Install Node.js and run `npm ci --prefix tests/oidc_provider`. !!!\n");
+    eprintln!(
+        "\n!!! SKIPPED: {reason}. Install Node.js and run `npm ci --prefix tests/oidc_provider`. !!!\n"
+    );
 }
 
 fn free_port() -> u16 {
@@ -135,7 +137,10 @@ async fn a_token_from_a_real_provider_is_refused_after_the_providers_backchannel
         .json()
         .await
         .unwrap();
-    let access_token = token["access_token"].as_str().expect("an access token").to_owned();
+    let access_token = token["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned();
 
     let me = || async {
         http.get(format!("{api}/me"))

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use arc_swap::ArcSwapOption;
 use jsonwebtoken::jwk::Jwk;
@@ -204,6 +204,29 @@ impl KeyRing {
 
     pub(crate) fn refresher(&self) -> Option<&Arc<dyn Refresh>> {
         self.shared.refresher.get()
+    }
+
+    /// A reference that does not keep the ring alive: a refresher held by the ring
+    /// keeps only this, or ring and refresher would keep each other alive forever.
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    pub(crate) fn downgrade(&self) -> WeakKeyRing {
+        WeakKeyRing {
+            shared: Arc::downgrade(&self.shared),
+        }
+    }
+}
+
+/// A [`KeyRing`] that may have been dropped; see [`KeyRing::downgrade`].
+#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+pub(crate) struct WeakKeyRing {
+    shared: Weak<Shared>,
+}
+
+#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+impl WeakKeyRing {
+    /// The ring, while anything still holds it.
+    pub(crate) fn upgrade(&self) -> Option<KeyRing> {
+        self.shared.upgrade().map(|shared| KeyRing { shared })
     }
 }
 

@@ -21,6 +21,8 @@ use self::decode::{Failure, Purpose, b64};
 pub use self::error::VerifyError;
 pub use self::key::{KeyError, VerificationKey};
 pub(crate) use self::key_set::Refresh;
+#[cfg(feature = "jwks")]
+pub(crate) use self::key_set::WeakKeyRing;
 pub use self::key_set::{KeyRing, KeySet, SkippedKey};
 use crate::token::VerifiedToken;
 

@@ -1,0 +1,53 @@
+//! Signing keys from an identity provider: a JWKS URL ([`Jwks`]) or OpenID Connect
+//! discovery ([`OidcIssuer`]), refreshed while the service runs.
+//!
+//! Feature `jwks` (on by default). Documents are fetched with reqwest over HTTPS
+//! (rustls, the platform's root certificates); plain `http://` is allowed for loopback
+//! hosts only, for tests and local development.
+//!
+//! The keys land in a [`KeyRing`](crate::KeyRing) that a [`JwtVerifier`](crate::JwtVerifier)
+//! reads on every request (a lock-free pointer load: no cost over keys configured by
+//! hand). The ring asks its source for a fetch when a token names a `kid` it lacks,
+//! so a key the provider rotated in is accepted on first sight; a background task
+//! refreshes on the provider's `Cache-Control: max-age` or an interval; a provider
+//! that is down leaves the last good keys in place, which is logged and shown by
+//! [`Jwks::health`]. A verification that fails only because no keys could be fetched
+//! yet is answered **503**, not 401.
+//!
+//! ```no_run
+//! use tower_jwt_revoke::store::InMemoryStore;
+//! use tower_jwt_revoke::{JwtVerifier, RevocationLayer};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let verifier = JwtVerifier::from_issuer("https://idp.example/realms/x")
+//!     .await?
+//!     .audience("my-api")
+//!     .require_type("at+jwt")
+//!     .build()?;
+//! let layer = RevocationLayer::new(verifier, InMemoryStore::new());
+//! # Ok(()) }
+//! ```
+//!
+//! One concept per file: the key source and its background task in `source.rs`, when
+//! fetches happen in `schedule.rs`, the settings in `builder.rs`, one HTTP fetch in
+//! `fetch.rs`, a JWK Set's keys in `document.rs`, health and logging in `health.rs`,
+//! discovery in `discovery.rs`.
+
+mod builder;
+mod discovery;
+mod document;
+mod error;
+mod fetch;
+mod health;
+mod schedule;
+mod source;
+
+pub use self::builder::{
+    DEFAULT_MAX_REFRESH_INTERVAL, DEFAULT_MIN_REFRESH_INTERVAL, DEFAULT_REFRESH_INTERVAL,
+    DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX, DEFAULT_TIMEOUT, DEFAULT_UNKNOWN_KID_INTERVAL, JwksBuilder,
+    StartMode,
+};
+pub use self::discovery::{OidcIssuer, OidcIssuerBuilder, ProviderMetadata};
+pub use self::error::JwksError;
+pub use self::health::JwksHealth;
+pub use self::source::Jwks;
