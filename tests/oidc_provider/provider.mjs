@@ -39,6 +39,12 @@ const provider = new Provider(issuer, {
     backchannel_logout_session_required: false,
   }],
   scopes: ['api'],
+  // The provider refuses to call special-use addresses (an SSRF guard); the API under
+  // test is on loopback, so outgoing requests here go without that dispatcher.
+  fetch: (url, options) => {
+    const { dispatcher, ...rest } = options;
+    return globalThis.fetch(url, rest);
+  },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
@@ -67,7 +73,7 @@ const server = http.createServer(async (req, res) => {
       await client.backchannelLogout(url.searchParams.get('sub'), url.searchParams.get('sid') ?? undefined);
       res.writeHead(204).end();
     } catch (error) {
-      res.writeHead(502, { 'content-type': 'text/plain' }).end(String(error));
+      res.writeHead(502, { 'content-type': 'text/plain' }).end(`${error}${error.cause ? `: ${error.cause}` : ''}`);
     }
     return;
   }
