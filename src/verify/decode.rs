@@ -49,7 +49,20 @@ impl JwtVerifier {
             return Err(VerifyError::WrongType.into());
         }
         let payload = b64(payload)?;
-        let ring = self.ring_for(&payload);
+        // With keys per issuer, the claims are read before the signature is checked (only
+        // `iss` is used then, to pick the keys; nothing is trusted before the check), so
+        // that the payload is parsed once either way.
+        let (early, ring) = if inner.issuer_keys.is_empty() {
+            (None, &inner.keys)
+        } else {
+            let claims = parse_claims(&payload)?;
+            let ring = claims
+                .iss
+                .as_deref()
+                .and_then(|iss| inner.issuer_keys.get(iss))
+                .unwrap_or(&inner.keys);
+            (Some(claims), ring)
+        };
         ring.with_keys(|keys| {
             let key = keys
                 .ok_or(VerifyError::KeysUnavailable)?
@@ -67,32 +80,10 @@ impl JwtVerifier {
                 .map_err(|_| VerifyError::BadSignature)
         })?;
 
-        if !is_object(&payload) {
-            // RFC 7519 §7.2: the claims set is a JSON object.
-            return Err(VerifyError::Malformed.into());
-        }
-        let claims: Payload<'_> = serde_json::from_slice(&payload).map_err(|error| {
-            // Name the claim when serde can tell which one is off.
-            let message = error.to_string();
-            let claim = [
-                "exp",
-                "nbf",
-                "iat",
-                "iss",
-                "aud",
-                "sub",
-                "jti",
-                "sid",
-                "session_state",
-            ]
-            .into_iter()
-            .find(|claim| message.contains(&format!("`{claim}`")));
-            match claim {
-                Some(claim) if message.starts_with("missing field") => VerifyError::MissingClaim(claim),
-                Some(claim) => VerifyError::InvalidClaim(claim),
-                None => VerifyError::Malformed,
-            }
-        })?;
+        let claims = match early {
+            Some(claims) => claims,
+            None => parse_claims(&payload)?,
+        };
         let sid = match inner.session_claim {
             SessionClaim::Sid => claims.sid,
             SessionClaim::SessionState => claims.session_state,
@@ -203,6 +194,36 @@ impl JwtVerifier {
         }
         Ok(())
     }
+}
+
+/// Reads the claims verification needs, naming the claim when serde can tell which one
+/// is off.
+fn parse_claims(payload: &[u8]) -> Result<Payload<'_>, VerifyError> {
+    if !is_object(payload) {
+        // RFC 7519 §7.2: the claims set is a JSON object.
+        return Err(VerifyError::Malformed);
+    }
+    serde_json::from_slice(payload).map_err(|error| {
+        let message = error.to_string();
+        let claim = [
+            "exp",
+            "nbf",
+            "iat",
+            "iss",
+            "aud",
+            "sub",
+            "jti",
+            "sid",
+            "session_state",
+        ]
+        .into_iter()
+        .find(|claim| message.contains(&format!("`{claim}`")));
+        match claim {
+            Some(claim) if message.starts_with("missing field") => VerifyError::MissingClaim(claim),
+            Some(claim) => VerifyError::InvalidClaim(claim),
+            None => VerifyError::Malformed,
+        }
+    })
 }
 
 /// Whether a JSON text is an object (its first non-blank byte is `{`); the parser then
