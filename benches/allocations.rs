@@ -86,7 +86,10 @@ fn main() {
     runtime.block_on(async {
         for n in 0..10_000u32 {
             let key = RevocationKey::token(Some("bench"), &n.to_string());
-            memory.revoke_token(&key, Duration::from_secs(600)).await.expect("revoke");
+            memory
+                .revoke_token(&key, Duration::from_secs(600))
+                .await
+                .expect("revoke");
         }
     });
     let memory_check = per_call(|| {
@@ -103,20 +106,26 @@ fn main() {
         .expect("verifier");
     let now = jsonwebtoken::get_current_timestamp();
     let claims = serde_json::json!({ "sub": "alice", "jti": "j", "iat": now, "exp": now + 600 });
-    let token = jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(secret)).expect("sign");
+    let token =
+        jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(secret)).expect("sign");
     let bearer = format!("Bearer {token}");
     let layer = RevocationLayer::new(verifier, memory.clone());
     let mut service = layer.layer(tower::service_fn(|_: Request<()>| async {
         Ok::<_, Infallible>(Response::new(()))
     }));
     let request_cost = per_call(|| {
-        let request = Request::get("/").header("authorization", &bearer).body(()).expect("request");
+        let request = Request::get("/")
+            .header("authorization", &bearer)
+            .body(())
+            .expect("request");
         let response = runtime
             .block_on(async { service.ready().await.expect("ready").call(request).await })
             .expect("response");
         assert_eq!(response.status(), 200);
     });
-    println!("| request through the layer, in-memory store (verify, extensions, response) | {request_cost} |");
+    println!(
+        "| request through the layer, in-memory store (verify, extensions, response) | {request_cost} |"
+    );
 
     let Some(server) = support::RedisServer::start() else {
         eprintln!("allocations: no Redis, so the redis and mirror rows are skipped");

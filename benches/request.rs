@@ -15,6 +15,11 @@
 //! The Redis and mirror paths need a `redis-server` (started privately, see
 //! tests/support) or `REDIS_URL`; without one they are skipped, saying why.
 //!
+//! With the `metrics` feature, `metrics/HS256/{no_recorder, prometheus}`: the layer on
+//! the in-memory store before and after a Prometheus recorder is installed (the
+//! metrics' cost with an exporter; `request/HS256/layer_memory` built with and without
+//! the feature shows their cost without one).
+//!
 //! With the `jwks` feature, two more groups:
 //! - `jwks/{alg}/{keys}` (RS256, ES256): the layer on the in-memory store with a
 //!   token naming a `kid`, its key configured by hand (`hand_configured`) or fetched
@@ -243,6 +248,9 @@ fn main() {
         bench_jwks(&mut criterion, &runtime);
         bench_issuer_selection(&mut criterion);
     }
+    // Last: it installs the process-wide recorder, which every later request pays.
+    #[cfg(feature = "metrics")]
+    bench_metrics(&mut criterion, &runtime);
     criterion.final_summary();
     drop(stores);
     drop(server);
@@ -341,5 +349,31 @@ fn bench_issuer_selection(criterion: &mut Criterion) {
         );
         group.bench_function(id, |b| b.iter(|| black_box(verifier.verify(black_box(&token)))));
     }
+    group.finish();
+}
+
+/// The layer on the in-memory store without a recorder, then with Prometheus's.
+#[cfg(feature = "metrics")]
+fn bench_metrics(criterion: &mut Criterion, runtime: &tokio::runtime::Runtime) {
+    let alg = Alg::Hs256;
+    let bearer = HeaderValue::try_from(format!("Bearer {}", alg.token())).unwrap();
+    let mut group = criterion.benchmark_group(format!("metrics/{}", alg.name()));
+    bench_service(
+        &mut group,
+        runtime,
+        "no_recorder",
+        &bearer,
+        layered(alg, InMemoryStore::new()),
+    );
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("the first recorder of this process");
+    bench_service(
+        &mut group,
+        runtime,
+        "prometheus",
+        &bearer,
+        layered(alg, InMemoryStore::new()),
+    );
     group.finish();
 }
