@@ -138,7 +138,10 @@ fn main() {
     });
     println!("| check, Redis store (`lookup`: command, future, reply) | {redis_check} |");
 
-    let mirror = MirrorStore::start(redis.clone());
+    let mirror = {
+        let _runtime = runtime.enter();
+        MirrorStore::start(redis.clone())
+    };
     runtime
         .block_on(mirror.wait_until_synced(Duration::from_secs(10)))
         .expect("mirror in sync");
