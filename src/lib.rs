@@ -84,6 +84,7 @@
 //! | `axum`        | yes     | extractors, `IntoResponse` for errors, axum-native rejections |
 //! | `endpoints`   | yes     | back-channel logout receiver, RFC 7009 revocation endpoint |
 //! | `jwks`        | yes     | keys from a JWKS URL or OpenID Connect discovery (reqwest, rustls) |
+//! | `metrics`     | yes     | counters and histograms through the `metrics` facade (names in the README) |
 //! | `tonic`       | no      | `tonic::RequestExt`, rejections as `tonic::Status`       |
 //!
 //! The README documents the Redis key schema for services in other languages.

@@ -252,7 +252,7 @@ impl Revoker {
     }
 
     async fn revoke_session_key(&self, key: &RevocationKey) -> Result<Revocation, RevokeError> {
-        let ttl = self.verifier.watermark_ttl();
+        let ttl = self.verifier.session_ttl();
         self.bounded("session", self.store.revoke_session(key, ttl))
             .await?;
         tracing::debug!(session = %key, ?ttl, "revoked a session");

@@ -124,12 +124,17 @@ fn jwks_keys_without_alg_are_used_only_when_their_type_decides() {
           "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" },
         // A key type nobody here knows does not spoil the others.
         { "kty": "quantum", "kid": "future" },
+        // An encryption key without `kid` does not make the signing key ambiguous
+        // (the signing key below has none either).
+        { "kty": "EC", "crv": "P-256", "use": "enc", "alg": "ES256",
+          "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" },
+        { "kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" },
         // ES256 on P-384 could never verify anything.
         { "kty": "EC", "crv": "P-384", "kid": "mismatch", "alg": "ES256",
           "x": "iA7lWQLzVrKGEFjfGMfMHfTEZ2KnLiKU7JuNT3E7ygsfE7ygsfE7ygsfE7ygsfE7", "y": "iA7lWQLzVrKGEFjfGMfMHfTEZ2KnLiKU7JuNT3E7ygsfE7ygsfE7ygsfE7ygsfE7" },
     ]});
     let (set, skipped) = KeySet::from_jwks(document.to_string().as_bytes()).unwrap();
-    assert_eq!(set.len(), 1);
+    assert_eq!(set.len(), 2, "the EC key by kid, the Ed25519 key as the default");
     assert!(set.contains_kid("ec"));
     let reasons: Vec<(Option<&str>, &KeyError)> = skipped
         .iter()
@@ -148,7 +153,11 @@ fn jwks_keys_without_alg_are_used_only_when_their_type_decides() {
         "{reasons:?}"
     );
     assert!(
-        matches!(reasons[3], (Some("mismatch"), KeyError::AlgorithmMismatch { .. })),
+        matches!(reasons[3], (None, KeyError::NotForSignatures)),
+        "{reasons:?}"
+    );
+    assert!(
+        matches!(reasons[4], (Some("mismatch"), KeyError::AlgorithmMismatch { .. })),
         "{reasons:?}"
     );
     assert!(matches!(

@@ -17,7 +17,7 @@ use super::{AuthorizeLayer, ClaimsCheck, Denied};
 use crate::token::VerifiedToken;
 
 /// Requires the token to grant `scope` (one scope; call `.layer` twice, or write a
-/// closure, for several).
+/// closure, for several). An empty `scope` is granted to no token.
 pub fn require_scope(scope: impl Into<String>) -> AuthorizeLayer<RequireScope> {
     AuthorizeLayer::new(RequireScope { scope: scope.into() })
 }
@@ -110,12 +110,13 @@ impl ClaimsCheck for RequireScope {
             #[serde(default)]
             scp: Option<OneOrMany>,
         }
-        let granted = token.claims::<Scopes>().is_ok_and(|claims| {
-            [claims.scope, claims.scp]
-                .iter()
-                .flatten()
-                .any(|scopes| scopes.contains_word(&self.scope))
-        });
+        let granted = !self.scope.is_empty()
+            && token.claims::<Scopes>().is_ok_and(|claims| {
+                [claims.scope, claims.scp]
+                    .iter()
+                    .flatten()
+                    .any(|scopes| scopes.contains_word(&self.scope))
+            });
         if granted {
             Ok(())
         } else {

@@ -197,7 +197,7 @@ pub struct StoreHealth {
     /// A mirror: milliseconds since it last heard from Redis.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lag_ms: Option<u64>,
-    /// Live entries held locally (memory, mirror).
+    /// Entries held locally (memory, mirror), expired ones not yet reclaimed included.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entries: Option<usize>,
     /// Why it is not ready, when it is not.

@@ -49,8 +49,12 @@ impl JwtVerifierBuilder {
 
     /// Accepts tokens from `issuer`, verified with that issuer's own keys (one tenant
     /// of several, each with its own JWKS, say). The token's `iss` picks the ring
-    /// before any signature work; tokens of other issuers use the verifier's own keys
-    /// ([`key`](Self::key) or [`key_ring`](Self::key_ring)), if any.
+    /// before any signature work.
+    ///
+    /// Like [`issuer`](Self::issuer), this adds `issuer` to the accepted issuers, so
+    /// `iss` is checked from then on: tokens of another issuer are accepted only if it
+    /// is listed with [`issuer`](Self::issuer) too, and they are verified with the
+    /// verifier's own keys ([`key`](Self::key) or [`key_ring`](Self::key_ring)).
     pub fn issuer_keys(mut self, issuer: impl Into<String>, ring: KeyRing) -> Self {
         let issuer = issuer.into();
         self.issuers.push(issuer.clone());

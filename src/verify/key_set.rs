@@ -57,19 +57,27 @@ impl KeySet {
         let document: Document = serde_json::from_slice(document).map_err(KeyError::NotAJwkSet)?;
         let mut set = Self::default();
         let mut skipped = Vec::new();
-        let without_kid = document
+        // Keys are judged first: an unusable key without `kid` (an encryption key, say)
+        // must not make a usable one ambiguous.
+        let judged: Vec<(Option<String>, Result<VerificationKey, KeyError>)> = document
             .keys
+            .into_iter()
+            .map(|value| {
+                let kid = value.get("kid").and_then(|kid| kid.as_str()).map(str::to_owned);
+                let usable = match serde_json::from_value::<Jwk>(value) {
+                    Ok(jwk) => VerificationKey::from_jwk(&jwk),
+                    Err(error) => Err(KeyError::NotAJwk(error.to_string())),
+                };
+                (kid, usable)
+            })
+            .collect();
+        let usable_without_kid = judged
             .iter()
-            .filter(|key| key.get("kid").and_then(|kid| kid.as_str()).is_none())
+            .filter(|(_, usable)| usable.as_ref().is_ok_and(|key| key.kid.is_none()))
             .count();
-        for value in document.keys {
-            let kid = value.get("kid").and_then(|kid| kid.as_str()).map(str::to_owned);
-            let usable = match serde_json::from_value::<Jwk>(value) {
-                Ok(jwk) => VerificationKey::from_jwk(&jwk),
-                Err(error) => Err(KeyError::NotAJwk(error.to_string())),
-            };
+        for (kid, usable) in judged {
             let outcome = usable.and_then(|key| {
-                if kid.is_none() && without_kid > 1 {
+                if key.kid.is_none() && usable_without_kid > 1 {
                     return Err(KeyError::AmbiguousDefaultKey);
                 }
                 set.insert(key)

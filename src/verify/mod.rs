@@ -184,11 +184,23 @@ impl JwtVerifier {
     /// until `exp + leeway + 1`.
     pub(crate) fn revocation_ttl(&self, exp: u64, now: SystemTime) -> Option<Duration> {
         let last_accepted = exp.saturating_add(self.inner.leeway_secs).saturating_add(1);
-        let until = UNIX_EPOCH + Duration::from_secs(last_accepted);
+        // An `exp` beyond what the clock type holds: kept as long as a store can keep
+        // anything, rather than overflowing.
+        let Some(until) = UNIX_EPOCH.checked_add(Duration::from_secs(last_accepted)) else {
+            return Some(Duration::from_secs(u64::from(u32::MAX)));
+        };
         let remaining = until.duration_since(now).ok().filter(|d| !d.is_zero())?;
         // Rounded up to whole seconds: stores keep TTLs in seconds, never shorter.
         let secs = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
         Some(Duration::from_secs(secs))
+    }
+
+    /// How long a session revocation must last: a watermark's time plus one leeway,
+    /// since a token of the session may come from an issuer whose clock runs up to the
+    /// leeway ahead (its `iat`, and so its `exp`, that much later than our clock says).
+    pub(crate) fn session_ttl(&self) -> Duration {
+        self.watermark_ttl()
+            .saturating_add(Duration::from_secs(self.inner.leeway_secs))
     }
 
     /// How long a subject, session or global revocation must last: every token it

@@ -3,7 +3,7 @@
 
 mod table;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,9 @@ struct Shared {
     /// check reads it without a lock. Zero: none.
     global: AtomicU64,
     sweep_interval: Duration,
-    sweeper_started: AtomicBool,
+    /// The background ticker and sweeper, restarted by a write when the runtime it
+    /// ran on is gone.
+    sweeper: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Default for InMemoryStore {
@@ -71,7 +73,7 @@ impl InMemoryStore {
                 table: Table::new(Instant::now()),
                 global: AtomicU64::new(0),
                 sweep_interval: interval.max(Duration::from_millis(1)),
-                sweeper_started: AtomicBool::new(false),
+                sweeper: parking_lot::Mutex::new(None),
             }),
         }
     }
@@ -130,7 +132,14 @@ impl InMemoryStore {
     /// Answers a query without awaiting anything, on the store's own clock (see
     /// `Table::clock`): no system clock read per check.
     pub(crate) fn lookup_now(&self, query: &RevocationQuery) -> Lookup {
-        self.lookup_ticks(query, self.shared.table.clock())
+        let found = self.lookup_ticks(query, self.shared.table.clock());
+        if found == Lookup::default() {
+            return found;
+        }
+        // The store's clock may lag (its ticker stopped with a runtime, say): what it
+        // finds is confirmed against the system clock, so a lagging clock never keeps
+        // an expired revocation alive. Only hits pay for it.
+        self.lookup_ticks(query, self.shared.table.tick(Instant::now()))
     }
 
     /// Answers a query as of `now` (a mirror's clock).
@@ -176,8 +185,7 @@ impl InMemoryStore {
     pub(crate) fn replace_with(&self, other: InMemoryStore) {
         let table = &self.shared.table;
         table.tick(Instant::now());
-        table.clear();
-        table.absorb(&other.shared.table, Instant::now());
+        table.replace_from(&other.shared.table, Instant::now());
         // The global watermark's expiry counts from `other`'s epoch: re-count it.
         let (issued_until, expires) = unpack(other.shared.global.load(Ordering::Acquire));
         let global = if expires == 0 {
@@ -220,17 +228,17 @@ impl InMemoryStore {
     }
 
     fn start_sweeper(&self) {
-        if self.shared.sweeper_started.swap(true, Ordering::Relaxed) {
+        let mut sweeper = self.shared.sweeper.lock();
+        if sweeper.as_ref().is_some_and(|task| !task.is_finished()) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // Outside a runtime: try again on the next write.
-            self.shared.sweeper_started.store(false, Ordering::Relaxed);
             return;
         };
         let weak: Weak<Shared> = Arc::downgrade(&self.shared);
         let interval = self.shared.sweep_interval;
-        runtime.spawn(async move {
+        *sweeper = Some(runtime.spawn(async move {
             let mut last_sweep = Instant::now();
             loop {
                 // Keeps the checks' clock within a tick period of the system clock.
@@ -243,7 +251,7 @@ impl InMemoryStore {
                     last_sweep = now;
                 }
             }
-        });
+        }));
     }
 }
 
@@ -414,6 +422,34 @@ mod tests {
             issued_at: Some(1),
         };
         assert_eq!(store.lookup_now(&query).global_watermark, Some(500));
+    }
+
+    #[test]
+    fn an_expired_revocation_is_not_kept_alive_by_a_stopped_clock() {
+        let store = InMemoryStore::new();
+        let key = key(7);
+        // The first write starts the ticker on a runtime that then goes away.
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        first
+            .block_on(store.revoke_token(&key, Duration::from_millis(100)))
+            .unwrap();
+        drop(first);
+        let query = RevocationQuery {
+            token: key,
+            subject: None,
+            session: None,
+            issued_at: None,
+        };
+        assert!(store.lookup_now(&query).token_revoked);
+        std::thread::sleep(Duration::from_millis(300));
+        // No write and no ticker since: the store's own clock still says "then".
+        assert!(
+            !store.lookup_now(&query).token_revoked,
+            "expired, yet still refused"
+        );
     }
 
     #[tokio::test]

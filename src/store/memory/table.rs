@@ -168,10 +168,12 @@ impl Table {
         until.checked_duration_since(now).filter(|left| !left.is_zero())
     }
 
-    /// Moves every live entry of `other` in, its expiries re-counted from this epoch
-    /// (rounded up, so none ends sooner). Entries already here stay.
+    /// Replaces every shard's entries with `other`'s live ones, their expiries
+    /// re-counted from this epoch (rounded up, so none ends sooner). Each shard is
+    /// swapped whole under its write lock: a concurrent check sees the old entries or
+    /// the new, never an empty shard.
     #[cfg(feature = "redis")]
-    pub(super) fn absorb(&self, other: &Table, now: Instant) {
+    pub(super) fn replace_from(&self, other: &Table, now: Instant) {
         let now_ticks = other.now_ticks(now);
         let shift = |expires: u32| {
             if expires == NEVER {
@@ -181,33 +183,20 @@ impl Table {
             self.expiry(at, Duration::ZERO)
         };
         for index in 0..self.shards.len() {
-            let theirs = std::mem::take(&mut *other.write(index));
+            let mut theirs = std::mem::take(&mut *other.write(index));
+            theirs.markers.retain(|_, expires| *expires > now_ticks);
+            theirs
+                .markers
+                .values_mut()
+                .for_each(|expires| *expires = shift(*expires));
+            theirs.subjects.retain(|_, mark| mark.expires > now_ticks);
+            theirs
+                .subjects
+                .values_mut()
+                .for_each(|mark| mark.expires = shift(mark.expires));
             let mut ours = self.write(index);
-            for (key, expires) in theirs.markers.into_iter().filter(|(_, e)| *e > now_ticks) {
-                let expires = shift(expires);
-                let entry = ours.markers.entry(key).or_insert(expires);
-                *entry = (*entry).max(expires);
-            }
-            for (key, mark) in theirs.subjects.into_iter().filter(|(_, m)| m.expires > now_ticks) {
-                let shifted = Mark {
-                    issued_until: mark.issued_until,
-                    expires: shift(mark.expires),
-                };
-                let entry = ours.subjects.entry(key).or_insert(shifted);
-                entry.issued_until = entry.issued_until.max(shifted.issued_until);
-                entry.expires = entry.expires.max(shifted.expires);
-            }
+            *ours = theirs;
             self.count_subjects(index, &ours);
-        }
-    }
-
-    /// Drops every entry of every shard.
-    #[cfg(feature = "redis")]
-    pub(super) fn clear(&self) {
-        for index in 0..self.shards.len() {
-            let mut shard = self.write(index);
-            *shard = Shard::default();
-            self.count_subjects(index, &shard);
         }
     }
 }
