@@ -161,6 +161,31 @@ async fn a_rotated_key_is_accepted_on_first_sight_and_a_removed_one_refused() {
     assert_eq!(jwks.health().key_count, 1);
 }
 
+// The first-sight path verifies inside the check (after the fetch): the handler must
+// still see the token, and revoking it must still hold.
+#[tokio::test]
+async fn a_token_accepted_after_a_first_sight_fetch_reaches_the_handler_and_can_be_revoked() {
+    let (old, new) = (TestKey::rsa(), TestKey::ec());
+    let provider = Provider::start().await;
+    provider.serve(JWKS, &jwk_set(&[old.jwk("old")]));
+    let jwks = builder(&provider).build().await.unwrap();
+    let layer = layer(jwks.key_ring());
+    provider.serve(JWKS, &jwk_set(&[old.jwk("old"), new.jwk("new")]));
+
+    let token = new.token("new");
+    let response = send(layer.layer(echo()), bearer(&token)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_ne!(
+        response.body(),
+        common::ANONYMOUS,
+        "the handler saw no verified token"
+    );
+    assert_eq!(provider.hits(JWKS), 2, "one fetch for the unknown kid");
+
+    layer.revoker().revoke_token(&token).await.unwrap();
+    assert_eq!(status(&layer, &token).await, StatusCode::UNAUTHORIZED);
+}
+
 /// Sends `count` tokens naming random `kid`s at once; every one is refused.
 async fn flood(layer: &RevocationLayer, key: &TestKey, count: usize) {
     let mut requests = JoinSet::new();
