@@ -111,6 +111,7 @@ mod service;
 pub mod store;
 mod telemetry;
 mod token;
+mod unverified;
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod tonic;
@@ -128,6 +129,7 @@ pub use crate::reject::{DefaultRejection, OnRejection, Rejection};
 pub use crate::revoke::{DEFAULT_REVOKE_TIMEOUT, Revocation, RevokeError, Revoker};
 pub use crate::service::RevocationService;
 pub use crate::token::{RegisteredClaims, VerifiedToken};
+pub use crate::unverified::UnverifiedToken;
 pub use crate::verify::{
     DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, DEFAULT_MAX_TOKEN_LIFETIME, JwtVerifier, JwtVerifierBuilder,
     KeyError, KeyRing, KeySet, SessionClaim, SkippedKey, VerificationKey, VerifyError,
