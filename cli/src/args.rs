@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use tower_jwt_revoke::store::DEFAULT_PREFIX;
 
 const EXAMPLES: &str = "\
@@ -49,7 +49,7 @@ pub struct Global {
     #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true, value_name = "URL")]
     pub redis_url: Option<String>,
     /// Key prefix the services use
-    #[arg(long, env = "TOWER_JWT_REVOKE_PREFIX", default_value = DEFAULT_PREFIX, global = true)]
+    #[arg(long, env = "TOWER_JWT_REVOKE_PREFIX", hide_env_values = true, default_value = DEFAULT_PREFIX, global = true)]
     pub prefix: String,
     /// Print JSON for scripts instead of text
     #[arg(long, global = true)]
@@ -99,8 +99,8 @@ pub struct RevokeToken {
     /// The token (`-`: read it from standard input)
     #[arg(value_name = "JWT")]
     pub token: String,
-    /// Record it by its claims without checking the signature
-    #[arg(long, conflicts_with_all = ["hs256_secret", "public_key"])]
+    /// Record it by its claims without checking the signature (keys are then ignored)
+    #[arg(long)]
     pub no_verify: bool,
     #[command(flatten)]
     pub keys: KeyArgs,
@@ -144,7 +144,7 @@ pub struct RevokeAll {
 #[group(required = true, multiple = false)]
 pub struct IssuerChoice {
     /// The issuer (`iss`) of the user's tokens; subjects and sessions are per issuer
-    #[arg(long, env = "JWT_ISSUER", value_name = "ISS")]
+    #[arg(long, env = "JWT_ISSUER", hide_env_values = true, value_name = "ISS")]
     pub issuer: Option<String>,
     /// The tokens carry no `iss` claim
     #[arg(long)]
@@ -161,11 +161,11 @@ impl IssuerChoice {
 #[derive(Debug, Args)]
 pub struct Lifetime {
     /// Clock-skew leeway on `exp`/`nbf` in seconds, as the services verify
-    #[arg(long, env = "JWT_LEEWAY", default_value_t = tower_jwt_revoke::DEFAULT_LEEWAY_SECS, value_name = "SECS")]
+    #[arg(long, env = "JWT_LEEWAY", hide_env_values = true, default_value_t = tower_jwt_revoke::DEFAULT_LEEWAY_SECS, value_name = "SECS")]
     pub leeway: u64,
     /// Longest token lifetime the services accept (user, session and `all` records
     /// last this long, plus leeway)
-    #[arg(long, env = "JWT_MAX_LIFETIME", default_value = "24h", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "JWT_MAX_LIFETIME", hide_env_values = true, default_value = "24h", value_parser = parse_duration, value_name = "DURATION")]
     pub max_lifetime: Duration,
 }
 
@@ -182,7 +182,7 @@ pub struct KeyArgs {
     #[arg(long, value_parser = PUBLIC_KEY_ALGORITHMS, requires = "public_key")]
     pub alg: Option<String>,
     /// Accepted issuer (`iss`), checked when verifying
-    #[arg(long, env = "JWT_ISSUER", value_name = "ISS")]
+    #[arg(long, env = "JWT_ISSUER", hide_env_values = true, value_name = "ISS")]
     pub issuer: Option<String>,
     /// Accepted audience (`aud`); repeat for several
     #[arg(long, value_name = "AUD")]
@@ -227,7 +227,7 @@ pub enum Unrevoke {
 }
 
 #[derive(Debug, Args)]
-#[group(id = "which", required = true, multiple = false, args = ["token", "hash"])]
+#[command(group = ArgGroup::new("which").required(true).args(["token", "hash"]))]
 pub struct UnrevokeToken {
     /// The token (`-`: read it from standard input)
     #[arg(value_name = "JWT")]
@@ -238,19 +238,19 @@ pub struct UnrevokeToken {
 }
 
 #[derive(Debug, Args)]
-#[group(id = "which", required = true, multiple = false, args = ["session", "hash"])]
+#[command(group = ArgGroup::new("which").required(true).args(["session", "hash"]))]
 pub struct UnrevokeSession {
     /// The session's `sid` claim (with --issuer or --no-issuer)
-    #[arg(value_name = "SID", requires = "issuer_given")]
+    #[arg(value_name = "SID")]
     pub session: Option<String>,
     /// The issuer (`iss`) of the session's tokens
-    #[arg(long, env = "JWT_ISSUER", value_name = "ISS", group = "issuer_given")]
+    #[arg(long, env = "JWT_ISSUER", hide_env_values = true, value_name = "ISS")]
     pub issuer: Option<String>,
     /// The session's tokens carry no `iss` claim
-    #[arg(long, group = "issuer_given", conflicts_with = "issuer")]
+    #[arg(long, conflicts_with = "issuer")]
     pub no_issuer: bool,
     /// The session's hashed key, as `list` shows it
-    #[arg(long, value_name = "HEX")]
+    #[arg(long, value_name = "HEX", conflicts_with_all = ["issuer", "no_issuer"])]
     pub hash: Option<String>,
 }
 

@@ -43,12 +43,17 @@ fn usage(error: &clap::Error) -> ExitCode {
         let _ = error.print();
         return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
     }
+    // The message and what it lists (the missing arguments), up to the first blank
+    // line; then the tips and usage clap adds are left to `--help`.
     let rendered = error.render().to_string();
-    let first = rendered
+    let message: Vec<&str> = rendered
         .lines()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
+        .map(str::trim)
+        .skip_while(|line| line.is_empty())
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let message = message.join(" ");
+    let first = message.strip_prefix("error: ").unwrap_or(&message);
     report(&Failure::usage(format!("{first} (see --help)")))
 }
 

@@ -67,7 +67,7 @@ async fn revoke_token(
     args: RevokeToken,
 ) -> Result<(&'static str, Option<RevocationKey>, Revocation), Failure> {
     let token = keys::token(&args.token)?;
-    let verify = keys::has_keys(&args.keys);
+    let verify = keys::has_keys(&args.keys) && !args.no_verify;
     if !verify && !args.no_verify {
         return Err(Failure::usage(
             "give a key to verify the token (--hs256-secret or JWT_HS256_SECRET, or --public-key \

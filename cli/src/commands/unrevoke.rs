@@ -35,7 +35,14 @@ pub async fn run(context: &mut Context, unrevoke: Unrevoke) -> Result<Exit, Fail
             (None, None) => return Err(Failure::usage("give the token, or --hash")),
         },
         Unrevoke::Session(args) => match (args.session, args.hash) {
-            (Some(sid), _) => ("session", RevocationKey::session(args.issuer.as_deref(), &sid), None),
+            (Some(sid), _) => {
+                if args.issuer.is_none() && !args.no_issuer {
+                    return Err(Failure::usage(
+                        "a session id needs its issuer: --issuer ISS, or --no-issuer (see --help)",
+                    ));
+                }
+                ("session", RevocationKey::session(args.issuer.as_deref(), &sid), None)
+            }
             (None, Some(hex)) => ("session", hash(&hex)?, None),
             (None, None) => return Err(Failure::usage("give the session id, or --hash")),
         },
