@@ -111,10 +111,10 @@ mod service;
 pub mod store;
 mod telemetry;
 mod token;
-mod unverified;
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod tonic;
+mod unverified;
 mod verify;
 
 #[cfg(feature = "axum")]

@@ -213,14 +213,27 @@ mod tests {
     #[test]
     fn malformed_tokens_are_refused_with_a_reason() {
         for bad in ["", "a.b", "not a jwt", "e30.e30.", "W10.e30.x"] {
-            assert_eq!(UnverifiedToken::parse(bad).unwrap_err(), VerifyError::Malformed, "{bad}");
+            assert_eq!(
+                UnverifiedToken::parse(bad).unwrap_err(),
+                VerifyError::Malformed,
+                "{bad}"
+            );
         }
         let no_exp = token(r#"{"alg":"HS256"}"#, r#"{"sub":"s"}"#);
-        assert_eq!(UnverifiedToken::parse(&no_exp).unwrap_err(), VerifyError::MissingClaim("exp"));
+        assert_eq!(
+            UnverifiedToken::parse(&no_exp).unwrap_err(),
+            VerifyError::MissingClaim("exp")
+        );
         let no_alg = token(r#"{"typ":"JWT"}"#, r#"{"exp":1}"#);
-        assert_eq!(UnverifiedToken::parse(&no_alg).unwrap_err(), VerifyError::Malformed);
+        assert_eq!(
+            UnverifiedToken::parse(&no_alg).unwrap_err(),
+            VerifyError::Malformed
+        );
         let bad_exp = token(r#"{"alg":"HS256"}"#, r#"{"exp":"soon"}"#);
-        assert_eq!(UnverifiedToken::parse(&bad_exp).unwrap_err(), VerifyError::InvalidClaim("exp"));
+        assert_eq!(
+            UnverifiedToken::parse(&bad_exp).unwrap_err(),
+            VerifyError::InvalidClaim("exp")
+        );
         assert_eq!(
             UnverifiedToken::parse(&"a".repeat(DEFAULT_MAX_TOKEN_LEN + 1)).unwrap_err(),
             VerifyError::TooLarge

@@ -46,7 +46,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Redis URL: redis://[:password@]host:port[/db], rediss://, redis+unix:///path
-    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        global = true,
+        value_name = "URL"
+    )]
     pub redis_url: Option<String>,
     /// Key prefix the services use
     #[arg(long, env = "TOWER_JWT_REVOKE_PREFIX", hide_env_values = true, default_value = DEFAULT_PREFIX, global = true)]
@@ -176,7 +182,12 @@ pub struct KeyArgs {
     #[arg(long, env = "JWT_HS256_SECRET", hide_env_values = true, value_name = "SECRET")]
     pub hs256_secret: Option<String>,
     /// Public key in PEM form (RSA, EC or Ed25519); needs --alg
-    #[arg(long, value_name = "PEM_FILE", requires = "alg", conflicts_with = "hs256_secret")]
+    #[arg(
+        long,
+        value_name = "PEM_FILE",
+        requires = "alg",
+        conflicts_with = "hs256_secret"
+    )]
     pub public_key: Option<PathBuf>,
     /// The public key's algorithm
     #[arg(long, value_parser = PUBLIC_KEY_ALGORITHMS, requires = "public_key")]
@@ -190,8 +201,9 @@ pub struct KeyArgs {
 }
 
 /// The algorithms `--alg` takes.
-pub const PUBLIC_KEY_ALGORITHMS: [&str; 9] =
-    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+pub const PUBLIC_KEY_ALGORITHMS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
 
 #[derive(Debug, Args)]
 pub struct Check {

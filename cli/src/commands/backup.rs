@@ -70,17 +70,25 @@ pub async fn import(context: &mut Context, import: Import) -> Result<Exit, Failu
     // restores nothing rather than part of it.
     let mut records = Vec::new();
     for (index, line) in reader.lines().enumerate() {
-        let line = line.map_err(|error| Failure::input(format!("cannot read line {}: {error}", index + 1)))?;
+        let line =
+            line.map_err(|error| Failure::input(format!("cannot read line {}: {error}", index + 1)))?;
         if line.trim().is_empty() {
             continue;
         }
-        let record: Record = serde_json::from_str(&line)
-            .map_err(|error| Failure::input(format!("line {}: not a revocation record: {error}", index + 1)))?;
+        let record: Record = serde_json::from_str(&line).map_err(|error| {
+            Failure::input(format!("line {}: not a revocation record: {error}", index + 1))
+        })?;
         if record.ttl_ms.is_none() && record.expires_ms.is_none() {
-            return Err(Failure::input(format!("line {}: a record without a TTL", index + 1)));
+            return Err(Failure::input(format!(
+                "line {}: a record without a TTL",
+                index + 1
+            )));
         }
         if record.kind != tower_jwt_revoke::store::RecordKind::All && record.hash.is_none() {
-            return Err(Failure::input(format!("line {}: a record without a hash", index + 1)));
+            return Err(Failure::input(format!(
+                "line {}: a record without a hash",
+                index + 1
+            )));
         }
         records.push(record);
     }

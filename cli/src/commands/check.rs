@@ -61,7 +61,10 @@ pub async fn run(context: &mut Context, check: Check) -> Result<Exit, Failure> {
     };
     let mut text = match by {
         Some("token") => format!("revoked: the token itself ({})", answer.token),
-        Some("session") => format!("revoked: its session ({})", answer.session.as_deref().unwrap_or("")),
+        Some("session") => format!(
+            "revoked: its session ({})",
+            answer.session.as_deref().unwrap_or("")
+        ),
         Some("subject") => format!(
             "revoked: every token of its subject issued until a moment ({})",
             answer.subject.as_deref().unwrap_or("")

@@ -32,7 +32,11 @@ pub async fn stats(context: &mut Context) -> Result<Exit, Failure> {
         None => "-".to_owned(),
     };
     let memory = match (stats.memory_bytes, stats.server_memory_bytes) {
-        (Some(ours), Some(server)) => format!("{} under the prefix, {} for the server", bytes(ours), bytes(server)),
+        (Some(ours), Some(server)) => format!(
+            "{} under the prefix, {} for the server",
+            bytes(ours),
+            bytes(server)
+        ),
         (Some(ours), None) => format!("{} under the prefix", bytes(ours)),
         (None, Some(server)) => format!("{} for the server (MEMORY USAGE refused)", bytes(server)),
         (None, None) => "unknown".to_owned(),
@@ -42,10 +46,21 @@ pub async fn stats(context: &mut Context) -> Result<Exit, Failure> {
         ("tokens", stats.tokens.to_string()),
         ("sessions", stats.sessions.to_string()),
         ("subjects", stats.subjects.to_string()),
-        ("all", if stats.all { "yes: a global watermark is live" } else { "no" }.to_owned()),
+        (
+            "all",
+            if stats.all {
+                "yes: a global watermark is live"
+            } else {
+                "no"
+            }
+            .to_owned(),
+        ),
         (
             "feed",
-            format!("last seq {}, {} events kept", stats.feed_last_seq, stats.feed_length),
+            format!(
+                "last seq {}, {} events kept",
+                stats.feed_last_seq, stats.feed_length
+            ),
         ),
         ("expires first", expiring(&stats.expires_first)),
         ("expires last", expiring(&stats.expires_last)),

@@ -32,13 +32,21 @@ pub async fn run(context: &mut Context, revoke: Revoke) -> Result<Exit, Failure>
             let revoker = revoker(context, &subject.lifetime)?;
             let issuer = subject.issuer.issuer();
             let hash = RevocationKey::subject(issuer, &subject.subject);
-            ("subject", Some(hash), revoker.revoke_subject_for(issuer, &subject.subject).await?)
+            (
+                "subject",
+                Some(hash),
+                revoker.revoke_subject_for(issuer, &subject.subject).await?,
+            )
         }
         Revoke::Session(session) => {
             let revoker = revoker(context, &session.lifetime)?;
             let issuer = session.issuer.issuer();
             let hash = RevocationKey::session(issuer, &session.session);
-            ("session", Some(hash), revoker.revoke_session_for(issuer, &session.session).await?)
+            (
+                "session",
+                Some(hash),
+                revoker.revoke_session_for(issuer, &session.session).await?,
+            )
         }
         Revoke::All(all) => ("all", None, revoker(context, &all.lifetime)?.revoke_all().await?),
     };

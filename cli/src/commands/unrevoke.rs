@@ -41,7 +41,11 @@ pub async fn run(context: &mut Context, unrevoke: Unrevoke) -> Result<Exit, Fail
                         "a session id needs its issuer: --issuer ISS, or --no-issuer (see --help)",
                     ));
                 }
-                ("session", RevocationKey::session(args.issuer.as_deref(), &sid), None)
+                (
+                    "session",
+                    RevocationKey::session(args.issuer.as_deref(), &sid),
+                    None,
+                )
             }
             (None, Some(hex)) => ("session", hash(&hex)?, None),
             (None, None) => return Err(Failure::usage("give the session id, or --hash")),
@@ -68,9 +72,7 @@ pub async fn run(context: &mut Context, unrevoke: Unrevoke) -> Result<Exit, Fail
         format!("no {scope_name} revocation under {hash}: nothing to lift")
     };
     if let Some(by) = still_refused_by {
-        text.push_str(&format!(
-            "; the token is still refused by a `{by}` revocation"
-        ));
+        text.push_str(&format!("; the token is still refused by a `{by}` revocation"));
     }
     context.out.answer(&answer, text)?;
     Ok(Exit::Ok)

@@ -115,11 +115,15 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_millis();
-        [("seq", "7".to_owned()), ("kind", kind.into()), ("hash", hash.to_string())]
-            .into_iter()
-            .chain([("value", value.into()), ("expires_ms", expires_ms.to_string())])
-            .flat_map(|(name, value)| [name.to_owned(), value])
-            .collect()
+        [
+            ("seq", "7".to_owned()),
+            ("kind", kind.into()),
+            ("hash", hash.to_string()),
+        ]
+        .into_iter()
+        .chain([("value", value.into()), ("expires_ms", expires_ms.to_string())])
+        .flat_map(|(name, value)| [name.to_owned(), value])
+        .collect()
     }
 
     fn query(token: RevocationKey, session: RevocationKey) -> RevocationQuery {
@@ -137,7 +141,10 @@ mod tests {
         let token = RevocationKey::token(Some("i"), "j");
         let session = RevocationKey::session(Some("i"), "s");
         for (kind, hash) in [("t", &token), ("x", &session)] {
-            Event::parse(&fields(kind, hash, "1")).unwrap().apply_to(&local).await;
+            Event::parse(&fields(kind, hash, "1"))
+                .unwrap()
+                .apply_to(&local)
+                .await;
         }
         let lookup = local.lookup_now(&query(token, session));
         assert!(lookup.token_revoked && lookup.session_revoked);
@@ -146,9 +153,15 @@ mod tests {
         assert!(del.deleted && del.kind == Kind::Token && del.seq == 7);
         del.apply_to(&local).await;
         let lookup = local.lookup_now(&query(token, session));
-        assert!(!lookup.token_revoked && lookup.session_revoked, "only the token is forgotten");
+        assert!(
+            !lookup.token_revoked && lookup.session_revoked,
+            "only the token is forgotten"
+        );
 
-        Event::parse(&fields("del", &session, "x")).unwrap().apply_to(&local).await;
+        Event::parse(&fields("del", &session, "x"))
+            .unwrap()
+            .apply_to(&local)
+            .await;
         assert!(!local.lookup_now(&query(token, session)).session_revoked);
     }
 

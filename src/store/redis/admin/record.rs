@@ -124,9 +124,9 @@ impl Record {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| {
+        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+    })
 }
 
 fn hash_out<S: Serializer>(hash: &Option<RevocationKey>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -154,10 +154,15 @@ mod tests {
         let hash = RevocationKey::token(None, "a");
         let record = Record::read(Kind::Token, hash, "1".into(), 5_000).unwrap();
         let line = serde_json::to_string(&record).unwrap();
-        assert!(line.starts_with(&format!(r#"{{"kind":"token","hash":"{hash}","value":"1","ttl_ms":5000,"#)));
+        assert!(line.starts_with(&format!(
+            r#"{{"kind":"token","hash":"{hash}","value":"1","ttl_ms":5000,"#
+        )));
         assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), record);
         let left = record.remaining().unwrap();
-        assert!(left <= Duration::from_secs(5) && left > Duration::from_secs(4), "{left:?}");
+        assert!(
+            left <= Duration::from_secs(5) && left > Duration::from_secs(4),
+            "{left:?}"
+        );
 
         let global = Record::read(Kind::Global, RevocationKey::ZERO, "17".into(), 1).unwrap();
         assert!(serde_json::to_string(&global).unwrap().contains(r#""hash":null"#));
@@ -170,7 +175,12 @@ mod tests {
             serde_json::from_str(r#"{"kind":"session","hash":null,"value":"1","ttl_ms":9,"expires_ms":1}"#)
                 .unwrap();
         assert_eq!(old.remaining(), None);
-        assert!(serde_json::from_str::<Record>(r#"{"kind":"token","hash":"xyz","value":"1","ttl_ms":1}"#).is_err());
-        assert!(serde_json::from_str::<Record>(r#"{"kind":"other","hash":null,"value":"1","ttl_ms":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<Record>(r#"{"kind":"token","hash":"xyz","value":"1","ttl_ms":1}"#)
+                .is_err()
+        );
+        assert!(
+            serde_json::from_str::<Record>(r#"{"kind":"other","hash":null,"value":"1","ttl_ms":1}"#).is_err()
+        );
     }
 }

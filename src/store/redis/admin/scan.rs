@@ -56,9 +56,11 @@ impl RedisStore {
         }
         let pipeline = &pipeline;
         let values: Vec<Value> = self
-            .run("Redis record read failed", Budget::Write, |mut connection| async move {
-                pipeline.query_async(&mut connection).await
-            })
+            .run(
+                "Redis record read failed",
+                Budget::Write,
+                |mut connection| async move { pipeline.query_async(&mut connection).await },
+            )
             .await?;
         let records = found
             .into_iter()
@@ -69,7 +71,10 @@ impl RedisStore {
                 Record::read(kind, hash, value?, pttl)
             })
             .collect();
-        Ok(Page { records, cursor: next })
+        Ok(Page {
+            records,
+            cursor: next,
+        })
     }
 
     /// The Redis key `record` lives under in this store.

@@ -50,7 +50,11 @@ impl RedisStore {
         let mut cursor = 0;
         loop {
             let page = self.scan_page(cursor, STEP).await?;
-            let keys: Vec<String> = page.records.iter().map(|record| self.record_key(record)).collect();
+            let keys: Vec<String> = page
+                .records
+                .iter()
+                .map(|record| self.record_key(record))
+                .collect();
             stats.memory_bytes = match stats.memory_bytes {
                 Some(sum) => self.memory_usage(&keys).await.map(|used| sum + used),
                 None => None,
@@ -63,10 +67,18 @@ impl RedisStore {
                     RecordKind::All => stats.all = true,
                 }
                 let ttl = record.ttl_ms.unwrap_or(u64::MAX);
-                if stats.expires_first.as_ref().is_none_or(|first| ttl < first.ttl_ms.unwrap_or(u64::MAX)) {
+                if stats
+                    .expires_first
+                    .as_ref()
+                    .is_none_or(|first| ttl < first.ttl_ms.unwrap_or(u64::MAX))
+                {
                     stats.expires_first = Some(record.clone());
                 }
-                if stats.expires_last.as_ref().is_none_or(|last| ttl > last.ttl_ms.unwrap_or(u64::MAX)) {
+                if stats
+                    .expires_last
+                    .as_ref()
+                    .is_none_or(|last| ttl > last.ttl_ms.unwrap_or(u64::MAX))
+                {
                     stats.expires_last = Some(record);
                 }
             }
@@ -83,9 +95,11 @@ impl RedisStore {
             .arg("memory");
         let feed = &feed;
         let (seq, length, info): (Option<u64>, u64, String) = self
-            .run("Redis feed position read failed", Budget::Write, |mut connection| async move {
-                feed.query_async(&mut connection).await
-            })
+            .run(
+                "Redis feed position read failed",
+                Budget::Write,
+                |mut connection| async move { feed.query_async(&mut connection).await },
+            )
             .await?;
         stats.feed_last_seq = seq.unwrap_or(0);
         stats.feed_length = length;
@@ -114,9 +128,11 @@ impl RedisStore {
         }
         let pipeline = &pipeline;
         let used: Vec<Value> = self
-            .run("Redis MEMORY USAGE failed", Budget::Write, |mut connection| async move {
-                pipeline.query_async(&mut connection).await
-            })
+            .run(
+                "Redis MEMORY USAGE failed",
+                Budget::Write,
+                |mut connection| async move { pipeline.query_async(&mut connection).await },
+            )
             .await
             .ok()?;
         Some(

@@ -48,9 +48,11 @@ impl RedisStore {
             .arg(hash.hex().as_str());
         let invocation = &invocation;
         let removed: i64 = self
-            .run("Redis revocation removal failed", Budget::Write, |mut connection| async move {
-                invocation.invoke_async(&mut connection).await
-            })
+            .run(
+                "Redis revocation removal failed",
+                Budget::Write,
+                |mut connection| async move { invocation.invoke_async(&mut connection).await },
+            )
             .await?;
         if removed > 0 {
             tracing::info!(kind = kind.code(), hash = %hash, "lifted a revocation");
@@ -102,9 +104,11 @@ impl RedisStore {
             .arg(self.global_key());
         let exists = &exists;
         let found: u64 = self
-            .run("Redis EXISTS failed", Budget::Write, |mut connection| async move {
-                exists.query_async(&mut connection).await
-            })
+            .run(
+                "Redis EXISTS failed",
+                Budget::Write,
+                |mut connection| async move { exists.query_async(&mut connection).await },
+            )
             .await?;
         if found > 0 {
             return Ok(true);
