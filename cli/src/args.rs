@@ -25,7 +25,8 @@ Examples:
 Exit codes:
   0  done (check: not revoked)      3  bad input (token, key, file, hash)
   1  check: the token is revoked    4  Redis unreachable or failing
-  2  usage error                    5  nothing ever recorded under --prefix";
+  2  usage error                    5  nothing ever recorded under --prefix
+                                       (revoke --new-prefix starts a blocklist)";
 
 /// Operate a tower-jwt-revoke blocklist in Redis: revoke tokens, users and sessions,
 /// check tokens, list, count, back up and restore revocations.
@@ -111,6 +112,8 @@ pub struct RevokeToken {
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
     pub lifetime: Lifetime,
 }
 
@@ -121,6 +124,8 @@ pub struct RevokeSubject {
     pub subject: String,
     #[command(flatten)]
     pub issuer: IssuerChoice,
+    #[command(flatten)]
+    pub target: Target,
     #[command(flatten)]
     pub lifetime: Lifetime,
 }
@@ -133,6 +138,8 @@ pub struct RevokeSession {
     #[command(flatten)]
     pub issuer: IssuerChoice,
     #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
     pub lifetime: Lifetime,
 }
 
@@ -142,7 +149,17 @@ pub struct RevokeAll {
     #[arg(long, required = true)]
     pub yes: bool,
     #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
     pub lifetime: Lifetime,
+}
+
+/// Whether the prefix may be a new one.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Write even though nothing was ever recorded under --prefix (a new blocklist)
+    #[arg(long)]
+    pub new_prefix: bool,
 }
 
 /// Whose subject or session: an issuer, or explicitly none.

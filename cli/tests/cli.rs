@@ -55,7 +55,10 @@ fn every_command_answers_in_json_with_exit_codes_that_mean_something() {
     cli.run(&["check", &alice]).assert_one_line_error(5);
 
     // revoke token, verified with the service's key (from the environment).
-    let ran = cli.run_with(&["--json", "revoke", "token", &alice], &key, None);
+    // Writes too: a revocation under a mistyped prefix would reach no service.
+    cli.run_with(&["revoke", "token", &alice], &key, None)
+        .assert_one_line_error(5);
+    let ran = cli.run_with(&["--json", "revoke", "token", &alice, "--new-prefix"], &key, None);
     assert_eq!(ran.code, 0, "{ran:?}");
     let revoked = ran.json();
     assert_eq!(revoked["scope"], "token");
@@ -181,7 +184,7 @@ fn revoke_token_without_a_key_goes_by_its_claims_only_when_asked() {
 
     // Read from standard input, recorded by its claims, for exp + leeway + 1 - now.
     let ran = cli.run_with(
-        &["--json", "revoke", "token", "--no-verify", "-"],
+        &["--json", "revoke", "token", "--no-verify", "--new-prefix", "-"],
         &[],
         Some(&format!("{leaked}\n")),
     );
@@ -227,7 +230,10 @@ fn revoke_token_without_a_key_goes_by_its_claims_only_when_asked() {
 fn bad_input_gets_one_line_and_a_non_zero_exit_code() {
     let server = redis_or_skip!();
     let cli = Cli::new(server.url(), &unique_prefix());
-    cli.json(&["revoke", "subject", "someone", "--no-issuer"], 0);
+    cli.json(
+        &["revoke", "subject", "someone", "--no-issuer", "--new-prefix"],
+        0,
+    );
 
     for malformed in ["not-a-jwt", "a.b.c", "e30.e30.", &"x".repeat(10_000)] {
         cli.run(&["check", malformed]).assert_one_line_error(3);

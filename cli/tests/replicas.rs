@@ -51,7 +51,7 @@ async fn cli_revocations_reach_a_redis_replica_and_a_mirror_and_unrevoke_lets_ba
 
     // A token revoked by the CLI: refused at once through Redis, and by the mirror
     // within its bound, answering from memory.
-    let ran = cli.run(&["revoke", "token", "--no-verify", &alice]);
+    let ran = cli.run(&["revoke", "token", "--no-verify", "--new-prefix", &alice]);
     assert_eq!(ran.code, 0, "{ran:?}");
     assert_eq!(direct.status(&alice).await, StatusCode::UNAUTHORIZED);
     mirrored
@@ -125,7 +125,7 @@ async fn export_then_import_into_an_empty_redis_restores_every_live_revocation()
     let into = Cli::new(target.url(), &unique_prefix());
 
     let alice = token("alice", "s-alice", 0);
-    from.json(&["revoke", "token", "--no-verify", &alice], 0);
+    from.json(&["revoke", "token", "--no-verify", "--new-prefix", &alice], 0);
     from.json(&["revoke", "subject", "bob", "--issuer", ISSUER], 0);
     from.json(&["revoke", "session", "s-carol", "--issuer", ISSUER], 0);
     from.json(&["revoke", "all", "--yes", "--max-lifetime", "2h"], 0);

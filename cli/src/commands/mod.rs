@@ -51,7 +51,8 @@ impl Context {
         Err(Failure::new(
             Exit::EmptyPrefix,
             format!(
-                "nothing was ever recorded under prefix `{}` on this Redis: is --prefix right?",
+                "nothing was ever recorded under prefix `{}` on this Redis: is --prefix right? \
+                 (revoke --new-prefix starts a blocklist there)",
                 self.store.prefix()
             ),
         ))

@@ -7,7 +7,7 @@ use serde::Serialize;
 use tower_jwt_revoke::{Revocation, RevocationKey, Revoker, UnverifiedToken};
 
 use super::Context;
-use crate::args::{Lifetime, Revoke, RevokeToken};
+use crate::args::{Lifetime, Revoke, RevokeToken, Target};
 use crate::error::{Exit, Failure};
 use crate::keys;
 use crate::output::human;
@@ -29,6 +29,7 @@ pub async fn run(context: &mut Context, revoke: Revoke) -> Result<Exit, Failure>
     let (scope, hash, revocation) = match revoke {
         Revoke::Token(token) => revoke_token(context, token).await?,
         Revoke::Subject(subject) => {
+            ensure_target(context, &subject.target).await?;
             let revoker = revoker(context, &subject.lifetime)?;
             let issuer = subject.issuer.issuer();
             let hash = RevocationKey::subject(issuer, &subject.subject);
@@ -39,6 +40,7 @@ pub async fn run(context: &mut Context, revoke: Revoke) -> Result<Exit, Failure>
             )
         }
         Revoke::Session(session) => {
+            ensure_target(context, &session.target).await?;
             let revoker = revoker(context, &session.lifetime)?;
             let issuer = session.issuer.issuer();
             let hash = RevocationKey::session(issuer, &session.session);
@@ -48,7 +50,10 @@ pub async fn run(context: &mut Context, revoke: Revoke) -> Result<Exit, Failure>
                 revoker.revoke_session_for(issuer, &session.session).await?,
             )
         }
-        Revoke::All(all) => ("all", None, revoker(context, &all.lifetime)?.revoke_all().await?),
+        Revoke::All(all) => {
+            ensure_target(context, &all.target).await?;
+            ("all", None, revoker(context, &all.lifetime)?.revoke_all().await?)
+        }
     };
     let ttl = match revocation {
         Revocation::Recorded { ttl } => Some(ttl),
@@ -86,6 +91,7 @@ async fn revoke_token(
     let revoker = Revoker::new(verifier, context.store.clone()).with_timeout(write_timeout());
     // The key the token is revoked under, whether verified or not.
     let unverified = UnverifiedToken::parse(&token).map_err(|error| Failure::invalid_token(&error))?;
+    ensure_target(context, &args.target).await?;
     let revocation = if verify {
         // Verified as the services verify it; a genuine but expired token is a no-op.
         revoker.revoke_token(&token).await?
@@ -93,6 +99,15 @@ async fn revoke_token(
         revoker.revoke_unverified(&unverified).await?
     };
     Ok(("token", Some(unverified.revocation_key()), revocation))
+}
+
+/// A mistyped prefix would record a revocation no service reads: refused unless the
+/// prefix is in use, or `--new-prefix` says it is meant to be new.
+async fn ensure_target(context: &Context, target: &Target) -> Result<(), Failure> {
+    if target.new_prefix {
+        return Ok(());
+    }
+    context.require_in_use().await
 }
 
 fn revoker(context: &Context, lifetime: &Lifetime) -> Result<Revoker, Failure> {
