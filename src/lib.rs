@@ -115,6 +115,7 @@ mod token;
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod tonic;
+mod unverified;
 mod verify;
 
 #[cfg(feature = "axum")]
@@ -129,6 +130,7 @@ pub use crate::reject::{DefaultRejection, OnRejection, Rejection};
 pub use crate::revoke::{DEFAULT_REVOKE_TIMEOUT, Revocation, RevokeError, Revoker};
 pub use crate::service::RevocationService;
 pub use crate::token::{RegisteredClaims, VerifiedToken};
+pub use crate::unverified::UnverifiedToken;
 pub use crate::verify::{
     DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, DEFAULT_MAX_TOKEN_LIFETIME, JwtVerifier, JwtVerifierBuilder,
     KeyError, KeyRing, KeySet, SessionClaim, SkippedKey, VerificationKey, VerifyError,

@@ -11,6 +11,8 @@ use crate::telemetry;
 use crate::token::VerifiedToken;
 use crate::verify::{JwtVerifier, VerifyError};
 
+mod unverified;
+
 /// Records revocations in a store, each kept exactly as long as it matters.
 ///
 /// - a token: until no verifier would accept it any more (`exp` + leeway), then

@@ -46,6 +46,8 @@ pub use self::redis::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_MAX_LEN, DEFAULT_PREFIX, RedisStore,
     RedisStoreBuilder,
 };
+#[cfg(feature = "redis")]
+pub use self::redis::{Page, Record, RecordKind, Stats};
 
 /// A boxed error from a store's backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,6 +1,8 @@
 //! [`InMemoryStore`]: revocations in this process's memory, 12 bytes each (see
 //! `table.rs` for the layout and what truncating keys costs).
 
+#[cfg(feature = "redis")]
+mod forget;
 mod table;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -43,6 +43,10 @@ pub(super) async fn apply(
 /// A feed entry as `XREAD` returns it: its id and its field/value list.
 pub(super) type FeedEntry = (String, Vec<String>);
 
+/// The `kind` of an event that removes a marker (an operator's `unrevoke`); its
+/// `value` is the kind of the marker removed, `t` or `x`.
+const DELETE: &str = "del";
+
 /// One change-feed event.
 pub(super) struct Event {
     pub(super) seq: u64,
@@ -50,6 +54,8 @@ pub(super) struct Event {
     pub(super) hash: RevocationKey,
     pub(super) value: String,
     pub(super) expires_ms: u64,
+    /// A `del` event: the marker of `kind` under `hash` was removed.
+    pub(super) deleted: bool,
 }
 
 impl Event {
@@ -60,7 +66,14 @@ impl Event {
                 .find(|pair| pair[0] == name)
                 .map(|pair| pair[1].as_str())
         };
-        let kind = Kind::from_code(field("kind")?)?;
+        let (kind, deleted) = match field("kind")? {
+            // Only markers are ever removed; anything else is malformed (a reload).
+            DELETE => match Kind::from_code(field("value")?)? {
+                kind @ (Kind::Token | Kind::Session) => (kind, true),
+                Kind::Subject | Kind::Global => return None,
+            },
+            code => (Kind::from_code(code)?, false),
+        };
         let hash = match kind {
             Kind::Global => RevocationKey::ZERO,
             _ => RevocationKey::from_hex(field("hash")?)?,
@@ -71,12 +84,92 @@ impl Event {
             hash,
             value: field("value")?.to_owned(),
             expires_ms: field("expires_ms")?.parse().ok()?,
+            deleted,
         })
+    }
+
+    /// Applies the event to the local copy: records a revocation still live, or
+    /// forgets a removed marker.
+    pub(super) async fn apply_to(&self, local: &InMemoryStore) {
+        if self.deleted {
+            local.forget_marker(&self.hash);
+        } else if let Some(ttl) = self.remaining() {
+            apply(local, self.kind, &self.hash, &self.value, ttl).await;
+        }
     }
 
     pub(super) fn remaining(&self) -> Option<Duration> {
         let now_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
         let left = self.expires_ms.checked_sub(now_ms)?;
         (left > 0).then(|| Duration::from_millis(left))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RevocationQuery;
+
+    fn fields(kind: &str, hash: &RevocationKey, value: &str) -> Vec<String> {
+        let expires_ms = (SystemTime::now() + Duration::from_secs(60))
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        [
+            ("seq", "7".to_owned()),
+            ("kind", kind.into()),
+            ("hash", hash.to_string()),
+        ]
+        .into_iter()
+        .chain([("value", value.into()), ("expires_ms", expires_ms.to_string())])
+        .flat_map(|(name, value)| [name.to_owned(), value])
+        .collect()
+    }
+
+    fn query(token: RevocationKey, session: RevocationKey) -> RevocationQuery {
+        RevocationQuery {
+            token,
+            subject: None,
+            session: Some(session),
+            issued_at: Some(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_del_event_makes_the_copy_forget_the_marker() {
+        let local = InMemoryStore::new();
+        let token = RevocationKey::token(Some("i"), "j");
+        let session = RevocationKey::session(Some("i"), "s");
+        for (kind, hash) in [("t", &token), ("x", &session)] {
+            Event::parse(&fields(kind, hash, "1"))
+                .unwrap()
+                .apply_to(&local)
+                .await;
+        }
+        let lookup = local.lookup_now(&query(token, session));
+        assert!(lookup.token_revoked && lookup.session_revoked);
+
+        let del = Event::parse(&fields("del", &token, "t")).unwrap();
+        assert!(del.deleted && del.kind == Kind::Token && del.seq == 7);
+        del.apply_to(&local).await;
+        let lookup = local.lookup_now(&query(token, session));
+        assert!(
+            !lookup.token_revoked && lookup.session_revoked,
+            "only the token is forgotten"
+        );
+
+        Event::parse(&fields("del", &session, "x"))
+            .unwrap()
+            .apply_to(&local)
+            .await;
+        assert!(!local.lookup_now(&query(token, session)).session_revoked);
+    }
+
+    #[test]
+    fn a_del_event_of_a_watermark_or_unknown_kind_is_malformed() {
+        let hash = RevocationKey::subject(None, "s");
+        for value in ["s", "all", "zz"] {
+            assert!(Event::parse(&fields("del", &hash, value)).is_none(), "{value}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ::redis::aio::MultiplexedConnection;
 
-use super::event::{Event, FeedEntry, apply};
+use super::event::{Event, FeedEntry};
 use super::{BATCH, Shared, bounded};
 use crate::store::StoreError;
 
@@ -59,9 +59,7 @@ impl Shared {
             // A write the store repeated on a fresh connection (the first try's answer
             // was lost with its connection) comes as a second event, numbered next: no
             // gap, and applying it again changes nothing.
-            if let Some(ttl) = event.remaining() {
-                apply(local, event.kind, &event.hash, &event.value, ttl).await;
-            }
+            event.apply_to(local).await;
             *last_seq = event.seq;
             *last_id = id;
         }

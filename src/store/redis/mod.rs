@@ -38,12 +38,14 @@ use deadpool_redis::Pool;
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
 use crate::key::RevocationKey;
 
+mod admin;
 mod builder;
 mod command;
 mod connection;
 mod keys;
 mod scripts;
 
+pub use self::admin::{Page, Record, RecordKind, Stats};
 pub use self::builder::RedisStoreBuilder;
 use self::command::Budget;
 use self::connection::Connection;

@@ -1,0 +1,87 @@
+//! One module per command; [`Context`] is what they share.
+
+mod backup;
+mod check;
+mod inspect;
+mod revoke;
+mod unrevoke;
+
+use tower_jwt_revoke::store::{RedisStore, RevokedBy};
+
+use crate::args::{Command, Global};
+use crate::error::{Exit, Failure};
+use crate::output::Out;
+
+/// The store, and where answers go.
+pub struct Context {
+    pub store: RedisStore,
+    pub out: Out,
+}
+
+impl Context {
+    /// The store `global` names. Connecting starts in the background; the first
+    /// command waits for it at most the connect timeout.
+    pub fn new(global: &Global) -> Result<Self, Failure> {
+        let url = global
+            .redis_url
+            .as_deref()
+            .filter(|url| !url.trim().is_empty())
+            .ok_or_else(|| Failure::usage("no Redis URL: pass --redis-url or set REDIS_URL"))?;
+        if global.prefix.is_empty() {
+            return Err(Failure::usage("--prefix must not be empty"));
+        }
+        let store = RedisStore::builder()
+            .url(url)
+            .prefix(global.prefix.as_str())
+            .connect_timeout(global.connect_timeout)
+            .command_timeout(global.timeout)
+            .build()?;
+        Ok(Self {
+            store,
+            out: Out::new(global.json),
+        })
+    }
+
+    /// Fails when nothing was ever recorded under the prefix: a mistyped `--prefix`
+    /// (or a Redis that lost its data) must not read as an empty blocklist.
+    pub async fn require_in_use(&self) -> Result<(), Failure> {
+        if self.store.in_use().await? {
+            return Ok(());
+        }
+        Err(Failure::new(
+            Exit::EmptyPrefix,
+            format!(
+                "nothing was ever recorded under prefix `{}` on this Redis: is --prefix right? \
+                 (revoke --new-prefix starts a blocklist there)",
+                self.store.prefix()
+            ),
+        ))
+    }
+}
+
+/// Runs one command; the exit code says how it went.
+pub async fn run(global: &Global, command: Command) -> Result<Exit, Failure> {
+    let mut context = Context::new(global)?;
+    let exit = match command {
+        Command::Revoke(revoke) => revoke::run(&mut context, revoke).await?,
+        Command::Check(check) => check::run(&mut context, check).await?,
+        Command::Stats => inspect::stats(&mut context).await?,
+        Command::List(list) => inspect::list(&mut context, list).await?,
+        Command::Unrevoke(unrevoke) => unrevoke::run(&mut context, unrevoke).await?,
+        Command::Export(export) => backup::export(&mut context, export).await?,
+        Command::Import(import) => backup::import(&mut context, import).await?,
+    };
+    context.out.flush()?;
+    Ok(exit)
+}
+
+/// The scope a revocation refusing a token has, by name.
+pub fn scope(by: RevokedBy) -> &'static str {
+    match by {
+        RevokedBy::Token => "token",
+        RevokedBy::Session => "session",
+        RevokedBy::Subject => "subject",
+        RevokedBy::All => "all",
+        _ => "other",
+    }
+}

@@ -1,0 +1,186 @@
+//! [`Record`]: one revocation as it lives in Redis, in the JSON form backups use.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::key::RevocationKey;
+use crate::store::redis::Kind;
+
+/// Which kind of revocation a [`Record`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RecordKind {
+    /// A token marker.
+    Token,
+    /// A session marker.
+    Session,
+    /// A subject watermark ("log out everywhere").
+    Subject,
+    /// The global watermark.
+    All,
+}
+
+impl RecordKind {
+    /// Its name: `token`, `session`, `subject` or `all` (also its JSON form).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Session => "session",
+            Self::Subject => "subject",
+            Self::All => "all",
+        }
+    }
+
+    pub(crate) fn from_kind(kind: Kind) -> Self {
+        match kind {
+            Kind::Token => Self::Token,
+            Kind::Session => Self::Session,
+            Kind::Subject => Self::Subject,
+            Kind::Global => Self::All,
+        }
+    }
+
+    pub(crate) fn kind(self) -> Kind {
+        match self {
+            Self::Token => Kind::Token,
+            Self::Session => Kind::Session,
+            Self::Subject => Kind::Subject,
+            Self::All => Kind::Global,
+        }
+    }
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One revocation read from Redis ([`RedisStore::scan_page`](super::super::RedisStore::scan_page)),
+/// or to write back ([`RedisStore::restore`](super::super::RedisStore::restore)).
+///
+/// Its JSON form is one line of a backup (`tower-jwt-revoke export`):
+/// `{"kind":"token","hash":"<64 hex>","value":"1","ttl_ms":81234,"expires_ms":1767225600000}`.
+/// `hash` is `null` for the global watermark; `value` is `1` for markers and the
+/// watermark (Unix seconds) for the others; `ttl_ms` is the time to live left when it
+/// was read and `expires_ms` the same instant as Unix milliseconds, on the reader's
+/// clock. Nothing in it names a token, subject or session: only hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Record {
+    /// What is revoked.
+    pub kind: RecordKind,
+    /// The hashed identifier; `None` for the global watermark.
+    #[serde(serialize_with = "hash_out", deserialize_with = "hash_in")]
+    pub hash: Option<RevocationKey>,
+    /// The stored value: `1` for markers, the watermark for the others.
+    pub value: String,
+    /// Milliseconds left to live when read; `None` when the key had no TTL (a writer
+    /// broke the schema).
+    pub ttl_ms: Option<u64>,
+    /// When it expires, Unix milliseconds (reader's clock); `None` without a TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
+}
+
+impl Record {
+    pub(crate) fn read(kind: Kind, hash: RevocationKey, value: String, pttl_ms: i64) -> Option<Self> {
+        let kind = RecordKind::from_kind(kind);
+        let hash = (kind != RecordKind::All).then_some(hash);
+        let ttl_ms = match pttl_ms {
+            -1 => None,
+            ms => Some(u64::try_from(ms).ok()?),
+        };
+        Some(Self {
+            kind,
+            hash,
+            value,
+            ttl_ms,
+            expires_ms: ttl_ms.map(|ttl| now_ms().saturating_add(ttl)),
+        })
+    }
+
+    /// How long it has left to live now: from `expires_ms` when it has one (a backup
+    /// restored later does not outlive the original), else `ttl_ms`. `None` once
+    /// expired, or without a TTL.
+    pub fn remaining(&self) -> Option<Duration> {
+        let left = match self.expires_ms {
+            Some(expires) => expires.checked_sub(now_ms())?,
+            None => self.ttl_ms?,
+        };
+        (left > 0).then(|| Duration::from_millis(left))
+    }
+
+    /// The watermark of a subject or global record.
+    pub fn watermark(&self) -> Option<u64> {
+        match self.kind {
+            RecordKind::Subject | RecordKind::All => self.value.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| {
+        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+fn hash_out<S: Serializer>(hash: &Option<RevocationKey>, serializer: S) -> Result<S::Ok, S::Error> {
+    match hash {
+        Some(hash) => serializer.serialize_str(hash.hex().as_str()),
+        None => serializer.serialize_none(),
+    }
+}
+
+fn hash_in<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<RevocationKey>, D::Error> {
+    Option::<String>::deserialize(deserializer)?
+        .map(|hex| {
+            RevocationKey::from_hex(&hex)
+                .ok_or_else(|| serde::de::Error::custom("`hash` is not 64 hex digits"))
+        })
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_form_round_trips() {
+        let hash = RevocationKey::token(None, "a");
+        let record = Record::read(Kind::Token, hash, "1".into(), 5_000).unwrap();
+        let line = serde_json::to_string(&record).unwrap();
+        assert!(line.starts_with(&format!(
+            r#"{{"kind":"token","hash":"{hash}","value":"1","ttl_ms":5000,"#
+        )));
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), record);
+        let left = record.remaining().unwrap();
+        assert!(
+            left <= Duration::from_secs(5) && left > Duration::from_secs(4),
+            "{left:?}"
+        );
+
+        let global = Record::read(Kind::Global, RevocationKey::ZERO, "17".into(), 1).unwrap();
+        assert!(serde_json::to_string(&global).unwrap().contains(r#""hash":null"#));
+        assert_eq!(global.watermark(), Some(17));
+    }
+
+    #[test]
+    fn expired_and_malformed_records_say_so() {
+        let old: Record =
+            serde_json::from_str(r#"{"kind":"session","hash":null,"value":"1","ttl_ms":9,"expires_ms":1}"#)
+                .unwrap();
+        assert_eq!(old.remaining(), None);
+        assert!(
+            serde_json::from_str::<Record>(r#"{"kind":"token","hash":"xyz","value":"1","ttl_ms":1}"#)
+                .is_err()
+        );
+        assert!(
+            serde_json::from_str::<Record>(r#"{"kind":"other","hash":null,"value":"1","ttl_ms":1}"#).is_err()
+        );
+    }
+}
