@@ -96,7 +96,8 @@ fn every_command_answers_in_json_with_exit_codes_that_mean_something() {
     // revoke session: every token of carol's session.
     let carol = token("carol", "s-carol", 0);
     let session = cli.json(&["revoke", "session", "s-carol", "--issuer", ISSUER], 0);
-    assert_eq!(session["ttl_secs"], WATERMARK_TTL);
+    // One more leeway: a token of the session may come from an issuer clock ahead.
+    assert_eq!(session["ttl_secs"], WATERMARK_TTL + LEEWAY);
     let checked = cli.json(&["check", &carol], 1);
     assert_eq!(
         (checked["by"].clone(), checked["session"].clone()),
