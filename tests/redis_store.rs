@@ -217,6 +217,12 @@ async fn a_revocation_through_one_replica_is_honoured_by_another() {
     );
 }
 
+/// Where the store keeps a token's revocation: in the bucket its checks read.
+fn token_key(store: &RedisStore, token: &tower_jwt_revoke::VerifiedToken) -> String {
+    let key = token.revocation_key();
+    store.token_key(store.bucket_for(&key, token.subject_key().as_ref()), &key)
+}
+
 #[tokio::test]
 async fn stored_ttls_match_the_token_lifetime_and_lapse() {
     let server = redis_or_skip!();
@@ -229,10 +235,7 @@ async fn stored_ttls_match_the_token_lifetime_and_lapse() {
     let raw = mint(json!({ "sub": "dave", "jti": "ttl-1", "iat": now(), "exp": exp }));
     let token = verifier.verify(&raw).unwrap();
     revoker.revoke(&token).await.unwrap();
-    let pttl: i64 = redis
-        .pttl(store.token_key(&token.revocation_key()))
-        .await
-        .unwrap();
+    let pttl: i64 = redis.pttl(token_key(&store, &token)).await.unwrap();
     let expected_ms = ((exp + LEEWAY + 1) as i64) * 1000
         - SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
     assert!(
@@ -244,7 +247,7 @@ async fn stored_ttls_match_the_token_lifetime_and_lapse() {
     let short = mint(json!({ "jti": "ttl-2", "exp": now() - LEEWAY + 1 }));
     let short_token = verifier.verify(&short).unwrap();
     revoker.revoke(&short_token).await.unwrap();
-    let key = store.token_key(&short_token.revocation_key());
+    let key = token_key(&store, &short_token);
     let ttl: i64 = redis.ttl(&key).await.unwrap();
     assert!((1..=3).contains(&ttl), "TTL {ttl}");
     tokio::time::sleep(Duration::from_secs(ttl as u64) + Duration::from_millis(1100)).await;
@@ -290,7 +293,7 @@ async fn nothing_secret_or_personal_is_stored() {
         let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
-            .arg(format!("{prefix}:*"))
+            .arg(format!("*{prefix}*"))
             .query_async(&mut redis)
             .await
             .unwrap();
@@ -300,11 +303,20 @@ async fn nothing_secret_or_personal_is_stored() {
             break;
         }
     }
+    // Both tokens (each in its subject's bucket) and the subject: one key each; the
+    // session and the global watermark: a copy in every bucket; every bucket's feed and
+    // counter (the copies touched them all).
+    let n = store.buckets() as usize;
     assert_eq!(
         keys.len(),
-        7,
-        "token, token without jti, subject, session, global, feed, feed seq: {keys:?}"
+        3 + 2 * n + 2 * n,
+        "tokens, subject, sessions, globals, feeds, counters: {keys:?}"
     );
+    assert!(
+        keys.iter().all(|key| key.starts_with(&format!("{{{prefix}:b"))),
+        "every key carries its bucket's hash tag: {keys:?}"
+    );
+    let mut events = 0;
     let signature = raw.rsplit('.').next().unwrap();
     let forbidden = [
         raw.as_str(),
@@ -316,25 +328,25 @@ async fn nothing_secret_or_personal_is_stored() {
         "jti-erin-7",
     ];
     for key in keys {
-        let value = if key == store.feed_key() {
+        let value = if key.ends_with(":feed") {
             // The change feed: every field of every event.
-            let events: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
                 .arg(&key)
                 .arg("-")
                 .arg("+")
                 .query_async(&mut redis)
                 .await
                 .unwrap();
-            assert_eq!(events.len(), 5, "one event per write");
-            events
+            events += entries.len();
+            let fields = entries
                 .into_iter()
                 .flat_map(|(_, fields)| fields)
-                .collect::<Vec<_>>()
-                .join(" ")
+                .collect::<Vec<_>>();
+            fields.join(" ")
         } else {
             let value: String = redis.get(&key).await.unwrap();
-            // The feed's sequence counter is the one key without a TTL (a number).
-            if key != store.feed_seq_key() {
+            // The feeds' sequence counters are the keys without a TTL (numbers).
+            if !key.ends_with(":feed:seq") {
                 let ttl: i64 = redis.ttl(&key).await.unwrap();
                 assert!(ttl > 0, "{key} has no TTL");
             }
@@ -347,6 +359,7 @@ async fn nothing_secret_or_personal_is_stored() {
             );
         }
     }
+    assert_eq!(events, 3 + 2 * n, "one event per record written");
 }
 
 #[tokio::test]

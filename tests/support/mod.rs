@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
+pub mod cluster;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
