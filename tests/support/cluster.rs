@@ -50,6 +50,9 @@ impl Node {
 /// A local Redis Cluster for one test.
 pub struct RedisCluster {
     pub nodes: Vec<Node>,
+    server: PathBuf,
+    cli: PathBuf,
+    append_only: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -83,6 +86,12 @@ impl RedisCluster {
     /// Starts six nodes and joins them into a cluster of 3 masters with a replica each.
     /// `None` (after saying so loudly) when the binaries are missing.
     pub fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    /// [`start`](Self::start), with every node persisting each write (AOF, fsync
+    /// always) so that a node restarted keeps them.
+    pub fn start_with(append_only: bool) -> Option<Self> {
         let Some(server) = binary() else {
             skip("no redis-server binary found (REDIS_SERVER_BIN unset, none on PATH)");
             return None;
@@ -92,14 +101,14 @@ impl RedisCluster {
             return None;
         };
         for _ in 0..3 {
-            if let Some(cluster) = Self::try_start(&server, &cli) {
+            if let Some(cluster) = Self::try_start(&server, &cli, append_only) {
                 return Some(cluster);
             }
         }
         panic!("the Redis cluster did not form after 3 attempts");
     }
 
-    fn try_start(server: &Path, cli: &Path) -> Option<Self> {
+    fn try_start(server: &Path, cli: &Path, append_only: bool) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir for the cluster");
         let mut nodes: Vec<Node> = Vec::new();
         let mut taken = Vec::new();
@@ -115,9 +124,15 @@ impl RedisCluster {
                 dir: node_dir,
             });
         }
-        let mut cluster = Self { nodes, _dir: dir };
+        let mut cluster = Self {
+            nodes,
+            server: server.to_owned(),
+            cli: cli.to_owned(),
+            append_only,
+            _dir: dir,
+        };
         for index in 0..cluster.nodes.len() {
-            if !cluster.spawn(server, index) {
+            if !cluster.spawn(index) {
                 return None; // a port was taken meanwhile: try again on others
             }
         }
@@ -141,9 +156,14 @@ impl RedisCluster {
         cluster.wait_until_ok(Duration::from_secs(20)).then_some(cluster)
     }
 
-    fn spawn(&mut self, server: &Path, index: usize) -> bool {
+    fn spawn(&mut self, index: usize) -> bool {
+        let persistence: &[&str] = if self.append_only {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
         let node = &mut self.nodes[index];
-        let mut child = Command::new(server)
+        let mut child = Command::new(&self.server)
             .args(["--bind", "127.0.0.1", "--port", &node.port.to_string()])
             .args([
                 "--cluster-enabled",
@@ -153,7 +173,8 @@ impl RedisCluster {
             ])
             .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
             .args(["--cluster-config-file", "nodes.conf"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--save", "", "--daemonize", "no"])
+            .args(persistence)
             .args(["--loglevel", "notice"])
             .arg("--dir")
             .arg(&node.dir)
@@ -317,6 +338,33 @@ impl RedisCluster {
         }
     }
 
+    /// Moves `slots` hash slots from master `from` to master `to` (indexes in `nodes`)
+    /// with `redis-cli --cluster reshard`, key by key (`MIGRATE`), as an operator would.
+    /// Blocks until done; whether it succeeded.
+    pub fn reshard(&self, from: usize, to: usize, slots: u32) -> bool {
+        let id = |index: usize| node_command(&self.nodes[index], &["CLUSTER", "MYID"]);
+        Command::new(&self.cli)
+            .arg("--cluster")
+            .arg("reshard")
+            .arg(format!("127.0.0.1:{}", self.nodes[from].port))
+            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
+            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+            .args(["--cluster-pipeline", "10"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
+    /// Starts node `index` again, on its ports and with its directory (its cluster
+    /// configuration, and its data when persisted).
+    pub fn restart(&mut self, index: usize) {
+        assert!(
+            self.spawn(index),
+            "redis-server {index} did not restart on its port"
+        );
+    }
+
     /// Kills node `index` (SIGKILL).
     pub fn kill(&mut self, index: usize) {
         if let Some(mut child) = self.nodes[index].child.take() {
@@ -326,16 +374,20 @@ impl RedisCluster {
     }
 
     /// Waits until the running nodes agree the cluster is whole again (`cluster_state:ok`
-    /// everywhere, every slot served by a running master).
+    /// everywhere, every slot served by a running master, as the first running node sees
+    /// it).
     pub fn wait_until_ok(&self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             let all_ok = self
                 .running()
                 .all(|node| node_command(node, &["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+            // Served by a master that runs: a killed one is still named master (without
+            // `fail`) until the others have noticed.
             let covered: u32 = self
                 .masters()
                 .iter()
+                .filter(|(index, _)| self.nodes[*index].is_running())
                 .flat_map(|(_, ranges)| ranges.iter().map(|(a, b)| u32::from(b - a) + 1))
                 .sum();
             if all_ok && covered == 16384 {
