@@ -8,7 +8,7 @@ use http::StatusCode;
 use redis::AsyncCommands;
 use serde_json::json;
 use tower_jwt_revoke::Revoker;
-use tower_jwt_revoke::store::{MirrorStore, RedisStore};
+use tower_jwt_revoke::store::{MirrorStore, RedisStore, RevocationStore};
 
 use super::scenarios::*;
 use super::support::cluster::RedisCluster;
@@ -27,6 +27,29 @@ async fn every_scenario_gives_the_same_results_through_the_store_and_the_mirror(
     seed_flow(&demo_app(cluster.store(&support::unique_prefix()))).await;
     let prefix = support::unique_prefix();
     seed_flow(&demo_app(synced_mirror(&cluster, &prefix).await)).await;
+    assert_no_crossslot(&cluster);
+}
+
+/// The axum example on the cluster, as `REDIS_CLUSTER_NODES` (and `REVOCATION_MIRROR=1`)
+/// configure it.
+#[tokio::test]
+async fn the_axum_example_runs_on_the_cluster_given_its_seed_nodes() {
+    let cluster = cluster_or_skip!();
+    for mirror in ["0", "1"] {
+        let env = |name: &str| match name {
+            "REDIS_CLUSTER_NODES" => Some(cluster.seeds_env()),
+            "REVOCATION_MIRROR" => Some(mirror.to_owned()),
+            _ => None,
+        };
+        let store = axum_logout::store_from_env(env).await.unwrap();
+        assert_eq!(store.name(), if mirror == "1" { "mirror" } else { "redis" });
+        seed_flow(&demo_app(store)).await;
+    }
+    let both = |name: &str| (name != "REVOCATION_MIRROR").then(|| cluster.seeds_env());
+    assert!(
+        axum_logout::store_from_env(both).await.is_err(),
+        "REDIS_URL and REDIS_CLUSTER_NODES at once"
+    );
     assert_no_crossslot(&cluster);
 }
 

@@ -19,7 +19,7 @@ use tower_jwt_revoke::{JwtVerifier, Rejection, RevocationLayer, VerificationKey}
 
 #[path = "../../examples/axum_logout.rs"]
 #[allow(dead_code)]
-mod axum_logout;
+pub mod axum_logout;
 
 pub const SECRET: &[u8] = b"redis-store-test-secret-0123456789";
 pub const LEEWAY: u64 = 30;
