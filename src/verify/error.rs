@@ -1,6 +1,6 @@
 //! [`VerifyError`]: why a token was refused.
 
-/// Why a token was refused by [`JwtVerifier::verify`].
+/// Why a token was refused by [`JwtVerifier::verify`](crate::JwtVerifier::verify).
 ///
 /// Its [`Display`](std::fmt::Display) text is safe to show a client (it names no
 /// claim values) and is what the default rejection puts in `error_description`.

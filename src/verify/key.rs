@@ -140,7 +140,7 @@ impl VerificationKey {
     }
 }
 
-/// Why a [`VerificationKey`] or a [`JwtVerifier`] could not be built.
+/// Why a [`VerificationKey`] or a [`JwtVerifier`](crate::JwtVerifier) could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
