@@ -158,10 +158,19 @@ impl Feeds {
                 .arg("STREAMS")
                 .arg(&self.streams[at].key)
                 .arg(self.cursors[at].as_ref().map_or("0-0", |c| c.last_id.as_str()));
+            let key = &self.streams[at].key;
             async move {
                 let reply: Option<Vec<(String, Vec<FeedEntry>)>> =
                     bounded(timeout, xread.query_async(&mut connection)).await?;
-                Ok::<_, StoreError>(reply.into_iter().flatten().flat_map(|(_, entries)| entries))
+                let mut entries = Vec::new();
+                for (stream, batch) in reply.into_iter().flatten() {
+                    // Events of another feed would be numbered in another sequence.
+                    if stream != *key {
+                        return Err(StoreError::msg("Redis answered an XREAD with another feed"));
+                    }
+                    entries.extend(batch);
+                }
+                Ok::<_, StoreError>(entries)
             }
         });
         let replies = join_all(reads).await;
@@ -169,7 +178,7 @@ impl Feeds {
         let mut failed = None;
         for (at, reply) in which.into_iter().zip(replies) {
             match reply {
-                Ok(entries) => self.apply(at, entries.collect(), local, &mut read).await,
+                Ok(entries) => self.apply(at, entries, local, &mut read).await,
                 Err(error) => failed = Some(error),
             }
         }

@@ -108,7 +108,29 @@ impl Shared {
     }
 
     /// Every record matching `patterns` on every master, applied to `into`.
+    ///
+    /// On a cluster that is moving slots (a resharding), a key may leave a master not
+    /// yet scanned for one already scanned, and be missed: the load fails then (checks
+    /// keep going to Redis), and is tried again until the slots stay put.
     async fn scan_into(
+        &self,
+        connection: &mut Conn,
+        patterns: &[String],
+        into: &InMemoryStore,
+    ) -> Result<(), StoreError> {
+        let timeout = self.redis.command_timeout();
+        let before = bounded(timeout, connection.slot_layout()).await?;
+        self.scan_masters(connection, patterns, into).await?;
+        let after = bounded(timeout, connection.slot_layout()).await?;
+        match (before, after) {
+            (Some(before), Some(after)) if before == after => Ok(()),
+            _ => Err(StoreError::msg(
+                "the cluster moved slots during the mirror's load; loading again",
+            )),
+        }
+    }
+
+    async fn scan_masters(
         &self,
         connection: &mut Conn,
         patterns: &[String],

@@ -102,6 +102,35 @@ impl Conn {
         Ok(masters)
     }
 
+    /// The cluster's slot layout, as far as a load must know it: which master serves
+    /// which slots, and whether any master is moving slots right now (`None` when it is,
+    /// or on a single server: `Some(String::new())`). A load that finds the same layout,
+    /// and no move, before and after it has seen every key where it was: a key moves
+    /// only while its slot is being migrated.
+    pub(crate) async fn slot_layout(&mut self) -> RedisResult<Option<String>> {
+        if !self.is_cluster() {
+            return Ok(Some(String::new()));
+        }
+        let mut layout = Vec::new();
+        for node in self.masters().await? {
+            let nodes: String = self.on_node(&node, ::redis::cmd("CLUSTER").arg("NODES")).await?;
+            // Its own line: `<id> <addr> myself,master - ... <slots> [<slot>->-<id>]`.
+            let Some(own) = nodes.lines().find(|line| line.contains("myself")) else {
+                continue;
+            };
+            if own.contains('[') {
+                return Ok(None);
+            }
+            let fields: Vec<&str> = own.split_whitespace().collect();
+            layout.push(format!(
+                "{node}={}",
+                fields.get(8..).unwrap_or_default().join(",")
+            ));
+        }
+        layout.sort();
+        Ok(Some(layout.join(" ")))
+    }
+
     /// Runs `cmd` on `node` (not routed by key).
     pub(crate) async fn on_node<T: FromRedisValue>(&mut self, node: &Node, cmd: &Cmd) -> RedisResult<T> {
         match (self, node) {

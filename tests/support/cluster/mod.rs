@@ -240,20 +240,35 @@ impl RedisCluster {
 
     /// Moves `slots` hash slots from master `from` to master `to` (indexes in `nodes`)
     /// with `redis-cli --cluster reshard`, key by key (`MIGRATE`), as an operator would.
-    /// Blocks until done; whether it succeeded.
-    pub fn reshard(&self, from: usize, to: usize, slots: u32) -> bool {
+    /// Blocks until done. redis-cli refuses to start while the nodes do not agree on the
+    /// configuration yet (just after another reshard): it is tried again then.
+    pub fn reshard(&self, from: usize, to: usize, slots: u32) -> Result<(), String> {
         let id = |index: usize| node_command(&self.nodes[index], &["CLUSTER", "MYID"]);
-        Command::new(&self.cli)
-            .arg("--cluster")
-            .arg("reshard")
-            .arg(format!("127.0.0.1:{}", self.nodes[from].port))
-            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
-            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
-            .args(["--cluster-pipeline", "10"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
+        let mut output = String::new();
+        for _ in 0..20 {
+            let run = Command::new(&self.cli)
+                .arg("--cluster")
+                .arg("reshard")
+                .arg(format!("127.0.0.1:{}", self.nodes[from].port))
+                .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
+                .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+                .args(["--cluster-pipeline", "10"])
+                .output()
+                .map_err(|error| error.to_string())?;
+            if run.status.success() {
+                return Ok(());
+            }
+            output = String::from_utf8_lossy(&run.stdout).into_owned();
+            if !output.contains("don't agree") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Err(output
+            .lines()
+            .filter(|line| line.contains("ERR"))
+            .collect::<Vec<_>>()
+            .join("\n"))
     }
 
     /// Starts node `index` again, on its ports and with its directory (its cluster
