@@ -3,27 +3,42 @@
 //! reads every feed on a short tick, and between ticks a write's `SPUBLISH` on its
 //! bucket's shard channel (`{prefix:bB}:wake`) has the mirror read that one feed at once.
 //!
-//! The subscription is one RESP3 cluster connection (a connection per master), which
-//! subscribes again by itself after a reconnect, a failover or a slot move. Wake-ups are
-//! only a shortcut: a lost one costs at most a tick, since the tick reads every feed.
+//! The subscription is one RESP3 cluster connection (a connection per master). When a
+//! node's connection drops or the server ends a subscription (its slot moved), and when
+//! a tick finds events no wake-up announced (a failover or a resharding moved a bucket
+//! to a master the subscription has not followed), every channel is subscribed again,
+//! each on the master that now serves it. Wake-ups are only a shortcut: a lost one costs
+//! at most a tick, since the tick reads every feed.
 
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::redis::cluster::ClusterClientBuilder;
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::{ProtocolVersion, PushInfo, PushKind, Value};
+use futures_util::future::{Either, select};
 use tokio::sync::Notify;
 
 use super::Shared;
 use crate::store::StoreError;
+
+/// How long the subscriber waits after a reason to subscribe again, so that one
+/// failover or one resharding step leads to one round of subscriptions; and how often
+/// it subscribes again at most.
+const RESUBSCRIBE_AFTER: Duration = Duration::from_millis(100);
+const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
 
 /// Which buckets were woken since the follower last looked.
 #[derive(Clone)]
 pub(super) struct Wake {
     flags: Arc<[AtomicBool]>,
     notify: Arc<Notify>,
+    resubscribe: Arc<Notify>,
+    /// Per bucket: whether the last tick that found events in its feed found them
+    /// unannounced.
+    unannounced: Arc<[AtomicBool]>,
 }
 
 impl Wake {
@@ -31,7 +46,31 @@ impl Wake {
         Self {
             flags: (0..buckets).map(|_| AtomicBool::new(false)).collect(),
             notify: Arc::new(Notify::new()),
+            resubscribe: Arc::new(Notify::new()),
+            unannounced: (0..buckets).map(|_| AtomicBool::new(false)).collect(),
         }
+    }
+
+    /// Notes that a tick found events in `bucket`'s feed, announced by a wake-up or
+    /// not. Twice in a row unannounced, the subscription has lost that bucket (a write
+    /// between the last wake-up and the tick is not enough): subscribe again.
+    pub(super) fn tick_found(&self, bucket: u32, announced: bool) {
+        let Some(flag) = usize::try_from(bucket)
+            .ok()
+            .and_then(|at| self.unannounced.get(at))
+        else {
+            return;
+        };
+        if flag.swap(!announced, Ordering::AcqRel) && !announced {
+            flag.store(false, Ordering::Release);
+            self.resubscribe();
+        }
+    }
+
+    /// Asks the subscriber to subscribe to every channel again, each on the master that
+    /// serves it now: a tick found events no wake-up announced.
+    pub(super) fn resubscribe(&self) {
+        self.resubscribe.notify_one();
     }
 
     /// The buckets woken since the last call.
@@ -75,12 +114,31 @@ impl Wake {
             let mut backoff = Duration::from_millis(100);
             while alive.strong_count() > 0 {
                 match wake.subscribe(&seeds, &prefix, &channels, connect_timeout).await {
-                    Ok(_subscriber) => {
+                    Ok((subscriber, current)) => {
                         tracing::debug!(%prefix, "revocation mirror subscribed to wake-ups");
-                        while alive.strong_count() > 0 {
-                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        backoff = Duration::from_millis(100);
+                        let subscribed = Instant::now();
+                        loop {
+                            let asked = pin!(wake.resubscribe.notified());
+                            let idle = pin!(tokio::time::sleep(Duration::from_millis(500)));
+                            let asked = matches!(select(asked, idle).await, Either::Left(_));
+                            if alive.strong_count() == 0 {
+                                return;
+                            }
+                            if asked {
+                                break;
+                            }
                         }
-                        return;
+                        // A fresh connection learns the slot map anew and subscribes each
+                        // channel where it is now served. (Not the old connection's own
+                        // resubscription: it names several slots' channels in one
+                        // SSUBSCRIBE, which Redis refuses with CROSSSLOT.)
+                        current.store(false, Ordering::Release);
+                        drop(subscriber);
+                        tracing::debug!(%prefix, "revocation mirror subscribing to wake-ups again");
+                        let since = subscribed.elapsed();
+                        tokio::time::sleep(RESUBSCRIBE_EVERY.saturating_sub(since).max(RESUBSCRIBE_AFTER))
+                            .await;
                     }
                     Err(error) => {
                         tracing::debug!(%error, retry_in = ?backoff, "revocation mirror without wake-ups for now");
@@ -92,16 +150,24 @@ impl Wake {
         });
     }
 
+    /// A subscriber connection, subscribed to every channel. Its pushes count until
+    /// the returned flag is lowered (when it is replaced: dropping it must not ask for
+    /// another).
     async fn subscribe(
         &self,
         seeds: &[String],
         prefix: &str,
         channels: &[String],
         timeout: Duration,
-    ) -> Result<ClusterConnection, StoreError> {
+    ) -> Result<(ClusterConnection, Arc<AtomicBool>), StoreError> {
         let wake = self.clone();
         let head = format!("{{{prefix}:b");
+        let current = Arc::new(AtomicBool::new(true));
+        let counts = Arc::clone(&current);
         let sender = move |info: PushInfo| -> Result<(), std::convert::Infallible> {
+            if !counts.load(Ordering::Acquire) {
+                return Ok(());
+            }
             match info.kind {
                 PushKind::SMessage => {
                     let bucket = info.data.first().and_then(|channel| match channel {
@@ -116,12 +182,15 @@ impl Wake {
                     wake.wake(bucket);
                 }
                 // Messages may have been lost while a node's connection was down: have
-                // every feed read at once.
+                // every feed read at once, and subscribe again where the slots are now.
                 PushKind::Disconnection => {
                     for bucket in 0..u32::try_from(wake.flags.len()).unwrap_or(0) {
                         wake.wake(Some(bucket));
                     }
+                    wake.resubscribe();
                 }
+                // The server ended a subscription: its slot moved to another master.
+                PushKind::SUnsubscribe => wake.resubscribe(),
                 _ => {}
             }
             Ok(())
@@ -140,7 +209,7 @@ impl Wake {
             Ok::<_, ::redis::RedisError>(connection)
         };
         match tokio::time::timeout(timeout.saturating_mul(4), subscribe).await {
-            Ok(Ok(connection)) => Ok(connection),
+            Ok(Ok(connection)) => Ok((connection, current)),
             Ok(Err(error)) => Err(StoreError::new(
                 "could not subscribe to the wake-up channels",
                 error,
