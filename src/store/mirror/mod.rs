@@ -47,6 +47,9 @@ const BATCH: usize = 1000;
 /// feed on a short tick (250 ms) over the cluster's connection, and in between reads a
 /// bucket's feed as soon as a write to it is announced on the bucket's shard channel
 /// (sharded pub/sub, Redis 7). No connection blocks, and there is none per bucket.
+/// A load on a cluster that overlaps a slot migration (a key may move from a master not
+/// yet scanned to one already scanned) is done again once the slots stay put; checks go
+/// to Redis meanwhile.
 ///
 /// It never answers from a stale copy: during start-up and reloads, and whenever its
 /// last word from Redis is older than the staleness bound (Redis down, network cut),
