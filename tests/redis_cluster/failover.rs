@@ -124,8 +124,8 @@ async fn tokens(cluster: &RedisCluster, store: &RedisStore) -> (Vec<String>, Vec
 /// After the fault: every valid token let in again, every revoked one (before or
 /// during) refused, directly and by the mirror back in sync. The store answers at once
 /// (503 while a node is still unreachable); the mirror within its staleness bound, the
-/// time a revocation made elsewhere may take to reach it (wake-ups of the buckets that
-/// moved may be lost until its subscription follows them; its tick reads every feed).
+/// time a revocation made elsewhere may take to reach it (a wake-up lost while its
+/// subscription moved to another node is made up by the next tick).
 async fn all_answered_again(store: &RedisStore, mirror: &MirrorStore, valid: &[String], revoked: &[String]) {
     mirror
         .wait_until_synced(Duration::from_secs(15))

@@ -48,8 +48,6 @@ pub(super) struct Read {
     /// Feeds with a gap (trimmed events, or a writer that skipped numbers): their
     /// cursors are dropped, and they must be reloaded.
     pub(super) gaps: usize,
-    /// The feeds that had events.
-    pub(super) fed: Vec<usize>,
 }
 
 impl Feeds {
@@ -195,9 +193,6 @@ impl Feeds {
     async fn apply(&mut self, at: usize, entries: Vec<FeedEntry>, local: &InMemoryStore, read: &mut Read) {
         if entries.len() >= BATCH {
             read.behind = true;
-        }
-        if !entries.is_empty() {
-            read.fed.push(at);
         }
         let Some(cursor) = self.cursors[at].as_mut() else {
             return;

@@ -48,8 +48,6 @@ impl Shared {
             return Ok(Step::Progressed);
         }
         let timeout = self.redis.command_timeout();
-        // On a cluster's tick: the buckets whose wake-up came in since the last read.
-        let mut announced = None;
         let (read, full, asked) = if connection.is_cluster() {
             let tick_due = pin!(tokio::time::sleep_until((*tick).into()));
             let woken = matches!(select(tick_due, pin!(wake.notified())).await, Either::Right(_));
@@ -63,7 +61,7 @@ impl Shared {
                 (which, false)
             } else {
                 // The tick: every feed (a wake-up lost or never sent is caught here).
-                announced = Some(wake.take());
+                wake.take();
                 *tick = asked + FOLLOW_BLOCK;
                 ((0..feeds.streams.len()).collect(), true)
             };
@@ -82,14 +80,7 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .applied_seq = feeds.applied();
-        let Read { behind, gaps, fed } = read;
-        if let Some(announced) = announced {
-            // What the tick found that no wake-up announced: the subscription may not
-            // have followed a bucket to its new master.
-            for bucket in fed.iter().filter_map(|&at| feeds.streams[at].bucket) {
-                wake.tick_found(bucket, announced.contains(&bucket));
-            }
-        }
+        let Read { behind, gaps } = read;
         if behind {
             // More may be waiting: a backlog after a load or a reconnect.
             *tick = Instant::now();

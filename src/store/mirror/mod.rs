@@ -45,8 +45,9 @@ const BATCH: usize = 1000;
 /// On a single server one connection waits on every feed at once (`XREAD BLOCK`). On a
 /// cluster, where one `XREAD` may only name streams of one slot, the mirror reads every
 /// feed on a short tick (250 ms) over the cluster's connection, and in between reads a
-/// bucket's feed as soon as a write to it is announced on the bucket's shard channel
-/// (sharded pub/sub, Redis 7). No connection blocks, and there is none per bucket.
+/// bucket's feed as soon as a write announces it on the `{prefix}:wake` channel (one
+/// pub/sub subscription on any node). No connection blocks, and there is none per
+/// bucket.
 /// A load on a cluster that overlaps a slot migration (a key may move from a master not
 /// yet scanned to one already scanned) is done again once the slots stay put; checks go
 /// to Redis meanwhile.

@@ -1,44 +1,34 @@
 //! Wake-ups for a mirror on a cluster. One `XREAD BLOCK` cannot wait on feeds of
 //! different slots, and a blocking connection per bucket would not scale; so the mirror
-//! reads every feed on a short tick, and between ticks a write's `SPUBLISH` on its
-//! bucket's shard channel (`{prefix:bB}:wake`) has the mirror read that one feed at once.
+//! reads every feed on a short tick, and between ticks reads a bucket's feed as soon as
+//! a write announces it: every write publishes its bucket's number on `{prefix}:wake`.
 //!
-//! The subscription is one RESP3 cluster connection (a connection per master). When a
-//! node's connection drops or the server ends a subscription (its slot moved), and when
-//! a tick finds events no wake-up announced (a failover or a resharding moved a bucket
-//! to a master the subscription has not followed), every channel is subscribed again,
-//! each on the master that now serves it. Wake-ups are only a shortcut: a lost one costs
-//! at most a tick, since the tick reads every feed.
+//! Classic pub/sub, not sharded: a cluster forwards a `PUBLISH` to every node, so one
+//! subscription, on any one node, hears every bucket, and has nothing to follow when a
+//! failover or a resharding moves slots (sharded channels would need a subscription on
+//! each master, moved with each slot). It costs each write one message over the cluster
+//! bus to each node, which at the rate revocations are written is nothing. When the
+//! subscribed node goes away (its connection drops, or a `PING` every half second goes
+//! unanswered), the subscriber moves to the next seed node, and every feed is read at
+//! once (announcements may have been lost meanwhile). Wake-ups are only a
+//! shortcut: a lost one costs at most a tick, since the tick reads every feed.
 
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ::redis::cluster::ClusterClientBuilder;
-use ::redis::cluster_async::ClusterConnection;
-use ::redis::{ProtocolVersion, PushInfo, PushKind, Value};
-use futures_util::future::{Either, select};
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{AsyncConnectionConfig, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::Notify;
 
 use super::Shared;
 use crate::store::StoreError;
-
-/// How long the subscriber waits after a reason to subscribe again, so that one
-/// failover or one resharding step leads to one round of subscriptions; and how often
-/// it subscribes again at most.
-const RESUBSCRIBE_AFTER: Duration = Duration::from_millis(100);
-const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
 
 /// Which buckets were woken since the follower last looked.
 #[derive(Clone)]
 pub(super) struct Wake {
     flags: Arc<[AtomicBool]>,
     notify: Arc<Notify>,
-    resubscribe: Arc<Notify>,
-    /// Per bucket: whether the last tick that found events in its feed found them
-    /// unannounced.
-    unannounced: Arc<[AtomicBool]>,
 }
 
 impl Wake {
@@ -46,31 +36,7 @@ impl Wake {
         Self {
             flags: (0..buckets).map(|_| AtomicBool::new(false)).collect(),
             notify: Arc::new(Notify::new()),
-            resubscribe: Arc::new(Notify::new()),
-            unannounced: (0..buckets).map(|_| AtomicBool::new(false)).collect(),
         }
-    }
-
-    /// Notes that a tick found events in `bucket`'s feed, announced by a wake-up or
-    /// not. Twice in a row unannounced, the subscription has lost that bucket (a write
-    /// between the last wake-up and the tick is not enough): subscribe again.
-    pub(super) fn tick_found(&self, bucket: u32, announced: bool) {
-        let Some(flag) = usize::try_from(bucket)
-            .ok()
-            .and_then(|at| self.unannounced.get(at))
-        else {
-            return;
-        };
-        if flag.swap(!announced, Ordering::AcqRel) && !announced {
-            flag.store(false, Ordering::Release);
-            self.resubscribe();
-        }
-    }
-
-    /// Asks the subscriber to subscribe to every channel again, each on the master that
-    /// serves it now: a tick found events no wake-up announced.
-    pub(super) fn resubscribe(&self) {
-        self.resubscribe.notify_one();
     }
 
     /// The buckets woken since the last call.
@@ -88,17 +54,21 @@ impl Wake {
         self.notify.notified().await;
     }
 
-    fn wake(&self, bucket: Option<u32>) {
-        match bucket.and_then(|bucket| self.flags.get(usize::try_from(bucket).ok()?)) {
-            Some(flag) => flag.store(true, Ordering::Release),
-            None => return,
+    fn wake(&self, bucket: usize) {
+        if let Some(flag) = self.flags.get(bucket) {
+            flag.store(true, Ordering::Release);
+            self.notify.notify_one();
         }
-        self.notify.notify_one();
     }
 
-    /// Subscribes, in a task of its own, to every bucket's wake channel, and keeps the
-    /// subscription while the mirror lives. A cluster that cannot (a server before 7.0
-    /// has no sharded pub/sub) leaves the mirror on its tick alone.
+    fn wake_all(&self) {
+        for bucket in 0..self.flags.len() {
+            self.wake(bucket);
+        }
+    }
+
+    /// Subscribes, in a task of its own, to the wake channel on one of the cluster's seed
+    /// nodes, moving to the next when that one goes away, while the mirror lives.
     pub(super) fn start(&self, shared: &Arc<Shared>) {
         let Some(seeds) = shared.redis.cluster_seeds().map(<[String]>::to_vec) else {
             return;
@@ -106,115 +76,101 @@ impl Wake {
         let wake = self.clone();
         let alive: Weak<Shared> = Arc::downgrade(shared);
         let prefix = shared.redis.prefix().to_owned();
-        let channels: Vec<String> = (0..shared.redis.buckets())
-            .map(|bucket| shared.redis.wake_channel(bucket))
-            .collect();
-        let connect_timeout = shared.redis.command_timeout().saturating_mul(4);
+        let channel = shared.redis.wake_channel();
+        let timeout = shared.redis.command_timeout().saturating_mul(4);
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
-            while alive.strong_count() > 0 {
-                match wake.subscribe(&seeds, &prefix, &channels, connect_timeout).await {
-                    Ok((subscriber, current)) => {
+            for seed in seeds.iter().cycle() {
+                if alive.strong_count() == 0 {
+                    return;
+                }
+                let lost = Arc::new(Notify::new());
+                match wake.subscribe(seed, &channel, timeout, &lost).await {
+                    Ok(mut subscriber) => {
                         tracing::debug!(%prefix, "revocation mirror subscribed to wake-ups");
                         backoff = Duration::from_millis(100);
-                        let subscribed = Instant::now();
                         loop {
-                            let asked = pin!(wake.resubscribe.notified());
-                            let idle = pin!(tokio::time::sleep(Duration::from_millis(500)));
-                            let asked = matches!(select(asked, idle).await, Either::Left(_));
+                            let gone = lost.notified();
+                            if tokio::time::timeout(Duration::from_millis(500), gone)
+                                .await
+                                .is_ok()
+                            {
+                                break;
+                            }
                             if alive.strong_count() == 0 {
                                 return;
                             }
-                            if asked {
+                            // A node gone without a word (no reset) is found out here.
+                            let ping = ::redis::cmd("PING");
+                            let ping = ping.query_async::<Value>(&mut subscriber);
+                            if !matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_))) {
                                 break;
                             }
                         }
-                        // A fresh connection learns the slot map anew and subscribes each
-                        // channel where it is now served. (Not the old connection's own
-                        // resubscription: it names several slots' channels in one
-                        // SSUBSCRIBE, which Redis refuses with CROSSSLOT.)
-                        current.store(false, Ordering::Release);
-                        drop(subscriber);
-                        tracing::debug!(%prefix, "revocation mirror subscribing to wake-ups again");
-                        let since = subscribed.elapsed();
-                        tokio::time::sleep(RESUBSCRIBE_EVERY.saturating_sub(since).max(RESUBSCRIBE_AFTER))
-                            .await;
+                        // Announcements may have been lost meanwhile.
+                        wake.wake_all();
+                        tracing::debug!(%prefix, "revocation mirror lost its wake-ups; subscribing again");
                     }
                     Err(error) => {
                         tracing::debug!(%error, retry_in = ?backoff, "revocation mirror without wake-ups for now");
                         tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
                     }
                 }
             }
         });
     }
 
-    /// A subscriber connection, subscribed to every channel. Its pushes count until
-    /// the returned flag is lowered (when it is replaced: dropping it must not ask for
-    /// another).
+    /// A RESP3 connection to `seed`, subscribed to `channel`; `lost` is notified when
+    /// it drops.
     async fn subscribe(
         &self,
-        seeds: &[String],
-        prefix: &str,
-        channels: &[String],
+        seed: &str,
+        channel: &str,
         timeout: Duration,
-    ) -> Result<(ClusterConnection, Arc<AtomicBool>), StoreError> {
+        lost: &Arc<Notify>,
+    ) -> Result<MultiplexedConnection, StoreError> {
         let wake = self.clone();
-        let head = format!("{{{prefix}:b");
-        let current = Arc::new(AtomicBool::new(true));
-        let counts = Arc::clone(&current);
+        let dropped = Arc::clone(lost);
         let sender = move |info: PushInfo| -> Result<(), std::convert::Infallible> {
-            if !counts.load(Ordering::Acquire) {
-                return Ok(());
-            }
             match info.kind {
-                PushKind::SMessage => {
-                    let bucket = info.data.first().and_then(|channel| match channel {
-                        Value::BulkString(bytes) => std::str::from_utf8(bytes)
-                            .ok()?
-                            .strip_prefix(head.as_str())?
-                            .strip_suffix("}:wake")?
-                            .parse()
-                            .ok(),
+                PushKind::Message => {
+                    let bucket = info.data.get(1).and_then(|message| match message {
+                        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
                         _ => None,
                     });
-                    wake.wake(bucket);
-                }
-                // Messages may have been lost while a node's connection was down: have
-                // every feed read at once, and subscribe again where the slots are now.
-                PushKind::Disconnection => {
-                    for bucket in 0..u32::try_from(wake.flags.len()).unwrap_or(0) {
-                        wake.wake(Some(bucket));
+                    match bucket {
+                        Some(bucket) => wake.wake(bucket),
+                        None => wake.wake_all(),
                     }
-                    wake.resubscribe();
                 }
-                // The server ended a subscription: its slot moved to another master.
-                PushKind::SUnsubscribe => wake.resubscribe(),
+                PushKind::Disconnection => dropped.notify_one(),
                 _ => {}
             }
             Ok(())
         };
-        let client = ClusterClientBuilder::new(seeds.to_vec())
-            .use_protocol(ProtocolVersion::RESP3)
-            .push_sender(sender)
-            .connection_timeout(timeout)
-            .build()
-            .map_err(|error| StoreError::new("invalid Redis cluster configuration", error))?;
+        let invalid = |error| StoreError::new("invalid Redis cluster seed", error);
+        let info = seed.into_connection_info().map_err(invalid)?;
+        let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let client = ::redis::Client::open(info.set_redis_settings(settings)).map_err(invalid)?;
+        let config = AsyncConnectionConfig::new()
+            .set_push_sender(sender)
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
         let subscribe = async {
-            let mut connection = client.get_async_connection().await?;
-            for channel in channels {
-                connection.ssubscribe(channel).await?;
-            }
+            let mut connection = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            connection.subscribe(channel).await?;
             Ok::<_, ::redis::RedisError>(connection)
         };
-        match tokio::time::timeout(timeout.saturating_mul(4), subscribe).await {
-            Ok(Ok(connection)) => Ok((connection, current)),
+        match tokio::time::timeout(timeout.saturating_mul(2), subscribe).await {
+            Ok(Ok(connection)) => Ok(connection),
             Ok(Err(error)) => Err(StoreError::new(
-                "could not subscribe to the wake-up channels",
+                "could not subscribe to the wake-up channel",
                 error,
             )),
-            Err(_) => Err(StoreError::msg("subscribing to the wake-up channels timed out")),
+            Err(_) => Err(StoreError::msg("subscribing to the wake-up channel timed out")),
         }
     }
 }

@@ -21,7 +21,7 @@ pub(super) enum Backend {
 }
 
 /// A cluster: the client the store's connections come from, and what a subscriber
-/// (a RESP3 connection of its own, for wake-ups) is made from.
+/// (a connection of its own, for wake-ups) is made from.
 pub(super) struct ClusterBackend {
     pub(super) client: ClusterClient,
     pub(super) seeds: Vec<String>,

@@ -13,8 +13,8 @@
 //! `{prefix:bB}:feed` (a stream capped near [`DEFAULT_FEED_MAX_LEN`] entries) with the
 //! fields `seq` (from `INCR {prefix:bB}:feed:seq`), `kind` (`t`, `x`, `s` or `all`),
 //! `hash`, `value` (`1`, or the watermark after the write) and `expires_ms` (the key's
-//! expiry, Unix milliseconds), then publishes `seq` on the shard channel
-//! `{prefix:bB}:wake`. [`MirrorStore`](crate::store::MirrorStore)s follow the feeds.
+//! expiry, Unix milliseconds), then publishes the bucket's number on the channel
+//! `{prefix}:wake`. [`MirrorStore`](crate::store::MirrorStore)s follow the feeds.
 //! The feeds and counters are the only keys without a TTL; both are bounded.
 //!
 //! The same write may append two events, numbered one after the other: the store

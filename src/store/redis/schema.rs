@@ -18,8 +18,9 @@
 //! | `{p:bB}:feed:seq`        | the feed's sequence counter                  | none (a number) |
 //!
 //! `p` is the prefix, `{hash}` the lowercase hex [`RevocationKey`]. Writes also
-//! `SPUBLISH` the event's `seq` on the shard channel `{p:bB}:wake` (best effort: a
-//! wake-up for mirrors, which read the feed anyway).
+//! `PUBLISH` the bucket's number on the channel `p:wake` (best effort: a wake-up for
+//! mirrors, which read the feeds anyway; classic pub/sub, which a cluster forwards to
+//! every node, so one subscription on any node hears every bucket).
 //!
 //! # Which bucket
 //!
@@ -130,8 +131,8 @@ impl Schema {
         format!("{}:feed:seq", self.tag(bucket))
     }
 
-    pub(crate) fn wake(&self, bucket: u32) -> String {
-        format!("{}:wake", self.tag(bucket))
+    pub(crate) fn wake(&self) -> String {
+        format!("{}:wake", self.prefix)
     }
 
     /// The key of a record of `kind` in `bucket`.
@@ -288,9 +289,9 @@ impl RedisStore {
         self.schema().feed_seq(bucket)
     }
 
-    /// The shard channel a write to `bucket` publishes its event's `seq` on.
-    pub fn wake_channel(&self, bucket: u32) -> String {
-        self.schema().wake(bucket)
+    /// The channel every write publishes its bucket's number on (`{prefix}:wake`).
+    pub fn wake_channel(&self) -> String {
+        self.schema().wake()
     }
 }
 

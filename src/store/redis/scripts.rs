@@ -111,7 +111,8 @@ impl RedisStore {
                     schema.feed(bucket),
                     schema.feed_seq(bucket),
                 ];
-                self.invoke(script, what, bucket, keys, &args, Some(schema.wake(bucket)))
+                let wake = [schema.wake(), bucket.to_string()];
+                self.invoke(script, what, bucket, keys, &args, Some(wake))
             })
             .collect();
         if let Some(v1) = self.v1().filter(|_| with_v1) {
@@ -120,7 +121,8 @@ impl RedisStore {
         join_all(writes).await.into_iter().collect()
     }
 
-    /// One script run: `keys` in `bucket`'s slot, then `args`, then the wake channel.
+    /// One script run: `keys` in `bucket`'s slot, then `args`, then the wake channel and
+    /// the bucket's number.
     async fn invoke(
         &self,
         script: &Script,
@@ -128,13 +130,13 @@ impl RedisStore {
         bucket: u32,
         keys: WriteKeys,
         args: &[String],
-        wake: Option<String>,
+        wake: Option<[String; 2]>,
     ) -> Result<(), StoreError> {
         let mut invocation = script.prepare_invoke();
         for key in keys {
             invocation.key(key);
         }
-        for arg in args.iter().chain(wake.as_ref()) {
+        for arg in args.iter().chain(wake.iter().flatten()) {
             invocation.arg(arg);
         }
         let invocation = &invocation;

@@ -2,11 +2,11 @@
 -- as the write so that no reader sees one without the other: `seq` from INCR on
 -- KEYS[3], then XADD to KEYS[2], capped near ARGV[1] entries, with the key's absolute
 -- expiry in Unix milliseconds (the mirror needs the expiry, not a TTL that ages while
--- the event waits in the stream). Then, when given a wake channel (the bucket's
--- `{prefix:bB}:wake`, in the same slot), publishes `seq` on it for mirrors to read the
--- feed at once: best effort (a server before 7.0 has no SPUBLISH; mirrors read the feed
--- on their own schedule anyway), so its failure fails nothing.
-local function feed(kind, hash, value, wake)
+-- the event waits in the stream). Then, when given a wake channel (`{prefix}:wake`),
+-- publishes the bucket's number on it, for mirrors to read that feed at once: best
+-- effort (mirrors read the feeds on their own schedule anyway), so its failure fails
+-- nothing. Classic PUBLISH has no key: on a cluster it reaches every node.
+local function feed(kind, hash, value, wake, bucket)
   local pttl = redis.call('PTTL', KEYS[1])
   local now = redis.call('TIME')
   local expires = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + pttl
@@ -14,6 +14,6 @@ local function feed(kind, hash, value, wake)
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*',
     'seq', seq, 'kind', kind, 'hash', hash, 'value', value, 'expires_ms', string.format('%d', expires))
   if wake then
-    pcall(redis.call, 'SPUBLISH', wake, seq)
+    pcall(redis.call, 'PUBLISH', wake, bucket)
   end
 end
