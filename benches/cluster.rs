@@ -40,9 +40,11 @@ use support::cluster::RedisCluster;
 const TTL: Duration = Duration::from_secs(3600);
 const IN_FLIGHT: u64 = 64;
 
-fn wanted(id: &str) -> bool {
+/// Whether the load part runs (`true`) or the criterion part (`false`), by the filter
+/// given on the command line: none runs both.
+fn wanted(load: bool) -> bool {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    filter.is_empty() || filter.iter().any(|f| id.contains(f.as_str()))
+    filter.is_empty() || filter.iter().any(|f| f.contains("load") == load)
 }
 
 fn bench_store(
@@ -195,7 +197,7 @@ fn main() {
         return;
     };
     let runtime = common::runtime();
-    if wanted("cluster/check") || wanted("cluster/revoke") {
+    if wanted(false) {
         let mut criterion: Criterion = common::criterion();
         let mut group = criterion.benchmark_group("cluster");
         let single = common::redis_store(server.url(), &support::unique_prefix());
@@ -205,7 +207,7 @@ fn main() {
         group.finish();
         criterion.final_summary();
     }
-    if wanted("cluster/load") {
+    if wanted(true) {
         load(&runtime, &server, &cluster);
     }
 }
