@@ -18,9 +18,10 @@
 //! | `{p:bB}:feed:seq`        | the feed's sequence counter                  | none (a number) |
 //!
 //! `p` is the prefix, `{hash}` the lowercase hex [`RevocationKey`]. Writes also
-//! `PUBLISH` the bucket's number on the channel `p:wake` (best effort: a wake-up for
-//! mirrors, which read the feeds anyway; classic pub/sub, which a cluster forwards to
-//! every node, so one subscription on any node hears every bucket).
+//! `PUBLISH` the bucket's number on the channel `p:wake` (`*` once, after a write to
+//! every bucket), best effort: a wake-up for mirrors, which read the feeds anyway.
+//! Classic pub/sub, which a cluster forwards to every node, so one subscription on any
+//! node hears every bucket.
 //!
 //! # Which bucket
 //!

@@ -104,6 +104,9 @@ impl RedisStore {
             Targets::One(bucket) => bucket..bucket + 1,
             Targets::Every => 0..schema.buckets(),
         };
+        // A write to one bucket announces it itself; a write to every bucket announces
+        // them all at once when done, rather than each over the cluster bus.
+        let one = matches!(targets, Targets::One(_));
         let mut writes: Vec<_> = buckets
             .map(|bucket| {
                 let keys = [
@@ -111,14 +114,37 @@ impl RedisStore {
                     schema.feed(bucket),
                     schema.feed_seq(bucket),
                 ];
-                let wake = [schema.wake(), bucket.to_string()];
-                self.invoke(script, what, bucket, keys, &args, Some(wake))
+                let wake = one.then(|| [schema.wake(), bucket.to_string()]);
+                self.invoke(script, what, bucket, keys, &args, wake)
             })
             .collect();
         if let Some(v1) = self.v1().filter(|_| with_v1) {
             writes.push(self.invoke(script, what, 0, v1.write_keys(kind, hash), &args, None));
         }
-        join_all(writes).await.into_iter().collect()
+        join_all(writes).await.into_iter().collect::<Result<(), _>>()?;
+        if !one {
+            self.announce_every_bucket().await;
+        }
+        Ok(())
+    }
+
+    /// `PUBLISH {prefix}:wake *`: every bucket has news. Best effort, as in the scripts:
+    /// mirrors read every feed on their tick anyway.
+    async fn announce_every_bucket(&self) {
+        let mut publish = ::redis::cmd("PUBLISH");
+        publish.arg(self.schema().wake()).arg("*");
+        let publish = &publish;
+        let published = self
+            .run(
+                "Redis wake-up failed",
+                Budget::Write,
+                0,
+                |mut connection| async move { publish.query_async::<i64>(&mut connection).await },
+            )
+            .await;
+        if let Err(error) = published {
+            tracing::debug!(%error, "could not announce a write to every bucket; mirrors see it on their tick");
+        }
     }
 
     /// One script run: `keys` in `bucket`'s slot, then `args`, then the wake channel and
