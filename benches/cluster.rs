@@ -192,13 +192,15 @@ fn load(runtime: &tokio::runtime::Runtime, server: &RedisServer, cluster: &Redis
 
 fn main() {
     tower_jwt_revoke::install_crypto_provider();
+    // First: criterion exits on arguments it does not take, and the servers below are
+    // killed only when dropped.
+    let mut criterion: Criterion = common::criterion();
     let (Some(server), Some(cluster)) = (RedisServer::start(), RedisCluster::start()) else {
         eprintln!("cluster: no redis-server or redis-cli (see tests/support), skipped");
         return;
     };
     let runtime = common::runtime();
     if wanted(false) {
-        let mut criterion: Criterion = common::criterion();
         let mut group = criterion.benchmark_group("cluster");
         let single = common::redis_store(server.url(), &support::unique_prefix());
         bench_store(&mut group, &runtime, "single", &single);
