@@ -96,28 +96,6 @@ impl Hash for RevocationKey {
     }
 }
 
-/// A hasher for maps keyed by [`RevocationKey`], which are hashes already: it passes
-/// their first 8 bytes through instead of hashing them again.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only reached by keys other than RevocationKey; FNV-1a keeps it correct.
-        for byte in bytes {
-            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
-}
-
 impl RevocationKey {
     /// The lowercase hex form, without allocating (store keys are built per request).
     pub(crate) fn hex(&self) -> HexKey {

@@ -18,6 +18,5 @@ impl InMemoryStore {
             .write(table.shard_of(key))
             .markers
             .remove(&ShortKey::of(key))
-            .is_some()
     }
 }

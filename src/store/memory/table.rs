@@ -10,21 +10,22 @@
 //!   collide, and the table then says "revoked" for both. So a collision can refuse a
 //!   good token, never accept a revoked one. With `n` live revocations, a check meets a
 //!   false refusal with probability about `n / 2^64`: 5 × 10⁻¹³ at ten million.
-//! - **256 shards**: the sweeper reclaims expired entries one shard at a time, so no
-//!   write lock is held over more than 1/256th of the table (about 40k entries at
-//!   ten million: well under a millisecond), and checks on other shards go on.
+//! - **256 shards, swept a slice at a time**: the sweeper reclaims expired entries one
+//!   shard at a time, and within a shard [`SWEEP_SLOTS`] slots at a time, letting go
+//!   of the shard's write lock between slices. A check that meets the sweeper waits a
+//!   few microseconds at most, short enough that its thread spins rather than parks
+//!   (a parked thread on a busy machine may wait milliseconds for a core again).
 //! - **Expiry rounded up** to the next sixteenth of a second: a revocation may outlive
 //!   its TTL by up to 62.5 ms, never fall short of it. An expiry beyond what 32 bits
 //!   hold (8.5 years after the epoch) is kept for ever rather than cut short.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use crate::key::{KeyHasher, RevocationKey};
+use super::map::Map;
+use crate::key::RevocationKey;
 
 /// Sixteenths of a second: the unit of stored expiries.
 const TICKS_PER_SEC: u64 = 16;
@@ -32,6 +33,10 @@ const TICK_NANOS: u128 = 1_000_000_000 / TICKS_PER_SEC as u128;
 /// An expiry that never comes (one too large for 32 bits).
 pub(super) const NEVER: u32 = u32::MAX;
 const SHARDS: usize = 256;
+/// Slots a sweep walks per hold of a shard's write lock: under a microsecond of work,
+/// within the time a waiting check spins before it yields its core (parking_lot spins
+/// for about a microsecond, then yields, then parks).
+pub(super) const SWEEP_SLOTS: usize = 32;
 
 /// The first 64 bits of a key, as two `u32`s so that an entry aligns to 4 bytes and
 /// packs into 12.
@@ -44,16 +49,12 @@ impl ShortKey {
         let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
         Self([word(0), word(4)])
     }
-}
 
-impl Hash for ShortKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // The bits are SHA-256 output already: pass them through.
-        state.write_u64(u64::from(self.0[0]) | (u64::from(self.0[1]) << 32));
+    /// The map's hash: the bits are SHA-256 output already, so they pass through.
+    pub(super) fn hash(&self) -> u64 {
+        u64::from(self.0[0]) | (u64::from(self.0[1]) << 32)
     }
 }
-
-type Map<V> = HashMap<ShortKey, V, BuildHasherDefault<KeyHasher>>;
 
 /// A subject's watermark: issued-until in Unix seconds (32 bits hold them until 2106),
 /// and its expiry.
@@ -72,10 +73,26 @@ pub(super) struct Shard {
 }
 
 impl Shard {
-    /// Drops every entry expired at `now` (in ticks).
-    pub(super) fn purge(&mut self, now: u32) {
-        self.markers.retain(|_, expires| *expires > now);
-        self.subjects.retain(|_, mark| mark.expires > now);
+    /// Drops the entries expired at `now` (in ticks) among the `SWEEP_SLOTS` slots from
+    /// `from`, counting the markers' slots first, then the subjects'. Returns where the
+    /// next slice starts, or `None` when this one reached the end.
+    ///
+    /// Between slices the maps may grow and move their entries: the slices that follow
+    /// then skip some slots or visit some twice. An entry skipped stays until the next
+    /// sweep; it is expired, so checks ignore it meanwhile.
+    pub(super) fn purge_slice(&mut self, from: usize, now: u32) -> Option<usize> {
+        let (markers, subjects) = (self.markers.slots(), self.subjects.slots());
+        let to = from.saturating_add(SWEEP_SLOTS).min(markers + subjects);
+        if from < markers {
+            self.markers
+                .retain_slots(from..to.min(markers), |expires| *expires > now);
+        }
+        if to > markers {
+            let start = from.max(markers) - markers;
+            self.subjects
+                .retain_slots(start..to - markers, |mark| mark.expires > now);
+        }
+        (to < markers + subjects).then_some(to)
     }
 }
 
@@ -184,16 +201,16 @@ impl Table {
         };
         for index in 0..self.shards.len() {
             let mut theirs = std::mem::take(&mut *other.write(index));
-            theirs.markers.retain(|_, expires| *expires > now_ticks);
-            theirs
-                .markers
-                .values_mut()
-                .for_each(|expires| *expires = shift(*expires));
-            theirs.subjects.retain(|_, mark| mark.expires > now_ticks);
-            theirs
-                .subjects
-                .values_mut()
-                .for_each(|mark| mark.expires = shift(mark.expires));
+            theirs.markers.retain(|expires| {
+                let live = *expires > now_ticks;
+                *expires = shift(*expires);
+                live
+            });
+            theirs.subjects.retain(|mark| {
+                let live = mark.expires > now_ticks;
+                mark.expires = shift(mark.expires);
+                live
+            });
             let mut ours = self.write(index);
             *ours = theirs;
             self.count_subjects(index, &ours);
