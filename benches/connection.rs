@@ -80,10 +80,11 @@ fn connection_strategy(c: &mut Criterion) {
         .expect("pool");
     let keys: Vec<String> = {
         let q = query();
+        let bucket = store.bucket_for(&q.token, q.subject.as_ref());
         vec![
-            store.token_key(&q.token),
-            store.global_key(),
-            store.session_key(&q.session.unwrap_or(q.token)),
+            store.token_key(bucket, &q.token),
+            store.global_key(bucket),
+            store.session_key(bucket, &q.session.unwrap_or(q.token)),
             store.subject_key(&q.subject.unwrap_or(q.token)),
         ]
     };

@@ -13,7 +13,7 @@
 //!   call alone. `MIRROR_BENCH_SAMPLES` samples (default 200), `MIRROR_BENCH_GAP_MS`
 //!   apart (default 5; 0 runs them back to back).
 //! - **Load**: `MIRROR_BENCH_LOAD` token revocations (default 1,000,000) are written
-//!   with pipelined `SET {prefix}:t:{hex} 1 EX 3600` (the README's schema, no Lua),
+//!   with pipelined `SET {prefix:bB}:t:{hex} 1 EX 3600` (the README's schema, no Lua),
 //!   then a fresh process (this binary, re-run) starts a `MirrorStore` on them and
 //!   reports the time until the load is done and until it serves checks locally, and
 //!   its RSS growth (`VmRSS` from /proc/self/status) per entry.
@@ -98,7 +98,7 @@ async fn propagation(url: &str, samples: usize, gap: Duration) {
         };
         let start = Instant::now();
         replica_a
-            .revoke_token(&token, Duration::from_secs(60))
+            .revoke_token_of(&token, None, Duration::from_secs(60))
             .await
             .expect("revoke");
         let write = start.elapsed();

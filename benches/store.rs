@@ -11,7 +11,8 @@
 //!   `n` other tokens are revoked. `hashmap` is one `HashMap::get` (std SipHash),
 //!   `hashmap_x2` two of them (a check asks for the token and its subject);
 //!   `memory`, `mirror` and `redis` are `RevocationStore::lookup`.
-//! - `revoke/{store}/{sequential|concurrent64}`: `revoke_token` of distinct tokens,
+//! - `revoke/{store}/{sequential|concurrent64}`: `revoke_token_of` of distinct tokens
+//!   (without a subject: one write, as the `Revoker` records a token),
 //!   one at a time or with 64 in flight; throughput in revocations per second.
 //!
 //! The Redis and mirror paths need a `redis-server` (started privately, see
@@ -70,7 +71,10 @@ fn bench_revoke<S: RevocationStore + Clone>(
             async move {
                 let start = Instant::now();
                 for key in &keys {
-                    store.revoke_token(key, REVOCATION_TTL).await.expect("revoke");
+                    store
+                        .revoke_token_of(key, None, REVOCATION_TTL)
+                        .await
+                        .expect("revoke");
                 }
                 start.elapsed()
             }
@@ -91,7 +95,10 @@ fn bench_revoke<S: RevocationStore + Clone>(
                     let (store, keys) = (store.clone(), Arc::clone(&keys));
                     tasks.spawn(async move {
                         for key in keys.iter().skip(worker as usize).step_by(IN_FLIGHT as usize) {
-                            store.revoke_token(key, REVOCATION_TTL).await.expect("revoke");
+                            store
+                                .revoke_token_of(key, None, REVOCATION_TTL)
+                                .await
+                                .expect("revoke");
                         }
                     });
                 }

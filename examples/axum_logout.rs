@@ -10,7 +10,8 @@
 //! | `JWT_SECRET`      | HS256 secret                              | a dev secret     |
 //! | `ACCESS_TTL_SECS` | access token lifetime                     | `900`            |
 //! | `REDIS_URL`       | use Redis as the store, shared by replicas | in-memory store  |
-//! | `REVOCATION_MIRROR` | `1` (with `REDIS_URL`): answer checks from a local mirror | off |
+//! | `REDIS_CLUSTER_NODES` | instead of `REDIS_URL`: a Redis Cluster's seed nodes, comma-separated (`redis://127.0.0.1:7000,redis://127.0.0.1:7001`) | none |
+//! | `REVOCATION_MIRROR` | `1` (with `REDIS_URL` or `REDIS_CLUSTER_NODES`): answer checks from a local mirror | off |
 //! | `METRICS`         | `1`: serve `GET /metrics` (Prometheus) and `GET /ready` (readiness) | off |
 //!
 //! Routes: `POST /login` (JSON `{"username", "password"}`; the demo accepts any
@@ -278,6 +279,40 @@ pub async fn serve(
     Ok(())
 }
 
+/// The store the environment (`var`) asks for: Redis on one server (`REDIS_URL`) or on a
+/// cluster (`REDIS_CLUSTER_NODES`, its seed nodes comma-separated), with a local mirror
+/// on `REVOCATION_MIRROR=1`; without either, in memory.
+pub async fn store_from_env(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn RevocationStore>, Box<dyn std::error::Error>> {
+    // The URLs may carry a password: log only which kind of Redis is used.
+    let redis = match (var("REDIS_URL"), var("REDIS_CLUSTER_NODES")) {
+        (Some(_), Some(_)) => return Err("set REDIS_URL or REDIS_CLUSTER_NODES, not both".into()),
+        (Some(url), None) => {
+            tracing::info!("revocation store: Redis (shared by every replica using it)");
+            RedisStore::from_url(url)?
+        }
+        (None, Some(nodes)) => {
+            tracing::info!("revocation store: Redis Cluster (shared by every replica using it)");
+            let seeds = nodes.split(',').map(str::trim).filter(|node| !node.is_empty());
+            RedisStore::builder().cluster_nodes(seeds).build()?
+        }
+        (None, None) => {
+            tracing::info!("revocation store: in-memory (this process only; set REDIS_URL to share it)");
+            return Ok(Arc::new(InMemoryStore::new()));
+        }
+    };
+    if var("REVOCATION_MIRROR").is_some_and(|v| v == "1") {
+        tracing::info!("revocation store: with a local mirror (checks answered from memory)");
+        let mirror = MirrorStore::start(redis);
+        if let Err(error) = mirror.wait_until_synced(Duration::from_secs(10)).await {
+            tracing::warn!(%error, "starting anyway; checks go to Redis until the mirror is in sync");
+        }
+        return Ok(Arc::new(mirror));
+    }
+    Ok(Arc::new(redis))
+}
+
 #[allow(dead_code)] // the integration tests include this file for `app` and `serve`
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -306,25 +341,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => 900,
     });
 
-    let store: Arc<dyn RevocationStore> = match std::env::var("REDIS_URL") {
-        // The URL may carry a password: log only that Redis is used.
-        Ok(url) if std::env::var("REVOCATION_MIRROR").is_ok_and(|v| v == "1") => {
-            tracing::info!("revocation store: Redis with a local mirror (checks answered from memory)");
-            let mirror = MirrorStore::start(RedisStore::from_url(url)?);
-            if let Err(error) = mirror.wait_until_synced(Duration::from_secs(10)).await {
-                tracing::warn!(%error, "starting anyway; checks go to Redis until the mirror is in sync");
-            }
-            Arc::new(mirror)
-        }
-        Ok(url) => {
-            tracing::info!("revocation store: Redis (shared by every replica using it)");
-            Arc::new(RedisStore::from_url(url)?)
-        }
-        Err(_) => {
-            tracing::info!("revocation store: in-memory (this process only; set REDIS_URL to share it)");
-            Arc::new(InMemoryStore::new())
-        }
-    };
+    let store = store_from_env(|name| std::env::var(name).ok()).await?;
 
     let mut app = app(DemoConfig {
         secret: secret.into_bytes(),

@@ -13,7 +13,8 @@
 //! | `OIDC_TOKEN_TYPE`   | required `typ` of access tokens; empty accepts any (Keycloak sends `JWT`) | `at+jwt` |
 //! | `BIND`              | address to listen on                                            | `127.0.0.1:3002` |
 //! | `REDIS_URL`         | use Redis as the store, shared by replicas                      | in-memory store  |
-//! | `REVOCATION_MIRROR` | `1` (with `REDIS_URL`): answer checks from a local mirror       | off              |
+//! | `REDIS_CLUSTER_NODES` | instead of `REDIS_URL`: a Redis Cluster's seed nodes, comma-separated | none     |
+//! | `REVOCATION_MIRROR` | `1` (with `REDIS_URL` or `REDIS_CLUSTER_NODES`): answer checks from a local mirror | off |
 //!
 //! Routes:
 //! - `GET /me`: 200 `{"sub", "jti", "sid", "exp"}` of the presented access token
@@ -176,21 +177,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let bind: SocketAddr = std::env::var("BIND")
         .unwrap_or_else(|_| "127.0.0.1:3002".into())
         .parse()?;
-    let store: Arc<dyn RevocationStore> = match std::env::var("REDIS_URL") {
-        // The URL may carry a password: log only that Redis is used.
-        Ok(url) if std::env::var("REVOCATION_MIRROR").is_ok_and(|v| v == "1") => {
-            tracing::info!("revocation store: Redis with a local mirror");
-            let mirror = MirrorStore::start(RedisStore::from_url(url)?);
+    // The URLs may carry a password: log only which kind of Redis is used.
+    let redis = match (
+        std::env::var("REDIS_URL").ok(),
+        std::env::var("REDIS_CLUSTER_NODES").ok(),
+    ) {
+        (Some(_), Some(_)) => return Err("set REDIS_URL or REDIS_CLUSTER_NODES, not both".into()),
+        (Some(url), None) => {
+            tracing::info!("revocation store: Redis");
+            Some(RedisStore::from_url(url)?)
+        }
+        (None, Some(nodes)) => {
+            tracing::info!("revocation store: Redis Cluster");
+            let seeds = nodes.split(',').map(str::trim).filter(|node| !node.is_empty());
+            Some(RedisStore::builder().cluster_nodes(seeds).build()?)
+        }
+        (None, None) => None,
+    };
+    let store: Arc<dyn RevocationStore> = match redis {
+        Some(redis) if std::env::var("REVOCATION_MIRROR").is_ok_and(|v| v == "1") => {
+            tracing::info!("revocation store: with a local mirror");
+            let mirror = MirrorStore::start(redis);
             if let Err(error) = mirror.wait_until_synced(Duration::from_secs(10)).await {
                 tracing::warn!(%error, "starting anyway; checks go to Redis until the mirror is in sync");
             }
             Arc::new(mirror)
         }
-        Ok(url) => {
-            tracing::info!("revocation store: Redis");
-            Arc::new(RedisStore::from_url(url)?)
-        }
-        Err(_) => {
+        Some(redis) => Arc::new(redis),
+        None => {
             tracing::info!("revocation store: in-memory (this process only; set REDIS_URL to share it)");
             Arc::new(InMemoryStore::new())
         }

@@ -80,14 +80,15 @@
 //! |---------------|---------|---------------------------------------------------------|
 //! | `aws_lc_rs`   | yes     | verify signatures with aws-lc-rs                        |
 //! | `rust_crypto` | no      | verify signatures with the RustCrypto crates            |
-//! | `redis`       | yes     | `RedisStore`, `MirrorStore`, and re-exports of `redis`/`deadpool_redis` |
+//! | `redis`       | yes     | `RedisStore` (one server or a Redis Cluster), `MirrorStore`, and re-exports of `redis`/`deadpool_redis` |
 //! | `axum`        | yes     | extractors, `IntoResponse` for errors, axum-native rejections |
 //! | `endpoints`   | yes     | back-channel logout receiver, RFC 7009 revocation endpoint |
 //! | `jwks`        | yes     | keys from a JWKS URL or OpenID Connect discovery (reqwest, rustls) |
 //! | `metrics`     | yes     | counters and histograms through the `metrics` facade (names in the README) |
 //! | `tonic`       | no      | `tonic::RequestExt`, rejections as `tonic::Status`       |
 //!
-//! The README documents the Redis key schema for services in other languages.
+//! The README documents the Redis key schema for services in other languages; the
+//! `store::schema` module (feature `redis`) says why it is cut as it is.
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -143,8 +143,13 @@ impl Revoker {
             telemetry::revocation("token", "already_expired");
             return Ok(Revocation::AlreadyExpired);
         };
-        self.bounded("token", self.store.revoke_token(&token.revocation_key(), ttl))
-            .await?;
+        let subject = token.subject_key();
+        self.bounded(
+            "token",
+            self.store
+                .revoke_token_of(&token.revocation_key(), subject.as_ref(), ttl),
+        )
+        .await?;
         tracing::debug!(token = %token.revocation_key(), ?ttl, "revoked a token");
         Ok(Revocation::Recorded { ttl })
     }

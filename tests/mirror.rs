@@ -29,17 +29,12 @@ fn token(n: usize) -> RevocationKey {
     RevocationKey::token(Some("mirror-test"), &n.to_string())
 }
 
-/// A token-revocation event as the README's schema has another writer append it,
-/// expiring in a minute.
-fn feed_event(prefix: &str, seq: u64, hash: &str) -> redis::Cmd {
+/// A token-revocation event as the README's schema has another writer append it to a
+/// bucket's feed, expiring in a minute.
+fn feed_event(feed: &str, seq: u64, hash: &str) -> redis::Cmd {
     let expires_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 60_000;
     let mut xadd = redis::cmd("XADD");
-    xadd.arg(format!("{prefix}:feed"))
-        .arg("*")
-        .arg("seq")
-        .arg(seq)
-        .arg("kind")
-        .arg("t");
+    xadd.arg(feed).arg("*").arg("seq").arg(seq).arg("kind").arg("t");
     xadd.arg("hash")
         .arg(hash)
         .arg("value")
@@ -155,11 +150,14 @@ async fn a_write_by_another_writer_following_the_schema_is_picked_up() {
     let mirror = MirrorStore::start(server.store(&prefix));
     synced(&mirror).await;
 
-    // Another service, in another language, writes a revocation by the README's schema.
+    // Another service, in another language, writes a revocation by the README's schema:
+    // a token without a subject lives in the bucket of its own hash.
     let hash = token(42).to_string();
-    let key = format!("{prefix}:t:{hash}");
+    let bucket = u32::from_str_radix(&hash[..8], 16).unwrap() % 16;
+    let tag = format!("{{{prefix}:b{bucket}}}");
+    let key = format!("{tag}:t:{hash}");
     let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
-    let seq: u64 = redis.incr(format!("{prefix}:feed:seq"), 1).await.unwrap();
+    let seq: u64 = redis.incr(format!("{tag}:feed:seq"), 1).await.unwrap();
     let () = redis::pipe()
         .atomic()
         .cmd("SET")
@@ -168,7 +166,7 @@ async fn a_write_by_another_writer_following_the_schema_is_picked_up() {
         .arg("EX")
         .arg(60)
         .ignore()
-        .add_command(feed_event(&prefix, seq, &hash))
+        .add_command(feed_event(&format!("{tag}:feed"), seq, &hash))
         .ignore()
         .query_async(&mut redis)
         .await
@@ -188,23 +186,31 @@ async fn a_gap_in_the_feed_triggers_a_reload_that_misses_nothing() {
     let writer = server.store(&prefix);
     for n in 100..105 {
         writer
-            .revoke_token(&token(n), Duration::from_secs(60))
+            .revoke_token_of(&token(n), None, Duration::from_secs(60))
             .await
             .unwrap();
     }
-    // The mirror may already have read them; force a gap it cannot have read.
+    // The mirror may already have read them; force a gap it cannot have read, in the
+    // feed of token(200)'s bucket.
     let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
-    let seq: u64 = redis.incr(format!("{prefix}:feed:seq"), 5).await.unwrap();
+    let bucket = writer.bucket_of(&token(200));
+    let seq: u64 = redis.incr(writer.feed_seq_key(bucket), 5).await.unwrap();
     let hash = token(200).to_string();
+    // In the same bucket, so that reloading that bucket alone finds it.
     let () = redis
-        .set_ex(format!("{prefix}:t:{}", token(199)), "1", 60)
+        .set_ex(writer.token_key(bucket, &token(199)), "1", 60)
         .await
         .unwrap();
-    let () = feed_event(&prefix, seq, &hash)
+    // The record before its event, as the store's scripts write them (atomically): a
+    // reload that sees the event's sequence also sees the record.
+    let () = redis
+        .set_ex(writer.token_key(bucket, &token(200)), "1", 60)
+        .await
+        .unwrap();
+    let () = feed_event(&writer.feed_key(bucket), seq, &hash)
         .query_async(&mut redis)
         .await
         .unwrap();
-    let () = redis.set_ex(format!("{prefix}:t:{hash}"), "1", 60).await.unwrap();
 
     // token(199) was never announced in the feed: only a reload can find it.
     // (While the mirror reloads, checks go to Redis, which knows it: wait for the
@@ -217,6 +223,11 @@ async fn a_gap_in_the_feed_triggers_a_reload_that_misses_nothing() {
     synced(&mirror).await;
     until_refused(&mirror, token(199), Duration::from_secs(5)).await;
     assert!(mirror.health().loads > loads, "{:?}", mirror.health());
+    assert!(
+        mirror.health().bucket_reloads >= 1,
+        "only the bucket with the gap: {:?}",
+        mirror.health()
+    );
     for n in (100..105).chain([200]) {
         until_refused(&mirror, token(n), PROPAGATION_BOUND).await;
     }
@@ -281,18 +292,20 @@ async fn an_outage_keeps_known_refusals_and_recovers_without_a_restart() {
         .unwrap();
     for n in 1000..1100 {
         trimming
-            .revoke_token(&token(n), Duration::from_secs(120))
+            .revoke_token_of(&token(n), None, Duration::from_secs(120))
             .await
             .unwrap();
     }
     let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
-    let _: u64 = redis::cmd("XTRIM")
-        .arg(format!("{prefix}:feed"))
-        .arg("MAXLEN")
-        .arg(1)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    for bucket in 0..trimming.buckets() {
+        let _: u64 = redis::cmd("XTRIM")
+            .arg(trimming.feed_key(bucket))
+            .arg("MAXLEN")
+            .arg(1)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
     synced(&mirror).await;
     for n in 1000..1100 {
         until_refused(&mirror, token(n), Duration::from_secs(5)).await;
@@ -313,7 +326,7 @@ async fn starting_amid_many_revocations_and_ongoing_writes_misses_none() {
         tasks.push(tokio::spawn(async move {
             for n in (worker..EXISTING).step_by(16) {
                 writer
-                    .revoke_token(&token(n), Duration::from_secs(300))
+                    .revoke_token_of(&token(n), None, Duration::from_secs(300))
                     .await
                     .unwrap();
             }
@@ -328,7 +341,7 @@ async fn starting_amid_many_revocations_and_ongoing_writes_misses_none() {
         tokio::spawn(async move {
             for n in EXISTING..EXISTING + DURING {
                 writer
-                    .revoke_token(&token(n), Duration::from_secs(300))
+                    .revoke_token_of(&token(n), None, Duration::from_secs(300))
                     .await
                     .unwrap();
             }
@@ -467,7 +480,7 @@ async fn a_repeated_write_is_applied_twice_harmlessly_without_a_reload() {
     let mark = now_secs();
     for _ in 0..2 {
         writer
-            .revoke_token(&token(77), Duration::from_secs(60))
+            .revoke_token_of(&token(77), None, Duration::from_secs(60))
             .await
             .unwrap();
         writer

@@ -176,9 +176,11 @@ pub async fn connection(url: &str) -> tower_jwt_revoke::redis::aio::MultiplexedC
         .expect("redis connection")
 }
 
-/// Writes `count` token revocations (`filler_key(0..count)`) the way another service
-/// following the README's schema would: `SET {prefix}:t:{hex} 1 EX ttl`, pipelined,
-/// without the change feed (a mirror started afterwards loads them by `SCAN`).
+/// Writes `count` token revocations (`filler_key(0..count)`, tokens without a subject)
+/// the way another service following the README's schema would:
+/// `SET {prefix:bB}:t:{hex} 1 EX ttl` with `B` the bucket of the token's hash (16
+/// buckets, the default), pipelined, without the change feed (a mirror started
+/// afterwards loads them by `SCAN`).
 pub async fn write_revocations(url: &str, prefix: &str, count: u64, ttl_secs: u64) {
     const PIPELINE: u64 = 10_000;
     let mut connection = connection(url).await;
@@ -187,8 +189,11 @@ pub async fn write_revocations(url: &str, prefix: &str, count: u64, ttl_secs: u6
         let end = (start + PIPELINE).min(count);
         let mut pipe = tower_jwt_revoke::redis::pipe();
         for n in start..end {
+            let key = filler_key(n);
+            let bytes = key.as_bytes();
+            let bucket = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) % 16;
             pipe.cmd("SET")
-                .arg(format!("{prefix}:t:{}", filler_key(n)))
+                .arg(format!("{{{prefix}:b{bucket}}}:t:{key}"))
                 .arg("1")
                 .arg("EX")
                 .arg(ttl_secs)

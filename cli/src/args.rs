@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
-use tower_jwt_revoke::store::DEFAULT_PREFIX;
+use tower_jwt_revoke::store::{DEFAULT_BUCKETS, DEFAULT_PREFIX};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -55,6 +55,19 @@ pub struct Global {
         value_name = "URL"
     )]
     pub redis_url: Option<String>,
+    /// A Redis Cluster's seed nodes instead of --redis-url, comma-separated
+    #[arg(
+        long,
+        env = "REDIS_CLUSTER_NODES",
+        hide_env_values = true,
+        global = true,
+        value_name = "URLS",
+        conflicts_with = "redis_url"
+    )]
+    pub cluster_nodes: Option<String>,
+    /// How many buckets the services spread revocations over (the key schema's N)
+    #[arg(long, env = "TOWER_JWT_REVOKE_BUCKETS", default_value_t = DEFAULT_BUCKETS, global = true, value_name = "N")]
+    pub buckets: u32,
     /// Key prefix the services use
     #[arg(long, env = "TOWER_JWT_REVOKE_PREFIX", hide_env_values = true, default_value = DEFAULT_PREFIX, global = true)]
     pub prefix: String,

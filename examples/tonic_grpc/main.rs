@@ -10,6 +10,7 @@
 //! | `JWT_SECRET`      | HS256 secret                               | a dev secret      |
 //! | `ACCESS_TTL_SECS` | access token lifetime                      | `900`             |
 //! | `REDIS_URL`       | use Redis as the store, shared by replicas | in-memory store   |
+//! | `REDIS_CLUSTER_NODES` | instead of `REDIS_URL`: a Redis Cluster's seed nodes, comma-separated | none |
 //!
 //! Two services (see `auth.proto` beside this file): `auth.v1.Login/Login` is open to
 //! everyone (the demo accepts any non-empty username with the password `password`);
@@ -202,13 +203,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => 900,
     });
 
-    let store: Arc<dyn RevocationStore> = match std::env::var("REDIS_URL") {
-        Ok(url) => {
-            // The URL may carry a password: log only that Redis is used.
+    // The URLs may carry a password: log only which kind of Redis is used.
+    let store: Arc<dyn RevocationStore> = match (
+        std::env::var("REDIS_URL").ok(),
+        std::env::var("REDIS_CLUSTER_NODES").ok(),
+    ) {
+        (Some(_), Some(_)) => return Err("set REDIS_URL or REDIS_CLUSTER_NODES, not both".into()),
+        (Some(url), None) => {
             tracing::info!("revocation store: Redis (shared by every replica using it)");
             Arc::new(RedisStore::from_url(url)?)
         }
-        Err(_) => {
+        (None, Some(nodes)) => {
+            tracing::info!("revocation store: Redis Cluster (shared by every replica using it)");
+            let seeds = nodes.split(',').map(str::trim).filter(|node| !node.is_empty());
+            Arc::new(RedisStore::builder().cluster_nodes(seeds).build()?)
+        }
+        (None, None) => {
             tracing::info!("revocation store: in-memory (this process only; set REDIS_URL to share it)");
             Arc::new(InMemoryStore::new())
         }

@@ -30,7 +30,9 @@ impl Revoker {
             .saturating_add(std::time::Duration::from_secs(self.verifier.leeway_secs()));
         let ttl = ttl.min(longest);
         let key = token.revocation_key();
-        self.bounded("token", self.store.revoke_token(&key, ttl)).await?;
+        let subject = token.subject_key();
+        self.bounded("token", self.store.revoke_token_of(&key, subject.as_ref(), ttl))
+            .await?;
         tracing::debug!(token = %key, ?ttl, "revoked a token by its unverified claims");
         Ok(Revocation::Recorded { ttl })
     }

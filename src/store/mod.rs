@@ -3,7 +3,7 @@
 //! | store             | feature | for                                                              |
 //! |-------------------|---------|------------------------------------------------------------------|
 //! | [`InMemoryStore`] |         | one process, and tests                                           |
-//! | `RedisStore`      | `redis` | many replicas sharing one blocklist; a check is one `MGET`       |
+//! | `RedisStore`      | `redis` | many replicas sharing one blocklist, on a server or a cluster; a check is one `MGET` |
 //! | `MirrorStore`     | `redis` | a local copy of a `RedisStore`, kept in step by its change feed: checks answered from memory |
 //!
 //! Everything about stores lives in this module, at one path each
@@ -43,8 +43,8 @@ pub use self::memory::{DEFAULT_SWEEP_INTERVAL, InMemoryStore};
 pub use self::mirror::{DEFAULT_STALENESS_BOUND, MirrorHealth, MirrorStore, MirrorStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{
-    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_MAX_LEN, DEFAULT_PREFIX, RedisStore,
-    RedisStoreBuilder,
+    DEFAULT_BUCKETS, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_MAX_LEN, DEFAULT_PREFIX,
+    MAX_BUCKETS, MigrationReport, RedisStore, RedisStoreBuilder, schema,
 };
 #[cfg(feature = "redis")]
 pub use self::redis::{Page, Record, RecordKind, Stats};
@@ -93,6 +93,18 @@ pub struct Lookup {
 }
 
 impl Lookup {
+    /// What two answers about the same token say together: revoked in either is
+    /// revoked (a mirror's copy and Redis, or the two key schemas of an upgrade).
+    #[cfg(feature = "redis")]
+    pub(crate) fn union(self, other: Lookup) -> Lookup {
+        Lookup {
+            token_revoked: self.token_revoked || other.token_revoked,
+            session_revoked: self.session_revoked || other.session_revoked,
+            subject_watermark: self.subject_watermark.max(other.subject_watermark),
+            global_watermark: self.global_watermark.max(other.global_watermark),
+        }
+    }
+
     /// Why a token issued at `issued_at` is refused, if it is.
     ///
     /// A watermark refuses tokens issued at or before it; a token without `iat`
@@ -278,6 +290,23 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// Records a token revocation for `ttl`.
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError>;
 
+    /// Records a token revocation for `ttl`, knowing the token's subject (`None`: the
+    /// token has no `sub`). The [`Revoker`](crate::Revoker) records tokens this way.
+    ///
+    /// A store that partitions revocations by subject (`RedisStore`, whose checks read
+    /// one bucket chosen by the subject) writes the record once, where the token's checks
+    /// read; without the subject it has to write it everywhere. The default forgets the
+    /// subject and calls [`revoke_token`](Self::revoke_token).
+    async fn revoke_token_of(
+        &self,
+        token: &RevocationKey,
+        subject: Option<&RevocationKey>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let _ = subject;
+        self.revoke_token(token, ttl).await
+    }
+
     /// Records a session revocation for `ttl`.
     async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError>;
 
@@ -319,6 +348,15 @@ impl<T: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<T> {
 
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
         (**self).revoke_token(token, ttl).await
+    }
+
+    async fn revoke_token_of(
+        &self,
+        token: &RevocationKey,
+        subject: Option<&RevocationKey>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        (**self).revoke_token_of(token, subject, ttl).await
     }
 
     async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {

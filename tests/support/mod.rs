@@ -7,6 +7,9 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
+#[macro_use]
+pub mod cluster;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

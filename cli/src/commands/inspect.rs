@@ -56,9 +56,16 @@ pub async fn stats(context: &mut Context) -> Result<Exit, Failure> {
             .to_owned(),
         ),
         (
+            "keys",
+            format!(
+                "{} in {} buckets (sessions and `all` in every bucket)",
+                stats.keys, stats.buckets
+            ),
+        ),
+        (
             "feed",
             format!(
-                "last seq {}, {} events kept",
+                "last seq {}, {} events kept (summed over the buckets' feeds)",
                 stats.feed_last_seq, stats.feed_length
             ),
         ),

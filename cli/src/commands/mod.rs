@@ -6,7 +6,7 @@ mod inspect;
 mod revoke;
 mod unrevoke;
 
-use tower_jwt_revoke::store::{RedisStore, RevokedBy};
+use tower_jwt_revoke::store::{MAX_BUCKETS, RedisStore, RevokedBy};
 
 use crate::args::{Command, Global};
 use crate::error::{Exit, Failure};
@@ -22,16 +22,31 @@ impl Context {
     /// The store `global` names. Connecting starts in the background; the first
     /// command waits for it at most the connect timeout.
     pub fn new(global: &Global) -> Result<Self, Failure> {
-        let url = global
-            .redis_url
-            .as_deref()
-            .filter(|url| !url.trim().is_empty())
-            .ok_or_else(|| Failure::usage("no Redis URL: pass --redis-url or set REDIS_URL"))?;
+        let given = |value: &Option<String>| value.clone().filter(|value| !value.trim().is_empty());
+        let builder = match (given(&global.redis_url), given(&global.cluster_nodes)) {
+            (Some(url), _) => RedisStore::builder().url(url),
+            (None, Some(nodes)) => RedisStore::builder().cluster_nodes(
+                nodes
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|node| !node.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            ),
+            (None, None) => {
+                return Err(Failure::usage(
+                    "no Redis: pass --redis-url (REDIS_URL) or --cluster-nodes (REDIS_CLUSTER_NODES)",
+                ));
+            }
+        };
         if global.prefix.is_empty() {
             return Err(Failure::usage("--prefix must not be empty"));
         }
-        let store = RedisStore::builder()
-            .url(url)
+        if !(1..=MAX_BUCKETS).contains(&global.buckets) {
+            return Err(Failure::usage(format!("--buckets must be 1 to {MAX_BUCKETS}")));
+        }
+        let store = builder
+            .buckets(global.buckets)
             .prefix(global.prefix.as_str())
             .connect_timeout(global.connect_timeout)
             .command_timeout(global.timeout)

@@ -1,95 +1,108 @@
-//! The background task that keeps the local copy in step: load, then follow the
-//! change feed; reload on a gap; reconnect on errors.
+//! The background task that keeps the local copy in step: load, then follow the change
+//! feeds; reload only the bucket whose feed has a gap; reconnect on errors.
 
+use std::pin::pin;
 use std::sync::{PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use ::redis::aio::MultiplexedConnection;
+use futures_util::future::{Either, select};
 
-use super::event::{Event, FeedEntry};
-use super::{BATCH, Shared, bounded};
+use super::Shared;
+use super::feeds::{Feeds, Read};
+use super::wake::Wake;
 use crate::store::StoreError;
+use crate::store::redis::Conn;
 
-/// How long one `XREAD` waits for new events. Shorter than the staleness bound, so a
-/// quiet but healthy feed still counts as contact.
+/// How long one blocking read waits for new events on a single server, and how often a
+/// mirror on a cluster reads every feed. Shorter than the staleness bound, so a quiet
+/// but healthy feed still counts as contact.
 pub(super) const FOLLOW_BLOCK: Duration = Duration::from_millis(250);
 
+/// What one step of following did.
+enum Step {
+    /// Every feed was read up to this moment: the copy is current as of it.
+    CaughtUp(Instant),
+    /// Something was read or loaded; more may be waiting.
+    Progressed,
+}
+
 impl Shared {
-    /// Reads the feed once (waiting up to [`FOLLOW_BLOCK`] for events) and applies what
-    /// came.
-    async fn follow_once(
+    /// One step: load what has lost its place, else read the feeds once.
+    async fn step(
         &self,
-        connection: &mut MultiplexedConnection,
-        last_id: &mut String,
-        last_seq: &mut u64,
-    ) -> Result<Followed, StoreError> {
-        let block_ms = u64::try_from(FOLLOW_BLOCK.as_millis()).unwrap_or(250);
-        // Everything written before this instant is in the reply, unless the reply is
-        // a full batch: only then may the copy count as current as of it.
-        let asked = Instant::now();
-        let reply: Option<Vec<(String, Vec<FeedEntry>)>> = bounded(
-            FOLLOW_BLOCK.saturating_add(self.redis.command_timeout()),
-            ::redis::cmd("XREAD")
-                .arg("COUNT")
-                .arg(BATCH)
-                .arg("BLOCK")
-                .arg(block_ms)
-                .arg("STREAMS")
-                .arg(self.redis.feed_key())
-                .arg(&*last_id)
-                .query_async(connection),
-        )
-        .await?;
-        let local = self.local();
-        let mut read = 0;
-        for (id, fields) in reply.into_iter().flatten().flat_map(|(_, entries)| entries) {
-            read += 1;
-            let Some(event) = Event::parse(&fields) else {
-                tracing::warn!(%id, "malformed event in the revocation feed; reloading");
-                return Ok(Followed::Gap);
-            };
-            if event.seq != *last_seq + 1 {
-                tracing::warn!(
-                    expected = *last_seq + 1,
-                    got = event.seq,
-                    "gap in the revocation feed; reloading"
-                );
-                return Ok(Followed::Gap);
-            }
-            // A write the store repeated on a fresh connection (the first try's answer
-            // was lost with its connection) comes as a second event, numbered next: no
-            // gap, and applying it again changes nothing.
-            event.apply_to(local).await;
-            *last_seq = event.seq;
-            *last_id = id;
+        connection: &mut Conn,
+        feeds: &mut Feeds,
+        wake: &Wake,
+        tick: &mut Instant,
+    ) -> Result<Step, StoreError> {
+        let unloaded = feeds.unloaded();
+        if unloaded.len() == feeds.streams.len() {
+            self.set_synced(false);
+            self.load_all(connection, feeds).await?;
+            return Ok(Step::Progressed);
         }
+        if !unloaded.is_empty() {
+            // Buckets with a gap may miss records until reloaded: checks go to Redis.
+            self.set_synced(false);
+            self.reload(connection, feeds, &unloaded).await?;
+            return Ok(Step::Progressed);
+        }
+        let timeout = self.redis.command_timeout();
+        let (read, full, asked) = if connection.is_cluster() {
+            let tick_due = pin!(tokio::time::sleep_until((*tick).into()));
+            let woken = matches!(select(tick_due, pin!(wake.notified())).await, Either::Right(_));
+            let asked = Instant::now();
+            let (which, full): (Vec<usize>, bool) = if woken && asked < *tick {
+                let which = wake
+                    .take()
+                    .into_iter()
+                    .filter_map(|bucket| feeds.of_bucket(bucket))
+                    .collect();
+                (which, false)
+            } else {
+                // The tick: every feed (a wake-up lost or never sent is caught here).
+                wake.take();
+                *tick = asked + FOLLOW_BLOCK;
+                ((0..feeds.streams.len()).collect(), true)
+            };
+            let read = feeds.read_now(connection, &which, timeout, self.local()).await?;
+            (read, full, asked)
+        } else {
+            // Everything written before this instant is in the reply, unless a feed's
+            // reply is a full batch.
+            let asked = Instant::now();
+            let read = feeds
+                .read_blocking(connection, FOLLOW_BLOCK, timeout, self.local())
+                .await?;
+            (read, true, asked)
+        };
         self.progress
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .applied_seq = *last_seq;
-        if read >= BATCH {
+            .applied_seq = feeds.applied();
+        let Read { behind, gaps } = read;
+        if behind {
             // More may be waiting: a backlog after a load or a reconnect.
-            return Ok(Followed::Behind);
+            *tick = Instant::now();
         }
-        self.touch_at(asked);
-        Ok(Followed::CaughtUp)
+        Ok(if full && !behind && gaps == 0 {
+            Step::CaughtUp(asked)
+        } else {
+            Step::Progressed
+        })
     }
 }
 
-/// What one read of the feed found.
-enum Followed {
-    /// Everything up to the moment of asking is applied.
-    CaughtUp,
-    /// A full batch was applied; more may be waiting.
-    Behind,
-    /// Events are missing (trimmed, or a writer skipped numbers): reload.
-    Gap,
-}
-
-/// The background task: load, then follow; reload on a gap; reconnect on errors.
+/// The background task: load, then follow; reload a bucket with a gap; reconnect on
+/// errors.
 pub(super) async fn follow(shared: Weak<Shared>) {
-    let mut connection: Option<MultiplexedConnection> = None;
-    let mut position: Option<(String, u64)> = None;
+    let Some(strong) = shared.upgrade() else { return };
+    let mut feeds = Feeds::new(&strong.redis);
+    let wake = Wake::new(strong.redis.buckets());
+    wake.start(&strong);
+    drop(strong);
+    let mut connection: Option<Conn> = None;
+    let mut tick = Instant::now();
     let mut backoff = Duration::from_millis(50);
     loop {
         let Some(strong) = shared.upgrade() else { return };
@@ -98,34 +111,33 @@ pub(super) async fn follow(shared: Weak<Shared>) {
                 Some(connection) => connection,
                 slot => slot.insert(strong.redis.dedicated_connection().await?),
             };
-            match &mut position {
-                None => {
-                    strong.set_synced(false);
-                    position = Some(strong.load(connection).await?);
-                    Ok::<(), StoreError>(())
-                }
-                Some((last_id, last_seq)) => {
-                    match strong.follow_once(connection, last_id, last_seq).await? {
-                        Followed::CaughtUp => strong.set_synced(true),
-                        Followed::Behind => {}
-                        Followed::Gap => position = None,
-                    }
-                    Ok(())
-                }
-            }
+            strong.step(connection, &mut feeds, &wake, &mut tick).await
         }
         .await;
         match result {
-            Ok(()) => backoff = Duration::from_millis(50),
+            Ok(Step::CaughtUp(asked)) => {
+                strong.touch_at(asked);
+                strong.set_synced(true);
+                backoff = Duration::from_millis(50);
+            }
+            Ok(Step::Progressed) => backoff = Duration::from_millis(50),
             Err(error) => {
-                // Keep the position: on reconnect the feed resumes where it stopped,
-                // and a gap there means a reload.
+                // Keep the cursors: on reconnect each feed resumes where it stopped, and
+                // a gap there means a reload of that bucket.
                 tracing::warn!(%error, retry_in = ?backoff, "revocation mirror lost Redis");
-                connection = None;
+                if !is_cluster(&connection) {
+                    connection = None;
+                }
                 drop(strong);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }
+}
+
+/// A cluster's connection is kept through errors: it reconnects to a failed node and
+/// follows a failover by itself.
+fn is_cluster(connection: &Option<Conn>) -> bool {
+    connection.as_ref().is_some_and(Conn::is_cluster)
 }

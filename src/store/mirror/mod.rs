@@ -14,8 +14,10 @@ use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
 use crate::key::RevocationKey;
 
 mod event;
+mod feeds;
 mod follow;
 mod load;
+mod wake;
 
 use self::follow::{FOLLOW_BLOCK, follow};
 
@@ -33,11 +35,22 @@ const BATCH: usize = 1000;
 /// from memory, with no network round trip, while the copy is in sync.
 ///
 /// The revocation set is small (only tokens revoked within their lifetime), so each
-/// replica can hold all of it. The mirror loads it at start (`SCAN` of the prefix with
-/// the remaining TTLs), then follows the change feed every [`RedisStore`] write appends
-/// to, from the position noted *before* the load, so nothing written meanwhile is
-/// missed. Events are idempotent and numbered; a gap (the feed was trimmed while the
-/// mirror was away) triggers a reload.
+/// replica can hold all of it. The mirror loads it at start (`SCAN` of the prefix on
+/// every master, with the remaining TTLs), then follows the change feeds every
+/// [`RedisStore`] write appends to (one per bucket), each from the position noted
+/// *before* the load, so nothing written meanwhile is missed. Events are idempotent and
+/// numbered per feed; a gap in one feed (trimmed while the mirror was away) reloads that
+/// bucket alone, adding what it holds to the copy.
+///
+/// On a single server one connection waits on every feed at once (`XREAD BLOCK`). On a
+/// cluster, where one `XREAD` may only name streams of one slot, the mirror reads every
+/// feed on a short tick (250 ms) over the cluster's connection, and in between reads a
+/// bucket's feed as soon as a write announces it on the `{prefix}:wake` channel (one
+/// pub/sub subscription on any node). No connection blocks, and there is none per
+/// bucket.
+/// A load on a cluster that overlaps a slot migration (a key may move from a master not
+/// yet scanned to one already scanned) is done again once the slots stay put; checks go
+/// to Redis meanwhile.
 ///
 /// It never answers from a stale copy: during start-up and reloads, and whenever its
 /// last word from Redis is older than the staleness bound (Redis down, network cut),
@@ -85,6 +98,7 @@ struct Shared {
 struct Progress {
     applied_seq: u64,
     loads: u64,
+    bucket_reloads: u64,
 }
 
 /// The mirror's state, for readiness probes and metrics.
@@ -99,10 +113,14 @@ pub struct MirrorHealth {
     pub serving_locally: bool,
     /// Local entries (expired ones not yet reclaimed included).
     pub entries: usize,
-    /// Sequence number of the last event applied.
+    /// Events applied: the sum, over every change feed (one per bucket), of the
+    /// sequence number of the last event applied.
     pub applied_seq: u64,
-    /// How many full loads happened (the first included).
+    /// How many loads happened: full ones (the first included) and reloads of one or
+    /// more buckets whose feed had a gap.
     pub loads: u64,
+    /// How many of those loads were of some buckets only.
+    pub bucket_reloads: u64,
 }
 
 /// Builds a [`MirrorStore`]; see [`MirrorStore::builder`].
@@ -180,6 +198,7 @@ impl MirrorStore {
             entries: shared.local().len(),
             applied_seq: progress.applied_seq,
             loads: progress.loads,
+            bucket_reloads: progress.bucket_reloads,
         }
     }
 
@@ -266,7 +285,7 @@ impl RevocationStore for MirrorStore {
             return Ok(known);
         }
         match shared.redis.lookup(query).await {
-            Ok(remote) => Ok(merge(known, remote)),
+            Ok(remote) => Ok(known.union(remote)),
             // What the mirror knows is still refused; the rest follows the policy.
             Err(_) if known.revoked_by(query.issued_at).is_some() => Ok(known),
             Err(error) => Err(error),
@@ -311,6 +330,16 @@ impl RevocationStore for MirrorStore {
         self.shared.local().revoke_token(token, ttl).await
     }
 
+    async fn revoke_token_of(
+        &self,
+        token: &RevocationKey,
+        subject: Option<&RevocationKey>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.shared.redis.revoke_token_of(token, subject, ttl).await?;
+        self.shared.local().revoke_token(token, ttl).await
+    }
+
     async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
         self.shared.redis.revoke_session(session, ttl).await?;
         self.shared.local().revoke_session(session, ttl).await
@@ -341,14 +370,5 @@ impl RevocationStore for MirrorStore {
             .local()
             .raise_global_watermark(issued_until, ttl)
             .await
-    }
-}
-
-fn merge(local: Lookup, remote: Lookup) -> Lookup {
-    Lookup {
-        token_revoked: local.token_revoked || remote.token_revoked,
-        session_revoked: local.session_revoked || remote.session_revoked,
-        subject_watermark: local.subject_watermark.max(remote.subject_watermark),
-        global_watermark: local.global_watermark.max(remote.global_watermark),
     }
 }

@@ -4,12 +4,15 @@ use std::fmt;
 use std::time::Duration;
 
 use ::redis::AsyncConnectionConfig;
+use ::redis::cluster::ClusterClientBuilder;
 use deadpool_redis::{Config, ConnectionInfo, Manager, Pool, Runtime};
 
-use super::connection::Connection;
+use super::connection::{Backend, ClusterBackend, Connection};
+use super::schema::{DEFAULT_BUCKETS, MAX_BUCKETS, Schema};
 use super::scripts::Scripts;
 use super::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_MAX_LEN, DEFAULT_PREFIX, RedisStore,
+    Settings,
 };
 use crate::store::{BoxError, StoreError};
 
@@ -23,6 +26,13 @@ const PIPELINE_BUFFER: usize = 1 << 16;
 /// a few large writes rather than one write per 8 KiB (redis-rs's default).
 const WRITE_BUFFER: usize = 1 << 16;
 
+/// How often a cluster's connection tries a command again after a node failed or the
+/// slot map changed (`MOVED`, `ASK`, a failover), and how long it waits in between (ms):
+/// the store's own timeouts bound the whole, so these only need to let a redirect or a
+/// promoted replica be found quickly.
+const CLUSTER_RETRIES: u32 = 8;
+const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (10, 250);
+
 /// Builds a [`RedisStore`]; see [`RedisStore::builder`].
 #[derive(Debug, Default)]
 #[must_use]
@@ -32,11 +42,14 @@ pub struct RedisStoreBuilder {
     connect_timeout: Option<Duration>,
     command_timeout: Option<Duration>,
     feed_max_len: Option<u64>,
+    buckets: Option<u32>,
+    v1_transition: bool,
 }
 
 enum Source {
     Config(Config),
     Pool(Pool),
+    Cluster(Vec<String>),
 }
 
 impl fmt::Debug for Source {
@@ -45,6 +58,7 @@ impl fmt::Debug for Source {
             // A URL may hold a password.
             Self::Config(_) => f.write_str("Config(..)"),
             Self::Pool(pool) => f.debug_tuple("Pool").field(&pool.status()).finish(),
+            Self::Cluster(seeds) => write!(f, "Cluster({} seeds)", seeds.len()),
         }
     }
 }
@@ -60,6 +74,23 @@ impl RedisStoreBuilder {
     /// Connects as this deadpool-redis configuration says.
     pub fn config(mut self, config: Config) -> Self {
         self.source = Some(Source::Config(config));
+        self
+    }
+
+    /// Connects to a Redis Cluster through these seed nodes (`redis://host:port`, as
+    /// [`url`](Self::url) takes them; any few of the cluster's nodes will do: the store
+    /// learns the rest from them, and follows the cluster as slots move and replicas are
+    /// promoted).
+    ///
+    /// Commands go to the master of their keys' slot. Everything one check reads lives
+    /// in one slot, so a check is still one `MGET` to one node; see the key schema in
+    /// the [`RedisStore`] docs.
+    pub fn cluster_nodes<I, U>(mut self, seeds: I) -> Self
+    where
+        I: IntoIterator<Item = U>,
+        U: Into<String>,
+    {
+        self.source = Some(Source::Cluster(seeds.into_iter().map(Into::into).collect()));
         self
     }
 
@@ -107,26 +138,92 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// How many buckets revocations are spread over (default
+    /// [`DEFAULT_BUCKETS`](super::DEFAULT_BUCKETS), at most
+    /// [`MAX_BUCKETS`](super::MAX_BUCKETS)). Every service sharing the blocklist must use
+    /// the same number, and it stays fixed for a deployment: a few times the number of
+    /// cluster masters spreads the load; each session and global revocation writes one
+    /// record per bucket.
+    pub fn buckets(mut self, buckets: u32) -> Self {
+        self.buckets = Some(buckets);
+        self
+    }
+
+    /// Also reads, and also writes, the version 1 key schema (`{prefix}:t:{hash}` and
+    /// so on, one change feed `{prefix}:feed`), for the time a running deployment
+    /// upgrades (off by default). See [`RedisStore::migrate_v1`] for the steps. Only on
+    /// a single server: the v1 schema never ran on a cluster.
+    pub fn v1_transition(mut self, on: bool) -> Self {
+        self.v1_transition = on;
+        self
+    }
+
     /// Builds the store. It never waits for Redis: inside a Tokio runtime it starts
     /// connecting in the background at once, elsewhere the first command connects. So
     /// an application starts even while Redis is down (and fails closed until it is up).
     pub fn build(self) -> Result<RedisStore, StoreError> {
         let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let pool = match self.source {
-            Some(Source::Pool(pool)) => pool,
-            Some(Source::Config(config)) => pool_for(&config, connect_timeout)?,
-            None => return Err(StoreError::msg("no Redis URL, configuration or pool given")),
+        let prefix = self.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+        if prefix.contains(['{', '}']) {
+            return Err(StoreError::msg(
+                "invalid Redis key prefix: it must not contain `{` or `}` (it sits inside the hash tag)",
+            ));
+        }
+        let buckets = self.buckets.unwrap_or(DEFAULT_BUCKETS);
+        if !(1..=MAX_BUCKETS).contains(&buckets) {
+            return Err(StoreError::msg("invalid bucket count: from 1 to MAX_BUCKETS"));
+        }
+        let backend = match self.source {
+            Some(Source::Pool(pool)) => Backend::Single(pool),
+            Some(Source::Config(config)) => Backend::Single(pool_for(&config, connect_timeout)?),
+            Some(Source::Cluster(seeds)) => {
+                if self.v1_transition {
+                    return Err(StoreError::msg(
+                        "the v1 transition is for a single server: the v1 schema never ran on a cluster",
+                    ));
+                }
+                Backend::Cluster(Box::new(cluster_for(seeds, connect_timeout)?))
+            }
+            None => {
+                return Err(StoreError::msg(
+                    "no Redis URL, configuration, pool or cluster nodes given",
+                ));
+            }
         };
         let store = RedisStore::new(
-            Connection::new(pool, connect_timeout),
-            self.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
-            self.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
-            self.feed_max_len.unwrap_or(DEFAULT_FEED_MAX_LEN),
+            Connection::new(backend, connect_timeout, buckets),
+            Settings {
+                schema: Schema::new(prefix, buckets),
+                command_timeout: self.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
+                feed_max_len: self.feed_max_len.unwrap_or(DEFAULT_FEED_MAX_LEN),
+                v1_transition: self.v1_transition,
+            },
             Scripts::new(),
         );
         store.connect_in_background();
         Ok(store)
     }
+}
+
+/// The cluster client: connections set up for bursts, as a single server's are, with
+/// retries quick enough to find a promoted replica within the store's own timeouts.
+fn cluster_for(seeds: Vec<String>, connect_timeout: Duration) -> Result<ClusterBackend, StoreError> {
+    if seeds.is_empty() {
+        return Err(StoreError::msg(
+            "invalid Redis cluster configuration: no seed nodes",
+        ));
+    }
+    let client = ClusterClientBuilder::new(seeds.clone())
+        .connection_timeout(connect_timeout)
+        .retries(CLUSTER_RETRIES)
+        .min_retry_wait(CLUSTER_RETRY_WAIT_MS.0)
+        .max_retry_wait(CLUSTER_RETRY_WAIT_MS.1)
+        // The store times every command itself, by how long a node stays silent.
+        .overall_response_timeout(None)
+        .write_backpressure_boundary(WRITE_BUFFER)
+        .build()
+        .map_err(invalid)?;
+    Ok(ClusterBackend { client, seeds })
 }
 
 /// The pool `Config::create_pool` would make, but with connections set up for bursts.

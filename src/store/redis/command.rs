@@ -5,9 +5,9 @@ use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use ::redis::RedisError;
-use ::redis::aio::MultiplexedConnection;
 
 use super::RedisStore;
+use super::conn::Conn;
 use super::connection::{Age, Live};
 use crate::store::StoreError;
 
@@ -40,29 +40,39 @@ enum Failure {
 }
 
 impl RedisStore {
-    /// Runs `command` on the shared connection. When it fails because the connection
-    /// is dead (an I/O error, the connection dropped: what a Redis restart leaves behind
-    /// in a connection nobody used since), it is run once more on a fresh connection,
-    /// so the first request after a restart is answered instead of failing. Only
-    /// idempotent commands come here: the checks, and writes that only raise a TTL or a
-    /// watermark (a repeated write adds a second event for the same record to the
-    /// change feed, numbered next, which mirrors apply idempotently).
+    /// Runs `command`, about keys of `bucket`, on the shared connection. When it fails
+    /// because the connection is dead (an I/O error, the connection dropped: what a
+    /// Redis restart leaves behind in a connection nobody used since), it is run once
+    /// more on a fresh connection, so the first request after a restart is answered
+    /// instead of failing. Only idempotent commands come here: the checks, and writes
+    /// that only raise a TTL or a watermark (a repeated write adds a second event for
+    /// the same record to the change feed, numbered next, which mirrors apply
+    /// idempotently).
+    ///
+    /// A cluster's connection is never replaced: it reconnects to a node that failed,
+    /// and follows the slot map as it changes (`MOVED`, `ASK`, a failover), by itself.
+    /// Its silence is timed per bucket, so a master that stops answering fails the
+    /// commands for its buckets while the other masters keep answering theirs.
     pub(super) async fn run<T, F, Fut>(
         &self,
         what: &'static str,
         budget: Budget,
+        bucket: u32,
         command: F,
     ) -> Result<T, StoreError>
     where
-        F: Fn(MultiplexedConnection) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let shared = &*self.shared;
-        let (live, age) = shared.connection.get(&shared.prefix).await?;
+        let (live, age) = shared.connection.get(shared.schema.prefix()).await?;
         let started = Instant::now();
-        let error = match self.attempt(&live, command(live.connection.clone())).await {
+        let error = match self
+            .attempt(&live, bucket, command(live.connection.clone()))
+            .await
+        {
             Ok(value) => return Ok(value),
-            Err(Failure::Redis(error)) if is_dead_connection(&error) => error,
+            Err(Failure::Redis(error)) if is_dead_connection(&error) && !live.is_cluster() => error,
             Err(failure) => return Err(self.failed(&live, what, failure)),
         };
         shared.connection.discard(&live, what);
@@ -71,8 +81,8 @@ impl RedisStore {
         }
         tracing::debug!(%error, "Redis connection found dead; trying once more on a fresh one");
         let retry = async {
-            let (live, _) = shared.connection.get(&shared.prefix).await?;
-            self.attempt(&live, command(live.connection.clone()))
+            let (live, _) = shared.connection.get(shared.schema.prefix()).await?;
+            self.attempt(&live, bucket, command(live.connection.clone()))
                 .await
                 .map_err(|failure| self.failed(&live, what, failure))
         };
@@ -90,6 +100,7 @@ impl RedisStore {
     async fn attempt<T>(
         &self,
         live: &Live,
+        bucket: u32,
         command: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, Failure> {
         let timeout = self.shared.command_timeout;
@@ -111,7 +122,7 @@ impl RedisStore {
             // Silence is only believed when this task ran about on time: one that ran
             // late saw the answers late too, and waits another round instead.
             let behind = now.saturating_duration_since(round).saturating_sub(timeout);
-            if !live.answered_since(round) && behind < timeout / 4 {
+            if !live.answered_since(bucket, round) && behind < timeout / 4 {
                 return Err(Failure::Silent);
             }
             if now.saturating_duration_since(sent) >= timeout.saturating_mul(QUEUED_LIMIT) {
@@ -121,19 +132,19 @@ impl RedisStore {
         };
         match outcome {
             Ok(value) => {
-                live.answered();
+                live.answered(bucket);
                 Ok(value)
             }
             // A timer of the connection's own (a pool built elsewhere): this command is
             // given up, but the connection is only dead if it answered nothing else.
-            Err(error) if error.is_timeout() => Err(if live.answered_since(round) {
+            Err(error) if error.is_timeout() => Err(if live.answered_since(bucket, round) {
                 Failure::Redis(error)
             } else {
                 Failure::Silent
             }),
             Err(error) => {
                 if !is_dead_connection(&error) {
-                    live.answered();
+                    live.answered(bucket);
                 }
                 Err(Failure::Redis(error))
             }
@@ -143,13 +154,16 @@ impl RedisStore {
     fn failed(&self, live: &Live, what: &'static str, failure: Failure) -> StoreError {
         match failure {
             Failure::Silent => {
-                // A connection that stops answering may be half-open: replace it.
-                self.shared.connection.discard(live, what);
+                // A connection that stops answering may be half-open: replace it (a
+                // cluster's replaces its node's connection by itself).
+                if !live.is_cluster() {
+                    self.shared.connection.discard(live, what);
+                }
                 StoreError::timeout("Redis did not answer within the command timeout")
             }
             Failure::Queued => StoreError::timeout("Redis answered other commands but not this one in time"),
             Failure::Redis(error) => {
-                if is_dead_connection(&error) {
+                if is_dead_connection(&error) && !live.is_cluster() {
                     self.shared.connection.discard(live, what);
                 }
                 StoreError::new(what, error)

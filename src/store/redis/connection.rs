@@ -6,11 +6,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use ::redis::aio::MultiplexedConnection;
+use ::redis::cluster::ClusterClient;
 use deadpool_redis::Pool;
 use tokio::sync::watch;
 
+use super::conn::Conn;
 use crate::store::StoreError;
+
+/// Where connections come from: one server's pool, or a cluster client (whose one
+/// connection holds a multiplexed connection to each node and routes by slot).
+pub(super) enum Backend {
+    Single(Pool),
+    Cluster(Box<ClusterBackend>),
+}
+
+/// A cluster: the client the store's connections come from, and what a subscriber
+/// (a connection of its own, for wake-ups) is made from.
+pub(super) struct ClusterBackend {
+    pub(super) client: ClusterClient,
+    pub(super) seeds: Vec<String>,
+}
+
+/// How many connect timeouts connecting to a cluster may take as a whole.
+const CLUSTER_HANDSHAKE: u32 = 3;
 
 /// The shared connection of a [`RedisStore`](super::RedisStore).
 ///
@@ -23,8 +41,11 @@ pub(super) struct Connection {
 }
 
 struct Inner {
-    pool: Pool,
+    backend: Backend,
     connect_timeout: Duration,
+    /// How many silence clocks a connection keeps: one for a server, one per bucket for
+    /// a cluster (a bucket's commands all go to the node serving its slot).
+    clocks: usize,
     state: Mutex<State>,
     next_id: AtomicU64,
     /// The origin of the `last_answer` clocks.
@@ -42,27 +63,40 @@ type Attempt = Result<Live, ConnectError>;
 /// A connection in service.
 #[derive(Clone)]
 pub(super) struct Live {
-    pub(super) connection: MultiplexedConnection,
+    pub(super) connection: Conn,
     /// Which connection this is: a failure reported late must not drop the one that
     /// has replaced it meanwhile.
     id: u64,
     /// When Redis last answered anything on this connection (nanoseconds from
-    /// `epoch`). A command that waits long on a connection that keeps answering is
-    /// queued behind others, not lost: only silence means the connection is dead.
-    last_answer: Arc<AtomicU64>,
+    /// `epoch`), per bucket on a cluster. A command that waits long on a connection that
+    /// keeps answering is queued behind others, not lost: only silence means the
+    /// connection (on a cluster: the node serving the bucket) is dead.
+    last_answer: Arc<[AtomicU64]>,
     epoch: Instant,
 }
 
 impl Live {
-    /// Notes that Redis answered on this connection.
-    pub(super) fn answered(&self) {
-        self.last_answer
+    fn clock(&self, bucket: u32) -> &AtomicU64 {
+        let index = usize::try_from(bucket).unwrap_or(0) % self.last_answer.len().max(1);
+        &self.last_answer[index]
+    }
+
+    /// Notes that Redis answered a command for `bucket` on this connection.
+    pub(super) fn answered(&self, bucket: u32) {
+        self.clock(bucket)
             .fetch_max(nanos(self.epoch, Instant::now()), Ordering::Relaxed);
     }
 
-    /// Whether Redis answered anything on this connection at or after `since`.
-    pub(super) fn answered_since(&self, since: Instant) -> bool {
-        self.last_answer.load(Ordering::Relaxed) >= nanos(self.epoch, since)
+    /// Whether Redis answered anything for `bucket` on this connection at or after
+    /// `since`.
+    pub(super) fn answered_since(&self, bucket: u32, since: Instant) -> bool {
+        self.clock(bucket).load(Ordering::Relaxed) >= nanos(self.epoch, since)
+    }
+
+    /// Whether this is a cluster's connection, which reconnects to its nodes by itself
+    /// and is never replaced for one node's failure.
+    pub(super) fn is_cluster(&self) -> bool {
+        self.connection.is_cluster()
     }
 }
 
@@ -79,11 +113,16 @@ pub(super) enum Age {
 }
 
 impl Connection {
-    pub(super) fn new(pool: Pool, connect_timeout: Duration) -> Self {
+    pub(super) fn new(backend: Backend, connect_timeout: Duration, buckets: u32) -> Self {
+        let clocks = match backend {
+            Backend::Single(_) => 1,
+            Backend::Cluster(_) => usize::try_from(buckets).unwrap_or(1).max(1),
+        };
         Self {
             inner: Arc::new(Inner {
-                pool,
+                backend,
                 connect_timeout,
+                clocks,
                 state: Mutex::new(State::Idle),
                 next_id: AtomicU64::new(1),
                 epoch: Instant::now(),
@@ -145,11 +184,19 @@ impl Connection {
         }
     }
 
-    /// A multiplexed connection taken out of the pool for good, for commands that block
-    /// (`XREAD BLOCK`) and would stall every request pipelined behind them on the
-    /// shared one.
-    pub(super) async fn dedicated(&self) -> Result<MultiplexedConnection, StoreError> {
+    /// A connection of its own, for commands that block (`XREAD BLOCK`) or come in
+    /// large numbers (a mirror's load), which would stall every request pipelined
+    /// behind them on the shared one.
+    pub(super) async fn dedicated(&self) -> Result<Conn, StoreError> {
         self.inner.take().await.map_err(ConnectError::into_store_error)
+    }
+
+    /// The cluster's seeds and client, when the store is on a cluster.
+    pub(super) fn cluster(&self) -> Option<&ClusterBackend> {
+        match &self.inner.backend {
+            Backend::Cluster(cluster) => Some(cluster),
+            Backend::Single(_) => None,
+        }
     }
 }
 
@@ -174,11 +221,14 @@ impl Inner {
         // A task of its own: the connection is made even when the request that asked
         // for it gives up first, and is there for the next one.
         runtime.spawn(async move {
-            let attempt = inner.take().await.map(|connection| Live {
-                connection,
-                id: inner.next_id.fetch_add(1, Ordering::Relaxed),
-                last_answer: Arc::new(AtomicU64::new(nanos(inner.epoch, Instant::now()))),
-                epoch: inner.epoch,
+            let attempt = inner.take().await.map(|connection| {
+                let now = nanos(inner.epoch, Instant::now());
+                Live {
+                    connection,
+                    id: inner.next_id.fetch_add(1, Ordering::Relaxed),
+                    last_answer: (0..inner.clocks).map(|_| AtomicU64::new(now)).collect(),
+                    epoch: inner.epoch,
+                }
             });
             *inner.lock() = match &attempt {
                 Ok(live) => {
@@ -195,12 +245,33 @@ impl Inner {
         Ok(receiver)
     }
 
-    async fn take(&self) -> Result<MultiplexedConnection, ConnectError> {
-        let pooled = tokio::time::timeout(self.connect_timeout, self.pool.get())
-            .await
-            .map_err(|_| ConnectError::new("timed out connecting to Redis", None))?
-            .map_err(|error| ConnectError::new("could not connect to Redis", Some(Arc::new(error) as _)))?;
-        Ok(deadpool_redis::Connection::take(pooled))
+    async fn take(&self) -> Result<Conn, ConnectError> {
+        match &self.backend {
+            Backend::Single(pool) => {
+                let pooled = tokio::time::timeout(self.connect_timeout, pool.get())
+                    .await
+                    .map_err(|_| ConnectError::new("timed out connecting to Redis", None))?
+                    .map_err(|error| {
+                        ConnectError::new("could not connect to Redis", Some(Arc::new(error) as _))
+                    })?;
+                Ok(Conn::Single(deadpool_redis::Connection::take(pooled)))
+            }
+            Backend::Cluster(cluster) => {
+                // The handshake is a few round trips to a few nodes (the slot map, then
+                // each master), each bounded by the connect timeout on its own.
+                let handshake = self.connect_timeout.saturating_mul(CLUSTER_HANDSHAKE);
+                let connection = tokio::time::timeout(handshake, cluster.client.get_async_connection())
+                    .await
+                    .map_err(|_| ConnectError::new("timed out connecting to the Redis cluster", None))?
+                    .map_err(|error| {
+                        ConnectError::new(
+                            "could not connect to the Redis cluster",
+                            Some(Arc::new(error) as _),
+                        )
+                    })?;
+                Ok(Conn::Cluster(connection))
+            }
+        }
     }
 }
 

@@ -1,37 +1,34 @@
-//! [`RedisStore`]: one blocklist in Redis, shared by every replica (feature `redis`).
+//! [`RedisStore`]: one blocklist in Redis, shared by every replica (feature `redis`),
+//! on a single server or a Redis Cluster.
 //!
-//! # Key schema
+//! # Key schema (v2)
 //!
-//! Every key lives under a prefix (default `revoked`) and has a TTL:
+//! Revocations are spread over N buckets, each a hash tag `{prefix:bB}`, so that
+//! everything one check reads is in one slot (one `MGET`, one node) and everything one
+//! write touches (its record, its bucket's change feed and sequence counter) is too.
+//! The whole schema, and why it is cut so, is in the [`schema`] module docs; the README
+//! repeats it for services in other languages. Every record has a TTL.
 //!
-//! | key                 | value                         | TTL                               |
-//! |---------------------|-------------------------------|-----------------------------------|
-//! | `{prefix}:t:{hash}` | `1`                           | until the token would expire      |
-//! | `{prefix}:x:{hash}` | `1`                           | longest token lifetime + leeway   |
-//! | `{prefix}:s:{hash}` | watermark, decimal seconds    | longest token lifetime + leeway   |
-//! | `{prefix}:all`      | watermark, decimal seconds    | longest token lifetime + leeway   |
-//!
-//! `{hash}` is the lowercase hex [`RevocationKey`]. A check is one `MGET` of the
-//! token, subject, session and global keys. Writes never shorten a TTL and never lower
-//! a watermark (each is one small Lua script, atomic on the server).
-//!
-//! Each write also appends, in the same script, an event to the change feed
-//! `{prefix}:feed` (a stream capped near [`DEFAULT_FEED_MAX_LEN`] entries) with the
-//! fields `seq` (from `INCR {prefix}:feed:seq`), `kind` (`t`, `x`, `s` or `all`),
+//! Each write also appends, in the same script, an event to its bucket's change feed
+//! `{prefix:bB}:feed` (a stream capped near [`DEFAULT_FEED_MAX_LEN`] entries) with the
+//! fields `seq` (from `INCR {prefix:bB}:feed:seq`), `kind` (`t`, `x`, `s` or `all`),
 //! `hash`, `value` (`1`, or the watermark after the write) and `expires_ms` (the key's
-//! expiry, Unix milliseconds). [`MirrorStore`](crate::store::MirrorStore)s
-//! follow it. These two keys are the only ones without a TTL; both are bounded.
+//! expiry, Unix milliseconds), then publishes the bucket's number on the channel
+//! `{prefix}:wake`. [`MirrorStore`](crate::store::MirrorStore)s follow the feeds.
+//! The feeds and counters are the only keys without a TTL; both are bounded.
 //!
 //! The same write may append two events, numbered one after the other: the store
 //! repeats a write once when its connection died before the answer came, not knowing
 //! whether the first one ran. A reader of the feed applies events idempotently (a
 //! marker keeps the longest expiry, a watermark the highest value), as writes do.
+//!
+//! The version 1 schema (`{prefix}:t:{hash}`, one feed) is read and written too during
+//! an upgrade ([`RedisStoreBuilder::v1_transition`], [`RedisStore::migrate_v1`]).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::MultiplexedConnection;
 use async_trait::async_trait;
 use deadpool_redis::Pool;
 
@@ -40,17 +37,26 @@ use crate::key::RevocationKey;
 
 mod admin;
 mod builder;
+mod check;
 mod command;
+mod conn;
 mod connection;
-mod keys;
+mod legacy;
+mod scan;
+pub mod schema;
 mod scripts;
 
 pub use self::admin::{Page, Record, RecordKind, Stats};
 pub use self::builder::RedisStoreBuilder;
+use self::check::{check_keys, read_answer};
 use self::command::Budget;
+pub(crate) use self::conn::{Conn, Node};
 use self::connection::Connection;
-pub(crate) use self::keys::Kind;
-use self::scripts::Scripts;
+pub use self::legacy::MigrationReport;
+pub(crate) use self::legacy::V1;
+pub use self::schema::{DEFAULT_BUCKETS, MAX_BUCKETS};
+pub(crate) use self::schema::{Kind, Schema};
+use self::scripts::{Scripts, Targets};
 
 /// The key prefix unless configured.
 pub const DEFAULT_PREFIX: &str = "revoked";
@@ -66,8 +72,8 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(150);
 /// are kept (`XADD MAXLEN ~`).
 pub const DEFAULT_FEED_MAX_LEN: u64 = 100_000;
 
-/// Revocations in Redis, shared by every replica that uses the same server and
-/// prefix.
+/// Revocations in Redis, shared by every replica that uses the same server (or
+/// cluster), prefix and bucket count.
 ///
 /// Built on a deadpool-redis [`Pool`], but a check does not check a connection out of
 /// the pool per request: deadpool verifies each checkout with a `PING`, which would
@@ -81,6 +87,14 @@ pub const DEFAULT_FEED_MAX_LEN: u64 = 100_000;
 /// fresh one is taken from the pool, so the store reconnects by itself when Redis comes
 /// back. A command that finds the connection dead (Redis restarted since it was last
 /// used) is tried once more on a fresh connection before it fails.
+///
+/// On a Redis Cluster ([`RedisStoreBuilder::cluster_nodes`]) the shared connection is
+/// the cluster's: one multiplexed connection per master, each command sent to the master
+/// of its slot, `MOVED` and `ASK` followed, a failed node reconnected and the slot map
+/// refreshed by the connection itself. The timeouts and the failure policy are the same;
+/// silence is timed per bucket, so a master that stops answering fails only the checks
+/// of its buckets. A deployment moves between a server and a cluster by configuration
+/// alone: both use the same key schema.
 ///
 /// Cheap to clone; clones share the connection.
 ///
@@ -96,6 +110,18 @@ pub const DEFAULT_FEED_MAX_LEN: u64 = 100_000;
 ///     .build()?;
 /// # Ok(()) }
 /// ```
+///
+/// On a cluster:
+///
+/// ```no_run
+/// use tower_jwt_revoke::store::RedisStore;
+///
+/// # fn main() -> Result<(), tower_jwt_revoke::store::StoreError> {
+/// let store = RedisStore::builder()
+///     .cluster_nodes(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])
+///     .build()?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct RedisStore {
     shared: Arc<Shared>,
@@ -103,16 +129,28 @@ pub struct RedisStore {
 
 struct Shared {
     connection: Connection,
-    prefix: String,
+    schema: Schema,
     command_timeout: Duration,
     feed_max_len: u64,
+    v1_transition: bool,
     scripts: Scripts,
+}
+
+/// What the builder decided, beyond the connection.
+struct Settings {
+    schema: Schema,
+    command_timeout: Duration,
+    feed_max_len: u64,
+    v1_transition: bool,
 }
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field("prefix", &self.shared.prefix)
+            .field("prefix", &self.shared.schema.prefix())
+            .field("buckets", &self.shared.schema.buckets())
+            .field("cluster", &self.is_cluster())
+            .field("v1_transition", &self.shared.v1_transition)
             .field("connect_timeout", &self.shared.connection.connect_timeout())
             .field("command_timeout", &self.shared.command_timeout)
             .finish_non_exhaustive()
@@ -135,84 +173,105 @@ impl RedisStore {
         Self::builder().pool(pool).build()
     }
 
-    fn new(
-        connection: Connection,
-        prefix: String,
-        command_timeout: Duration,
-        feed_max_len: u64,
-        scripts: Scripts,
-    ) -> Self {
+    fn new(connection: Connection, settings: Settings, scripts: Scripts) -> Self {
         Self {
             shared: Arc::new(Shared {
                 connection,
-                prefix,
-                command_timeout,
-                feed_max_len,
+                schema: settings.schema,
+                command_timeout: settings.command_timeout,
+                feed_max_len: settings.feed_max_len,
+                v1_transition: settings.v1_transition,
                 scripts,
             }),
         }
     }
 
     fn connect_in_background(&self) {
-        self.shared.connection.connect_in_background(&self.shared.prefix);
+        self.shared
+            .connection
+            .connect_in_background(self.shared.schema.prefix());
+    }
+
+    /// Whether the store is on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.shared.connection.cluster().is_some()
+    }
+
+    pub(crate) fn schema(&self) -> &Schema {
+        &self.shared.schema
+    }
+
+    /// The v1 schema, while the store reads and writes it too.
+    pub(crate) fn v1(&self) -> Option<V1<'_>> {
+        self.shared
+            .v1_transition
+            .then(|| V1::new(self.shared.schema.prefix()))
     }
 
     pub(crate) fn command_timeout(&self) -> Duration {
         self.shared.command_timeout
     }
 
-    /// A multiplexed connection of its own, for commands that block (`XREAD BLOCK`)
-    /// and would stall every request pipelined behind them on the shared one.
-    pub(crate) async fn dedicated_connection(&self) -> Result<MultiplexedConnection, StoreError> {
+    /// A connection of its own, for commands that block (`XREAD BLOCK`) or come in
+    /// bulk (a mirror's load), which would stall every request pipelined behind them
+    /// on the shared one.
+    pub(crate) async fn dedicated_connection(&self) -> Result<Conn, StoreError> {
         self.shared.connection.dedicated().await
     }
-}
 
-fn watermark(value: Option<String>) -> Result<Option<u64>, StoreError> {
-    value
-        .map(|text| text.parse::<u64>())
-        .transpose()
-        .map_err(|error| StoreError::new("a watermark in Redis is not a number of seconds", error))
+    /// The cluster's seed nodes, when the store is on a cluster.
+    pub(crate) fn cluster_seeds(&self) -> Option<&[String]> {
+        self.shared
+            .connection
+            .cluster()
+            .map(|cluster| cluster.seeds.as_slice())
+    }
 }
 
 #[async_trait]
 impl RevocationStore for RedisStore {
+    /// One `MGET` of the bucket the token is checked in (one slot, one node); during a
+    /// v1 transition the same `MGET` also reads the v1 keys (a single server).
     async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
+        let schema = self.schema();
+        let bucket = self.bucket_for(&query.token, query.subject.as_ref());
         let mut mget = ::redis::cmd("MGET");
-        mget.arg(self.token_key(&query.token)).arg(self.global_key());
-        if let Some(session) = &query.session {
-            mget.arg(self.session_key(session));
+        for key in check_keys(
+            query,
+            schema.record(bucket, "t", &query.token),
+            schema.global(bucket),
+            |session| schema.record(bucket, "x", session),
+            |subject| schema.record(bucket, "s", subject),
+        ) {
+            mget.arg(key);
         }
-        if let Some(subject) = &query.subject {
-            mget.arg(self.subject_key(subject));
+        let v1 = self.v1();
+        if let Some(v1) = &v1 {
+            for key in check_keys(
+                query,
+                v1.key(Kind::Token, &query.token),
+                v1.key(Kind::Global, &query.token),
+                |session| v1.key(Kind::Session, session),
+                |subject| v1.key(Kind::Subject, subject),
+            ) {
+                mget.arg(key);
+            }
         }
         let mget = &mget;
         let values: Vec<Option<String>> = self
             .run(
                 "Redis revocation lookup failed",
                 Budget::Check,
+                bucket,
                 |mut connection| async move { mget.query_async(&mut connection).await },
             )
             .await?;
         let mut values = values.into_iter();
-        let token = values.next().flatten();
-        let global = values.next().flatten();
-        let session = if query.session.is_some() {
-            values.next().flatten()
-        } else {
-            None
-        };
-        let subject = if query.subject.is_some() {
-            values.next().flatten()
-        } else {
-            None
-        };
-        Ok(Lookup {
-            token_revoked: token.is_some(),
-            session_revoked: session.is_some(),
-            subject_watermark: watermark(subject)?,
-            global_watermark: watermark(global)?,
-        })
+        let answer = read_answer(query, &mut values)?;
+        match v1 {
+            Some(_) => Ok(answer.union(read_answer(query, &mut values)?)),
+            None => Ok(answer),
+        }
     }
 
     /// Redis's own timing: a check fails when Redis stays silent for the command
@@ -226,9 +285,11 @@ impl RevocationStore for RedisStore {
         "redis"
     }
 
+    /// A `PING` (on a cluster, to one master; a check of another master's bucket may
+    /// still fail while this one answers).
     async fn health(&self) -> super::StoreHealth {
         let ping = self
-            .run("Redis PING failed", Budget::Check, |mut connection| async move {
+            .run("Redis PING failed", Budget::Check, 0, |mut connection| async move {
                 ::redis::cmd("PING").query_async::<String>(&mut connection).await
             })
             .await;
@@ -244,12 +305,28 @@ impl RevocationStore for RedisStore {
         }
     }
 
+    /// Not knowing the token's subject, nor so which bucket it is checked in, writes the
+    /// marker to every bucket; the [`Revoker`](crate::Revoker) calls
+    /// [`revoke_token_of`](RevocationStore::revoke_token_of) instead, one write.
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.mark(Kind::Token, token, ttl).await
+        self.mark(Targets::Every, Kind::Token, token, ttl).await
     }
 
+    /// One write, to the bucket the token is checked in.
+    async fn revoke_token_of(
+        &self,
+        token: &RevocationKey,
+        subject: Option<&RevocationKey>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let bucket = self.bucket_for(token, subject);
+        self.mark(Targets::One(bucket), Kind::Token, token, ttl).await
+    }
+
+    /// A copy in every bucket: the tokens of the session are checked in their subject's
+    /// bucket, which the `sid` does not tell.
     async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.mark(Kind::Session, session, ttl).await
+        self.mark(Targets::Every, Kind::Session, session, ttl).await
     }
 
     async fn raise_subject_watermark(
@@ -258,11 +335,20 @@ impl RevocationStore for RedisStore {
         issued_until: u64,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.raise(Kind::Subject, subject, issued_until, ttl).await
+        let bucket = self.bucket_of(subject);
+        self.raise(Targets::One(bucket), Kind::Subject, subject, issued_until, ttl)
+            .await
     }
 
+    /// A copy in every bucket, so that every check still reads one bucket.
     async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
-        self.raise(Kind::Global, &RevocationKey::ZERO, issued_until, ttl)
-            .await
+        self.raise(
+            Targets::Every,
+            Kind::Global,
+            &RevocationKey::ZERO,
+            issued_until,
+            ttl,
+        )
+        .await
     }
 }

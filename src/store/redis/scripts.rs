@@ -1,13 +1,16 @@
 //! The writes: each one Lua script (in `scripts/`), atomic on the server, that records
-//! the revocation and appends its change-feed event.
+//! the revocation in one bucket and appends its event to that bucket's change feed (one
+//! slot: a cluster runs it on one node). A write to every bucket is one script per
+//! bucket, run concurrently.
 
 use std::time::Duration;
 
 use ::redis::Script;
+use futures_util::future::join_all;
 
 use super::RedisStore;
 use super::command::Budget;
-use super::keys::Kind;
+use super::schema::Kind;
 use crate::key::RevocationKey;
 use crate::store::StoreError;
 
@@ -30,73 +33,140 @@ impl Scripts {
     }
 }
 
+/// Which buckets a write goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Targets {
+    /// The one bucket the records' checks read.
+    One(u32),
+    /// Every bucket: a record every check must see (global watermark, session), or one
+    /// whose bucket the writer cannot tell (a token whose subject it does not know).
+    Every,
+}
+
+/// The three keys a write script touches: the record, the feed, the feed's counter.
+pub(crate) type WriteKeys = [String; 3];
+
 impl RedisStore {
     /// Records a marker (token, session) for at least `ttl`.
-    pub(super) async fn mark(
+    pub(crate) async fn mark(
         &self,
+        targets: Targets,
         kind: Kind,
         hash: &RevocationKey,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let args = [
-            self.shared.feed_max_len.to_string(),
-            ttl_ms(ttl).to_string(),
-            kind.code().into(),
-            hash.to_string(),
-        ];
-        self.script(
-            &self.shared.scripts.mark,
-            "Redis revocation write failed",
-            kind,
-            hash,
-            &args,
-        )
-        .await
+        self.write(targets, kind, hash, None, ttl, self.v1().is_some())
+            .await
     }
 
     /// Raises a watermark (subject, global) to at least `issued_until`, kept at least
     /// `ttl`.
-    pub(super) async fn raise(
+    pub(crate) async fn raise(
         &self,
+        targets: Targets,
         kind: Kind,
         hash: &RevocationKey,
         issued_until: u64,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let args = [
-            self.shared.feed_max_len.to_string(),
-            issued_until.to_string(),
-            ttl_ms(ttl).to_string(),
-            kind.code().into(),
-            hash.to_string(),
-        ];
-        self.script(
-            &self.shared.scripts.raise,
-            "Redis watermark write failed",
-            kind,
-            hash,
-            &args,
-        )
-        .await
+        self.write(targets, kind, hash, Some(issued_until), ttl, self.v1().is_some())
+            .await
     }
 
-    async fn script(
+    /// Runs the write's script (`mark`: a marker; `Some(mark)`: a watermark) in each
+    /// target bucket, and on the v1 keys too with `with_v1`, all at once; fails if any
+    /// fails (every write may be repeated).
+    pub(crate) async fn write(
+        &self,
+        targets: Targets,
+        kind: Kind,
+        hash: &RevocationKey,
+        mark: Option<u64>,
+        ttl: Duration,
+        with_v1: bool,
+    ) -> Result<(), StoreError> {
+        let schema = self.schema();
+        let cap = self.shared.feed_max_len.to_string();
+        let ttl = ttl_ms(ttl).to_string();
+        let (script, what, args) = match mark {
+            None => (
+                &self.shared.scripts.mark,
+                "Redis revocation write failed",
+                vec![cap, ttl, kind.code().into(), hash.to_string()],
+            ),
+            Some(mark) => (
+                &self.shared.scripts.raise,
+                "Redis watermark write failed",
+                vec![cap, mark.to_string(), ttl, kind.code().into(), hash.to_string()],
+            ),
+        };
+        let buckets = match targets {
+            Targets::One(bucket) => bucket..bucket + 1,
+            Targets::Every => 0..schema.buckets(),
+        };
+        // A write to one bucket announces it itself; a write to every bucket announces
+        // them all at once when done, rather than each over the cluster bus.
+        let one = matches!(targets, Targets::One(_));
+        let mut writes: Vec<_> = buckets
+            .map(|bucket| {
+                let keys = [
+                    schema.key_of(bucket, kind, hash),
+                    schema.feed(bucket),
+                    schema.feed_seq(bucket),
+                ];
+                let wake = one.then(|| [schema.wake(), bucket.to_string()]);
+                self.invoke(script, what, bucket, keys, &args, wake)
+            })
+            .collect();
+        if let Some(v1) = self.v1().filter(|_| with_v1) {
+            writes.push(self.invoke(script, what, 0, v1.write_keys(kind, hash), &args, None));
+        }
+        join_all(writes).await.into_iter().collect::<Result<(), _>>()?;
+        if !one {
+            self.announce_every_bucket().await;
+        }
+        Ok(())
+    }
+
+    /// `PUBLISH {prefix}:wake *`: every bucket has news. Best effort, as in the scripts:
+    /// mirrors read every feed on their tick anyway.
+    pub(super) async fn announce_every_bucket(&self) {
+        let mut publish = ::redis::cmd("PUBLISH");
+        publish.arg(self.schema().wake()).arg("*");
+        let publish = &publish;
+        let published = self
+            .run(
+                "Redis wake-up failed",
+                Budget::Write,
+                0,
+                |mut connection| async move { publish.query_async::<i64>(&mut connection).await },
+            )
+            .await;
+        if let Err(error) = published {
+            tracing::debug!(%error, "could not announce a write to every bucket; mirrors see it on their tick");
+        }
+    }
+
+    /// One script run: `keys` in `bucket`'s slot, then `args`, then the wake channel and
+    /// the bucket's number.
+    async fn invoke(
         &self,
         script: &Script,
         what: &'static str,
-        kind: Kind,
-        hash: &RevocationKey,
+        bucket: u32,
+        keys: WriteKeys,
         args: &[String],
+        wake: Option<[String; 2]>,
     ) -> Result<(), StoreError> {
         let mut invocation = script.prepare_invoke();
-        invocation.key(self.key_of(kind, hash));
-        invocation.key(self.feed_key());
-        invocation.key(self.feed_seq_key());
-        for arg in args {
+        for key in keys {
+            invocation.key(key);
+        }
+        for arg in args.iter().chain(wake.iter().flatten()) {
             invocation.arg(arg);
         }
         let invocation = &invocation;
-        self.run(what, Budget::Write, |mut connection| async move {
+        self.run(what, Budget::Write, bucket, |mut connection| async move {
             invocation.invoke_async::<i64>(&mut connection).await
         })
         .await

@@ -63,11 +63,13 @@ impl fmt::Display for RecordKind {
 /// or to write back ([`RedisStore::restore`](super::super::RedisStore::restore)).
 ///
 /// Its JSON form is one line of a backup (`tower-jwt-revoke export`):
-/// `{"kind":"token","hash":"<64 hex>","value":"1","ttl_ms":81234,"expires_ms":1767225600000}`.
+/// `{"kind":"token","hash":"<64 hex>","value":"1","ttl_ms":81234,"expires_ms":1767225600000,"bucket":3,"buckets":16}`.
 /// `hash` is `null` for the global watermark; `value` is `1` for markers and the
 /// watermark (Unix seconds) for the others; `ttl_ms` is the time to live left when it
 /// was read and `expires_ms` the same instant as Unix milliseconds, on the reader's
-/// clock. Nothing in it names a token, subject or session: only hashes.
+/// clock; `bucket` is the bucket the record was read from, out of `buckets` (both
+/// absent for a record of the v1 schema). Nothing in it names a token, subject or
+/// session: only hashes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Record {
@@ -84,6 +86,16 @@ pub struct Record {
     /// When it expires, Unix milliseconds (reader's clock); `None` without a TTL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_ms: Option<u64>,
+    /// The bucket this copy was read from (see the key schema); `None` for a record
+    /// of the v1 schema. Records kept in every bucket come once per bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<u32>,
+    /// How many buckets the store it was read from has: a bucket means something only
+    /// in a deployment with as many. [`RedisStore::restore`](super::super::RedisStore::restore)
+    /// into another bucket count writes a token to every bucket (its subject, which
+    /// picks its bucket, is not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<u32>,
 }
 
 impl Record {
@@ -100,7 +112,19 @@ impl Record {
             value,
             ttl_ms,
             expires_ms: ttl_ms.map(|ttl| now_ms().saturating_add(ttl)),
+            bucket: None,
+            buckets: None,
         })
+    }
+
+    /// The same record, read from `bucket` of a store with `buckets` buckets (or from
+    /// the v1 schema: `None`).
+    pub(crate) fn in_bucket(self, bucket: Option<u32>, buckets: u32) -> Self {
+        Self {
+            bucket,
+            buckets: bucket.map(|_| buckets),
+            ..self
+        }
     }
 
     /// How long it has left to live now: from `expires_ms` when it has one (a backup
@@ -158,6 +182,10 @@ mod tests {
             r#"{{"kind":"token","hash":"{hash}","value":"1","ttl_ms":5000,"#
         )));
         assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), record);
+        let copy = record.clone().in_bucket(Some(3), 16);
+        let line = serde_json::to_string(&copy).unwrap();
+        assert!(line.ends_with(r#","bucket":3,"buckets":16}"#), "{line}");
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), copy);
         let left = record.remaining().unwrap();
         assert!(
             left <= Duration::from_secs(5) && left > Duration::from_secs(4),

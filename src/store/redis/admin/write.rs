@@ -4,11 +4,13 @@
 use std::sync::LazyLock;
 
 use ::redis::Script;
+use futures_util::future::join_all;
 
 use super::Record;
 use crate::key::RevocationKey;
 use crate::store::StoreError;
 use crate::store::redis::command::Budget;
+use crate::store::redis::scripts::{Targets, WriteKeys};
 use crate::store::redis::{Kind, RedisStore};
 
 /// `feed.lua`, then the removal that ends with its `feed` call.
@@ -21,10 +23,10 @@ static UNMARK: LazyLock<Script> = LazyLock::new(|| {
 });
 
 impl RedisStore {
-    /// Lifts a token revocation: deletes its marker and, in the same Lua script,
-    /// appends a `del` event to the change feed, so every
-    /// [`MirrorStore`](crate::store::MirrorStore) forgets it too. Returns whether there
-    /// was one.
+    /// Lifts a token revocation: deletes its marker from every bucket that has one
+    /// and, in the same Lua script, appends a `del` event to that bucket's change feed,
+    /// so every [`MirrorStore`](crate::store::MirrorStore) forgets it too. Returns
+    /// whether there was one.
     ///
     /// Only for mistakes (a token revoked by error): a subject or global watermark
     /// still refuses the token when one covers it.
@@ -32,17 +34,52 @@ impl RedisStore {
         self.unmark(Kind::Token, token).await
     }
 
-    /// Lifts a session revocation, like [`unrevoke_token`](Self::unrevoke_token).
+    /// Lifts a session revocation (every bucket's copy), like
+    /// [`unrevoke_token`](Self::unrevoke_token).
     pub async fn unrevoke_session(&self, session: &RevocationKey) -> Result<bool, StoreError> {
         self.unmark(Kind::Session, session).await
     }
 
+    /// One removal script per bucket (a token may sit in any bucket, or in all of them
+    /// when it was revoked without its subject), and on the v1 key during a transition.
     async fn unmark(&self, kind: Kind, hash: &RevocationKey) -> Result<bool, StoreError> {
+        let schema = self.schema();
+        let mut removals: Vec<_> = (0..schema.buckets())
+            .map(|bucket| {
+                let keys = [
+                    schema.key_of(bucket, kind, hash),
+                    schema.feed(bucket),
+                    schema.feed_seq(bucket),
+                ];
+                self.unmark_in(bucket, keys, kind, hash)
+            })
+            .collect();
+        if let Some(v1) = self.v1() {
+            removals.push(self.unmark_in(0, v1.write_keys(kind, hash), kind, hash));
+        }
+        let mut removed = false;
+        for outcome in join_all(removals).await {
+            removed |= outcome?;
+        }
+        if removed {
+            self.announce_every_bucket().await;
+            tracing::info!(kind = kind.code(), hash = %hash, "lifted a revocation");
+        }
+        Ok(removed)
+    }
+
+    async fn unmark_in(
+        &self,
+        bucket: u32,
+        keys: WriteKeys,
+        kind: Kind,
+        hash: &RevocationKey,
+    ) -> Result<bool, StoreError> {
         let mut invocation = UNMARK.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
         invocation
-            .key(self.key_of(kind, hash))
-            .key(self.feed_key())
-            .key(self.feed_seq_key())
             .arg(self.shared.feed_max_len)
             .arg(kind.code())
             .arg(hash.hex().as_str());
@@ -51,19 +88,22 @@ impl RedisStore {
             .run(
                 "Redis revocation removal failed",
                 Budget::Write,
+                bucket,
                 |mut connection| async move { invocation.invoke_async(&mut connection).await },
             )
             .await?;
-        if removed > 0 {
-            tracing::info!(kind = kind.code(), hash = %hash, "lifted a revocation");
-        }
         Ok(removed > 0)
     }
 
     /// Writes `record` back (an import), through the same scripts as every revocation,
-    /// so the change feed carries it to mirrors: a marker is kept at least for its
+    /// so the change feeds carry it to mirrors: a marker is kept at least for its
     /// remaining time, a watermark raised to at least its value. Idempotent. Returns
     /// `false`, writing nothing, when the record has expired meanwhile.
+    ///
+    /// A record read from a bucket of a deployment with as many buckets goes back to
+    /// that bucket. Otherwise (a v1 record, or another bucket count) it goes where this
+    /// store would have written it knowing only its hash: a subject watermark to its
+    /// subject's bucket, anything else to every bucket.
     ///
     /// Fails on a record without a TTL (nothing says how long to keep it), a watermark
     /// that is not a number, or a token, session or subject without a hash.
@@ -80,50 +120,84 @@ impl RedisStore {
             (_, Some(hash)) => hash,
             (_, None) => return Err(StoreError::msg("a record without a hash cannot be restored")),
         };
+        let targets = match (record.bucket, record.buckets) {
+            (Some(bucket), Some(buckets)) if buckets == self.buckets() && bucket < buckets => {
+                Targets::One(bucket)
+            }
+            _ if kind == Kind::Subject => Targets::One(self.bucket_of(&hash)),
+            _ => Targets::Every,
+        };
         match kind {
-            Kind::Token | Kind::Session => self.mark(kind, &hash, ttl).await?,
+            Kind::Token | Kind::Session => self.mark(targets, kind, &hash, ttl).await?,
             Kind::Subject | Kind::Global => {
                 let mark = record
                     .watermark()
                     .ok_or_else(|| StoreError::msg("a watermark to restore is not a number of seconds"))?;
-                self.raise(kind, &hash, mark, ttl).await?;
+                self.raise(targets, kind, &hash, mark, ttl).await?;
             }
         }
         Ok(true)
     }
 
-    /// Whether anything was ever recorded under this store's prefix: its change feed's
-    /// counter exists (every write creates it, and it never expires), or a record
-    /// does. `false` on a server that never saw this prefix, which is how a tool tells
-    /// a mistyped prefix from an empty blocklist.
+    /// Whether anything was ever recorded under this store's prefix: a bucket's change
+    /// feed counter exists (every write creates it, and it never expires), or a record
+    /// does. `false` on a deployment that never saw this prefix, which is how a tool
+    /// tells a mistyped prefix from an empty blocklist.
     pub async fn in_use(&self) -> Result<bool, StoreError> {
-        let mut exists = ::redis::cmd("EXISTS");
-        exists
-            .arg(self.feed_seq_key())
-            .arg(self.feed_key())
-            .arg(self.global_key());
-        let exists = &exists;
-        let found: u64 = self
-            .run(
-                "Redis EXISTS failed",
-                Budget::Write,
-                |mut connection| async move { exists.query_async(&mut connection).await },
-            )
-            .await?;
-        if found > 0 {
-            return Ok(true);
+        let schema = self.schema();
+        let mut asks: Vec<_> = (0..schema.buckets())
+            .map(|bucket| {
+                self.exists(
+                    bucket,
+                    [
+                        schema.feed_seq(bucket),
+                        schema.feed(bucket),
+                        schema.global(bucket),
+                    ],
+                )
+            })
+            .collect();
+        if let Some(v1) = self.v1() {
+            asks.push(self.exists(
+                0,
+                [
+                    v1.feed_seq(),
+                    v1.feed(),
+                    v1.key(Kind::Global, &RevocationKey::ZERO),
+                ],
+            ));
         }
-        // Records written by a writer that skipped the feed (against the schema).
-        let mut cursor = 0;
-        loop {
-            let page = self.scan_page(cursor, 1000).await?;
-            if !page.records.is_empty() {
+        for found in join_all(asks).await {
+            if found? > 0 {
                 return Ok(true);
             }
-            cursor = page.cursor;
+        }
+        // Records written by a writer that skipped the feed (against the schema).
+        let mut connection = self.dedicated_connection().await?;
+        let mut cursor = 0;
+        loop {
+            let step = self.scan_step(&mut connection, cursor, 1000).await?;
+            if !step.page.records.is_empty() {
+                return Ok(true);
+            }
+            cursor = step.page.cursor;
             if cursor == 0 {
                 return Ok(false);
             }
         }
+    }
+
+    /// `EXISTS` of keys that share `bucket`'s slot.
+    async fn exists(&self, bucket: u32, keys: [String; 3]) -> Result<u64, StoreError> {
+        let mut exists = ::redis::cmd("EXISTS");
+        exists.arg(&keys);
+        let exists = &exists;
+        self.run(
+            "Redis EXISTS failed",
+            Budget::Write,
+            bucket,
+            |mut connection| async move { exists.query_async(&mut connection).await },
+        )
+        .await
     }
 }

@@ -1,5 +1,6 @@
 -- Sets a marker unless it already lives longer.
--- KEYS: marker, feed, feed sequence. ARGV: feed cap, ttl (ms), kind, hash.
+-- KEYS: marker, feed, feed sequence. ARGV: feed cap, ttl (ms), kind, hash, and
+-- optionally the wake channel and the bucket's number.
 -- Milliseconds throughout: `TTL` rounds to the nearest second, which could shorten a
 -- record by up to half a second.
 -- Running it twice (a retried write) changes nothing a reader could tell: the TTL only
@@ -8,5 +9,5 @@ local ttl = tonumber(ARGV[2])
 if redis.call('PTTL', KEYS[1]) < ttl then
   redis.call('SET', KEYS[1], '1', 'PX', ttl)
 end
-feed(ARGV[3], ARGV[4], '1')
+feed(ARGV[3], ARGV[4], '1', ARGV[5], ARGV[6])
 return 1

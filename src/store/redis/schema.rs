@@ -1,0 +1,337 @@
+//! The key schema (v2): which Redis key holds which record, and why it is cut so.
+//!
+//! # Buckets
+//!
+//! Revocations are spread over `N` **buckets** (N = [`DEFAULT_BUCKETS`] unless
+//! configured, and fixed for a deployment: every service sharing the blocklist uses the
+//! same N). Every key of bucket `b` starts with the hash tag `{<prefix>:b<b>}` (`b` in
+//! decimal, no leading zeros), so Redis Cluster keeps a whole bucket in one hash slot,
+//! while the N buckets land on N slots spread over the cluster's masters.
+//!
+//! | key                      | value                      | TTL                             |
+//! |--------------------------|----------------------------|---------------------------------|
+//! | `{p:bB}:t:{hash}`        | `1`                        | until the token would expire    |
+//! | `{p:bB}:x:{hash}`        | `1`                        | longest token lifetime + leeway |
+//! | `{p:bB}:s:{hash}`        | watermark, decimal seconds | longest token lifetime + leeway |
+//! | `{p:bB}:all`             | watermark, decimal seconds | longest token lifetime + leeway |
+//! | `{p:bB}:feed`            | the bucket's change feed (a stream, capped)  | none (bounded) |
+//! | `{p:bB}:feed:seq`        | the feed's sequence counter                  | none (a number) |
+//!
+//! `p` is the prefix, `{hash}` the lowercase hex [`RevocationKey`]. Writes also
+//! `PUBLISH` the bucket's number on the channel `p:wake` (`*` once, after a write to
+//! every bucket), best effort: a wake-up for mirrors, which read the feeds anyway.
+//! Classic pub/sub, which a cluster forwards to every node, so one subscription on any
+//! node hears every bucket.
+//!
+//! # Which bucket
+//!
+//! The bucket of a **subject** (or of any key) is the first four bytes of its hash, read
+//! as a big-endian number, modulo N: `int(hash[0:8], 16) % N` on the hex form.
+//!
+//! A **check** reads one bucket, with one `MGET` to one node: the bucket of the token's
+//! subject when it has a `sub`, else the bucket of the token's own hash. In it, it reads
+//! the token marker, the global watermark, the session marker (with a `sid`) and the
+//! subject watermark (with a `sub`). So each record a check may need must be *in the
+//! bucket the check reads*:
+//!
+//! - **token**: revoked from the token itself, so the writer knows its subject: it goes
+//!   to the same bucket the check reads (the subject's, or the token's own without a
+//!   `sub`). A writer that knows only the token's hash writes it to every bucket.
+//! - **subject** watermark: in the subject's bucket. Log out everywhere is one write.
+//! - **session**: the revoker often knows only the `sid` (OpenID back-channel logout),
+//!   never which subject's bucket the session's tokens are checked in. The marker is
+//!   therefore copied into **every** bucket: a session revocation is N small writes (one
+//!   round trip per master, in parallel), and costs N records while it lives. The
+//!   alternatives were worse: a check reading the session's own bucket too (two slots,
+//!   often two nodes, on every request), or a session index the check would have to
+//!   consult first (two round trips). Sessions are revoked far less often than tokens
+//!   are checked, and their markers live only as long as tokens do.
+//! - **global** watermark: read by every check, written almost never (a key
+//!   compromise): copied into every bucket, N writes. Exact, with no cache and no
+//!   staleness bound.
+//!
+//! A **write** touches one bucket per script: its record, the bucket's feed and the
+//! bucket's sequence counter, all in one slot, so the write and its change-feed event
+//! stay atomic on a cluster. Writes that go to every bucket are one script per bucket;
+//! each bucket's copy is atomic with its own event, and a failure of any fails the call
+//! (which may be repeated: every write is idempotent).
+//!
+//! N trades spread against the cost of the copied records: a bucket's slot lives on one
+//! master, so N should be a few times the number of masters (16 spreads well over up to
+//! 4–8 masters); each session and global revocation writes N records. Changing N moves
+//! every subject to another bucket: it is a migration, not a setting to flip.
+//!
+//! The prefix must not contain `{` or `}` (it sits inside the hash tag).
+
+use super::RedisStore;
+use crate::key::RevocationKey;
+
+/// The number of buckets unless configured.
+pub const DEFAULT_BUCKETS: u32 = 16;
+
+/// The most buckets a store may be configured with.
+pub const MAX_BUCKETS: u32 = 1024;
+
+/// The key schema of one store: its prefix and bucket count.
+#[derive(Debug, Clone)]
+pub(crate) struct Schema {
+    prefix: String,
+    buckets: u32,
+}
+
+impl Schema {
+    pub(crate) fn new(prefix: String, buckets: u32) -> Self {
+        Self {
+            prefix,
+            buckets: buckets.clamp(1, MAX_BUCKETS),
+        }
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub(crate) fn buckets(&self) -> u32 {
+        self.buckets
+    }
+
+    /// The bucket of a subject, or of a token without one.
+    pub(crate) fn bucket_of(&self, key: &RevocationKey) -> u32 {
+        let bytes = key.as_bytes();
+        u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) % self.buckets
+    }
+
+    /// `{prefix:bB}`.
+    pub(crate) fn tag(&self, bucket: u32) -> String {
+        format!("{{{}:b{bucket}}}", self.prefix)
+    }
+
+    /// `{prefix:bB}:code:hash`, in one allocation: a check builds up to four per request.
+    pub(crate) fn record(&self, bucket: u32, code: &str, hash: &RevocationKey) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + code.len() + 16 + 64);
+        key.push('{');
+        key.push_str(&self.prefix);
+        key.push_str(":b");
+        key.push_str(itoa(bucket).as_str());
+        key.push_str("}:");
+        key.push_str(code);
+        key.push(':');
+        key.push_str(hash.hex().as_str());
+        key
+    }
+
+    pub(crate) fn global(&self, bucket: u32) -> String {
+        format!("{}:all", self.tag(bucket))
+    }
+
+    pub(crate) fn feed(&self, bucket: u32) -> String {
+        format!("{}:feed", self.tag(bucket))
+    }
+
+    pub(crate) fn feed_seq(&self, bucket: u32) -> String {
+        format!("{}:feed:seq", self.tag(bucket))
+    }
+
+    pub(crate) fn wake(&self) -> String {
+        format!("{}:wake", self.prefix)
+    }
+
+    /// The key of a record of `kind` in `bucket`.
+    pub(crate) fn key_of(&self, bucket: u32, kind: Kind, hash: &RevocationKey) -> String {
+        match kind {
+            Kind::Global => self.global(bucket),
+            _ => self.record(bucket, kind.code(), hash),
+        }
+    }
+
+    /// The `SCAN` pattern of every v2 key of the prefix (`bucket: None`) or of one bucket.
+    pub(crate) fn pattern(&self, bucket: Option<u32>) -> String {
+        let prefix = glob_escape(&self.prefix);
+        match bucket {
+            Some(bucket) => format!("{{{prefix}:b{bucket}}}:*"),
+            None => format!("{{{prefix}:b*}}:*"),
+        }
+    }
+
+    /// The bucket and record a v2 key of this prefix holds.
+    pub(crate) fn parse(&self, key: &str) -> Option<(u32, Kind, RevocationKey)> {
+        let rest = key.strip_prefix('{')?.strip_prefix(self.prefix.as_str())?;
+        let (bucket, rest) = rest.strip_prefix(":b")?.split_once("}:")?;
+        let bucket: u32 = bucket.parse().ok().filter(|b| *b < self.buckets)?;
+        if rest == "all" {
+            return Some((bucket, Kind::Global, RevocationKey::ZERO));
+        }
+        let (code, hash) = rest.split_once(':')?;
+        Some((bucket, Kind::from_code(code)?, RevocationKey::from_hex(hash)?))
+    }
+}
+
+/// A small number in decimal, without allocating.
+struct Decimal {
+    digits: [u8; 10],
+    start: usize,
+}
+
+impl Decimal {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.digits[self.start..]).unwrap_or("0")
+    }
+}
+
+fn itoa(mut n: u32) -> Decimal {
+    let mut digits = [b'0'; 10];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    Decimal { digits, start }
+}
+
+/// Escapes the characters `SCAN MATCH` treats as a pattern.
+pub(crate) fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// The kinds of record, with their codes in keys and in the change feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Token,
+    Session,
+    Subject,
+    Global,
+}
+
+impl Kind {
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Self::Token => "t",
+            Self::Session => "x",
+            Self::Subject => "s",
+            Self::Global => "all",
+        }
+    }
+
+    pub(crate) fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "t" => Some(Self::Token),
+            "x" => Some(Self::Session),
+            "s" => Some(Self::Subject),
+            "all" => Some(Self::Global),
+            _ => None,
+        }
+    }
+}
+
+impl RedisStore {
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        self.schema().prefix()
+    }
+
+    /// How many buckets revocations are spread over (see the key schema).
+    pub fn buckets(&self) -> u32 {
+        self.schema().buckets()
+    }
+
+    /// The bucket of a subject, or of a token that has no subject.
+    pub fn bucket_of(&self, key: &RevocationKey) -> u32 {
+        self.schema().bucket_of(key)
+    }
+
+    /// The bucket a check of a token reads: its subject's, or its own without a subject.
+    pub fn bucket_for(&self, token: &RevocationKey, subject: Option<&RevocationKey>) -> u32 {
+        self.bucket_of(subject.unwrap_or(token))
+    }
+
+    /// The hash tag of a bucket, `{prefix:bB}`: every key of the bucket starts with it.
+    pub fn bucket_tag(&self, bucket: u32) -> String {
+        self.schema().tag(bucket)
+    }
+
+    /// The Redis key of a token revocation in `bucket` (see [`bucket_for`](Self::bucket_for)).
+    pub fn token_key(&self, bucket: u32, token: &RevocationKey) -> String {
+        self.schema().record(bucket, "t", token)
+    }
+
+    /// The Redis key of a subject watermark (in the subject's bucket).
+    pub fn subject_key(&self, subject: &RevocationKey) -> String {
+        self.schema().record(self.bucket_of(subject), "s", subject)
+    }
+
+    /// The Redis key of a session revocation's copy in `bucket` (every bucket has one).
+    pub fn session_key(&self, bucket: u32, session: &RevocationKey) -> String {
+        self.schema().record(bucket, "x", session)
+    }
+
+    /// The Redis key of the global watermark's copy in `bucket` (every bucket has one).
+    pub fn global_key(&self, bucket: u32) -> String {
+        self.schema().global(bucket)
+    }
+
+    /// The Redis key of a bucket's change feed (a stream).
+    pub fn feed_key(&self, bucket: u32) -> String {
+        self.schema().feed(bucket)
+    }
+
+    /// The Redis key of a bucket's change-feed sequence counter.
+    pub fn feed_seq_key(&self, bucket: u32) -> String {
+        self.schema().feed_seq(bucket)
+    }
+
+    /// The channel every write publishes its bucket's number on (`{prefix}:wake`).
+    pub fn wake_channel(&self) -> String {
+        self.schema().wake()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_carry_the_bucket_tag_and_parse_back() {
+        let schema = Schema::new("revoked".into(), 16);
+        let key = RevocationKey::subject(None, "alice");
+        let bucket = schema.bucket_of(&key);
+        let text = schema.record(bucket, "s", &key);
+        assert_eq!(text, format!("{{revoked:b{bucket}}}:s:{key}"));
+        assert_eq!(schema.parse(&text), Some((bucket, Kind::Subject, key)));
+        assert_eq!(
+            schema.parse("{revoked:b3}:all"),
+            Some((3, Kind::Global, RevocationKey::ZERO))
+        );
+        assert_eq!(schema.parse("{revoked:b16}:all"), None, "no such bucket");
+        assert_eq!(schema.parse("{revoked:b3}:feed"), None);
+        assert_eq!(schema.parse(&format!("revoked:s:{key}")), None, "v1");
+    }
+
+    #[test]
+    fn the_bucket_is_the_first_four_bytes_modulo_n() {
+        // 0x43618e78 = 1130466936 (the hash of the README's example `jti = "a"`).
+        let key = RevocationKey::token(None, "a");
+        assert_eq!(Schema::new("p".into(), 16).bucket_of(&key), 8);
+        assert_eq!(Schema::new("p".into(), 1000).bucket_of(&key), 936);
+    }
+
+    #[test]
+    fn decimals_and_patterns() {
+        assert_eq!(itoa(0).as_str(), "0");
+        assert_eq!(itoa(1023).as_str(), "1023");
+        assert_eq!(itoa(u32::MAX).as_str(), "4294967295");
+        let schema = Schema::new("a*b".into(), 4);
+        assert_eq!(schema.pattern(None), "{a\\*b:b*}:*");
+        assert_eq!(schema.pattern(Some(2)), "{a\\*b:b2}:*");
+    }
+}
