@@ -1,44 +1,128 @@
-//! Reading a check's answer: which keys one `MGET` asks for, in which order, and what
-//! their values say.
+//! A check's one `MGET`: which keys it asks for, in which order, written into a reused
+//! command; and what the reply's values say, read where they lie in the reply.
+//!
+//! A check runs on every request, so it allocates as little as redis-rs lets it: the
+//! command and its key buffer are taken from a pool and given back (their capacity is
+//! kept), and the reply is read as the `Value` redis-rs parsed, without converting it
+//! to strings first.
 
+use ::redis::{Cmd, Value};
+use parking_lot::Mutex;
+
+use super::Kind;
 use crate::key::RevocationKey;
 use crate::store::{Lookup, RevocationQuery, StoreError};
 
-fn watermark(value: Option<String>) -> Result<Option<u64>, StoreError> {
-    value
-        .map(|text| text.parse::<u64>())
-        .transpose()
-        .map_err(|error| StoreError::new("a watermark in Redis is not a number of seconds", error))
-}
+/// How many spare commands a store keeps: about as many as checks in flight at once.
+const SPARE: usize = 64;
 
-/// The keys one check reads in one schema: token, global, then session and subject
-/// when the query has them.
-pub(super) fn check_keys(
-    query: &RevocationQuery,
-    token: String,
-    global: String,
-    session: impl FnOnce(&RevocationKey) -> String,
-    subject: impl FnOnce(&RevocationKey) -> String,
-) -> impl Iterator<Item = String> {
+/// The keys one check reads in one schema, as a kind and its hash (the token's, for the
+/// global watermark, which has none): token, global, then session and subject when
+/// the query has them.
+pub(super) fn check_keys(query: &RevocationQuery) -> impl Iterator<Item = (Kind, &RevocationKey)> {
     [
-        Some(token),
-        Some(global),
-        query.session.as_ref().map(session),
-        query.subject.as_ref().map(subject),
+        Some((Kind::Token, &query.token)),
+        Some((Kind::Global, &query.token)),
+        query.session.as_ref().map(|session| (Kind::Session, session)),
+        query.subject.as_ref().map(|subject| (Kind::Subject, subject)),
     ]
     .into_iter()
     .flatten()
 }
 
+/// An `MGET` being built, and the buffer its keys are written in.
+pub(super) struct Scratch {
+    pub(super) mget: Cmd,
+    pub(super) key: String,
+}
+
+/// Spare [`Scratch`]es for checks to reuse.
+pub(super) struct Commands {
+    spare: Mutex<Vec<Scratch>>,
+}
+
+impl Default for Commands {
+    fn default() -> Self {
+        Self {
+            spare: Mutex::new(Vec::with_capacity(SPARE)),
+        }
+    }
+}
+
+impl Commands {
+    /// An empty `MGET`: a spare one, or a new one sized for a check during a v1
+    /// transition (eight keys of up to 200 bytes).
+    pub(super) fn take(&self) -> Scratch {
+        let mut scratch = self.spare.lock().pop().unwrap_or_else(|| Scratch {
+            mget: Cmd::with_capacity(9, 2048),
+            key: String::with_capacity(256),
+        });
+        scratch.mget.arg("MGET");
+        scratch
+    }
+
+    /// Keeps `scratch` for a later check (unless enough are spare already). One lost
+    /// with a check that was given up costs only its allocation, the next time.
+    pub(super) fn give(&self, mut scratch: Scratch) {
+        scratch.mget.clear();
+        scratch.key.clear();
+        let mut spare = self.spare.lock();
+        if spare.len() < SPARE {
+            spare.push(scratch);
+        }
+    }
+}
+
+/// The values of an `MGET` reply, in key order.
+pub(super) fn reply_values(reply: &Value) -> Result<impl Iterator<Item = &Value>, StoreError> {
+    match reply {
+        Value::Array(values) => Ok(values.iter()),
+        _ => Err(StoreError::msg(
+            "Redis answered an MGET with something other than a list",
+        )),
+    }
+}
+
+/// A value of the reply: a string, or nothing (a key that is not there).
+fn text(value: Option<&Value>) -> Result<Option<&[u8]>, StoreError> {
+    match value {
+        Some(Value::Nil) => Ok(None),
+        Some(Value::BulkString(bytes)) => Ok(Some(bytes)),
+        Some(Value::SimpleString(text)) => Ok(Some(text.as_bytes())),
+        // Fewer values than keys, or one of another type: never read as "not revoked".
+        None => Err(StoreError::msg(
+            "Redis answered an MGET with fewer values than keys",
+        )),
+        Some(_) => Err(StoreError::msg("a revocation in Redis is not a string")),
+    }
+}
+
+fn watermark(value: Option<&[u8]>) -> Result<Option<u64>, StoreError> {
+    value
+        .map(|bytes| {
+            std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+        })
+        .map(|seconds| seconds.ok_or(StoreError::msg("a watermark in Redis is not a number of seconds")))
+        .transpose()
+}
+
 /// Reads one schema's answer from the `MGET` reply, in [`check_keys`] order.
-pub(super) fn read_answer(
+pub(super) fn read_answer<'a>(
     query: &RevocationQuery,
-    values: &mut impl Iterator<Item = Option<String>>,
+    values: &mut impl Iterator<Item = &'a Value>,
 ) -> Result<Lookup, StoreError> {
-    let token = values.next().flatten();
-    let global = values.next().flatten();
-    let session = query.session.and_then(|_| values.next().flatten());
-    let subject = query.subject.and_then(|_| values.next().flatten());
+    let token = text(values.next())?;
+    let global = text(values.next())?;
+    let session = match query.session {
+        Some(_) => text(values.next())?,
+        None => None,
+    };
+    let subject = match query.subject {
+        Some(_) => text(values.next())?,
+        None => None,
+    };
     Ok(Lookup {
         token_revoked: token.is_some(),
         session_revoked: session.is_some(),

@@ -48,7 +48,7 @@ mod scripts;
 
 pub use self::admin::{Page, Record, RecordKind, Stats};
 pub use self::builder::RedisStoreBuilder;
-use self::check::{check_keys, read_answer};
+use self::check::{Commands, check_keys, read_answer, reply_values};
 use self::command::Budget;
 pub(crate) use self::conn::{Conn, Node};
 use self::connection::Connection;
@@ -129,6 +129,8 @@ pub struct RedisStore {
 
 struct Shared {
     connection: Connection,
+    /// Spare `MGET`s for checks.
+    commands: Commands,
     schema: Schema,
     command_timeout: Duration,
     feed_max_len: u64,
@@ -177,6 +179,7 @@ impl RedisStore {
         Self {
             shared: Arc::new(Shared {
                 connection,
+                commands: Commands::default(),
                 schema: settings.schema,
                 command_timeout: settings.command_timeout,
                 feed_max_len: settings.feed_max_len,
@@ -235,38 +238,31 @@ impl RevocationStore for RedisStore {
     async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
         let schema = self.schema();
         let bucket = self.bucket_for(&query.token, query.subject.as_ref());
-        let mut mget = ::redis::cmd("MGET");
-        for key in check_keys(
-            query,
-            schema.record(bucket, "t", &query.token),
-            schema.global(bucket),
-            |session| schema.record(bucket, "x", session),
-            |subject| schema.record(bucket, "s", subject),
-        ) {
-            mget.arg(key);
+        let commands = &self.shared.commands;
+        let mut scratch = commands.take();
+        for (kind, hash) in check_keys(query) {
+            scratch.key.clear();
+            schema.push_key_of(&mut scratch.key, bucket, kind, hash);
+            scratch.mget.arg(scratch.key.as_str());
         }
         let v1 = self.v1();
         if let Some(v1) = &v1 {
-            for key in check_keys(
-                query,
-                v1.key(Kind::Token, &query.token),
-                v1.key(Kind::Global, &query.token),
-                |session| v1.key(Kind::Session, session),
-                |subject| v1.key(Kind::Subject, subject),
-            ) {
-                mget.arg(key);
+            for (kind, hash) in check_keys(query) {
+                scratch.mget.arg(v1.key(kind, hash));
             }
         }
-        let mget = &mget;
-        let values: Vec<Option<String>> = self
+        let mget = &scratch.mget;
+        let reply: Result<::redis::Value, StoreError> = self
             .run(
                 "Redis revocation lookup failed",
                 Budget::Check,
                 bucket,
                 |mut connection| async move { mget.query_async(&mut connection).await },
             )
-            .await?;
-        let mut values = values.into_iter();
+            .await;
+        commands.give(scratch);
+        let reply = reply?;
+        let mut values = reply_values(&reply)?;
         let answer = read_answer(query, &mut values)?;
         match v1 {
             Some(_) => Ok(answer.union(read_answer(query, &mut values)?)),

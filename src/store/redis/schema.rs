@@ -103,25 +103,46 @@ impl Schema {
 
     /// `{prefix:bB}`.
     pub(crate) fn tag(&self, bucket: u32) -> String {
-        format!("{{{}:b{bucket}}}", self.prefix)
+        let mut tag = String::with_capacity(self.prefix.len() + 16);
+        self.push_tag(&mut tag, bucket);
+        tag
     }
 
-    /// `{prefix:bB}:code:hash`, in one allocation: a check builds up to four per request.
+    /// Appends `{prefix:bB}` to `out`: a check writes its keys into one reused buffer.
+    pub(crate) fn push_tag(&self, out: &mut String, bucket: u32) {
+        out.push('{');
+        out.push_str(&self.prefix);
+        out.push_str(":b");
+        out.push_str(itoa(bucket).as_str());
+        out.push('}');
+    }
+
+    /// `{prefix:bB}:code:hash`, in one allocation.
     pub(crate) fn record(&self, bucket: u32, code: &str, hash: &RevocationKey) -> String {
         let mut key = String::with_capacity(self.prefix.len() + code.len() + 16 + 64);
-        key.push('{');
-        key.push_str(&self.prefix);
-        key.push_str(":b");
-        key.push_str(itoa(bucket).as_str());
-        key.push_str("}:");
-        key.push_str(code);
-        key.push(':');
-        key.push_str(hash.hex().as_str());
+        self.push_record(&mut key, bucket, code, hash);
         key
     }
 
+    /// Appends `{prefix:bB}:code:hash` to `out`.
+    pub(crate) fn push_record(&self, out: &mut String, bucket: u32, code: &str, hash: &RevocationKey) {
+        self.push_tag(out, bucket);
+        out.push(':');
+        out.push_str(code);
+        out.push(':');
+        out.push_str(hash.hex().as_str());
+    }
+
     pub(crate) fn global(&self, bucket: u32) -> String {
-        format!("{}:all", self.tag(bucket))
+        let mut key = self.tag(bucket);
+        key.push_str(":all");
+        key
+    }
+
+    /// Appends `{prefix:bB}:all` to `out`.
+    pub(crate) fn push_global(&self, out: &mut String, bucket: u32) {
+        self.push_tag(out, bucket);
+        out.push_str(":all");
     }
 
     pub(crate) fn feed(&self, bucket: u32) -> String {
@@ -141,6 +162,14 @@ impl Schema {
         match kind {
             Kind::Global => self.global(bucket),
             _ => self.record(bucket, kind.code(), hash),
+        }
+    }
+
+    /// Appends the key of a record of `kind` in `bucket` to `out`.
+    pub(crate) fn push_key_of(&self, out: &mut String, bucket: u32, kind: Kind, hash: &RevocationKey) {
+        match kind {
+            Kind::Global => self.push_global(out, bucket),
+            _ => self.push_record(out, bucket, kind.code(), hash),
         }
     }
 
