@@ -5,11 +5,11 @@ use std::sync::PoisonError;
 use std::time::Duration;
 
 use ::redis::Value;
-use futures_util::future::join_all;
+use futures_util::future::{join, join_all};
 
 use super::event::apply;
 use super::feeds::{Cursor, Feeds};
-use super::{BATCH, Shared, bounded};
+use super::{Shared, bounded};
 use crate::key::RevocationKey;
 use crate::store::StoreError;
 use crate::store::memory::InMemoryStore;
@@ -24,6 +24,65 @@ pub(super) const POSITION: &str = include_str!("position.lua");
 
 /// A record found by a scan: what it is, and its key.
 type Found = (Kind, RevocationKey, String);
+
+/// How many keys one `SCAN` step of a load brings at most: its keys are then read in
+/// one pipeline (a `GET` and a `PTTL` each), so fewer, larger steps mean fewer round
+/// trips.
+const LOAD_BATCH: usize = 2000;
+
+/// One `SCAN` step on `node` from `cursor`: the next cursor (0: done) and the keys found.
+async fn scan_step(
+    mut connection: Conn,
+    node: &Node,
+    pattern: &str,
+    cursor: u64,
+    timeout: Duration,
+) -> Result<(u64, Vec<String>), StoreError> {
+    let mut scan = ::redis::cmd("SCAN");
+    scan.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(LOAD_BATCH);
+    bounded(timeout, connection.on_node(node, &scan)).await
+}
+
+/// Whether loading a record reads its value: a marker's is always `1` (the key's
+/// existence is the revocation), so only a watermark's is read. A load of token
+/// revocations then asks Redis one command a record (`PTTL`), not two.
+fn reads_value(kind: Kind) -> bool {
+    matches!(kind, Kind::Subject | Kind::Global)
+}
+
+/// Adds the commands that read a record of `kind` to `pipeline`; returns how many.
+fn read_commands(pipeline: &mut ::redis::Pipeline, kind: Kind, key: &str) -> usize {
+    if reads_value(kind) {
+        pipeline.get(key);
+    }
+    pipeline.cmd("PTTL").arg(key);
+    1 + usize::from(reads_value(kind))
+}
+
+/// A record's value (a watermark's; `None` for a marker) and `PTTL` from the replies to
+/// [`read_commands`]; `None` when the key is gone (or a watermark is not a string).
+fn read_record(kind: Kind, replies: &[Value]) -> Option<(Option<String>, i64)> {
+    let pttl = match replies.last()? {
+        Value::Int(pttl) => *pttl,
+        _ => return None,
+    };
+    if pttl == -2 {
+        return None;
+    }
+    if !reads_value(kind) {
+        return Some((None, pttl));
+    }
+    let value = match replies.first()? {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.to_owned(),
+        Value::SimpleString(text) => text.clone(),
+        _ => return None,
+    };
+    Some((Some(value), pttl))
+}
 
 impl Shared {
     /// Loads everything into a fresh local copy that replaces the old one: the start,
@@ -130,6 +189,9 @@ impl Shared {
         }
     }
 
+    /// Scans each master, with the next `SCAN` step in flight while the keys of the
+    /// last one are read and applied: Redis works on the one while this process works
+    /// on the other, where one step after the other left each idle half the time.
     async fn scan_masters(
         &self,
         connection: &mut Conn,
@@ -140,20 +202,20 @@ impl Shared {
         let masters = bounded(timeout, connection.masters()).await?;
         for node in &masters {
             for pattern in patterns {
-                let mut cursor = 0u64;
+                let mut answer = scan_step(connection.clone(), node, pattern, 0, timeout).await?;
                 loop {
-                    let mut scan = ::redis::cmd("SCAN");
-                    scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(BATCH);
-                    let (next, keys): (u64, Vec<String>) =
-                        bounded(timeout, connection.on_node(node, &scan)).await?;
+                    let (next, keys) = answer;
                     let found: Vec<Found> = keys.into_iter().filter_map(|key| self.parse(key)).collect();
-                    if !found.is_empty() {
-                        self.fetch(connection, node, &found, into).await?;
-                    }
-                    cursor = next;
-                    if cursor == 0 {
+                    let mut fetching = connection.clone();
+                    let fetch = self.fetch(&mut fetching, node, &found, into);
+                    if next == 0 {
+                        fetch.await?;
                         break;
                     }
+                    let (scanned, fetched) =
+                        join(scan_step(connection.clone(), node, pattern, next, timeout), fetch).await;
+                    fetched?;
+                    answer = scanned?;
                 }
             }
         }
@@ -178,39 +240,41 @@ impl Shared {
         found: &[Found],
         into: &InMemoryStore,
     ) -> Result<(), StoreError> {
+        if found.is_empty() {
+            return Ok(());
+        }
         let timeout = self.redis.command_timeout();
         let mut pipeline = ::redis::pipe();
-        for (_, _, key) in found {
-            pipeline.get(key).cmd("PTTL").arg(key);
+        let mut expected = 0;
+        for (kind, _, key) in found {
+            expected += read_commands(&mut pipeline, *kind, key);
         }
         // `None`: the whole pipeline was refused (a node that lost every slot meanwhile).
         let values = match bounded(timeout, connection.pipeline_on_node(node, &pipeline)).await {
-            Ok(values) if values.len() == found.len() * 2 => Some(values),
+            Ok(values) if values.len() == expected => Some(values),
             _ => None,
         };
-        for (at, (kind, hash, key)) in found.iter().enumerate() {
-            let pair = values
-                .as_ref()
-                .map(|values| (&values[2 * at], &values[2 * at + 1]));
-            let (value, pttl) = match pair {
-                Some((value, pttl))
-                    if !matches!(value, Value::ServerError(_)) && !matches!(pttl, Value::ServerError(_)) =>
-                {
-                    (value.clone(), pttl.clone())
+        let mut at = 0;
+        for (kind, hash, key) in found {
+            let width = 1 + usize::from(reads_value(*kind));
+            let mine = values.as_ref().map(|values| &values[at..at + width]);
+            at += width;
+            let read = match mine {
+                Some(replies) if !replies.iter().any(|reply| matches!(reply, Value::ServerError(_))) => {
+                    read_record(*kind, replies)
                 }
                 _ => {
                     let mut routed = ::redis::pipe();
-                    routed.get(key).cmd("PTTL").arg(key);
+                    read_commands(&mut routed, *kind, key);
                     let mut connection = connection.clone();
-                    let values: Vec<Value> = bounded(timeout, routed.query_async(&mut connection)).await?;
-                    match <[Value; 2]>::try_from(values) {
-                        Ok([value, pttl]) => (value, pttl),
-                        Err(_) => continue,
+                    let replies: Vec<Value> = bounded(timeout, routed.query_async(&mut connection)).await?;
+                    if replies.len() != width {
+                        continue;
                     }
+                    read_record(*kind, &replies)
                 }
             };
-            let value: Option<String> = ::redis::from_redis_value(value).ok().flatten();
-            let pttl: i64 = ::redis::from_redis_value(pttl).unwrap_or(-2);
+            let Some((value, pttl)) = read else { continue };
             let ttl = match pttl {
                 // No TTL: a writer broke the schema. Redis refuses the token for as long
                 // as the key exists, so the mirror must too.
@@ -223,8 +287,8 @@ impl Shared {
                 }
                 ms => u64::try_from(ms).ok().map(Duration::from_millis),
             };
-            if let (Some(value), Some(ttl)) = (value, ttl) {
-                apply(into, *kind, hash, &value, ttl).await;
+            if let Some(ttl) = ttl {
+                apply(into, *kind, hash, value.as_deref().unwrap_or("1"), ttl).await;
             }
         }
         Ok(())

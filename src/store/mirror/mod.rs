@@ -28,7 +28,7 @@ pub const DEFAULT_STALENESS_BOUND: Duration = Duration::from_secs(2);
 /// `last_contact_ns` before the first complete read.
 const NEVER: u64 = u64::MAX;
 
-/// How many keys one `SCAN` step, and events one `XREAD`, bring at most.
+/// How many events one `XREAD` brings at most.
 const BATCH: usize = 1000;
 
 /// A [`RedisStore`] with a local copy of every live revocation: checks are answered
