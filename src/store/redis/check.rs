@@ -2,18 +2,19 @@
 //! command; and what the reply's values say, read where they lie in the reply.
 //!
 //! A check runs on every request, so it allocates as little as redis-rs lets it: the
-//! command and its key buffer are taken from a pool and given back (their capacity is
-//! kept), and the reply is read as the `Value` redis-rs parsed, without converting it
+//! command and its key buffer are taken from a per-thread pool and given back (their
+//! capacity is kept), and the reply is read as the `Value` redis-rs parsed, without converting it
 //! to strings first.
 
+use std::cell::RefCell;
+
 use ::redis::{Cmd, Value};
-use parking_lot::Mutex;
 
 use super::Kind;
 use crate::key::RevocationKey;
 use crate::store::{Lookup, RevocationQuery, StoreError};
 
-/// How many spare commands a store keeps: about as many as checks in flight at once.
+/// How many spare commands a thread keeps: about as many as checks in flight on it.
 const SPARE: usize = 64;
 
 /// The keys one check reads in one schema, as a kind and its hash (the token's, for the
@@ -36,41 +37,37 @@ pub(super) struct Scratch {
     pub(super) key: String,
 }
 
-/// Spare [`Scratch`]es for checks to reuse.
-pub(super) struct Commands {
-    spare: Mutex<Vec<Scratch>>,
+thread_local! {
+    /// Spare [`Scratch`]es for the checks this thread runs. Per thread rather than per
+    /// store behind a lock: a check never waits for another to take or give one back
+    /// (with runtime workers sharing a core, a lock's holder may be preempted).
+    static SPARE_COMMANDS: RefCell<Vec<Scratch>> = RefCell::new(Vec::with_capacity(SPARE));
 }
 
-impl Default for Commands {
-    fn default() -> Self {
-        Self {
-            spare: Mutex::new(Vec::with_capacity(SPARE)),
-        }
-    }
+/// An empty `MGET`: a spare one, or a new one sized for a check during a v1 transition
+/// (eight keys of up to 200 bytes).
+pub(super) fn take_command() -> Scratch {
+    let spare = SPARE_COMMANDS.try_with(|spare| spare.try_borrow_mut().ok()?.pop());
+    let mut scratch = spare.ok().flatten().unwrap_or_else(|| Scratch {
+        mget: Cmd::with_capacity(9, 2048),
+        key: String::with_capacity(256),
+    });
+    scratch.mget.arg("MGET");
+    scratch
 }
 
-impl Commands {
-    /// An empty `MGET`: a spare one, or a new one sized for a check during a v1
-    /// transition (eight keys of up to 200 bytes).
-    pub(super) fn take(&self) -> Scratch {
-        let mut scratch = self.spare.lock().pop().unwrap_or_else(|| Scratch {
-            mget: Cmd::with_capacity(9, 2048),
-            key: String::with_capacity(256),
-        });
-        scratch.mget.arg("MGET");
-        scratch
-    }
-
-    /// Keeps `scratch` for a later check (unless enough are spare already). One lost
-    /// with a check that was given up costs only its allocation, the next time.
-    pub(super) fn give(&self, mut scratch: Scratch) {
-        scratch.mget.clear();
-        scratch.key.clear();
-        let mut spare = self.spare.lock();
-        if spare.len() < SPARE {
+/// Keeps `scratch` for a later check on this thread (unless enough are spare already).
+/// One lost with a check that was given up costs only its allocation, the next time.
+pub(super) fn give_command(mut scratch: Scratch) {
+    scratch.mget.clear();
+    scratch.key.clear();
+    let _ = SPARE_COMMANDS.try_with(|spare| {
+        if let Ok(mut spare) = spare.try_borrow_mut()
+            && spare.len() < SPARE
+        {
             spare.push(scratch);
         }
-    }
+    });
 }
 
 /// The values of an `MGET` reply, in key order.

@@ -48,7 +48,7 @@ mod scripts;
 
 pub use self::admin::{Page, Record, RecordKind, Stats};
 pub use self::builder::RedisStoreBuilder;
-use self::check::{Commands, check_keys, read_answer, reply_values};
+use self::check::{check_keys, give_command, read_answer, reply_values, take_command};
 use self::command::Budget;
 pub(crate) use self::conn::{Conn, Node};
 use self::connection::Connection;
@@ -129,8 +129,6 @@ pub struct RedisStore {
 
 struct Shared {
     connection: Connection,
-    /// Spare `MGET`s for checks.
-    commands: Commands,
     schema: Schema,
     command_timeout: Duration,
     feed_max_len: u64,
@@ -179,7 +177,6 @@ impl RedisStore {
         Self {
             shared: Arc::new(Shared {
                 connection,
-                commands: Commands::default(),
                 schema: settings.schema,
                 command_timeout: settings.command_timeout,
                 feed_max_len: settings.feed_max_len,
@@ -238,8 +235,7 @@ impl RevocationStore for RedisStore {
     async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
         let schema = self.schema();
         let bucket = self.bucket_for(&query.token, query.subject.as_ref());
-        let commands = &self.shared.commands;
-        let mut scratch = commands.take();
+        let mut scratch = take_command();
         for (kind, hash) in check_keys(query) {
             scratch.key.clear();
             schema.push_key_of(&mut scratch.key, bucket, kind, hash);
@@ -260,7 +256,7 @@ impl RevocationStore for RedisStore {
                 |mut connection| async move { mget.query_async(&mut connection).await },
             )
             .await;
-        commands.give(scratch);
+        give_command(scratch);
         let reply = reply?;
         let mut values = reply_values(&reply)?;
         let answer = read_answer(query, &mut values)?;
