@@ -127,3 +127,45 @@ pub(super) fn read_answer<'a>(
         global_watermark: watermark(global)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query() -> RevocationQuery {
+        RevocationQuery {
+            token: RevocationKey::token(None, "t"),
+            subject: Some(RevocationKey::subject(None, "alice")),
+            session: None,
+            issued_at: Some(1),
+        }
+    }
+
+    fn answer(values: Vec<Value>) -> Result<Lookup, StoreError> {
+        let reply = Value::Array(values);
+        read_answer(&query(), &mut reply_values(&reply)?)
+    }
+
+    #[test]
+    fn a_reply_is_read_in_key_order() {
+        let lookup = answer(vec![
+            Value::BulkString(b"1".to_vec()),
+            Value::Nil,
+            Value::BulkString(b"1700000000".to_vec()),
+        ])
+        .expect("a well-formed reply");
+        assert!(lookup.token_revoked);
+        assert_eq!(lookup.global_watermark, None);
+        assert_eq!(lookup.subject_watermark, Some(1_700_000_000));
+        assert_eq!(check_keys(&query()).count(), 3);
+    }
+
+    #[test]
+    fn a_short_or_mistyped_reply_is_an_error_never_not_revoked() {
+        assert!(answer(vec![Value::Nil, Value::Nil]).is_err(), "one value short");
+        assert!(answer(vec![Value::Nil, Value::Int(1), Value::Nil]).is_err());
+        assert!(answer(vec![Value::Nil, Value::Nil, Value::BulkString(b"soon".to_vec())]).is_err());
+        let reply = Value::Int(3);
+        assert!(reply_values(&reply).is_err());
+    }
+}
