@@ -42,7 +42,7 @@ mod command;
 mod conn;
 mod connection;
 mod legacy;
-mod scan;
+pub(crate) mod scan;
 pub mod schema;
 mod scripts;
 
