@@ -11,6 +11,7 @@ use deadpool_redis::Pool;
 use tokio::sync::watch;
 
 use super::conn::Conn;
+use super::layout::{CheckFailed, Layout};
 use crate::store::StoreError;
 
 /// Where connections come from: one server's pool, or a cluster client (whose one
@@ -45,6 +46,8 @@ pub(super) struct Connection {
 
 struct Inner {
     backend: Backend,
+    /// Checked on every connection made: see [`Layout`].
+    layout: Layout,
     connect_timeout: Duration,
     /// How many silence clocks a connection keeps: one for a server, one per bucket for
     /// a cluster (a bucket's commands all go to the node serving its slot).
@@ -119,7 +122,7 @@ pub(super) enum Age {
 }
 
 impl Connection {
-    pub(super) fn new(backend: Backend, connect_timeout: Duration, buckets: u32) -> Self {
+    pub(super) fn new(backend: Backend, connect_timeout: Duration, buckets: u32, layout: Layout) -> Self {
         let clocks = match backend {
             Backend::Single(_) => 1,
             Backend::Cluster(_) => usize::try_from(buckets).unwrap_or(1).max(1),
@@ -127,6 +130,7 @@ impl Connection {
         Self {
             inner: Arc::new(Inner {
                 backend,
+                layout,
                 connect_timeout,
                 clocks,
                 state: Mutex::new(State::Idle),
@@ -212,6 +216,11 @@ impl Connection {
         self.inner.take().await.map_err(ConnectError::into_store_error)
     }
 
+    /// The key layout every connection is checked against.
+    pub(super) fn layout(&self) -> &Layout {
+        self.inner.layout()
+    }
+
     /// The cluster's seeds and client, when the store is on a cluster.
     pub(super) fn cluster(&self) -> Option<&ClusterBackend> {
         match &self.inner.backend {
@@ -267,7 +276,36 @@ impl Inner {
         Ok(receiver)
     }
 
+    /// A new connection, once it has shown that the blocklist's recorded layout is
+    /// this store's.
     async fn take(&self) -> Result<Conn, ConnectError> {
+        let mut connection = self.connect().await?;
+        match self.layout.check(&mut connection, self.connect_timeout).await {
+            Ok(Ok(())) => Ok(connection),
+            Ok(Err(mismatch)) => {
+                tracing::error!(%mismatch, "refusing the Redis blocklist: another key layout");
+                Err(ConnectError::new(
+                    "the Redis blocklist has another key layout",
+                    Some(Arc::new(mismatch)),
+                ))
+            }
+            Err(CheckFailed(Some(error))) => Err(ConnectError::new(
+                "could not read the blocklist's layout from Redis",
+                Some(Arc::new(error)),
+            )),
+            Err(CheckFailed(None)) => Err(ConnectError::new(
+                "timed out reading the blocklist's layout from Redis",
+                None,
+            )),
+        }
+    }
+
+    /// The key layout every connection is checked against.
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    async fn connect(&self) -> Result<Conn, ConnectError> {
         match &self.backend {
             Backend::Single(pool) => {
                 let pooled = tokio::time::timeout(self.connect_timeout, pool.get())

@@ -27,6 +27,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,6 +42,7 @@ mod check;
 mod command;
 mod conn;
 mod connection;
+mod layout;
 mod legacy;
 pub(crate) mod scan;
 pub mod schema;
@@ -134,6 +136,8 @@ struct Shared {
     feed_max_len: u64,
     v1_transition: bool,
     scripts: Scripts,
+    /// Whether this store's first write recorded the key layout already.
+    layout_recorded: AtomicBool,
 }
 
 /// What the builder decided, beyond the connection.
@@ -182,6 +186,7 @@ impl RedisStore {
                 feed_max_len: settings.feed_max_len,
                 v1_transition: settings.v1_transition,
                 scripts,
+                layout_recorded: AtomicBool::new(false),
             }),
         }
     }
