@@ -290,14 +290,18 @@ impl RevocationStore for RedisStore {
         "redis"
     }
 
-    /// A `PING` (on a cluster, to one master; a check of another master's bucket may
-    /// still fail while this one answers).
+    /// A `PING`; on a cluster, one to every master, so that a master whose buckets
+    /// cannot be checked makes the store not ready (the log names it).
     async fn health(&self) -> super::StoreHealth {
         let ping = self
             .run("Redis PING failed", Budget::Check, 0, |mut connection| async move {
                 ::redis::cmd("PING").query_async::<String>(&mut connection).await
             })
             .await;
+        let ping = match ping {
+            Ok(_) if self.is_cluster() => self.ping_every_master().await,
+            other => other.map(drop),
+        };
         match ping {
             Ok(_) => super::StoreHealth {
                 reachable: Some(true),
