@@ -28,7 +28,7 @@ pub const DEFAULT_STALENESS_BOUND: Duration = Duration::from_secs(2);
 /// `last_contact_ns` before the first complete read.
 const NEVER: u64 = u64::MAX;
 
-/// How many events one `XREAD` brings at most.
+/// How many keys one `SCAN` step, and events one `XREAD`, bring at most.
 const BATCH: usize = 1000;
 
 /// A [`RedisStore`] with a local copy of every live revocation: checks are answered
@@ -58,6 +58,13 @@ const BATCH: usize = 1000;
 /// does not answer. Revocations it already knows keep being refused all the while.
 /// Writes go to Redis and are applied locally at once. State changes are logged
 /// through `tracing`; [`health`](Self::health) serves a readiness probe.
+///
+/// A lifted revocation ([`RedisStore::unrevoke_token`]) is forgotten when its `del`
+/// event is read. A reload only ever adds, so a `del` event lost in a gap (trimmed
+/// away while the mirror was behind) leaves the mirror refusing that token until its
+/// record would have expired: the safe side, but not what Redis answers. Writers from
+/// other languages must write a record and its event atomically (as the crate's
+/// scripts do): a reload that sees an event's sequence number must also see its record.
 ///
 /// Memory: about 160 bytes per live revocation (measured: 1M revocations load in
 /// about 3.4 s and take 154 MiB; see BENCHMARKS.md).
@@ -259,18 +266,6 @@ impl Shared {
                 tracing::warn!(prefix = %self.redis.prefix(), "revocation mirror out of sync; checks go to Redis");
             }
         }
-    }
-}
-
-/// Runs one command of the mirror under `timeout`.
-async fn bounded<T>(
-    timeout: Duration,
-    command: impl Future<Output = Result<T, ::redis::RedisError>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(timeout, command).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(StoreError::new("Redis command of the mirror failed", error)),
-        Err(_) => Err(StoreError::msg("Redis did not answer the mirror in time")),
     }
 }
 

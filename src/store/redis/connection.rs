@@ -11,6 +11,7 @@ use deadpool_redis::Pool;
 use tokio::sync::watch;
 
 use super::conn::Conn;
+use super::layout::{CheckFailed, Layout};
 use crate::store::StoreError;
 
 /// Where connections come from: one server's pool, or a cluster client (whose one
@@ -30,6 +31,9 @@ pub(super) struct ClusterBackend {
 /// How many connect timeouts connecting to a cluster may take as a whole.
 const CLUSTER_HANDSHAKE: u32 = 3;
 
+/// How long a cluster's connection serves before a silent node may replace it.
+pub(super) const CLUSTER_REFRESH_AFTER: Duration = Duration::from_secs(1);
+
 /// The shared connection of a [`RedisStore`](super::RedisStore).
 ///
 /// A connection is made by a task of its own, whose result every caller waiting for it
@@ -42,6 +46,8 @@ pub(super) struct Connection {
 
 struct Inner {
     backend: Backend,
+    /// Checked on every connection made: see [`Layout`].
+    layout: Layout,
     connect_timeout: Duration,
     /// How many silence clocks a connection keeps: one for a server, one per bucket for
     /// a cluster (a bucket's commands all go to the node serving its slot).
@@ -73,6 +79,9 @@ pub(super) struct Live {
     /// connection (on a cluster: the node serving the bucket) is dead.
     last_answer: Arc<[AtomicU64]>,
     epoch: Instant,
+    /// When it was made: a cluster's connection is replaced for a silent node only
+    /// once it has served for a while (see [`Connection::refresh_cluster`]).
+    made: Instant,
 }
 
 impl Live {
@@ -93,8 +102,8 @@ impl Live {
         self.clock(bucket).load(Ordering::Relaxed) >= nanos(self.epoch, since)
     }
 
-    /// Whether this is a cluster's connection, which reconnects to its nodes by itself
-    /// and is never replaced for one node's failure.
+    /// Whether this is a cluster's connection, which reconnects to a node that fails
+    /// with an error by itself, and is replaced only when a node falls silent.
     pub(super) fn is_cluster(&self) -> bool {
         self.connection.is_cluster()
     }
@@ -113,7 +122,7 @@ pub(super) enum Age {
 }
 
 impl Connection {
-    pub(super) fn new(backend: Backend, connect_timeout: Duration, buckets: u32) -> Self {
+    pub(super) fn new(backend: Backend, connect_timeout: Duration, buckets: u32, layout: Layout) -> Self {
         let clocks = match backend {
             Backend::Single(_) => 1,
             Backend::Cluster(_) => usize::try_from(buckets).unwrap_or(1).max(1),
@@ -121,6 +130,7 @@ impl Connection {
         Self {
             inner: Arc::new(Inner {
                 backend,
+                layout,
                 connect_timeout,
                 clocks,
                 state: Mutex::new(State::Idle),
@@ -184,11 +194,31 @@ impl Connection {
         }
     }
 
+    /// Drops a cluster's connection `live` after one of its nodes fell silent, so the
+    /// next command reads the slot map afresh from the seeds. redis-rs follows a
+    /// failover by itself only when the old master answers with an error or closes
+    /// its socket; one that freezes, or is cut off without a reset, keeps its slots on
+    /// a socket that never answers, long after its replica took them over.
+    ///
+    /// At most once per [`CLUSTER_REFRESH_AFTER`]: while the frozen master is still in
+    /// the slot map (before the failover), each new connection meets the same silence,
+    /// and reconnecting on every timed-out check would only add handshakes to it.
+    pub(super) fn refresh_cluster(&self, live: &Live, why: &str) {
+        if live.is_cluster() && live.made.elapsed() >= CLUSTER_REFRESH_AFTER {
+            self.discard(live, why);
+        }
+    }
+
     /// A connection of its own, for commands that block (`XREAD BLOCK`) or come in
     /// large numbers (a mirror's load), which would stall every request pipelined
     /// behind them on the shared one.
     pub(super) async fn dedicated(&self) -> Result<Conn, StoreError> {
         self.inner.take().await.map_err(ConnectError::into_store_error)
+    }
+
+    /// The key layout every connection is checked against.
+    pub(super) fn layout(&self) -> &Layout {
+        self.inner.layout()
     }
 
     /// The cluster's seeds and client, when the store is on a cluster.
@@ -228,6 +258,7 @@ impl Inner {
                     id: inner.next_id.fetch_add(1, Ordering::Relaxed),
                     last_answer: (0..inner.clocks).map(|_| AtomicU64::new(now)).collect(),
                     epoch: inner.epoch,
+                    made: Instant::now(),
                 }
             });
             *inner.lock() = match &attempt {
@@ -245,7 +276,36 @@ impl Inner {
         Ok(receiver)
     }
 
+    /// A new connection, once it has shown that the blocklist's recorded layout is
+    /// this store's.
     async fn take(&self) -> Result<Conn, ConnectError> {
+        let mut connection = self.connect().await?;
+        match self.layout.check(&mut connection, self.connect_timeout).await {
+            Ok(Ok(())) => Ok(connection),
+            Ok(Err(mismatch)) => {
+                tracing::error!(%mismatch, "refusing the Redis blocklist: another key layout");
+                Err(ConnectError::new(
+                    "the Redis blocklist has another key layout",
+                    Some(Arc::new(mismatch)),
+                ))
+            }
+            Err(CheckFailed(Some(error))) => Err(ConnectError::new(
+                "could not read the blocklist's layout from Redis",
+                Some(Arc::new(error)),
+            )),
+            Err(CheckFailed(None)) => Err(ConnectError::new(
+                "timed out reading the blocklist's layout from Redis",
+                None,
+            )),
+        }
+    }
+
+    /// The key layout every connection is checked against.
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    async fn connect(&self) -> Result<Conn, ConnectError> {
         match &self.backend {
             Backend::Single(pool) => {
                 let pooled = tokio::time::timeout(self.connect_timeout, pool.get())

@@ -27,6 +27,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,8 +42,9 @@ mod check;
 mod command;
 mod conn;
 mod connection;
+mod layout;
 mod legacy;
-mod scan;
+pub(crate) mod scan;
 pub mod schema;
 mod scripts;
 
@@ -134,6 +136,8 @@ struct Shared {
     feed_max_len: u64,
     v1_transition: bool,
     scripts: Scripts,
+    /// Whether this store's first write recorded the key layout already.
+    layout_recorded: AtomicBool,
 }
 
 /// What the builder decided, beyond the connection.
@@ -182,6 +186,7 @@ impl RedisStore {
                 feed_max_len: settings.feed_max_len,
                 v1_transition: settings.v1_transition,
                 scripts,
+                layout_recorded: AtomicBool::new(false),
             }),
         }
     }
@@ -277,14 +282,18 @@ impl RevocationStore for RedisStore {
         "redis"
     }
 
-    /// A `PING` (on a cluster, to one master; a check of another master's bucket may
-    /// still fail while this one answers).
+    /// A `PING`; on a cluster, one to every master, so that a master whose buckets
+    /// cannot be checked makes the store not ready (the log names it).
     async fn health(&self) -> super::StoreHealth {
         let ping = self
             .run("Redis PING failed", Budget::Check, 0, |mut connection| async move {
                 ::redis::cmd("PING").query_async::<String>(&mut connection).await
             })
             .await;
+        let ping = match ping {
+            Ok(_) if self.is_cluster() => self.ping_every_master().await,
+            other => other.map(drop),
+        };
         match ping {
             Ok(_) => super::StoreHealth {
                 reachable: Some(true),

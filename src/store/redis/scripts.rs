@@ -3,6 +3,7 @@
 //! slot: a cluster runs it on one node). A write to every bucket is one script per
 //! bucket, run concurrently.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ::redis::Script;
@@ -125,6 +126,25 @@ impl RedisStore {
         if !one {
             self.announce_every_bucket().await;
         }
+        self.record_layout().await
+    }
+
+    /// Records the key layout beside the blocklist, once per store (see the `layout`
+    /// module): from then on a store configured with another bucket count is refused.
+    async fn record_layout(&self) -> Result<(), StoreError> {
+        if self.shared.layout_recorded.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let set = self.shared.connection.layout().record();
+        let set = &set;
+        self.run(
+            "Redis layout write failed",
+            Budget::Write,
+            0,
+            |mut connection| async move { set.query_async::<Option<String>>(&mut connection).await },
+        )
+        .await?;
+        self.shared.layout_recorded.store(true, Ordering::Relaxed);
         Ok(())
     }
 
