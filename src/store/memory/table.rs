@@ -123,8 +123,17 @@ impl Table {
     }
 
     /// Advances the checks' clock to `now` (it never goes back).
+    ///
+    /// Read first, written only when a tick has passed: a mirror's check ticks on
+    /// every call, and an unconditional `fetch_max` would take the clock's cache line
+    /// away from every other core each time (under a storm of writes, a check's p99
+    /// went with it).
     pub(super) fn tick(&self, now: Instant) -> u32 {
         let ticks = self.now_ticks(now);
+        let clock = self.clock.load(Ordering::Relaxed);
+        if ticks <= clock {
+            return clock;
+        }
         self.clock.fetch_max(ticks, Ordering::Relaxed).max(ticks)
     }
 
