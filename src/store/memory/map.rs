@@ -48,6 +48,7 @@ impl<V: Copy> Map<V> {
     }
 
     /// Removes the entry under `key`; returns whether there was one.
+    #[cfg(feature = "redis")]
     pub(super) fn remove(&mut self, key: &ShortKey) -> bool {
         self.table
             .find_entry(key.hash(), |(stored, _)| stored == key)
@@ -65,6 +66,7 @@ impl<V: Copy> Map<V> {
     }
 
     /// Keeps the entries in every slot whose value `keep` accepts (it may change it).
+    #[cfg(feature = "redis")]
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
         self.table.retain(|(_, value)| keep(value));
     }
