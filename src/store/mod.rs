@@ -43,6 +43,10 @@ pub use self::memory::{DEFAULT_SWEEP_INTERVAL, InMemoryStore};
 pub use self::mirror::{DEFAULT_STALENESS_BOUND, MirrorHealth, MirrorStore, MirrorStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{
+    Acknowledgement, DEFAULT_ACK_TIMEOUT, DataLoss, LOSS_CHECK_INTERVAL, Persistence, PersistenceSource,
+};
+#[cfg(feature = "redis")]
+pub use self::redis::{
     DEFAULT_BUCKETS, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_MAX_LEN, DEFAULT_PREFIX,
     MAX_BUCKETS, MigrationReport, RedisStore, RedisStoreBuilder, schema,
 };
@@ -148,14 +152,22 @@ pub enum RevokedBy {
 ///
 /// The layer turns it into a 503 (fail closed) or lets the request through with a
 /// warning (fail open); the revoking helpers return it, so the caller knows the
-/// revocation was **not** recorded.
+/// revocation was **not** recorded — unless [`is_unacknowledged`](Self::is_unacknowledged)
+/// says it was, but not confirmed as durable as the store was asked to make it.
 #[derive(Debug, thiserror::Error)]
 #[error("revocation store failed: {context}")]
 pub struct StoreError {
     context: &'static str,
     #[source]
     source: Option<BoxError>,
-    timeout: bool,
+    kind: ErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorKind {
+    Failed,
+    Timeout,
+    Unacknowledged,
 }
 
 impl StoreError {
@@ -164,7 +176,7 @@ impl StoreError {
         Self {
             context,
             source: Some(source.into()),
-            timeout: false,
+            kind: ErrorKind::Failed,
         }
     }
 
@@ -173,21 +185,39 @@ impl StoreError {
         Self {
             context,
             source: None,
-            timeout: false,
+            kind: ErrorKind::Failed,
         }
     }
 
     /// The store did not answer in time (as opposed to answering with an error).
     pub fn timeout(context: &'static str) -> Self {
         Self {
-            timeout: true,
+            kind: ErrorKind::Timeout,
             ..Self::msg(context)
+        }
+    }
+
+    /// The revocation **was** recorded, but the store could not confirm it as durable
+    /// as it was configured to (replicas, or the append-only file: an
+    /// [`Acknowledgement`](crate::store::Acknowledgement) that did not come in time). It
+    /// refuses the token now, and may forget it in a failover or a restart.
+    pub fn unacknowledged(context: &'static str, source: Option<BoxError>) -> Self {
+        Self {
+            context,
+            source,
+            kind: ErrorKind::Unacknowledged,
         }
     }
 
     /// Whether the store did not answer in time.
     pub fn is_timeout(&self) -> bool {
-        self.timeout
+        self.kind == ErrorKind::Timeout
+    }
+
+    /// Whether the revocation was recorded but not confirmed durable (see
+    /// [`unacknowledged`](Self::unacknowledged)).
+    pub fn is_unacknowledged(&self) -> bool {
+        self.kind == ErrorKind::Unacknowledged
     }
 }
 

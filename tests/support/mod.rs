@@ -261,3 +261,6 @@ macro_rules! redis_or_skip {
         }
     };
 }
+
+#[macro_use]
+pub mod sentinel;

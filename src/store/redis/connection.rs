@@ -6,18 +6,38 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use ::redis::aio::MultiplexedConnection;
 use ::redis::cluster::ClusterClient;
 use deadpool_redis::Pool;
 use tokio::sync::watch;
 
 use super::conn::Conn;
+use super::sentinel::{SentinelManager, SentinelPool};
 use crate::store::StoreError;
 
-/// Where connections come from: one server's pool, or a cluster client (whose one
-/// connection holds a multiplexed connection to each node and routes by slot).
+/// Where connections come from: one server's pool, the pool of the master Sentinel
+/// names, or a cluster client (whose one connection holds a multiplexed connection to
+/// each node and routes by slot).
 pub(super) enum Backend {
     Single(Pool),
+    Sentinel(SentinelPool),
     Cluster(Box<ClusterBackend>),
+}
+
+/// A connection only one caller uses, back to its pool when dropped: for a write and
+/// the `WAIT` that must follow it on the same connection.
+pub(super) enum Exclusive {
+    Single(deadpool_redis::Connection),
+    Sentinel(deadpool::managed::Object<SentinelManager>),
+}
+
+impl Exclusive {
+    pub(super) fn connection(&mut self) -> &mut MultiplexedConnection {
+        match self {
+            Self::Single(connection) => connection,
+            Self::Sentinel(connection) => connection,
+        }
+    }
 }
 
 /// A cluster: the client the store's connections come from, and what a subscriber
@@ -29,6 +49,14 @@ pub(super) struct ClusterBackend {
 
 /// How many connect timeouts connecting to a cluster may take as a whole.
 const CLUSTER_HANDSHAKE: u32 = 3;
+
+/// How many connect timeouts connecting through Sentinel may take as a whole: asking
+/// the Sentinels (one after the other, when the first do not answer), then the master.
+const SENTINEL_HANDSHAKE: u32 = 3;
+
+fn sentinel_handshake(connect_timeout: Duration) -> Duration {
+    connect_timeout.saturating_mul(SENTINEL_HANDSHAKE)
+}
 
 /// The shared connection of a [`RedisStore`](super::RedisStore).
 ///
@@ -115,7 +143,7 @@ pub(super) enum Age {
 impl Connection {
     pub(super) fn new(backend: Backend, connect_timeout: Duration, buckets: u32) -> Self {
         let clocks = match backend {
-            Backend::Single(_) => 1,
+            Backend::Single(_) | Backend::Sentinel(_) => 1,
             Backend::Cluster(_) => usize::try_from(buckets).unwrap_or(1).max(1),
         };
         Self {
@@ -191,11 +219,32 @@ impl Connection {
         self.inner.take().await.map_err(ConnectError::into_store_error)
     }
 
+    /// A connection for one caller alone, from the pool (not on a cluster).
+    pub(super) async fn exclusive(&self) -> Result<Exclusive, StoreError> {
+        let timeout = self.inner.connect_timeout;
+        let timed_out = |_| StoreError::timeout("timed out connecting to Redis");
+        match &self.inner.backend {
+            Backend::Single(pool) => tokio::time::timeout(timeout, pool.get())
+                .await
+                .map_err(timed_out)?
+                .map(Exclusive::Single)
+                .map_err(|error| StoreError::new("could not connect to Redis", error)),
+            Backend::Sentinel(pool) => tokio::time::timeout(sentinel_handshake(timeout), pool.get())
+                .await
+                .map_err(timed_out)?
+                .map(Exclusive::Sentinel)
+                .map_err(|error| StoreError::new("could not connect to Redis through Sentinel", error)),
+            Backend::Cluster(_) => Err(StoreError::msg(
+                "a connection of its own is not available on a Redis cluster",
+            )),
+        }
+    }
+
     /// The cluster's seeds and client, when the store is on a cluster.
     pub(super) fn cluster(&self) -> Option<&ClusterBackend> {
         match &self.inner.backend {
             Backend::Cluster(cluster) => Some(cluster),
-            Backend::Single(_) => None,
+            Backend::Single(_) | Backend::Sentinel(_) => None,
         }
     }
 }
@@ -255,6 +304,18 @@ impl Inner {
                         ConnectError::new("could not connect to Redis", Some(Arc::new(error) as _))
                     })?;
                 Ok(Conn::Single(deadpool_redis::Connection::take(pooled)))
+            }
+            Backend::Sentinel(pool) => {
+                let pooled = tokio::time::timeout(sentinel_handshake(self.connect_timeout), pool.get())
+                    .await
+                    .map_err(|_| ConnectError::new("timed out connecting to Redis through Sentinel", None))?
+                    .map_err(|error| {
+                        ConnectError::new(
+                            "could not connect to Redis through Sentinel",
+                            Some(Arc::new(error) as _),
+                        )
+                    })?;
+                Ok(Conn::Single(deadpool::managed::Object::take(pooled)))
             }
             Backend::Cluster(cluster) => {
                 // The handshake is a few round trips to a few nodes (the slot map, then

@@ -15,7 +15,8 @@
 //! `hash`, `value` (`1`, or the watermark after the write) and `expires_ms` (the key's
 //! expiry, Unix milliseconds), then publishes the bucket's number on the channel
 //! `{prefix}:wake`. [`MirrorStore`](crate::store::MirrorStore)s follow the feeds.
-//! The feeds and counters are the only keys without a TTL; both are bounded.
+//! The feeds, counters and epoch markers (`{prefix:bB}:epoch`, see
+//! [`RedisStore::data_loss`]) are the only keys without a TTL; all are bounded.
 //!
 //! The same write may append two events, numbered one after the other: the store
 //! repeats a write once when its connection died before the answer came, not knowing
@@ -35,25 +36,33 @@ use deadpool_redis::Pool;
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
 use crate::key::RevocationKey;
 
+mod acknowledge;
 mod admin;
 mod builder;
 mod check;
 mod command;
 mod conn;
 mod connection;
+mod epoch;
 mod legacy;
+mod persistence;
 mod scan;
 pub mod schema;
 mod scripts;
+mod sentinel;
 
+pub use self::acknowledge::{Acknowledgement, DEFAULT_ACK_TIMEOUT};
 pub use self::admin::{Page, Record, RecordKind, Stats};
 pub use self::builder::RedisStoreBuilder;
 use self::check::{check_keys, read_answer};
 use self::command::Budget;
 pub(crate) use self::conn::{Conn, Node};
 use self::connection::Connection;
+use self::epoch::LossWatch;
+pub use self::epoch::{DataLoss, LOSS_CHECK_INTERVAL};
 pub use self::legacy::MigrationReport;
 pub(crate) use self::legacy::V1;
+pub use self::persistence::{Persistence, PersistenceSource};
 pub use self::schema::{DEFAULT_BUCKETS, MAX_BUCKETS};
 pub(crate) use self::schema::{Kind, Schema};
 use self::scripts::{Scripts, Targets};
@@ -133,6 +142,9 @@ struct Shared {
     command_timeout: Duration,
     feed_max_len: u64,
     v1_transition: bool,
+    acknowledge: Option<Acknowledgement>,
+    detect_data_loss: bool,
+    loss: LossWatch,
     scripts: Scripts,
 }
 
@@ -142,6 +154,8 @@ struct Settings {
     command_timeout: Duration,
     feed_max_len: u64,
     v1_transition: bool,
+    acknowledge: Option<Acknowledgement>,
+    detect_data_loss: bool,
 }
 
 impl fmt::Debug for RedisStore {
@@ -151,6 +165,7 @@ impl fmt::Debug for RedisStore {
             .field("buckets", &self.shared.schema.buckets())
             .field("cluster", &self.is_cluster())
             .field("v1_transition", &self.shared.v1_transition)
+            .field("acknowledge", &self.shared.acknowledge)
             .field("connect_timeout", &self.shared.connection.connect_timeout())
             .field("command_timeout", &self.shared.command_timeout)
             .finish_non_exhaustive()
@@ -177,12 +192,26 @@ impl RedisStore {
         Self {
             shared: Arc::new(Shared {
                 connection,
+                loss: LossWatch::new(settings.schema.buckets()),
                 schema: settings.schema,
                 command_timeout: settings.command_timeout,
                 feed_max_len: settings.feed_max_len,
                 v1_transition: settings.v1_transition,
+                acknowledge: settings.acknowledge,
+                detect_data_loss: settings.detect_data_loss,
                 scripts,
             }),
+        }
+    }
+
+    /// Starts the store's watch (the persistence check, the epoch markers) when a Tokio
+    /// runtime is there to run it; it ends with the last clone of the store.
+    fn watch_in_background(&self) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(epoch::watch(
+                Arc::downgrade(&self.shared),
+                self.shared.detect_data_loss,
+            ));
         }
     }
 
@@ -190,6 +219,12 @@ impl RedisStore {
         self.shared
             .connection
             .connect_in_background(self.shared.schema.prefix());
+    }
+
+    /// What each revocation waits for, if anything (see
+    /// [`RedisStoreBuilder::acknowledge`]).
+    pub fn acknowledgement(&self) -> Option<Acknowledgement> {
+        self.shared.acknowledge
     }
 
     /// Whether the store is on a Redis Cluster.

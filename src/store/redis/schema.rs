@@ -16,6 +16,7 @@
 //! | `{p:bB}:all`             | watermark, decimal seconds | longest token lifetime + leeway |
 //! | `{p:bB}:feed`            | the bucket's change feed (a stream, capped)  | none (bounded) |
 //! | `{p:bB}:feed:seq`        | the feed's sequence counter                  | none (a number) |
+//! | `{p:bB}:epoch`           | the bucket's epoch marker (data-loss detection) | none (a number) |
 //!
 //! `p` is the prefix, `{hash}` the lowercase hex [`RevocationKey`]. Writes also
 //! `PUBLISH` the bucket's number on the channel `p:wake` (`*` once, after a write to
@@ -130,6 +131,11 @@ impl Schema {
 
     pub(crate) fn feed_seq(&self, bucket: u32) -> String {
         format!("{}:feed:seq", self.tag(bucket))
+    }
+
+    /// The bucket's epoch marker: it only goes missing or changes when Redis lost data.
+    pub(crate) fn epoch(&self, bucket: u32) -> String {
+        format!("{}:epoch", self.tag(bucket))
     }
 
     pub(crate) fn wake(&self) -> String {
