@@ -180,7 +180,7 @@ async fn follows_a_failover(mirrored: bool) {
             "token {n}, revoked with WAIT 1 before the kill, is let in after the failover"
         );
     }
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     let mut unavailable = 0;
     let mut total = 0;
     for (n, statuses) in &seen.statuses {

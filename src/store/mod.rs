@@ -247,6 +247,14 @@ pub struct StoreHealth {
     /// Why it is not ready, when it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Redis: how many times the store noticed Redis lose revocations since it started
+    /// (see [`RedisStore::data_loss`]); absent while it never has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_losses: Option<u64>,
+    /// A mirror: how many revocations it wrote back into Redis after a loss; absent
+    /// while it never has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_back: Option<u64>,
 }
 
 impl StoreHealth {
@@ -260,6 +268,8 @@ impl StoreHealth {
             lag_ms: None,
             entries: None,
             detail: None,
+            data_losses: None,
+            written_back: None,
         }
     }
 

@@ -9,6 +9,7 @@ use futures_util::future::join_all;
 
 use super::event::apply;
 use super::feeds::{Cursor, Feeds};
+use super::ledger::now_ms;
 use super::{BATCH, Shared, bounded};
 use crate::key::RevocationKey;
 use crate::store::StoreError;
@@ -23,7 +24,7 @@ const KEY_WITHOUT_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 pub(super) const POSITION: &str = include_str!("position.lua");
 
 /// A record found by a scan: what it is, and its key.
-type Found = (Kind, RevocationKey, String);
+type Found = (Kind, RevocationKey, String, Option<u32>);
 
 impl Shared {
     /// Loads everything into a fresh local copy that replaces the old one: the start,
@@ -32,6 +33,11 @@ impl Shared {
         let all: Vec<usize> = (0..feeds.streams.len()).collect();
         let positions = self.positions(connection, feeds, &all).await?;
         let fresh = InMemoryStore::new();
+        // What Redis holds now is the whole truth (nothing was lost, or what was is
+        // written back already): the ledger is filled again from it.
+        if let Some(ledger) = &self.ledger {
+            ledger.clear(None);
+        }
         let mut patterns: Vec<String> = vec![self.redis.schema().pattern(None)];
         if let Some(v1) = self.redis.v1() {
             patterns.push(v1.pattern());
@@ -59,6 +65,10 @@ impl Shared {
             .iter()
             .map(|&at| feeds.streams[at].pattern.clone())
             .collect();
+        if let Some(ledger) = &self.ledger {
+            let buckets: Vec<u32> = which.iter().filter_map(|&at| feeds.streams[at].bucket).collect();
+            ledger.clear(Some(&buckets));
+        }
         self.scan_into(connection, &patterns, &self.local).await?;
         for (&at, cursor) in which.iter().zip(positions) {
             feeds.cursors[at] = Some(cursor);
@@ -162,10 +172,14 @@ impl Shared {
 
     fn parse(&self, key: String) -> Option<Found> {
         let parsed = match self.redis.schema().parse(&key) {
-            Some((_, kind, hash)) => Some((kind, hash)),
-            None => self.redis.v1().and_then(|v1| v1.parse(&key)),
+            Some((bucket, kind, hash)) => Some((kind, hash, Some(bucket))),
+            None => self
+                .redis
+                .v1()
+                .and_then(|v1| v1.parse(&key))
+                .map(|(kind, hash)| (kind, hash, None)),
         };
-        parsed.map(|(kind, hash)| (kind, hash, key))
+        parsed.map(|(kind, hash, bucket)| (kind, hash, key, bucket))
     }
 
     /// Reads the value and remaining time of each record `SCAN` found on `node`, in one
@@ -180,7 +194,7 @@ impl Shared {
     ) -> Result<(), StoreError> {
         let timeout = self.redis.command_timeout();
         let mut pipeline = ::redis::pipe();
-        for (_, _, key) in found {
+        for (_, _, key, _) in found {
             pipeline.get(key).cmd("PTTL").arg(key);
         }
         // `None`: the whole pipeline was refused (a node that lost every slot meanwhile).
@@ -188,7 +202,7 @@ impl Shared {
             Ok(values) if values.len() == found.len() * 2 => Some(values),
             _ => None,
         };
-        for (at, (kind, hash, key)) in found.iter().enumerate() {
+        for (at, (kind, hash, key, bucket)) in found.iter().enumerate() {
             let pair = values
                 .as_ref()
                 .map(|values| (&values[2 * at], &values[2 * at + 1]));
@@ -225,6 +239,12 @@ impl Shared {
             };
             if let (Some(value), Some(ttl)) = (value, ttl) {
                 apply(into, *kind, hash, &value, ttl).await;
+                // v1 keys are not written back: the v2 copy of the write is.
+                if let (Some(ledger), Some(bucket), Ok(value)) = (&self.ledger, bucket, value.parse()) {
+                    let expires_ms =
+                        now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+                    ledger.record(*bucket, *kind, *hash, value, expires_ms);
+                }
             }
         }
         Ok(())

@@ -3,10 +3,11 @@
 //! means Redis lost that bucket's data (restarted without persistence, flushed, or a
 //! replica that never had the marker promoted), and with it, revocations.
 //!
-//! The marker is created by whichever store finds it missing first (`epoch.lua`: one
-//! atomic script per bucket, so concurrent stores agree on one value), from the server's
-//! clock. It has no TTL and nothing else writes it. A store that never saw a bucket's
-//! marker (it started after the loss) adopts the one it finds: it has nothing to compare.
+//! The marker is created by whichever store finds it missing first in a bucket that
+//! holds anything (`epoch.lua`: one atomic script per bucket, so concurrent stores agree
+//! on one value), from the server's clock. It has no TTL and nothing else writes it. A
+//! store that never saw a bucket's marker (it started after the loss) adopts the one it
+//! finds: it has nothing to compare.
 //!
 //! The epoch catches what is lost whole. A replica promoted with only the *latest*
 //! writes missing keeps the epoch; a [`MirrorStore`](crate::store::MirrorStore) notices
@@ -19,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use ::redis::Script;
 use futures_util::future::join_all;
-use tokio::sync::watch;
 
 use super::command::Budget;
 use super::{RedisStore, Shared};
@@ -54,8 +54,6 @@ pub(super) struct LossWatch {
     last: Mutex<Option<Instant>>,
     /// Buckets found lost and not yet taken by a mirror to write back.
     lost: Mutex<BTreeSet<u32>>,
-    /// Bumped at each loss detected, for mirrors to wake up to.
-    changed: watch::Sender<u64>,
 }
 
 impl LossWatch {
@@ -67,7 +65,6 @@ impl LossWatch {
             written_back: AtomicU64::new(0),
             last: Mutex::new(None),
             lost: Mutex::new(BTreeSet::new()),
-            changed: watch::channel(0).0,
         }
     }
 
@@ -79,15 +76,15 @@ impl LossWatch {
         }
     }
 
-    /// Compares what Redis answered for `bucket` with what was known; answers whether
-    /// that is a loss.
-    fn compare(&self, bucket: u32, epoch: String) -> bool {
+    /// Compares what Redis answered for `bucket` (`None`: no marker, the bucket holds
+    /// nothing) with what was known; answers whether that is a loss.
+    fn compare(&self, bucket: u32, epoch: Option<String>) -> bool {
         let mut known = lock(&self.known);
         let Some(slot) = known.get_mut(usize::try_from(bucket).unwrap_or(usize::MAX)) else {
             return false;
         };
-        let lost = slot.as_ref().is_some_and(|before| *before != epoch);
-        *slot = Some(epoch);
+        let lost = slot.is_some() && *slot != epoch;
+        *slot = epoch;
         lost
     }
 
@@ -108,7 +105,6 @@ impl LossWatch {
             "Redis lost revocations: tokens they refused may be let in again; mirrors that hold \
              a copy write it back"
         );
-        self.changed.send_replace(detected);
     }
 }
 
@@ -124,16 +120,16 @@ impl RedisStore {
         self.shared.loss.report()
     }
 
-    /// Wakes up at each loss detected (its count).
-    pub(crate) fn loss_notices(&self) -> watch::Receiver<u64> {
-        self.shared.loss.changed.subscribe()
-    }
-
     /// The buckets found lost since the last call, for a mirror to write back.
     pub(crate) fn take_lost_buckets(&self) -> Vec<u32> {
         std::mem::take(&mut *lock(&self.shared.loss.lost))
             .into_iter()
             .collect()
+    }
+
+    /// Gives back buckets a mirror took but could not write back yet.
+    pub(crate) fn retry_lost(&self, buckets: &[u32]) {
+        lock(&self.shared.loss.lost).extend(buckets.iter().copied());
     }
 
     /// Notes a loss a mirror found in the change feed (a sequence number that went
@@ -155,10 +151,10 @@ impl RedisStore {
         let watch = &self.shared.loss;
         let reads = (0..schema.buckets()).map(|bucket| {
             let mut invocation = watch.script.prepare_invoke();
-            invocation.key(schema.epoch(bucket));
+            invocation.key(schema.epoch(bucket)).key(schema.feed_seq(bucket));
             async move {
                 let invocation = &invocation;
-                let (epoch, _created): (String, u8) = self
+                let epoch: Option<String> = self
                     .run(
                         "Redis epoch check failed",
                         Budget::Check,

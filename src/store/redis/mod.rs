@@ -65,7 +65,8 @@ pub(crate) use self::legacy::V1;
 pub use self::persistence::{Persistence, PersistenceSource};
 pub use self::schema::{DEFAULT_BUCKETS, MAX_BUCKETS};
 pub(crate) use self::schema::{Kind, Schema};
-use self::scripts::{Scripts, Targets};
+use self::scripts::Scripts;
+pub(crate) use self::scripts::Targets;
 
 /// The key prefix unless configured.
 pub const DEFAULT_PREFIX: &str = "revoked";
@@ -328,7 +329,8 @@ impl RevocationStore for RedisStore {
                 ::redis::cmd("PING").query_async::<String>(&mut connection).await
             })
             .await;
-        match ping {
+        let loss = self.data_loss();
+        let health = match ping {
             Ok(_) => super::StoreHealth {
                 reachable: Some(true),
                 ..super::StoreHealth::ready("redis")
@@ -337,6 +339,11 @@ impl RevocationStore for RedisStore {
                 reachable: Some(false),
                 ..super::StoreHealth::not_ready("redis", error.to_string())
             },
+        };
+        super::StoreHealth {
+            data_losses: (loss.detected > 0).then_some(loss.detected),
+            written_back: (loss.written_back > 0).then_some(loss.written_back),
+            ..health
         }
     }
 
