@@ -107,6 +107,7 @@ pub(crate) fn revocation(scope: &'static str, result: &'static str) {
 }
 
 /// Counts a loss of data noticed in Redis (`store`: who noticed).
+#[cfg(feature = "redis")]
 pub(crate) fn data_loss(store: &'static str) {
     #[cfg(feature = "metrics")]
     metrics::counter!("tower_jwt_revoke_data_loss_total", "store" => store).increment(1);
@@ -115,6 +116,7 @@ pub(crate) fn data_loss(store: &'static str) {
 }
 
 /// Counts records a mirror wrote back into Redis after a loss.
+#[cfg(feature = "redis")]
 pub(crate) fn written_back(records: u64) {
     #[cfg(feature = "metrics")]
     metrics::counter!("tower_jwt_revoke_written_back_total").increment(records);
