@@ -295,9 +295,18 @@ pub async fn store_from_env(
 ) -> Result<Arc<dyn RevocationStore>, Box<dyn std::error::Error>> {
     // The URLs may carry a password: log only which kind of Redis is used.
     let list = |nodes: String| -> Vec<String> {
-        nodes.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect()
+        nodes
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect()
     };
-    let builder = match (var("REDIS_URL"), var("REDIS_CLUSTER_NODES"), var("REDIS_SENTINELS")) {
+    let builder = match (
+        var("REDIS_URL"),
+        var("REDIS_CLUSTER_NODES"),
+        var("REDIS_SENTINELS"),
+    ) {
         (Some(url), None, None) => RedisStore::builder().url(url),
         (None, Some(nodes), None) => RedisStore::builder().cluster_nodes(list(nodes)),
         (None, None, Some(sentinels)) => {

@@ -100,6 +100,27 @@ fn mirror(server: &support::RedisServer, prefix: &str, write_back: bool) -> Mirr
         .start()
 }
 
+/// Two mirrored replicas hold every kind of revocation; then Redis, without
+/// persistence, restarts and forgets them all.
+async fn two_mirrors_then_a_restart(
+    server: &mut support::RedisServer,
+    prefix: &str,
+    write_back: bool,
+) -> (MirrorStore, MirrorStore) {
+    let (a, b) = (
+        mirror(server, prefix, write_back),
+        mirror(server, prefix, write_back),
+    );
+    a.wait_until_synced(Duration::from_secs(10)).await.unwrap();
+    b.wait_until_synced(Duration::from_secs(10)).await.unwrap();
+    revoke_everything(&a, &b).await;
+    // Let the stores see the epoch markers (created with the first writes) before the loss.
+    tokio::time::sleep(tower_jwt_revoke::store::LOSS_CHECK_INTERVAL * 3).await;
+    server.kill();
+    server.restart();
+    (a, b)
+}
+
 /// Records every kind of revocation through the two mirrors, and one unrevoked and one
 /// expired, then waits until both mirrors hold it all.
 async fn revoke_everything(a: &MirrorStore, b: &MirrorStore) {
@@ -149,16 +170,7 @@ async fn revoke_everything(a: &MirrorStore, b: &MirrorStore) {
 async fn mirrors_notice_redis_restarted_empty_and_write_back_every_live_revocation() {
     let mut server = redis_or_skip!(private);
     let prefix = support::unique_prefix();
-    let (a, b) = (mirror(&server, &prefix, true), mirror(&server, &prefix, true));
-    a.wait_until_synced(Duration::from_secs(10)).await.unwrap();
-    b.wait_until_synced(Duration::from_secs(10)).await.unwrap();
-    revoke_everything(&a, &b).await;
-    // Let the stores see the epoch markers (created with the first writes) before the loss.
-    tokio::time::sleep(tower_jwt_revoke::store::LOSS_CHECK_INTERVAL * 3).await;
-
-    // No persistence: the restart loses every key.
-    server.kill();
-    server.restart();
+    let (a, b) = two_mirrors_then_a_restart(&mut server, &prefix, true).await;
     let noticed = eventually(STALENESS_BOUND, async || {
         a.health().data_losses > 0 && b.health().data_losses > 0
     })
@@ -204,13 +216,7 @@ async fn mirrors_notice_redis_restarted_empty_and_write_back_every_live_revocati
 async fn without_write_back_a_mirror_notices_and_keeps_refusing_what_it_holds() {
     let mut server = redis_or_skip!(private);
     let prefix = support::unique_prefix();
-    let (a, b) = (mirror(&server, &prefix, false), mirror(&server, &prefix, false));
-    a.wait_until_synced(Duration::from_secs(10)).await.unwrap();
-    b.wait_until_synced(Duration::from_secs(10)).await.unwrap();
-    revoke_everything(&a, &b).await;
-    tokio::time::sleep(tower_jwt_revoke::store::LOSS_CHECK_INTERVAL * 3).await;
-    server.kill();
-    server.restart();
+    let (a, _b) = two_mirrors_then_a_restart(&mut server, &prefix, false).await;
     let noticed = eventually(STALENESS_BOUND, async || a.health().data_losses > 0).await;
     assert!(noticed.is_some(), "the loss is noticed without write-back too");
     // The mirror reloaded from Redis into its copy as it was: it still refuses all.

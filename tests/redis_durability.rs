@@ -1,49 +1,32 @@
 //! How durable a revocation is, against real servers: acknowledged writes (`WAIT`,
 //! `WAITAOF`) and the persistence check at start (see tests/support).
 
+mod common;
 mod support;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use serde_json::json;
-use tower_jwt_revoke::jsonwebtoken::{self, Algorithm, EncodingKey, Header};
 use tower_jwt_revoke::store::{
     Acknowledgement, PersistenceSource, RedisStore, RevocationQuery, RevocationStore,
 };
-use tower_jwt_revoke::{JwtVerifier, RevocationKey, RevokeError, Revoker, VerificationKey};
+use tower_jwt_revoke::{RevocationKey, RevokeError, Revoker};
 
-const SECRET: &[u8] = b"redis-durability-test-secret-0123456789";
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-fn verifier() -> JwtVerifier {
-    JwtVerifier::builder()
-        .key(VerificationKey::hmac(Algorithm::HS256, SECRET).unwrap())
-        .build()
-        .unwrap()
+fn verifier() -> tower_jwt_revoke::JwtVerifier {
+    common::verifier(0)
 }
 
 fn token(jti: &str) -> String {
-    tower_jwt_revoke::install_crypto_provider();
-    let claims = json!({ "sub": "durable", "jti": jti, "iat": now(), "exp": now() + 600 });
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    common::mint(&common::claims_with("durable", json!({ "jti": jti })))
 }
 
 async fn is_revoked(store: &RedisStore, jti: &str) -> bool {
     let query = RevocationQuery {
-        token: RevocationKey::token(None, jti),
-        subject: Some(RevocationKey::subject(None, "durable")),
+        token: RevocationKey::token(Some(common::ISSUER), jti),
+        subject: Some(RevocationKey::subject(Some(common::ISSUER), "durable")),
         session: None,
-        issued_at: Some(now()),
+        issued_at: Some(common::now()),
     };
     store.lookup(&query).await.unwrap().token_revoked
 }
@@ -156,45 +139,13 @@ async fn an_fsync_acknowledgement_needs_waitaof() {
     assert!(is_revoked(&store, "on-disk").await, "applied either way");
 }
 
-/// Captures everything `tracing` says.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    /// Waits until the logs contain `needle`, for up to `within`.
-    async fn wait_for(&self, needle: &str, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.text().contains(needle) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
-    }
-}
-
 /// What the store logs at start against `server`, once its persistence check ran.
 async fn start_up_logs(server: &support::RedisServer) -> String {
     start_up_logs_of(|| server.store(&support::unique_prefix())).await
 }
 
 async fn start_up_logs_of(build: impl FnOnce() -> RedisStore) -> String {
-    let captured = Captured::default();
+    let captured = common::captured::Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)

@@ -1,43 +1,29 @@
 //! The Redis store through Redis Sentinel, against real servers: a master, a replica and
 //! three Sentinels (see tests/support/sentinel.rs), and a failover under load.
 
+mod common;
 mod support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use http::{Request, StatusCode, header};
 use serde_json::json;
 use tower::ServiceExt;
-use tower_jwt_revoke::jsonwebtoken::{self, Algorithm, EncodingKey, Header};
 use tower_jwt_revoke::store::{Acknowledgement, MirrorStore, RedisStore};
-use tower_jwt_revoke::{JwtVerifier, RevocationLayer, RevokeError, Revoker, VerificationKey};
+use tower_jwt_revoke::{RevocationLayer, RevokeError, Revoker};
 
-const SECRET: &[u8] = b"redis-sentinel-test-secret-0123456789";
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-fn verifier() -> JwtVerifier {
-    JwtVerifier::builder()
-        .key(VerificationKey::hmac(Algorithm::HS256, SECRET).unwrap())
-        .build()
-        .unwrap()
+fn verifier() -> tower_jwt_revoke::JwtVerifier {
+    common::verifier(0)
 }
 
 fn token(n: usize) -> String {
-    tower_jwt_revoke::install_crypto_provider();
-    let claims =
-        json!({ "sub": format!("user-{n}"), "jti": format!("jti-{n}"), "iat": now(), "exp": now() + 600 });
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    common::mint(&common::claims_with(
+        &format!("user-{n}"),
+        json!({ "jti": format!("jti-{n}") }),
+    ))
 }
 
 type App = tower::util::BoxCloneSyncService<Request<Body>, http::Response<Body>, std::convert::Infallible>;
