@@ -56,6 +56,7 @@ async fn scans_counts_unrevokes_and_restores_cover_every_master() {
     let carol = mint(serde_json::json!({
         "sub": "carol", "sid": "s-carol", "jti": "c1", "iat": now(), "exp": now() + 600
     }));
+    let bob = token_for("bob");
     revoker.revoke(&verifier().verify(&alice).unwrap()).await.unwrap();
     revoker.revoke_subject_for(None, "bob").await.unwrap();
     revoker.revoke_session_for(None, "s-carol").await.unwrap();
@@ -128,9 +129,11 @@ async fn scans_counts_unrevokes_and_restores_cover_every_master() {
     let on_restored = RevocationLayer::new(verifier(), other.clone());
     assert_eq!(probe_status(&on_restored, &alice).await, StatusCode::UNAUTHORIZED);
     assert_eq!(probe_status(&on_restored, &carol).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(probe_status(&on_restored, &bob).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        probe_status(&on_restored, &token_for("bob")).await,
-        StatusCode::OK
+        probe_status(&on_restored, &token_for("dave")).await,
+        StatusCode::OK,
+        "nothing else refused"
     );
     assert!(
         backup

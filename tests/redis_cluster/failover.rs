@@ -154,8 +154,28 @@ async fn all_answered_again(store: &RedisStore, mirror: &MirrorStore, valid: &[S
     }
 }
 
+/// How a master fails.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Killed: the kernel resets its connections, and clients see errors at once.
+    Killed,
+    /// Frozen (SIGSTOP): its connections stay open and silent, as in a hang or a
+    /// network partition; clients must notice by themselves, then find the promoted
+    /// replica.
+    Frozen,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_failover_lets_no_revoked_token_in_and_answers_only_503() {
+    failover_under_load(Fault::Killed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_master_failed_over_is_left_behind_and_answers_only_503() {
+    failover_under_load(Fault::Frozen).await;
+}
+
+async fn failover_under_load(fault: Fault) {
     let mut cluster = cluster_or_skip!();
     let prefix = support::unique_prefix();
     let store = cluster.store(&prefix);
@@ -165,7 +185,10 @@ async fn a_master_failover_lets_no_revoked_token_in_and_answers_only_503() {
     let load = Load::start(&store, &mirror, &valid, &revoked);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (victim, _) = cluster.masters()[0].clone();
-    cluster.kill(victim);
+    match fault {
+        Fault::Killed => cluster.kill(victim),
+        Fault::Frozen => cluster.freeze(victim),
+    }
     let failed_at = Instant::now();
     let promoted = tokio::task::block_in_place(|| cluster.wait_until_ok(Duration::from_secs(30)));
     assert!(promoted, "the replica was never promoted");
@@ -177,7 +200,7 @@ async fn a_master_failover_lets_no_revoked_token_in_and_answers_only_503() {
         .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
         .count();
     eprintln!(
-        "failover: promoted in {promoted_in:?}; {} requests, {unavailable} answered 503; {} revocations recorded meanwhile",
+        "failover ({fault:?}): promoted in {promoted_in:?}; {} requests, {unavailable} answered 503; {} revocations recorded meanwhile",
         statuses.len(),
         recorded.len()
     );
@@ -185,7 +208,7 @@ async fn a_master_failover_lets_no_revoked_token_in_and_answers_only_503() {
     revoked.extend(recorded);
     all_answered_again(&store, &mirror, &valid, &revoked).await;
     eprintln!(
-        "failover: afterwards, a revocation reaches the mirror within {:?} in every bucket",
+        "failover ({fault:?}): afterwards, a revocation reaches the mirror within {:?} in every bucket",
         slowest_propagation(&store, &mirror).await
     );
     assert_no_crossslot(&cluster);

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
+use super::BATCH;
 use super::event::{Event, FeedEntry};
 use super::ledger::Ledger;
-use super::{BATCH, bounded};
 use crate::store::StoreError;
 use crate::store::memory::InMemoryStore;
+use crate::store::redis::scan::bounded;
 use crate::store::redis::{Conn, RedisStore};
 
 /// One change feed.

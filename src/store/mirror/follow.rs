@@ -131,7 +131,11 @@ pub(super) async fn follow(shared: Weak<Shared>) {
                 // Keep the cursors: on reconnect each feed resumes where it stopped, and
                 // a gap there means a reload of that bucket.
                 tracing::warn!(%error, retry_in = ?backoff, "revocation mirror lost Redis");
-                if !is_cluster(&connection) {
+                // A cluster's connection is kept through a node's errors (it reconnects
+                // to that node, and follows a failover, by itself), but not through
+                // silence: a frozen master failed over keeps its slots on a socket
+                // that never answers.
+                if !is_cluster(&connection) || error.is_timeout() {
                     connection = None;
                 }
                 drop(strong);
@@ -142,8 +146,6 @@ pub(super) async fn follow(shared: Weak<Shared>) {
     }
 }
 
-/// A cluster's connection is kept through errors: it reconnects to a failed node and
-/// follows a failover by itself.
 fn is_cluster(connection: &Option<Conn>) -> bool {
     connection.as_ref().is_some_and(Conn::is_cluster)
 }

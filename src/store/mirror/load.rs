@@ -4,17 +4,17 @@
 use std::sync::PoisonError;
 use std::time::Duration;
 
-use ::redis::Value;
 use futures_util::future::join_all;
 
 use super::event::apply;
 use super::feeds::{Cursor, Feeds};
 use super::ledger::now_ms;
-use super::{BATCH, Shared, bounded};
+use super::{BATCH, Shared};
 use crate::key::RevocationKey;
 use crate::store::StoreError;
 use crate::store::memory::InMemoryStore;
-use crate::store::redis::{Conn, Kind, Node};
+use crate::store::redis::scan::{Scanned, bounded, read_keys, scan_step};
+use crate::store::redis::{Conn, Kind};
 
 /// How long the mirror keeps a record that has no TTL in Redis (a foreign writer's
 /// mistake): a year, reviewed at every reload.
@@ -22,9 +22,6 @@ const KEY_WITHOUT_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// Reads the feed position a load starts from (see the script).
 pub(super) const POSITION: &str = include_str!("position.lua");
-
-/// A record found by a scan: what it is, and its key.
-type Found = (Kind, RevocationKey, String, Option<u32>);
 
 impl Shared {
     /// Loads everything into a fresh local copy that replaces the old one: the start,
@@ -128,7 +125,7 @@ impl Shared {
         patterns: &[String],
         into: &InMemoryStore,
     ) -> Result<(), StoreError> {
-        let timeout = self.redis.command_timeout();
+        let timeout = self.redis.bulk_timeout();
         let before = bounded(timeout, connection.slot_layout()).await?;
         self.scan_masters(connection, patterns, into).await?;
         let after = bounded(timeout, connection.slot_layout()).await?;
@@ -146,19 +143,17 @@ impl Shared {
         patterns: &[String],
         into: &InMemoryStore,
     ) -> Result<(), StoreError> {
-        let timeout = self.redis.command_timeout();
+        let timeout = self.redis.bulk_timeout();
         let masters = bounded(timeout, connection.masters()).await?;
         for node in &masters {
             for pattern in patterns {
                 let mut cursor = 0u64;
                 loop {
-                    let mut scan = ::redis::cmd("SCAN");
-                    scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(BATCH);
-                    let (next, keys): (u64, Vec<String>) =
-                        bounded(timeout, connection.on_node(node, &scan)).await?;
-                    let found: Vec<Found> = keys.into_iter().filter_map(|key| self.parse(key)).collect();
-                    if !found.is_empty() {
-                        self.fetch(connection, node, &found, into).await?;
+                    let (next, keys) = scan_step(connection, node, cursor, pattern, BATCH, timeout).await?;
+                    let keys: Vec<String> =
+                        keys.into_iter().filter(|key| self.parse(key).is_some()).collect();
+                    for scanned in read_keys(connection, node, keys, timeout).await? {
+                        self.apply_scanned(scanned, into).await;
                     }
                     cursor = next;
                     if cursor == 0 {
@@ -170,83 +165,43 @@ impl Shared {
         Ok(())
     }
 
-    fn parse(&self, key: String) -> Option<Found> {
-        let parsed = match self.redis.schema().parse(&key) {
+    /// The kind and hash of a record key, in either schema; `None` for other keys.
+    /// The bucket too, for a v2 key.
+    fn parse(&self, key: &str) -> Option<(Kind, RevocationKey, Option<u32>)> {
+        match self.redis.schema().parse(key) {
             Some((bucket, kind, hash)) => Some((kind, hash, Some(bucket))),
             None => self
                 .redis
                 .v1()
-                .and_then(|v1| v1.parse(&key))
+                .and_then(|v1| v1.parse(key))
                 .map(|(kind, hash)| (kind, hash, None)),
-        };
-        parsed.map(|(kind, hash, bucket)| (kind, hash, key, bucket))
+        }
     }
 
-    /// Reads the value and remaining time of each record `SCAN` found on `node`, in one
-    /// pipeline to that node; a key that left it meanwhile (a slot migrating) is read
-    /// again where the cluster now keeps it.
-    async fn fetch(
-        &self,
-        connection: &mut Conn,
-        node: &Node,
-        found: &[Found],
-        into: &InMemoryStore,
-    ) -> Result<(), StoreError> {
-        let timeout = self.redis.command_timeout();
-        let mut pipeline = ::redis::pipe();
-        for (_, _, key, _) in found {
-            pipeline.get(key).cmd("PTTL").arg(key);
-        }
-        // `None`: the whole pipeline was refused (a node that lost every slot meanwhile).
-        let values = match bounded(timeout, connection.pipeline_on_node(node, &pipeline)).await {
-            Ok(values) if values.len() == found.len() * 2 => Some(values),
-            _ => None,
+    /// Records what a scan read, for as long as Redis keeps it.
+    async fn apply_scanned(&self, scanned: Scanned, into: &InMemoryStore) {
+        let Some((kind, hash, bucket)) = self.parse(&scanned.key) else {
+            return;
         };
-        for (at, (kind, hash, key, bucket)) in found.iter().enumerate() {
-            let pair = values
-                .as_ref()
-                .map(|values| (&values[2 * at], &values[2 * at + 1]));
-            let (value, pttl) = match pair {
-                Some((value, pttl))
-                    if !matches!(value, Value::ServerError(_)) && !matches!(pttl, Value::ServerError(_)) =>
-                {
-                    (value.clone(), pttl.clone())
-                }
-                _ => {
-                    let mut routed = ::redis::pipe();
-                    routed.get(key).cmd("PTTL").arg(key);
-                    let mut connection = connection.clone();
-                    let values: Vec<Value> = bounded(timeout, routed.query_async(&mut connection)).await?;
-                    match <[Value; 2]>::try_from(values) {
-                        Ok([value, pttl]) => (value, pttl),
-                        Err(_) => continue,
-                    }
-                }
-            };
-            let value: Option<String> = ::redis::from_redis_value(value).ok().flatten();
-            let pttl: i64 = ::redis::from_redis_value(pttl).unwrap_or(-2);
-            let ttl = match pttl {
-                // No TTL: a writer broke the schema. Redis refuses the token for as long
-                // as the key exists, so the mirror must too.
-                -1 => {
-                    tracing::warn!(
-                        kind = kind.code(),
-                        "a revocation in Redis has no TTL; mirrored as long-lived"
-                    );
-                    Some(KEY_WITHOUT_TTL)
-                }
-                ms => u64::try_from(ms).ok().map(Duration::from_millis),
-            };
-            if let (Some(value), Some(ttl)) = (value, ttl) {
-                apply(into, *kind, hash, &value, ttl).await;
-                // v1 keys are not written back: the v2 copy of the write is.
-                if let (Some(ledger), Some(bucket), Ok(value)) = (&self.ledger, bucket, value.parse()) {
-                    let expires_ms =
-                        now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-                    ledger.record(*bucket, *kind, *hash, value, expires_ms);
-                }
+        let ttl = match scanned.pttl_ms {
+            // No TTL: a writer broke the schema. Redis refuses the token for as long
+            // as the key exists, so the mirror must too.
+            -1 => {
+                tracing::warn!(
+                    kind = kind.code(),
+                    "a revocation in Redis has no TTL; mirrored as long-lived"
+                );
+                Some(KEY_WITHOUT_TTL)
+            }
+            ms => u64::try_from(ms).ok().map(Duration::from_millis),
+        };
+        if let (Some(value), Some(ttl)) = (scanned.value, ttl) {
+            apply(into, kind, &hash, &value, ttl).await;
+            // v1 keys are not written back: the v2 copy of the write is.
+            if let (Some(ledger), Some(bucket), Ok(value)) = (&self.ledger, bucket, value.parse()) {
+                let expires_ms = now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+                ledger.record(bucket, kind, hash, value, expires_ms);
             }
         }
-        Ok(())
     }
 }

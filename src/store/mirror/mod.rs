@@ -250,18 +250,6 @@ impl Shared {
     }
 }
 
-/// Runs one command of the mirror under `timeout`.
-async fn bounded<T>(
-    timeout: Duration,
-    command: impl Future<Output = Result<T, ::redis::RedisError>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(timeout, command).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(StoreError::new("Redis command of the mirror failed", error)),
-        Err(_) => Err(StoreError::msg("Redis did not answer the mirror in time")),
-    }
-}
-
 #[async_trait]
 impl RevocationStore for MirrorStore {
     async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {

@@ -49,10 +49,12 @@ impl RedisStore {
     /// the same record to the change feed, numbered next, which mirrors apply
     /// idempotently).
     ///
-    /// A cluster's connection is never replaced: it reconnects to a node that failed,
-    /// and follows the slot map as it changes (`MOVED`, `ASK`, a failover), by itself.
-    /// Its silence is timed per bucket, so a master that stops answering fails the
-    /// commands for its buckets while the other masters keep answering theirs.
+    /// A cluster's connection reconnects to a node that failed with an error, and
+    /// follows the slot map as it changes (`MOVED`, `ASK`, a failover), by itself. Its
+    /// silence is timed per bucket, so a master that stops answering fails the
+    /// commands for its buckets while the other masters keep answering theirs; and
+    /// the connection is replaced then (at most once a second), so that a master failed
+    /// over while frozen does not keep its buckets failing.
     pub(super) async fn run<T, F, Fut>(
         &self,
         what: &'static str,
@@ -154,9 +156,12 @@ impl RedisStore {
     fn failed(&self, live: &Live, what: &'static str, failure: Failure) -> StoreError {
         match failure {
             Failure::Silent => {
-                // A connection that stops answering may be half-open: replace it (a
-                // cluster's replaces its node's connection by itself).
-                if !live.is_cluster() {
+                // A connection that stops answering may be half-open: replace it. A
+                // cluster's, once it has served a while: its node may have been
+                // failed over while frozen (see `refresh_cluster`).
+                if live.is_cluster() {
+                    self.shared.connection.refresh_cluster(live, what);
+                } else {
                     self.shared.connection.discard(live, what);
                 }
                 StoreError::timeout("Redis did not answer within the command timeout")

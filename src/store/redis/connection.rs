@@ -58,6 +58,9 @@ fn sentinel_handshake(connect_timeout: Duration) -> Duration {
     connect_timeout.saturating_mul(SENTINEL_HANDSHAKE)
 }
 
+/// How long a cluster's connection serves before a silent node may replace it.
+pub(super) const CLUSTER_REFRESH_AFTER: Duration = Duration::from_secs(1);
+
 /// The shared connection of a [`RedisStore`](super::RedisStore).
 ///
 /// A connection is made by a task of its own, whose result every caller waiting for it
@@ -101,6 +104,9 @@ pub(super) struct Live {
     /// connection (on a cluster: the node serving the bucket) is dead.
     last_answer: Arc<[AtomicU64]>,
     epoch: Instant,
+    /// When it was made: a cluster's connection is replaced for a silent node only
+    /// once it has served for a while (see [`Connection::refresh_cluster`]).
+    made: Instant,
 }
 
 impl Live {
@@ -121,8 +127,8 @@ impl Live {
         self.clock(bucket).load(Ordering::Relaxed) >= nanos(self.epoch, since)
     }
 
-    /// Whether this is a cluster's connection, which reconnects to its nodes by itself
-    /// and is never replaced for one node's failure.
+    /// Whether this is a cluster's connection, which reconnects to a node that fails
+    /// with an error by itself, and is replaced only when a node falls silent.
     pub(super) fn is_cluster(&self) -> bool {
         self.connection.is_cluster()
     }
@@ -212,6 +218,21 @@ impl Connection {
         }
     }
 
+    /// Drops a cluster's connection `live` after one of its nodes fell silent, so the
+    /// next command reads the slot map afresh from the seeds. redis-rs follows a
+    /// failover by itself only when the old master answers with an error or closes
+    /// its socket; one that freezes, or is cut off without a reset, keeps its slots on
+    /// a socket that never answers, long after its replica took them over.
+    ///
+    /// At most once per [`CLUSTER_REFRESH_AFTER`]: while the frozen master is still in
+    /// the slot map (before the failover), each new connection meets the same silence,
+    /// and reconnecting on every timed-out check would only add handshakes to it.
+    pub(super) fn refresh_cluster(&self, live: &Live, why: &str) {
+        if live.is_cluster() && live.made.elapsed() >= CLUSTER_REFRESH_AFTER {
+            self.discard(live, why);
+        }
+    }
+
     /// A connection of its own, for commands that block (`XREAD BLOCK`) or come in
     /// large numbers (a mirror's load), which would stall every request pipelined
     /// behind them on the shared one.
@@ -277,6 +298,7 @@ impl Inner {
                     id: inner.next_id.fetch_add(1, Ordering::Relaxed),
                     last_answer: (0..inner.clocks).map(|_| AtomicU64::new(now)).collect(),
                     epoch: inner.epoch,
+                    made: Instant::now(),
                 }
             });
             *inner.lock() = match &attempt {

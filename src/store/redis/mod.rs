@@ -46,7 +46,7 @@ mod connection;
 mod epoch;
 mod legacy;
 mod persistence;
-mod scan;
+pub(crate) mod scan;
 pub mod schema;
 mod scripts;
 mod sentinel;

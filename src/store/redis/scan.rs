@@ -52,8 +52,11 @@ pub(crate) async fn read_keys(
         pipeline.get(key).cmd("PTTL").arg(key);
     }
     // `None`: the whole pipeline was refused (a node that lost every slot meanwhile).
+    // A node that does not answer fails the read: reading each key on its own there
+    // would only wait for it once per key.
     let values = match bounded(timeout, connection.pipeline_on_node(node, &pipeline)).await {
         Ok(values) if values.len() == keys.len() * 2 => Some(values),
+        Err(error) if error.is_timeout() => return Err(error),
         _ => None,
     };
     let mut read = Vec::with_capacity(keys.len());
@@ -87,14 +90,15 @@ pub(crate) async fn read_keys(
     Ok(read)
 }
 
-/// Runs one bulk command under `timeout`.
+/// Runs one command on a connection of its own (not the shared one, whose commands
+/// are timed by silence) under `timeout`.
 pub(crate) async fn bounded<T>(
     timeout: Duration,
     command: impl Future<Output = Result<T, RedisError>>,
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(timeout, command).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(StoreError::new("Redis bulk read failed", error)),
-        Err(_) => Err(StoreError::msg("Redis did not answer a bulk read in time")),
+        Ok(Err(error)) => Err(StoreError::new("Redis command failed", error)),
+        Err(_) => Err(StoreError::timeout("Redis did not answer in time")),
     }
 }

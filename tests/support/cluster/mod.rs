@@ -26,6 +26,8 @@ pub struct Node {
     pub port: u16,
     bus_port: u16,
     child: Option<Child>,
+    /// Stopped with SIGSTOP: its sockets stay open, and it answers nothing.
+    frozen: bool,
     dir: PathBuf,
 }
 
@@ -40,9 +42,9 @@ impl Node {
         redis::Client::open(self.url()).expect("valid url")
     }
 
-    /// Whether the process is running (not killed by the test).
+    /// Whether the process is running (not killed, nor frozen, by the test).
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.child.is_some() && !self.frozen
     }
 
     fn log(&self) -> PathBuf {
@@ -124,6 +126,7 @@ impl RedisCluster {
                 port,
                 bus_port,
                 child: None,
+                frozen: false,
                 dir: node_dir,
             });
         }
@@ -289,6 +292,17 @@ impl RedisCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Freezes node `index` (SIGSTOP): unlike a killed process, whose sockets the
+    /// kernel resets, it keeps every connection open and answers nothing, as a hung
+    /// server or a network partition does. Drop kills it all the same.
+    pub fn freeze(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        let pid = node.child.as_ref().expect("a running node").id().to_string();
+        let stopped = Command::new("kill").args(["-STOP", &pid]).status();
+        assert!(stopped.is_ok_and(|status| status.success()), "SIGSTOP {pid}");
+        node.frozen = true;
     }
 
     /// Waits until the running nodes agree the cluster is whole again (`cluster_state:ok`
