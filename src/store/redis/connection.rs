@@ -6,13 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use ::redis::aio::MultiplexedConnection;
 use ::redis::cluster::ClusterClient;
 use deadpool_redis::Pool;
 use tokio::sync::watch;
 
 use super::conn::Conn;
-use super::sentinel::{SentinelManager, SentinelPool};
+use super::sentinel::SentinelPool;
 use crate::store::StoreError;
 
 /// Where connections come from: one server's pool, the pool of the master Sentinel
@@ -22,22 +21,6 @@ pub(super) enum Backend {
     Single(Pool),
     Sentinel(SentinelPool),
     Cluster(Box<ClusterBackend>),
-}
-
-/// A connection only one caller uses, back to its pool when dropped: for a write and
-/// the `WAIT` that must follow it on the same connection.
-pub(super) enum Exclusive {
-    Single(deadpool_redis::Connection),
-    Sentinel(deadpool::managed::Object<SentinelManager>),
-}
-
-impl Exclusive {
-    pub(super) fn connection(&mut self) -> &mut MultiplexedConnection {
-        match self {
-            Self::Single(connection) => connection,
-            Self::Sentinel(connection) => connection,
-        }
-    }
 }
 
 /// A cluster: the client the store's connections come from, and what a subscriber
@@ -54,7 +37,7 @@ const CLUSTER_HANDSHAKE: u32 = 3;
 /// the Sentinels (one after the other, when the first do not answer), then the master.
 const SENTINEL_HANDSHAKE: u32 = 3;
 
-fn sentinel_handshake(connect_timeout: Duration) -> Duration {
+pub(super) fn sentinel_handshake(connect_timeout: Duration) -> Duration {
     connect_timeout.saturating_mul(SENTINEL_HANDSHAKE)
 }
 
@@ -240,25 +223,9 @@ impl Connection {
         self.inner.take().await.map_err(ConnectError::into_store_error)
     }
 
-    /// A connection for one caller alone, from the pool (not on a cluster).
-    pub(super) async fn exclusive(&self) -> Result<Exclusive, StoreError> {
-        let timeout = self.inner.connect_timeout;
-        let timed_out = |_| StoreError::timeout("timed out connecting to Redis");
-        match &self.inner.backend {
-            Backend::Single(pool) => tokio::time::timeout(timeout, pool.get())
-                .await
-                .map_err(timed_out)?
-                .map(Exclusive::Single)
-                .map_err(|error| StoreError::new("could not connect to Redis", error)),
-            Backend::Sentinel(pool) => tokio::time::timeout(sentinel_handshake(timeout), pool.get())
-                .await
-                .map_err(timed_out)?
-                .map(Exclusive::Sentinel)
-                .map_err(|error| StoreError::new("could not connect to Redis through Sentinel", error)),
-            Backend::Cluster(_) => Err(StoreError::msg(
-                "a connection of its own is not available on a Redis cluster",
-            )),
-        }
+    /// Where connections come from.
+    pub(super) fn backend(&self) -> &Backend {
+        &self.inner.backend
     }
 
     /// The cluster's seeds and client, when the store is on a cluster.

@@ -44,6 +44,7 @@ mod command;
 mod conn;
 mod connection;
 mod epoch;
+mod exclusive;
 mod legacy;
 mod persistence;
 pub(crate) mod scan;
