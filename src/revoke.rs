@@ -78,7 +78,7 @@ pub enum RevokeError {
     Store(StoreError),
     /// The revocation **is** recorded, and refused from now on, but Redis did not
     /// confirm it reached the replicas (or the append-only file) the store was told to
-    /// wait for ([`Acknowledgement`](crate::store::Acknowledgement)), in time: a
+    /// wait for (an `Acknowledgement`, with the `redis` feature), in time: a
     /// failover (or restart) in the next moments may lose it. Trying again is safe (a
     /// revocation is idempotent) and waits for the confirmation again.
     #[error(transparent)]

@@ -54,7 +54,7 @@ impl StoreError {
 
     /// The revocation **was** recorded, but the store could not confirm it as durable
     /// as it was configured to (replicas, or the append-only file: an
-    /// [`Acknowledgement`](crate::store::Acknowledgement) that did not come in time). It
+    /// `Acknowledgement` of a `RedisStore` that did not come in time). It
     /// refuses the token now, and may forget it in a failover or a restart.
     pub fn unacknowledged(context: &'static str, source: Option<BoxError>) -> Self {
         Self {

@@ -177,7 +177,7 @@ pub struct StoreHealth {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// Redis: how many times the store noticed Redis lose revocations since it started
-    /// (see [`RedisStore::data_loss`]); absent while it never has.
+    /// (see `RedisStore::data_loss`); absent while it never has.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_losses: Option<u64>,
     /// A mirror: how many revocations it wrote back into Redis after a loss; absent
