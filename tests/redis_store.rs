@@ -4,6 +4,9 @@ mod support;
 
 mod scenarios;
 
+#[path = "redis_store/layout.rs"]
+mod layout;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
@@ -131,14 +134,14 @@ async fn nothing_secret_or_personal_is_stored() {
     }
     // Both tokens (each in its subject's bucket) and the subject: one key each; the
     // session and the global watermark: a copy in every bucket; every bucket's feed and
-    // counter (the copies touched them all).
-    // And a bucket's epoch marker, once the store's watch has seen the bucket written
-    // (data-loss detection): not counted, but looked at below like every key.
+    // counter (the copies touched them all); and the layout. And a bucket's epoch
+    // marker, once the store's watch has seen the bucket written (data-loss detection):
+    // not counted, but looked at below like every key.
     let n = store.buckets() as usize;
     assert_eq!(
         keys.iter().filter(|key| !key.ends_with(":epoch")).count(),
-        3 + 2 * n + 2 * n,
-        "tokens, subject, sessions, globals, feeds, counters: {keys:?}"
+        3 + 2 * n + 2 * n + 1,
+        "tokens, subject, sessions, globals, feeds, counters, layout: {keys:?}"
     );
     assert!(
         keys.iter().all(|key| key.starts_with(&format!("{{{prefix}:b"))),
@@ -173,9 +176,9 @@ async fn nothing_secret_or_personal_is_stored() {
             fields.join(" ")
         } else {
             let value: String = redis.get(&key).await.unwrap();
-            // The feeds' sequence counters and the epoch markers are the keys without a
-            // TTL (numbers).
-            if !key.ends_with(":feed:seq") && !key.ends_with(":epoch") {
+            // The feeds' sequence counters (numbers), the layout (the bucket count) and
+            // the epoch markers are the keys without a TTL.
+            if !key.ends_with(":feed:seq") && key != store.layout_key() && !key.ends_with(":epoch") {
                 let ttl: i64 = redis.ttl(&key).await.unwrap();
                 assert!(ttl > 0, "{key} has no TTL");
             }

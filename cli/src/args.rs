@@ -68,6 +68,10 @@ pub struct Global {
     /// How many buckets the services spread revocations over (the key schema's N)
     #[arg(long, env = "TOWER_JWT_REVOKE_BUCKETS", default_value_t = DEFAULT_BUCKETS, global = true, value_name = "N")]
     pub buckets: u32,
+    /// Read and write the v1 key schema too, while a deployment upgrades from it (as
+    /// the services' RedisStoreBuilder::v1_transition)
+    #[arg(long, env = "TOWER_JWT_REVOKE_V1_TRANSITION", global = true)]
+    pub v1_transition: bool,
     /// Key prefix the services use
     #[arg(long, env = "TOWER_JWT_REVOKE_PREFIX", hide_env_values = true, default_value = DEFAULT_PREFIX, global = true)]
     pub prefix: String,

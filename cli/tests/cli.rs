@@ -235,6 +235,43 @@ fn revoke_token_without_a_key_goes_by_its_claims_only_when_asked() {
 }
 
 #[test]
+fn during_an_upgrade_from_v1_it_reads_and_writes_both_schemas_when_asked() {
+    let server = redis_or_skip!();
+    let cli = Cli::new(server.url(), &unique_prefix());
+    let mut redis = server.client().get_connection().unwrap();
+    // A deployment still on v1: one feed, untagged keys.
+    let () = redis::cmd("SET")
+        .arg(format!("{}:feed:seq", cli.prefix))
+        .arg(3)
+        .query(&mut redis)
+        .unwrap();
+
+    // Without the flag, the tool sees nothing it knows under the prefix.
+    cli.run(&["stats"]).assert_one_line_error(5);
+    // With it, a revocation reaches the old replicas' keys as well as the new ones'.
+    let revoked = cli.json(
+        &["--v1-transition", "revoke", "subject", "bob", "--issuer", ISSUER],
+        0,
+    );
+    let hash = revoked["hash"].as_str().unwrap();
+    let v1: Option<String> = redis::cmd("GET")
+        .arg(format!("{}:s:{hash}", cli.prefix))
+        .query(&mut redis)
+        .unwrap();
+    assert!(v1.is_some(), "the v1 watermark is written");
+    let bob = token("bob", "s-bob", 0);
+    let checked = cli.json(&["--v1-transition", "check", &bob], 1);
+    assert_eq!(checked["by"], "subject");
+    let ran = cli.run_with(
+        &["--json", "stats"],
+        &[("TOWER_JWT_REVOKE_V1_TRANSITION", "true")],
+        None,
+    );
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_eq!(ran.json()["subjects"], 1, "one revocation, in both schemas");
+}
+
+#[test]
 fn bad_input_gets_one_line_and_a_non_zero_exit_code() {
     let server = redis_or_skip!();
     let cli = Cli::new(server.url(), &unique_prefix());

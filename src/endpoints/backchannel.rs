@@ -235,14 +235,17 @@ impl BackChannelLogout {
             return Ok(());
         };
         let revoker = &self.inner.revoker;
-        tokio::time::timeout(revoker.timeout(), revoker.store().revoke_token(&seen, ttl))
-            .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::msg(
-                    "the store did not record the logout token in time",
-                ))
-            })
-            .map_err(LogoutError::Store)
+        tokio::time::timeout(
+            revoker.timeout(),
+            revoker.store().revoke_token_of(&seen, None, ttl),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::msg(
+                "the store did not record the logout token in time",
+            ))
+        })
+        .map_err(LogoutError::Store)
     }
 
     async fn answer<B>(self, request: Request<B>) -> Response<String>

@@ -190,6 +190,11 @@ async fn failover_under_load(fault: Fault) {
         Fault::Frozen => cluster.freeze(victim),
     }
     let failed_at = Instant::now();
+    if let Fault::Frozen = fault {
+        // Readiness notices a master that answers nothing, before the failover.
+        let health = store.health().await;
+        assert!(!health.ready && health.reachable == Some(false), "{health:?}");
+    }
     let promoted = tokio::task::block_in_place(|| cluster.wait_until_ok(Duration::from_secs(30)));
     assert!(promoted, "the replica was never promoted");
     let promoted_in = failed_at.elapsed();
@@ -207,6 +212,11 @@ async fn failover_under_load(fault: Fault) {
 
     revoked.extend(recorded);
     all_answered_again(&store, &mirror, &valid, &revoked).await;
+    let ready_by = Instant::now() + Duration::from_secs(10);
+    while !store.health().await.ready {
+        assert!(Instant::now() < ready_by, "ready again after the failover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     eprintln!(
         "failover ({fault:?}): afterwards, a revocation reaches the mirror within {:?} in every bucket",
         slowest_propagation(&store, &mirror).await

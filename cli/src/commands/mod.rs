@@ -47,6 +47,7 @@ impl Context {
         }
         let store = builder
             .buckets(global.buckets)
+            .v1_transition(global.v1_transition)
             .prefix(global.prefix.as_str())
             .connect_timeout(global.connect_timeout)
             .command_timeout(global.timeout)

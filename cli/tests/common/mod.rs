@@ -71,6 +71,9 @@ impl Cli {
             "JWT_HS256_SECRET",
             "JWT_ISSUER",
             "TOWER_JWT_REVOKE_PREFIX",
+            "TOWER_JWT_REVOKE_BUCKETS",
+            "TOWER_JWT_REVOKE_V1_TRANSITION",
+            "REDIS_CLUSTER_NODES",
             "RUST_BACKTRACE",
         ] {
             command.env_remove(name);

@@ -64,6 +64,13 @@ const BATCH: usize = 1000;
 /// Writes go to Redis and are applied locally at once. State changes are logged
 /// through `tracing`; [`health`](Self::health) serves a readiness probe.
 ///
+/// A lifted revocation ([`RedisStore::unrevoke_token`]) is forgotten when its `del`
+/// event is read. A reload only ever adds, so a `del` event lost in a gap (trimmed
+/// away while the mirror was behind) leaves the mirror refusing that token until its
+/// record would have expired: the safe side, but not what Redis answers. Writers from
+/// other languages must write a record and its event atomically (as the crate's
+/// scripts do): a reload that sees an event's sequence number must also see its record.
+///
 /// Memory: about 160 bytes per live revocation (measured: 1M revocations load in
 /// about 3.4 s and take 154 MiB; see BENCHMARKS.md).
 ///

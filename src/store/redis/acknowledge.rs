@@ -177,3 +177,11 @@ fn refused_waitaof(error: RedisError) -> StoreError {
         Some(error.into()),
     )
 }
+
+impl super::RedisStore {
+    /// What each revocation waits for, if anything (see
+    /// [`RedisStoreBuilder::acknowledge`]).
+    pub fn acknowledgement(&self) -> Option<Acknowledgement> {
+        self.shared.acknowledge
+    }
+}

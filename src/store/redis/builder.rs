@@ -10,6 +10,7 @@ use deadpool_redis::{Config, ConnectionInfo, Manager, Pool, Runtime};
 
 use super::acknowledge::Acknowledgement;
 use super::connection::{Backend, ClusterBackend, Connection};
+use super::layout::Layout;
 use super::schema::{DEFAULT_BUCKETS, MAX_BUCKETS, Schema};
 use super::scripts::Scripts;
 use super::sentinel::{SentinelManager, SentinelPool};
@@ -271,10 +272,12 @@ impl RedisStoreBuilder {
                 ));
             }
         };
+        let schema = Schema::new(prefix, buckets);
+        let layout = Layout::new(&schema);
         let store = RedisStore::new(
-            Connection::new(backend, connect_timeout, buckets),
+            Connection::new(backend, connect_timeout, buckets, layout),
             Settings {
-                schema: Schema::new(prefix, buckets),
+                schema,
                 command_timeout: self.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
                 feed_max_len: self.feed_max_len.unwrap_or(DEFAULT_FEED_MAX_LEN),
                 v1_transition: self.v1_transition,

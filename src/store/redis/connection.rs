@@ -1,7 +1,6 @@
 //! The one multiplexed connection every command of a store shares, and its
 //! replacement when it dies.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -11,7 +10,9 @@ use deadpool_redis::Pool;
 use tokio::sync::watch;
 
 use super::conn::Conn;
-use super::sentinel::SentinelPool;
+use super::connect_error::ConnectError;
+use super::layout::{CheckFailed, Layout};
+use super::sentinel::{self, SentinelPool};
 use crate::store::StoreError;
 
 /// Where connections come from: one server's pool, the pool of the master Sentinel
@@ -33,14 +34,6 @@ pub(super) struct ClusterBackend {
 /// How many connect timeouts connecting to a cluster may take as a whole.
 const CLUSTER_HANDSHAKE: u32 = 3;
 
-/// How many connect timeouts connecting through Sentinel may take as a whole: asking
-/// the Sentinels (one after the other, when the first do not answer), then the master.
-const SENTINEL_HANDSHAKE: u32 = 3;
-
-pub(super) fn sentinel_handshake(connect_timeout: Duration) -> Duration {
-    connect_timeout.saturating_mul(SENTINEL_HANDSHAKE)
-}
-
 /// How long a cluster's connection serves before a silent node may replace it.
 pub(super) const CLUSTER_REFRESH_AFTER: Duration = Duration::from_secs(1);
 
@@ -56,6 +49,8 @@ pub(super) struct Connection {
 
 struct Inner {
     backend: Backend,
+    /// Checked on every connection made: see [`Layout`].
+    layout: Layout,
     connect_timeout: Duration,
     /// How many silence clocks a connection keeps: one for a server, one per bucket for
     /// a cluster (a bucket's commands all go to the node serving its slot).
@@ -130,7 +125,7 @@ pub(super) enum Age {
 }
 
 impl Connection {
-    pub(super) fn new(backend: Backend, connect_timeout: Duration, buckets: u32) -> Self {
+    pub(super) fn new(backend: Backend, connect_timeout: Duration, buckets: u32, layout: Layout) -> Self {
         let clocks = match backend {
             Backend::Single(_) | Backend::Sentinel(_) => 1,
             Backend::Cluster(_) => usize::try_from(buckets).unwrap_or(1).max(1),
@@ -138,6 +133,7 @@ impl Connection {
         Self {
             inner: Arc::new(Inner {
                 backend,
+                layout,
                 connect_timeout,
                 clocks,
                 state: Mutex::new(State::Idle),
@@ -228,6 +224,11 @@ impl Connection {
         &self.inner.backend
     }
 
+    /// The key layout every connection is checked against.
+    pub(super) fn layout(&self) -> &Layout {
+        self.inner.layout()
+    }
+
     /// The cluster's seeds and client, when the store is on a cluster.
     pub(super) fn cluster(&self) -> Option<&ClusterBackend> {
         match &self.inner.backend {
@@ -283,7 +284,36 @@ impl Inner {
         Ok(receiver)
     }
 
+    /// A new connection, once it has shown that the blocklist's recorded layout is
+    /// this store's.
     async fn take(&self) -> Result<Conn, ConnectError> {
+        let mut connection = self.connect().await?;
+        match self.layout.check(&mut connection, self.connect_timeout).await {
+            Ok(Ok(())) => Ok(connection),
+            Ok(Err(mismatch)) => {
+                tracing::error!(%mismatch, "refusing the Redis blocklist: another key layout");
+                Err(ConnectError::new(
+                    "the Redis blocklist has another key layout",
+                    Some(Arc::new(mismatch)),
+                ))
+            }
+            Err(CheckFailed(Some(error))) => Err(ConnectError::new(
+                "could not read the blocklist's layout from Redis",
+                Some(Arc::new(error)),
+            )),
+            Err(CheckFailed(None)) => Err(ConnectError::new(
+                "timed out reading the blocklist's layout from Redis",
+                None,
+            )),
+        }
+    }
+
+    /// The key layout every connection is checked against.
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    async fn connect(&self) -> Result<Conn, ConnectError> {
         match &self.backend {
             Backend::Single(pool) => {
                 let pooled = tokio::time::timeout(self.connect_timeout, pool.get())
@@ -294,18 +324,10 @@ impl Inner {
                     })?;
                 Ok(Conn::Single(deadpool_redis::Connection::take(pooled)))
             }
-            Backend::Sentinel(pool) => {
-                let pooled = tokio::time::timeout(sentinel_handshake(self.connect_timeout), pool.get())
-                    .await
-                    .map_err(|_| ConnectError::new("timed out connecting to Redis through Sentinel", None))?
-                    .map_err(|error| {
-                        ConnectError::new(
-                            "could not connect to Redis through Sentinel",
-                            Some(Arc::new(error) as _),
-                        )
-                    })?;
-                Ok(Conn::Single(deadpool::managed::Object::take(pooled)))
-            }
+            Backend::Sentinel(pool) => match sentinel::get(pool, self.connect_timeout).await {
+                Ok(pooled) => Ok(Conn::Single(deadpool::managed::Object::take(pooled))),
+                Err((context, source)) => Err(ConnectError::new(context, source.map(|e| Arc::new(e) as _))),
+            },
             Backend::Cluster(cluster) => {
                 // The handshake is a few round trips to a few nodes (the slot map, then
                 // each master), each bounded by the connect timeout on its own.
@@ -329,54 +351,4 @@ impl Inner {
 /// down).
 fn abandoned(attempt: &watch::Receiver<Option<Attempt>>) -> bool {
     attempt.has_changed().is_err() && attempt.borrow().is_none()
-}
-
-/// A failure to connect, shared by everyone who waited for that connection.
-#[derive(Clone)]
-struct ConnectError {
-    context: &'static str,
-    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
-}
-
-impl ConnectError {
-    fn new(context: &'static str, source: Option<Arc<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self { context, source }
-    }
-
-    fn into_store_error(self) -> StoreError {
-        match self.source {
-            Some(source) => StoreError::new(self.context, Shared(source)),
-            None => StoreError::msg(self.context),
-        }
-    }
-}
-
-impl fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(source) => write!(f, "{}: {source}", self.context),
-            None => f.write_str(self.context),
-        }
-    }
-}
-
-/// One error handed to several callers, each as the source of its own [`StoreError`].
-struct Shared(Arc<dyn std::error::Error + Send + Sync>);
-
-impl fmt::Debug for Shared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl fmt::Display for Shared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&*self.0, f)
-    }
-}
-
-impl std::error::Error for Shared {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
-    }
 }

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use ::redis::Script;
@@ -114,6 +114,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl RedisStore {
+    /// Starts the store's watch (the persistence check, the epoch markers) when a Tokio
+    /// runtime is there to run it; it ends with the last clone of the store.
+    pub(super) fn watch_in_background(&self) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(watch(Arc::downgrade(&self.shared), self.shared.detect_data_loss));
+        }
+    }
+
     /// What this store noticed Redis lose since it started (see the `Durability`
     /// section of the README).
     pub fn data_loss(&self) -> DataLoss {

@@ -4,8 +4,8 @@
 
 use ::redis::aio::MultiplexedConnection;
 
-use super::connection::{Backend, Connection, sentinel_handshake};
-use super::sentinel::SentinelManager;
+use super::connection::{Backend, Connection};
+use super::sentinel::{self, SentinelManager};
 use crate::store::StoreError;
 
 /// A connection only one caller uses, back to its pool when dropped: for a write and
@@ -35,11 +35,11 @@ impl Connection {
                 .map_err(timed_out)?
                 .map(Exclusive::Single)
                 .map_err(|error| StoreError::new("could not connect to Redis", error)),
-            Backend::Sentinel(pool) => tokio::time::timeout(sentinel_handshake(timeout), pool.get())
-                .await
-                .map_err(timed_out)?
-                .map(Exclusive::Sentinel)
-                .map_err(|error| StoreError::new("could not connect to Redis through Sentinel", error)),
+            Backend::Sentinel(pool) => match sentinel::get(pool, timeout).await {
+                Ok(pooled) => Ok(Exclusive::Sentinel(pooled)),
+                Err((context, Some(error))) => Err(StoreError::new(context, error)),
+                Err((context, None)) => Err(StoreError::timeout(context)),
+            },
             Backend::Cluster(_) => Err(StoreError::msg(
                 "a connection of its own is not available on a Redis cluster",
             )),

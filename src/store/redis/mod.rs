@@ -28,6 +28,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -42,9 +43,11 @@ mod builder;
 mod check;
 mod command;
 mod conn;
+mod connect_error;
 mod connection;
 mod epoch;
 mod exclusive;
+mod layout;
 mod legacy;
 mod persistence;
 pub(crate) mod scan;
@@ -148,6 +151,8 @@ struct Shared {
     detect_data_loss: bool,
     loss: LossWatch,
     scripts: Scripts,
+    /// Whether this store's first write recorded the key layout already.
+    layout_recorded: AtomicBool,
 }
 
 /// What the builder decided, beyond the connection.
@@ -202,18 +207,8 @@ impl RedisStore {
                 acknowledge: settings.acknowledge,
                 detect_data_loss: settings.detect_data_loss,
                 scripts,
+                layout_recorded: AtomicBool::new(false),
             }),
-        }
-    }
-
-    /// Starts the store's watch (the persistence check, the epoch markers) when a Tokio
-    /// runtime is there to run it; it ends with the last clone of the store.
-    fn watch_in_background(&self) {
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(epoch::watch(
-                Arc::downgrade(&self.shared),
-                self.shared.detect_data_loss,
-            ));
         }
     }
 
@@ -221,12 +216,6 @@ impl RedisStore {
         self.shared
             .connection
             .connect_in_background(self.shared.schema.prefix());
-    }
-
-    /// What each revocation waits for, if anything (see
-    /// [`RedisStoreBuilder::acknowledge`]).
-    pub fn acknowledgement(&self) -> Option<Acknowledgement> {
-        self.shared.acknowledge
     }
 
     /// Whether the store is on a Redis Cluster.
@@ -322,8 +311,8 @@ impl RevocationStore for RedisStore {
         "redis"
     }
 
-    /// A `PING` (on a cluster, to one master; a check of another master's bucket may
-    /// still fail while this one answers).
+    /// A `PING`; on a cluster, one to every master, so that a master whose buckets
+    /// cannot be checked makes the store not ready (the log names it).
     async fn health(&self) -> super::StoreHealth {
         let ping = self
             .run("Redis PING failed", Budget::Check, 0, |mut connection| async move {
@@ -331,6 +320,10 @@ impl RevocationStore for RedisStore {
             })
             .await;
         let loss = self.data_loss();
+        let ping = match ping {
+            Ok(_) if self.is_cluster() => self.ping_every_master().await,
+            other => other.map(drop),
+        };
         let health = match ping {
             Ok(_) => super::StoreHealth {
                 reachable: Some(true),

@@ -102,3 +102,22 @@ pub(crate) async fn bounded<T>(
         Err(_) => Err(StoreError::timeout("Redis did not answer in time")),
     }
 }
+
+impl super::RedisStore {
+    /// `PING`s every master of a cluster, each within the command timeout; fails at
+    /// the first that does not answer (the log names it).
+    pub(super) async fn ping_every_master(&self) -> Result<(), StoreError> {
+        let timeout = self.command_timeout();
+        let shared = &*self.shared;
+        let (live, _) = shared.connection.get(shared.schema.prefix()).await?;
+        let mut connection = live.connection.clone();
+        for node in bounded(timeout, connection.masters()).await? {
+            let ping = ::redis::cmd("PING");
+            if let Err(error) = bounded(timeout, connection.on_node::<String>(&node, &ping)).await {
+                tracing::warn!(%node, %error, "a Redis master does not answer");
+                return Err(StoreError::new("a Redis master does not answer", error));
+            }
+        }
+        Ok(())
+    }
+}

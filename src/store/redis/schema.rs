@@ -11,11 +11,12 @@
 //! | key                      | value                      | TTL                             |
 //! |--------------------------|----------------------------|---------------------------------|
 //! | `{p:bB}:t:{hash}`        | `1`                        | until the token would expire    |
-//! | `{p:bB}:x:{hash}`        | `1`                        | longest token lifetime + leeway |
+//! | `{p:bB}:x:{hash}`        | `1`                        | longest token lifetime + 2 × leeway |
 //! | `{p:bB}:s:{hash}`        | watermark, decimal seconds | longest token lifetime + leeway |
 //! | `{p:bB}:all`             | watermark, decimal seconds | longest token lifetime + leeway |
 //! | `{p:bB}:feed`            | the bucket's change feed (a stream, capped)  | none (bounded) |
 //! | `{p:bB}:feed:seq`        | the feed's sequence counter                  | none (a number) |
+//! | `{p:b0}:layout`          | `v2 buckets=<N>`: a store with another N refuses to connect | none (one key) |
 //! | `{p:bB}:epoch`           | the bucket's epoch marker (data-loss detection) | none (a number) |
 //!
 //! `p` is the prefix, `{hash}` the lowercase hex [`RevocationKey`]. Writes also
@@ -294,6 +295,12 @@ impl RedisStore {
     /// The Redis key of a bucket's change-feed sequence counter.
     pub fn feed_seq_key(&self, bucket: u32) -> String {
         self.schema().feed_seq(bucket)
+    }
+
+    /// The key recording the blocklist's layout, `{prefix:b0}:layout` (value
+    /// `v2 buckets=<N>`, no TTL): a store whose bucket count differs refuses to connect.
+    pub fn layout_key(&self) -> String {
+        self.shared.connection.layout().key().to_owned()
     }
 
     /// The channel every write publishes its bucket's number on (`{prefix}:wake`).

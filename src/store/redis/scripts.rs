@@ -3,6 +3,7 @@
 //! slot: a cluster runs it on one node). A write to every bucket is one script per
 //! bucket, run concurrently.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ::redis::{Script, ScriptInvocation};
@@ -122,8 +123,15 @@ impl RedisStore {
         if let Some(v1) = self.v1().filter(|_| with_v1) {
             invocations.push((0, invocation(script, v1.write_keys(kind, hash), &args, None)));
         }
+        // An acknowledgement that did not come leaves the write applied: it is announced
+        // like any other, and the error given after.
+        let mut unacknowledged = None;
         match self.shared.acknowledge {
-            Some(acknowledgement) => self.acknowledged(&invocations, what, acknowledgement).await?,
+            Some(acknowledgement) => match self.acknowledged(&invocations, what, acknowledgement).await {
+                Ok(()) => {}
+                Err(error) if error.is_unacknowledged() => unacknowledged = Some(error),
+                Err(error) => return Err(error),
+            },
             None => {
                 let writes = invocations.iter().map(|(bucket, invocation)| {
                     self.run(what, Budget::Write, *bucket, move |mut connection| async move {
@@ -139,6 +147,26 @@ impl RedisStore {
         if !one {
             self.announce_every_bucket().await;
         }
+        self.record_layout().await?;
+        unacknowledged.map_or(Ok(()), Err)
+    }
+
+    /// Records the key layout beside the blocklist, once per store (see the `layout`
+    /// module): from then on a store configured with another bucket count is refused.
+    async fn record_layout(&self) -> Result<(), StoreError> {
+        if self.shared.layout_recorded.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let set = self.shared.connection.layout().record();
+        let set = &set;
+        self.run(
+            "Redis layout write failed",
+            Budget::Write,
+            0,
+            |mut connection| async move { set.query_async::<Option<String>>(&mut connection).await },
+        )
+        .await?;
+        self.shared.layout_recorded.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -152,6 +180,10 @@ impl RedisStore {
         what: &'static str,
         acknowledgement: Acknowledgement,
     ) -> Result<(), StoreError> {
+        // The shared connection first: it is made only once the blocklist's recorded
+        // layout matches this store's (see the `layout` module), which the pooled
+        // connection below does not check again.
+        self.shared.connection.get(self.prefix()).await?;
         let mut exclusive = self.shared.connection.exclusive().await?;
         let connection = exclusive.connection();
         let timeout = self.command_timeout();

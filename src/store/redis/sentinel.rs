@@ -9,14 +9,33 @@
 //! under every command (which would cut a command merely queued behind a burst, and
 //! every `WAIT` longer than that) and redis-rs's small command queue.
 
+use std::time::Duration;
+
 use ::redis::aio::MultiplexedConnection;
 use ::redis::sentinel::SentinelClient;
 use ::redis::{AsyncConnectionConfig, RedisError};
-use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
 use tokio::sync::Mutex;
 
 /// A pool of connections to the master the Sentinels name.
 pub(super) type SentinelPool = managed::Pool<SentinelManager>;
+
+/// How many connect timeouts connecting through Sentinel may take as a whole: asking
+/// the Sentinels (one after the other, when the first do not answer), then the master.
+const SENTINEL_HANDSHAKE: u32 = 3;
+
+/// A connection from `pool` within the handshake's time, or what failed (and why, when
+/// the pool said).
+pub(super) async fn get(
+    pool: &SentinelPool,
+    connect_timeout: Duration,
+) -> Result<Object<SentinelManager>, (&'static str, Option<PoolError<RedisError>>)> {
+    match tokio::time::timeout(connect_timeout.saturating_mul(SENTINEL_HANDSHAKE), pool.get()).await {
+        Ok(Ok(pooled)) => Ok(pooled),
+        Ok(Err(error)) => Err(("could not connect to Redis through Sentinel", Some(error))),
+        Err(_) => Err(("timed out connecting to Redis through Sentinel", None)),
+    }
+}
 
 /// Makes connections to the master the Sentinels name, and keeps only those still
 /// talking to a master.

@@ -17,10 +17,14 @@ pub struct Page {
     pub cursor: u64,
 }
 
-/// How many bits of a page's cursor hold the node's own `SCAN` cursor; the bits above
-/// say which pass the scan is in (a master of the cluster, then the v1 keys).
+/// A page's cursor: the node's own `SCAN` cursor in the low 48 bits; above it, a
+/// fingerprint of the node (8 bits), and which pass the scan is in (8 bits: a master of
+/// the cluster, then the v1 keys). A node's cursor means nothing on another node: the
+/// fingerprint tells when a failover or a resharding put another node at that pass.
 const NODE_CURSOR_BITS: u32 = 48;
 const NODE_CURSOR_MASK: u64 = (1 << NODE_CURSOR_BITS) - 1;
+const FINGERPRINT_BITS: u32 = 8;
+const PASS_SHIFT: u32 = NODE_CURSOR_BITS + FINGERPRINT_BITS;
 
 /// One pass of a scan: a pattern on a node.
 struct Pass {
@@ -65,31 +69,32 @@ impl RedisStore {
     ) -> Result<Step, StoreError> {
         let timeout = self.bulk_timeout();
         let passes = self.passes(connection).await?;
-        let pass_index = usize::try_from(cursor >> NODE_CURSOR_BITS).unwrap_or(usize::MAX);
-        let Some(pass) = passes.get(pass_index) else {
+        if passes.len() > 1 << (64 - PASS_SHIFT) {
+            return Err(StoreError::msg("too many masters to scan with one cursor"));
+        }
+        let pass_index = usize::try_from(cursor >> PASS_SHIFT).unwrap_or(usize::MAX);
+        let node_cursor = cursor & NODE_CURSOR_MASK;
+        // Every cursor handed out but the first (0) names its node.
+        let pass = passes
+            .get(pass_index)
+            .filter(|pass| cursor == 0 || fingerprint_of(cursor) == fingerprint(pass));
+        let Some(pass) = pass else {
             return Err(StoreError::msg(
-                "the scan's cursor names a node the deployment no longer has (a failover or a \
-                 resharding meanwhile): start the scan again from 0",
+                "the scan's cursor names a node the deployment no longer has there (a failover \
+                 or a resharding meanwhile): start the scan again from 0",
             ));
         };
-        let (next, keys) = scan_step(
-            connection,
-            &pass.node,
-            cursor & NODE_CURSOR_MASK,
-            &pass.pattern,
-            count,
-            timeout,
-        )
-        .await?;
+        let (next, keys) =
+            scan_step(connection, &pass.node, node_cursor, &pass.pattern, count, timeout).await?;
         if next > NODE_CURSOR_MASK {
             return Err(StoreError::msg(
                 "Redis answered a SCAN cursor too large to page through",
             ));
         }
-        let cursor = match (next, pass_index + 1 < passes.len()) {
-            (0, true) => u64::try_from(pass_index + 1).unwrap_or(u64::MAX) << NODE_CURSOR_BITS,
-            (0, false) => 0,
-            (next, _) => (cursor & !NODE_CURSOR_MASK) | next,
+        let cursor = match passes.get(pass_index + 1) {
+            _ if next != 0 => pass_bits(pass_index, pass) << NODE_CURSOR_BITS | next,
+            Some(following) => pass_bits(pass_index + 1, following) << NODE_CURSOR_BITS,
+            None => 0,
         };
         let keys: Vec<String> = keys
             .into_iter()
@@ -118,12 +123,12 @@ impl RedisStore {
     pub fn record_key(&self, record: &Record) -> String {
         let kind = record.kind.kind();
         let hash = record.hash.unwrap_or(RevocationKey::ZERO);
-        match record.bucket {
-            Some(bucket) if record.buckets.is_none_or(|n| n == self.buckets()) && bucket < self.buckets() => {
+        match (record.bucket, record.buckets) {
+            (Some(bucket), Some(buckets)) if buckets == self.buckets() && bucket < buckets => {
                 self.schema().key_of(bucket, kind, &hash)
             }
-            Some(_) => self.schema().key_of(self.bucket_of(&hash), kind, &hash),
-            None => V1::new(self.prefix()).key(kind, &hash),
+            (Some(_), _) => self.schema().key_of(self.bucket_of(&hash), kind, &hash),
+            (None, _) => V1::new(self.prefix()).key(kind, &hash),
         }
     }
 
@@ -162,5 +167,77 @@ impl RedisStore {
     /// How long one bulk command may take: ten command timeouts (it reads many keys).
     pub(crate) fn bulk_timeout(&self) -> std::time::Duration {
         self.command_timeout().saturating_mul(10)
+    }
+}
+
+/// The bits above a node's cursor: the pass, then the fingerprint of its node.
+fn pass_bits(index: usize, pass: &Pass) -> u64 {
+    (u64::try_from(index).unwrap_or(u64::MAX) << FINGERPRINT_BITS) | fingerprint(pass)
+}
+
+/// Eight bits of a hash of the node's address and the pass's pattern.
+fn fingerprint(pass: &Pass) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // A fixed-key hasher: a cursor handed out by one process is read by another
+    // (the command-line tool's `list --cursor`).
+    let mut hasher = FixedHasher::default();
+    pass.node.to_string().hash(&mut hasher);
+    pass.pattern.hash(&mut hasher);
+    hasher.finish() & ((1 << FINGERPRINT_BITS) - 1)
+}
+
+fn fingerprint_of(cursor: u64) -> u64 {
+    (cursor >> NODE_CURSOR_BITS) & ((1 << FINGERPRINT_BITS) - 1)
+}
+
+/// FNV-1a: stable across processes and Rust versions, unlike `DefaultHasher`.
+struct FixedHasher(u64);
+
+impl Default for FixedHasher {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for FixedHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(host: &str, port: u16) -> Pass {
+        Pass {
+            node: Node::At {
+                host: host.into(),
+                port,
+            },
+            pattern: "{p:b*}:*".into(),
+            v1: false,
+        }
+    }
+
+    #[test]
+    fn a_cursor_names_its_pass_and_node() {
+        let (a, b) = (pass("10.0.0.1", 6379), pass("10.0.0.2", 6379));
+        let cursor = pass_bits(2, &a) << NODE_CURSOR_BITS | 12345;
+        assert_eq!(cursor >> PASS_SHIFT, 2);
+        assert_eq!(cursor & NODE_CURSOR_MASK, 12345);
+        assert_eq!(fingerprint_of(cursor), fingerprint(&a));
+        assert_ne!(
+            fingerprint(&a),
+            fingerprint(&b),
+            "another node at that pass is told apart"
+        );
+        assert_eq!(fingerprint(&a), fingerprint(&pass("10.0.0.1", 6379)), "stable");
     }
 }
