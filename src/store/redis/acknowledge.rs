@@ -180,7 +180,7 @@ fn refused_waitaof(error: RedisError) -> StoreError {
 
 impl super::RedisStore {
     /// What each revocation waits for, if anything (see
-    /// [`RedisStoreBuilder::acknowledge`]).
+    /// [`RedisStoreBuilder::acknowledge`](super::RedisStoreBuilder::acknowledge)).
     pub fn acknowledgement(&self) -> Option<Acknowledgement> {
         self.shared.acknowledge
     }
