@@ -167,7 +167,7 @@ async fn follows_a_failover(mirrored: bool) {
         );
     }
     let seen = std::mem::take(&mut *seen.lock().unwrap());
-    let mut unavailable = 0;
+    let (mut unavailable, mut after_served) = (0, 0);
     let mut total = 0;
     for (n, statuses) in &seen.statuses {
         let revoked_at = acknowledged_before
@@ -180,7 +180,10 @@ async fn follows_a_failover(mirrored: bool) {
                 !got.is_server_error() || *got == StatusCode::SERVICE_UNAVAILABLE,
                 "token {n} got {got}: the only 5xx a store failure may cause is 503"
             );
-            unavailable += usize::from(*got == StatusCode::SERVICE_UNAVAILABLE);
+            if *got == StatusCode::SERVICE_UNAVAILABLE {
+                unavailable += 1;
+                after_served += usize::from(*at > first_served);
+            }
             if n % 2 == 1 {
                 assert_ne!(
                     *got,
@@ -199,7 +202,8 @@ async fn follows_a_failover(mirrored: bool) {
     }
     eprintln!(
         "failover (kill to promotion seen): {failover:?}; kill to first request served: {:?}; \
-         {unavailable} of {total} requests answered 503; {} revocations acknowledged before the kill",
+         {unavailable} of {total} requests answered 503 ({after_served} sent after the first served); \
+         {} revocations acknowledged before the kill",
         first_served - killed_at,
         acknowledged_before.len()
     );
