@@ -168,6 +168,7 @@ async fn follows_a_failover(mirrored: bool) {
     }
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     let (mut unavailable, mut after_served) = (0, 0);
+    let mut first_503 = Duration::MAX;
     let mut total = 0;
     for (n, statuses) in &seen.statuses {
         let revoked_at = acknowledged_before
@@ -183,6 +184,7 @@ async fn follows_a_failover(mirrored: bool) {
             if *got == StatusCode::SERVICE_UNAVAILABLE {
                 unavailable += 1;
                 after_served += usize::from(*at > first_served);
+                first_503 = first_503.min(at.saturating_duration_since(killed_at));
             }
             if n % 2 == 1 {
                 assert_ne!(
@@ -201,7 +203,7 @@ async fn follows_a_failover(mirrored: bool) {
         }
     }
     eprintln!(
-        "failover (kill to promotion seen): {failover:?}; kill to first request served: {:?}; \
+        "first 503 {first_503:?} after the kill; failover (kill to promotion seen): {failover:?}; kill to first request served: {:?}; \
          {unavailable} of {total} requests answered 503 ({after_served} sent after the first served); \
          {} revocations acknowledged before the kill",
         first_served - killed_at,
