@@ -100,6 +100,14 @@ async fn without_acknowledgement_a_revocation_does_not_wait_for_replicas() {
 #[tokio::test]
 async fn an_fsync_acknowledgement_needs_waitaof() {
     let server = redis_or_skip!(private, aof);
+    let captured = common::captured::Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The test's runtime runs on this one thread, the store's start-up check included.
+    let _guard = tracing::subscriber::set_default(subscriber);
     let store = RedisStore::builder()
         .url(server.url())
         .prefix(support::unique_prefix())
@@ -123,9 +131,7 @@ async fn an_fsync_acknowledgement_needs_waitaof() {
     let revoked = Revoker::new(verifier(), store.clone())
         .revoke_token(&token("on-disk"))
         .await;
-    if has_waitaof {
-        revoked.unwrap();
-    } else {
+    if !has_waitaof {
         let error = revoked.expect_err("Redis before 7.2 cannot confirm an fsync");
         assert!(
             matches!(&error, RevokeError::Unacknowledged(inner) if inner.is_unacknowledged()),
@@ -135,6 +141,21 @@ async fn an_fsync_acknowledgement_needs_waitaof() {
             error.to_string().contains("7.2"),
             "the error names the version needed: {error}"
         );
+        // And the store said so once at start, at `error` level.
+        assert!(
+            captured
+                .wait_for("Redis has no WAITAOF", Duration::from_secs(10))
+                .await,
+            "{}",
+            captured.text()
+        );
+        let said = captured.text();
+        let errors: Vec<&str> = said.lines().filter(|line| line.contains("ERROR")).collect();
+        assert_eq!(errors.len(), 1, "{said}");
+        assert!(errors[0].contains("no WAITAOF"), "{said}");
+    } else {
+        revoked.unwrap();
+        assert!(!captured.text().contains("no WAITAOF"));
     }
     assert!(is_revoked(&store, "on-disk").await, "applied either way");
 }

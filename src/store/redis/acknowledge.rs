@@ -161,10 +161,8 @@ fn refused_waitaof(error: RedisError) -> StoreError {
     let unknown = error.kind() == ErrorKind::Server(ServerErrorKind::ResponseError)
         && error.to_string().to_ascii_lowercase().contains("unknown command");
     if unknown {
-        tracing::error!(
-            "Redis has no WAITAOF (it came with Redis 7.2): revocations cannot be confirmed on disk; \
-             upgrade Redis, or drop the fsync acknowledgement"
-        );
+        // Said once at `error` level at start (`check_acknowledgement`); each call returns it.
+        tracing::debug!("Redis has no WAITAOF: a revocation cannot be confirmed on disk");
         return StoreError::unacknowledged(
             "Redis cannot confirm the revocation reached its append-only file (no WAITAOF before Redis \
              7.2): it is applied, but may not survive a restart",
@@ -183,5 +181,40 @@ impl super::RedisStore {
     /// [`RedisStoreBuilder::acknowledge`](super::RedisStoreBuilder::acknowledge)).
     pub fn acknowledgement(&self) -> Option<Acknowledgement> {
         self.shared.acknowledge
+    }
+
+    /// At start, with an fsync acknowledgement: says once, at `error` level, when the
+    /// server cannot give one (no `WAITAOF` before Redis 7.2, or no append-only file), so
+    /// that every acknowledged revocation would fail.
+    pub(super) async fn check_acknowledgement(&self, append_only: bool) -> Result<(), StoreError> {
+        if !self.acknowledgement().is_some_and(|ack| ack.fsync_required()) {
+            return Ok(());
+        }
+        if !append_only {
+            tracing::error!(
+                prefix = %self.prefix(),
+                "revocations are to be confirmed on disk, but Redis has no append-only file \
+                 (appendonly no): every one will fail as unacknowledged"
+            );
+        }
+        let mut connection = self.dedicated_connection().await?;
+        let mut info = ::redis::cmd("COMMAND");
+        info.arg("INFO").arg("WAITAOF");
+        let reply: ::redis::Value =
+            tokio::time::timeout(self.command_timeout(), info.query_async(&mut connection))
+                .await
+                .map_err(|_| StoreError::timeout("Redis did not answer COMMAND INFO in time"))?
+                .map_err(|error| StoreError::new("COMMAND INFO failed", error))?;
+        // One entry per command asked about; nil for a command the server does not know.
+        let known = matches!(&reply, ::redis::Value::Array(entries) if entries.first().is_some_and(|entry| !matches!(entry, ::redis::Value::Nil)));
+        if !known {
+            tracing::error!(
+                prefix = %self.prefix(),
+                "revocations are to be confirmed on disk, but Redis has no WAITAOF (it came with \
+                 Redis 7.2): every one will fail as unacknowledged; upgrade Redis, or drop the \
+                 fsync acknowledgement"
+            );
+        }
+        Ok(())
     }
 }

@@ -178,7 +178,9 @@ impl RedisStore {
 
     /// The check at start: reads and warns.
     pub(super) async fn check_persistence(&self) -> Result<(), StoreError> {
-        self.read_persistence(true).await.map(drop)
+        let found = self.read_persistence(true).await?;
+        let append_only = found.iter().all(|(_, persistence)| persistence.append_only);
+        self.check_acknowledgement(append_only).await
     }
 
     async fn read_persistence(&self, warn: bool) -> Result<Vec<(Node, Persistence)>, StoreError> {
