@@ -248,3 +248,79 @@ async fn a_store_notices_a_flush_and_says_so_in_health() {
     assert_eq!(store.health().await.data_losses, Some(1));
     assert!(store.data_loss().since_last.is_some());
 }
+
+/// A replica promoted without the latest write keeps the epoch marker (it was
+/// replicated long before), but its change feed is behind: the next event is numbered at
+/// or below one the mirror applied. The mirror notices, and writes back what is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mirror_notices_a_feed_gone_backwards_and_writes_back_the_lost_write() {
+    let server = redis_or_skip!(private);
+    let prefix = support::unique_prefix();
+    let a = mirror(&server, &prefix, true);
+    a.wait_until_synced(Duration::from_secs(10)).await.unwrap();
+    let ttl = Duration::from_secs(600);
+    for n in 0..3 {
+        a.revoke_token_of(&token(n), Some(&subject(7)), ttl)
+            .await
+            .unwrap();
+    }
+    let synced = eventually(Duration::from_secs(5), async || {
+        (0..3).all(|n| {
+            let mut ask = query(n);
+            ask.subject = Some(subject(7));
+            a.lookup_immediate(&ask)
+                .is_some_and(|answer| answer.token_revoked)
+        })
+    })
+    .await;
+    assert!(synced.is_some());
+    tokio::time::sleep(tower_jwt_revoke::store::LOSS_CHECK_INTERVAL * 3).await;
+
+    // What a promoted replica that missed the last write holds: no record, no event, the
+    // counter one lower; the epoch marker as it was.
+    let store = a.redis();
+    let bucket = store.bucket_for(&token(2), Some(&subject(7)));
+    let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
+    let last: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
+        .arg(store.feed_key(bucket))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let () = redis::pipe()
+        .cmd("DEL")
+        .arg(store.token_key(bucket, &token(2)))
+        .ignore()
+        .cmd("XDEL")
+        .arg(store.feed_key(bucket))
+        .arg(&last[0].0)
+        .ignore()
+        .cmd("DECR")
+        .arg(store.feed_seq_key(bucket))
+        .ignore()
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(a.health().data_losses, 0, "nothing noticed before the next write");
+    // The next write to that bucket reuses the number the mirror applied last.
+    let direct = server.store(&prefix);
+    direct
+        .revoke_token_of(&token(3), Some(&subject(7)), ttl)
+        .await
+        .unwrap();
+    let noticed = eventually(STALENESS_BOUND, async || a.health().data_losses > 0).await;
+    assert!(noticed.is_some(), "the feed going backwards is noticed");
+    let mut lost = query(2);
+    lost.subject = Some(subject(7));
+    let restored = eventually(Duration::from_secs(5), async || {
+        direct
+            .lookup(&lost)
+            .await
+            .is_ok_and(|answer| answer.token_revoked)
+    })
+    .await;
+    assert!(restored.is_some(), "the lost revocation is written back");
+}
