@@ -193,6 +193,14 @@ async fn mirrors_notice_redis_restarted_empty_and_write_back_every_live_revocati
         "every live revocation written back, and nothing else: {:?}",
         refused(&direct).await
     );
+    // The key layout, lost with the rest, is recorded again by the write-back.
+    let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
+    let layout: Option<String> = redis::cmd("GET")
+        .arg(direct.layout_key())
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(layout.as_deref(), Some("v2 buckets=16"));
     let c = mirror(&server, &prefix, true);
     c.wait_until_synced(Duration::from_secs(10)).await.unwrap();
     assert_eq!(

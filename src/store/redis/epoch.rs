@@ -185,6 +185,10 @@ impl RedisStore {
                 Err(error) => failed = Some(error),
             }
         }
+        if !lost.is_empty() {
+            // The key layout went with the data: record it again with the next write.
+            self.shared.layout_recorded.store(false, Ordering::Relaxed);
+        }
         watch.lost(
             &lost,
             "redis",
