@@ -11,7 +11,9 @@
 //! | `ACCESS_TTL_SECS` | access token lifetime                     | `900`            |
 //! | `REDIS_URL`       | use Redis as the store, shared by replicas | in-memory store  |
 //! | `REDIS_CLUSTER_NODES` | instead of `REDIS_URL`: a Redis Cluster's seed nodes, comma-separated (`redis://127.0.0.1:7000,redis://127.0.0.1:7001`) | none |
-//! | `REVOCATION_MIRROR` | `1` (with `REDIS_URL` or `REDIS_CLUSTER_NODES`): answer checks from a local mirror | off |
+//! | `REDIS_SENTINELS` | instead: Redis Sentinels, comma-separated, watching the master `REDIS_MASTER_NAME` (default `mymaster`) | none |
+//! | `REDIS_ACK_REPLICAS` | with `REDIS_URL` or `REDIS_SENTINELS`: a logout returns once this many replicas confirmed it (`WAIT`, 500 ms) | `0` |
+//! | `REVOCATION_MIRROR` | `1` (with any Redis): answer checks from a local mirror | off |
 //! | `METRICS`         | `1`: serve `GET /metrics` (Prometheus) and `GET /ready` (readiness) | off |
 //!
 //! Routes: `POST /login` (JSON `{"username", "password"}`; the demo accepts any
@@ -47,7 +49,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tower_jwt_revoke::health::Readiness;
-use tower_jwt_revoke::store::{InMemoryStore, MirrorStore, RedisStore, RevocationStore};
+use tower_jwt_revoke::store::{Acknowledgement, InMemoryStore, MirrorStore, RedisStore, RevocationStore};
 use tower_jwt_revoke::{
     JwtVerifier, RevocationLayer, RevokeError, Revoker, TokenSource, VerificationKey, VerifiedToken,
 };
@@ -197,7 +199,12 @@ async fn me(token: VerifiedToken) -> Json<serde_json::Value> {
 }
 
 // A `RevokeError` is a response: 503 with `Retry-After` when the store failed (the
-// client retries), 400 for a request that can never succeed.
+// client retries), 400 for a request that can never succeed. With REDIS_ACK_REPLICAS,
+// a logout no replica confirmed in time (`RevokeError::Unacknowledged`) is a 503 too:
+// the token is refused already, but a failover in the next moments could let it back
+// in, so the client is asked to log out again (safe: a revocation is idempotent). An
+// app that prefers telling its user "logged out" at once matches that variant and
+// answers `clear_cookie()`, accepting that window.
 async fn logout(State(state): State<AppState>, token: VerifiedToken) -> Result<Response, RevokeError> {
     state.revoker.revoke(&token).await?;
     Ok(clear_cookie())
@@ -279,29 +286,50 @@ pub async fn serve(
     Ok(())
 }
 
-/// The store the environment (`var`) asks for: Redis on one server (`REDIS_URL`) or on a
-/// cluster (`REDIS_CLUSTER_NODES`, its seed nodes comma-separated), with a local mirror
-/// on `REVOCATION_MIRROR=1`; without either, in memory.
+/// The store the environment (`var`) asks for: Redis on one server (`REDIS_URL`), on a
+/// cluster (`REDIS_CLUSTER_NODES`, its seed nodes comma-separated) or through Sentinel
+/// (`REDIS_SENTINELS`), with a local mirror on `REVOCATION_MIRROR=1`; without any, in
+/// memory.
 pub async fn store_from_env(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Arc<dyn RevocationStore>, Box<dyn std::error::Error>> {
     // The URLs may carry a password: log only which kind of Redis is used.
-    let redis = match (var("REDIS_URL"), var("REDIS_CLUSTER_NODES")) {
-        (Some(_), Some(_)) => return Err("set REDIS_URL or REDIS_CLUSTER_NODES, not both".into()),
-        (Some(url), None) => {
-            tracing::info!("revocation store: Redis (shared by every replica using it)");
-            RedisStore::from_url(url)?
+    let list = |nodes: String| -> Vec<String> {
+        nodes
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let builder = match (
+        var("REDIS_URL"),
+        var("REDIS_CLUSTER_NODES"),
+        var("REDIS_SENTINELS"),
+    ) {
+        (Some(url), None, None) => RedisStore::builder().url(url),
+        (None, Some(nodes), None) => RedisStore::builder().cluster_nodes(list(nodes)),
+        (None, None, Some(sentinels)) => {
+            let master = var("REDIS_MASTER_NAME").unwrap_or_else(|| "mymaster".into());
+            RedisStore::builder().sentinel(list(sentinels), master)
         }
-        (None, Some(nodes)) => {
-            tracing::info!("revocation store: Redis Cluster (shared by every replica using it)");
-            let seeds = nodes.split(',').map(str::trim).filter(|node| !node.is_empty());
-            RedisStore::builder().cluster_nodes(seeds).build()?
-        }
-        (None, None) => {
+        (None, None, None) => {
             tracing::info!("revocation store: in-memory (this process only; set REDIS_URL to share it)");
             return Ok(Arc::new(InMemoryStore::new()));
         }
+        _ => return Err("set one of REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS".into()),
     };
+    let replicas: u32 = var("REDIS_ACK_REPLICAS").map_or(Ok(0), |n| n.parse())?;
+    let builder = match replicas {
+        0 => builder,
+        n => builder.acknowledge(Acknowledgement::replicas(n)),
+    };
+    let redis = builder.build()?;
+    tracing::info!(
+        cluster = redis.is_cluster(),
+        ack_replicas = replicas,
+        "revocation store: Redis (shared by every replica using it)"
+    );
     if var("REVOCATION_MIRROR").is_some_and(|v| v == "1") {
         tracing::info!("revocation store: with a local mirror (checks answered from memory)");
         let mirror = MirrorStore::start(redis);

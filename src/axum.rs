@@ -165,7 +165,8 @@ impl IntoResponse for ClaimsRejection {
 }
 
 /// A revocation that failed answers with [`RevokeError::status`] (400 for the
-/// client's mistakes, 503 with `Retry-After: 1` when the store failed) and a JSON body
+/// client's mistakes, 503 with `Retry-After: 1` when the store failed or did not
+/// confirm the revocation durable) and a JSON body
 /// `{"error": "…"}` that names no internals, so a logout handler can use `?`:
 ///
 /// ```
@@ -185,6 +186,10 @@ impl IntoResponse for RevokeError {
             Self::Store(error) => {
                 tracing::warn!(%error, "a revocation was not recorded");
                 "the revocation could not be recorded; try again".to_owned()
+            }
+            Self::Unacknowledged(error) => {
+                tracing::warn!(%error, "a revocation was recorded but not confirmed durable");
+                "the revocation is recorded but not yet confirmed; try again".to_owned()
             }
             Self::AmbiguousIssuer => {
                 tracing::error!(error = %self, "a revocation needs the issuer named");

@@ -75,18 +75,41 @@ pub enum RevokeError {
     MissingClaim(&'static str),
     /// The store failed: the revocation is **not** recorded.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+    /// The revocation **is** recorded, and refused from now on, but Redis did not
+    /// confirm it reached the replicas (or the append-only file) the store was told to
+    /// wait for (an `Acknowledgement`, with the `redis` feature), in time: a
+    /// failover (or restart) in the next moments may lose it. Trying again is safe (a
+    /// revocation is idempotent) and waits for the confirmation again.
+    #[error(transparent)]
+    Unacknowledged(StoreError),
+}
+
+impl From<StoreError> for RevokeError {
+    fn from(error: StoreError) -> Self {
+        if error.is_unacknowledged() {
+            Self::Unacknowledged(error)
+        } else {
+            Self::Store(error)
+        }
+    }
 }
 
 impl RevokeError {
     /// The HTTP status that fits this error, for a handler to answer with: the
     /// client's mistakes are 4xx, a store failure is 503 (retry), and a verifier that
     /// cannot name an issuer is the server's own misconfiguration (500).
+    ///
+    /// An [unacknowledged](Self::Unacknowledged) revocation is a 503 too: the deployment
+    /// asked for revocations that survive a failover, and this one may not; a retry is
+    /// safe and usually confirmed (a replica that lagged a moment). A handler that would
+    /// rather tell a user "logged out" at once may answer success instead: the token is
+    /// refused already, and stays refused unless Redis fails over in the next moments.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidToken(_) | Self::MissingClaim(_) => StatusCode::BAD_REQUEST,
             Self::AmbiguousIssuer => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) | Self::Unacknowledged(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -243,7 +266,12 @@ impl Revoker {
         let written = tokio::time::timeout(self.timeout, write)
             .await
             .unwrap_or_else(|_| Err(StoreError::msg("the store did not record the revocation in time")));
-        telemetry::revocation(scope, if written.is_ok() { "recorded" } else { "failed" });
+        let result = match &written {
+            Ok(()) => "recorded",
+            Err(error) if error.is_unacknowledged() => "unacknowledged",
+            Err(_) => "failed",
+        };
+        telemetry::revocation(scope, result);
         written
     }
 

@@ -8,13 +8,19 @@
 //! | `tower_jwt_revoke_store_lookup_seconds`       | histogram | `store`                        |
 //! | `tower_jwt_revoke_store_errors_total`         | counter   | `store`, `kind`                |
 //! | `tower_jwt_revoke_revocations_total`          | counter   | `scope`, `result`              |
+//! | `tower_jwt_revoke_data_loss_total`            | counter   | `store`                        |
+//! | `tower_jwt_revoke_written_back_total`         | counter   |                                |
 //!
 //! - `outcome`: `allowed`, `refused`, `failed_open`; `reason`: `none`, `anonymous`, `missing_token`,
 //!   `malformed_request`, `invalid_token`, `keys_unavailable`, `revoked_token`,
 //!   `revoked_session`, `revoked_subject`, `revoked_all`, `store_unavailable`.
 //! - `store`: `memory`, `redis`, `mirror`, or `custom`; `kind`: `error`, `timeout`.
 //! - `scope`: `token`, `session`, `subject`, `all`; `result`: `recorded`,
-//!   `already_expired`, `failed`.
+//!   `already_expired`, `unacknowledged` (recorded, but not confirmed by the replicas or
+//!   the append-only file in time), `failed`.
+//! - `data_loss_total`: each time a store noticed Redis lose revocations (`store`:
+//!   `redis` from the epoch markers, `mirror` from a change feed going backwards);
+//!   `written_back_total`: records mirrors wrote back into Redis after one.
 //!
 //! The lookup histogram covers the checks that wait for a store (Redis, a mirror
 //! falling back to it); checks answered in-process are not timed, so they stay free of
@@ -98,4 +104,22 @@ pub(crate) fn revocation(scope: &'static str, result: &'static str) {
         .increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = (scope, result);
+}
+
+/// Counts a loss of data noticed in Redis (`store`: who noticed).
+#[cfg(feature = "redis")]
+pub(crate) fn data_loss(store: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_jwt_revoke_data_loss_total", "store" => store).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = store;
+}
+
+/// Counts records a mirror wrote back into Redis after a loss.
+#[cfg(feature = "redis")]
+pub(crate) fn written_back(records: u64) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_jwt_revoke_written_back_total").increment(records);
+    #[cfg(not(feature = "metrics"))]
+    let _ = records;
 }

@@ -105,7 +105,8 @@ impl From<Rejection> for Status {
 }
 
 /// A failed revocation as a status: `INVALID_ARGUMENT` for the client's mistakes,
-/// `UNAVAILABLE` when the store failed (retry), `INTERNAL` for a verifier that cannot
+/// `UNAVAILABLE` when the store failed or did not confirm the revocation durable
+/// (retry), `INTERNAL` for a verifier that cannot
 /// name an issuer. Messages name no internals.
 impl From<RevokeError> for Status {
     fn from(error: RevokeError) -> Self {
@@ -113,6 +114,10 @@ impl From<RevokeError> for Status {
             RevokeError::Store(cause) => {
                 tracing::warn!(error = %cause, "a revocation was not recorded");
                 Status::unavailable("the revocation could not be recorded; try again")
+            }
+            RevokeError::Unacknowledged(cause) => {
+                tracing::warn!(error = %cause, "a revocation was recorded but not confirmed durable");
+                Status::unavailable("the revocation is recorded but not yet confirmed; try again")
             }
             RevokeError::AmbiguousIssuer => {
                 tracing::error!(%error, "a revocation needs the issuer named");

@@ -7,8 +7,8 @@
 mod common;
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
@@ -737,23 +737,9 @@ async fn it_serves_plain_hyper_over_a_socket() {
     );
 }
 
-/// Captures everything `tracing` says, at every level.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn logs_name_neither_the_token_nor_the_subject_nor_the_session() {
-    let captured = Captured::default();
+    let captured = common::captured::Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -771,7 +757,7 @@ async fn logs_name_neither_the_token_nor_the_subject_nor_the_session() {
     let forged = sign(None, &changed(logout_claims(sub, sid), json!({ "nonce": "x" })));
     assert_refused(&replica.deliver(&forged).await, "nonce");
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("back-channel logout"),
         "the outcomes are logged: {logs}"

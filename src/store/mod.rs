@@ -32,15 +32,21 @@ use async_trait::async_trait;
 
 use crate::key::RevocationKey;
 
+mod error;
 mod memory;
 #[cfg(feature = "redis")]
 mod mirror;
 #[cfg(feature = "redis")]
 mod redis;
 
+pub use self::error::StoreError;
 pub use self::memory::{DEFAULT_SWEEP_INTERVAL, InMemoryStore};
 #[cfg(feature = "redis")]
 pub use self::mirror::{DEFAULT_STALENESS_BOUND, MirrorHealth, MirrorStore, MirrorStoreBuilder};
+#[cfg(feature = "redis")]
+pub use self::redis::{
+    Acknowledgement, DEFAULT_ACK_TIMEOUT, DataLoss, LOSS_CHECK_INTERVAL, Persistence, PersistenceSource,
+};
 #[cfg(feature = "redis")]
 pub use self::redis::{
     DEFAULT_BUCKETS, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_MAX_LEN, DEFAULT_PREFIX,
@@ -144,53 +150,6 @@ pub enum RevokedBy {
     All,
 }
 
-/// A store failed to answer or to record.
-///
-/// The layer turns it into a 503 (fail closed) or lets the request through with a
-/// warning (fail open); the revoking helpers return it, so the caller knows the
-/// revocation was **not** recorded.
-#[derive(Debug, thiserror::Error)]
-#[error("revocation store failed: {context}")]
-pub struct StoreError {
-    context: &'static str,
-    #[source]
-    source: Option<BoxError>,
-    timeout: bool,
-}
-
-impl StoreError {
-    /// An error saying what failed, keeping its cause.
-    pub fn new(context: &'static str, source: impl Into<BoxError>) -> Self {
-        Self {
-            context,
-            source: Some(source.into()),
-            timeout: false,
-        }
-    }
-
-    /// An error with no underlying cause.
-    pub fn msg(context: &'static str) -> Self {
-        Self {
-            context,
-            source: None,
-            timeout: false,
-        }
-    }
-
-    /// The store did not answer in time (as opposed to answering with an error).
-    pub fn timeout(context: &'static str) -> Self {
-        Self {
-            timeout: true,
-            ..Self::msg(context)
-        }
-    }
-
-    /// Whether the store did not answer in time.
-    pub fn is_timeout(&self) -> bool {
-        self.timeout
-    }
-}
-
 /// What a store says of its own state, for readiness probes and dashboards.
 ///
 /// It serializes to the JSON [`crate::health`] answers with. No field carries a key,
@@ -217,6 +176,14 @@ pub struct StoreHealth {
     /// Why it is not ready, when it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Redis: how many times the store noticed Redis lose revocations since it started
+    /// (see `RedisStore::data_loss`); absent while it never has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_losses: Option<u64>,
+    /// A mirror: how many revocations it wrote back into Redis after a loss; absent
+    /// while it never has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_back: Option<u64>,
 }
 
 impl StoreHealth {
@@ -230,6 +197,8 @@ impl StoreHealth {
             lag_ms: None,
             entries: None,
             detail: None,
+            data_losses: None,
+            written_back: None,
         }
     }
 

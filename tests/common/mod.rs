@@ -6,6 +6,7 @@
 
 pub mod background;
 pub mod broken_store;
+pub mod captured;
 
 use std::convert::Infallible;
 use std::fmt::Debug;

@@ -108,13 +108,16 @@ impl RedisServer {
     /// A store on this server under `prefix`, with timeouts short enough for outage
     /// tests and long enough for a loaded CI machine.
     pub fn store(&self, prefix: &str) -> tower_jwt_revoke::store::RedisStore {
+        self.builder(prefix).build().expect("a valid store configuration")
+    }
+
+    /// The builder of [`store`](Self::store), for tests that configure more.
+    pub fn builder(&self, prefix: &str) -> tower_jwt_revoke::store::RedisStoreBuilder {
         tower_jwt_revoke::store::RedisStore::builder()
             .url(self.url())
             .prefix(prefix)
             .connect_timeout(Duration::from_millis(300))
             .command_timeout(Duration::from_millis(300))
-            .build()
-            .expect("a valid store configuration")
     }
 
     /// Kills the server (SIGKILL: no shutdown save).
@@ -261,3 +264,6 @@ macro_rules! redis_or_skip {
         }
     };
 }
+
+#[macro_use]
+pub mod sentinel;

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::ledger::Ledger;
 use crate::key::RevocationKey;
 use crate::store::RevocationStore;
 use crate::store::memory::InMemoryStore;
@@ -95,6 +96,16 @@ impl Event {
             local.forget_marker(&self.hash);
         } else if let Some(ttl) = self.remaining() {
             apply(local, self.kind, &self.hash, &self.value, ttl).await;
+        }
+    }
+
+    /// Notes the event in the ledger (write-back): the record in `bucket`, or its
+    /// removal.
+    pub(super) fn note_in(&self, ledger: &Ledger, bucket: u32) {
+        if self.deleted {
+            ledger.forget(bucket, self.kind, self.hash);
+        } else if let Ok(value) = self.value.parse::<u64>() {
+            ledger.record(bucket, self.kind, self.hash, value, self.expires_ms);
         }
     }
 

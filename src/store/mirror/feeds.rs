@@ -4,12 +4,14 @@
 //! non-blocking `XREAD` per feed, all at once over the cluster's connection.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
 
 use super::BATCH;
 use super::event::{Event, FeedEntry};
+use super::ledger::Ledger;
 use crate::store::StoreError;
 use crate::store::memory::InMemoryStore;
 use crate::store::redis::scan::bounded;
@@ -39,6 +41,12 @@ pub(super) struct Feeds {
     pub(super) streams: Vec<Stream>,
     pub(super) cursors: Vec<Option<Cursor>>,
     index: HashMap<String, usize>,
+    /// Where each event applied is noted in full, with write-back on.
+    ledger: Option<Arc<Ledger>>,
+    /// The feeds to load lost their place because Redis lost data: they are reloaded
+    /// into the local copy as it is, never into a fresh one (which would forget what
+    /// Redis no longer holds), even when that is every feed.
+    pub(super) keep_copy: bool,
 }
 
 /// What one read of some feeds found.
@@ -49,10 +57,13 @@ pub(super) struct Read {
     /// Feeds with a gap (trimmed events, or a writer that skipped numbers): their
     /// cursors are dropped, and they must be reloaded.
     pub(super) gaps: usize,
+    /// Buckets whose feed went backwards (an event numbered at or below one already
+    /// applied): Redis lost their latest writes.
+    pub(super) lost: Vec<u32>,
 }
 
 impl Feeds {
-    pub(super) fn new(redis: &RedisStore) -> Self {
+    pub(super) fn new(redis: &RedisStore, ledger: Option<Arc<Ledger>>) -> Self {
         let schema = redis.schema();
         let mut streams: Vec<Stream> = (0..schema.buckets())
             .map(|bucket| Stream {
@@ -79,6 +90,8 @@ impl Feeds {
             cursors: vec![None; streams.len()],
             streams,
             index,
+            ledger,
+            keep_copy: false,
         }
     }
 
@@ -205,6 +218,11 @@ impl Feeds {
                 read.gaps += 1;
                 return;
             };
+            if event.seq <= cursor.last_seq {
+                // Numbers only go up, unless Redis forgot the events (and the records)
+                // after them: a replica promoted without the latest writes.
+                read.lost.extend(self.streams[at].bucket);
+            }
             if event.seq != cursor.last_seq + 1 {
                 tracing::warn!(
                     feed = %self.streams[at].key,
@@ -220,6 +238,9 @@ impl Feeds {
             // was lost with its connection) comes as a second event, numbered next: no
             // gap, and applying it again changes nothing.
             event.apply_to(local).await;
+            if let (Some(ledger), Some(bucket)) = (&self.ledger, self.streams[at].bucket) {
+                event.note_in(ledger, bucket);
+            }
             cursor.last_seq = event.seq;
             cursor.last_id = id;
         }

@@ -35,8 +35,10 @@ impl Shared {
         wake: &Wake,
         tick: &mut Instant,
     ) -> Result<Step, StoreError> {
+        // Buckets Redis lost: written back, then reloaded below.
+        self.recover(feeds).await?;
         let unloaded = feeds.unloaded();
-        if unloaded.len() == feeds.streams.len() {
+        if unloaded.len() == feeds.streams.len() && !feeds.keep_copy {
             self.set_synced(false);
             self.load_all(connection, feeds).await?;
             return Ok(Step::Progressed);
@@ -45,6 +47,7 @@ impl Shared {
             // Buckets with a gap may miss records until reloaded: checks go to Redis.
             self.set_synced(false);
             self.reload(connection, feeds, &unloaded).await?;
+            feeds.keep_copy = false;
             return Ok(Step::Progressed);
         }
         let timeout = self.redis.command_timeout();
@@ -80,7 +83,10 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .applied_seq = feeds.applied();
-        let Read { behind, gaps } = read;
+        let Read { behind, gaps, lost } = read;
+        if !lost.is_empty() {
+            self.redis.report_loss(&lost, "a change feed went backwards");
+        }
         if behind {
             // More may be waiting: a backlog after a load or a reconnect.
             *tick = Instant::now();
@@ -97,7 +103,7 @@ impl Shared {
 /// errors.
 pub(super) async fn follow(shared: Weak<Shared>) {
     let Some(strong) = shared.upgrade() else { return };
-    let mut feeds = Feeds::new(&strong.redis);
+    let mut feeds = Feeds::new(&strong.redis, strong.ledger.clone());
     let wake = Wake::new(strong.redis.buckets());
     wake.start(&strong);
     drop(strong);

@@ -8,6 +8,7 @@ use futures_util::future::join_all;
 
 use super::event::apply;
 use super::feeds::{Cursor, Feeds};
+use super::ledger::now_ms;
 use super::{BATCH, Shared};
 use crate::key::RevocationKey;
 use crate::store::StoreError;
@@ -29,6 +30,11 @@ impl Shared {
         let all: Vec<usize> = (0..feeds.streams.len()).collect();
         let positions = self.positions(connection, feeds, &all).await?;
         let fresh = InMemoryStore::new();
+        // What Redis holds now is the whole truth (nothing was lost, or what was is
+        // written back already): the ledger is filled again from it.
+        if let Some(ledger) = &self.ledger {
+            ledger.clear(None);
+        }
         let mut patterns: Vec<String> = vec![self.redis.schema().pattern(None)];
         if let Some(v1) = self.redis.v1() {
             patterns.push(v1.pattern());
@@ -56,6 +62,10 @@ impl Shared {
             .iter()
             .map(|&at| feeds.streams[at].pattern.clone())
             .collect();
+        if let Some(ledger) = &self.ledger {
+            let buckets: Vec<u32> = which.iter().filter_map(|&at| feeds.streams[at].bucket).collect();
+            ledger.clear(Some(&buckets));
+        }
         self.scan_into(connection, &patterns, &self.local).await?;
         for (&at, cursor) in which.iter().zip(positions) {
             feeds.cursors[at] = Some(cursor);
@@ -156,16 +166,21 @@ impl Shared {
     }
 
     /// The kind and hash of a record key, in either schema; `None` for other keys.
-    fn parse(&self, key: &str) -> Option<(Kind, RevocationKey)> {
+    /// The bucket too, for a v2 key.
+    fn parse(&self, key: &str) -> Option<(Kind, RevocationKey, Option<u32>)> {
         match self.redis.schema().parse(key) {
-            Some((_, kind, hash)) => Some((kind, hash)),
-            None => self.redis.v1().and_then(|v1| v1.parse(key)),
+            Some((bucket, kind, hash)) => Some((kind, hash, Some(bucket))),
+            None => self
+                .redis
+                .v1()
+                .and_then(|v1| v1.parse(key))
+                .map(|(kind, hash)| (kind, hash, None)),
         }
     }
 
     /// Records what a scan read, for as long as Redis keeps it.
     async fn apply_scanned(&self, scanned: Scanned, into: &InMemoryStore) {
-        let Some((kind, hash)) = self.parse(&scanned.key) else {
+        let Some((kind, hash, bucket)) = self.parse(&scanned.key) else {
             return;
         };
         let ttl = match scanned.pttl_ms {
@@ -182,6 +197,11 @@ impl Shared {
         };
         if let (Some(value), Some(ttl)) = (scanned.value, ttl) {
             apply(into, kind, &hash, &value, ttl).await;
+            // v1 keys are not written back: the v2 copy of the write is.
+            if let (Some(ledger), Some(bucket), Ok(value)) = (&self.ledger, bucket, value.parse()) {
+                let expires_ms = now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+                ledger.record(bucket, kind, hash, value, expires_ms);
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ::redis::Script;
@@ -16,10 +16,15 @@ use crate::key::RevocationKey;
 mod event;
 mod feeds;
 mod follow;
+mod health;
+mod ledger;
 mod load;
 mod wake;
+mod write_back;
 
 use self::follow::{FOLLOW_BLOCK, follow};
+pub use self::health::MirrorHealth;
+use self::ledger::Ledger;
 
 /// How old the mirror's last word from Redis may be before checks go to Redis
 /// directly, unless configured.
@@ -99,6 +104,9 @@ struct Shared {
     staleness_bound_ns: u64,
     progress: Mutex<Progress>,
     position_script: Script,
+    /// Every live record in full, for writing back what Redis loses; `None` with
+    /// write-back off.
+    ledger: Option<Arc<Ledger>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -106,28 +114,7 @@ struct Progress {
     applied_seq: u64,
     loads: u64,
     bucket_reloads: u64,
-}
-
-/// The mirror's state, for readiness probes and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct MirrorHealth {
-    /// Loaded and following the feed (may still be stale: see `since_contact`).
-    pub in_sync: bool,
-    /// How long ago the feed was last read successfully.
-    pub since_contact: Option<Duration>,
-    /// Whether checks are answered locally right now.
-    pub serving_locally: bool,
-    /// Local entries (expired ones not yet reclaimed included).
-    pub entries: usize,
-    /// Events applied: the sum, over every change feed (one per bucket), of the
-    /// sequence number of the last event applied.
-    pub applied_seq: u64,
-    /// How many loads happened: full ones (the first included) and reloads of one or
-    /// more buckets whose feed had a gap.
-    pub loads: u64,
-    /// How many of those loads were of some buckets only.
-    pub bucket_reloads: u64,
+    written_back: u64,
 }
 
 /// Builds a [`MirrorStore`]; see [`MirrorStore::builder`].
@@ -136,6 +123,7 @@ pub struct MirrorHealth {
 pub struct MirrorStoreBuilder {
     redis: RedisStore,
     staleness_bound: Duration,
+    write_back: bool,
 }
 
 impl MirrorStoreBuilder {
@@ -144,6 +132,19 @@ impl MirrorStoreBuilder {
     /// another replica can be seen here.
     pub fn staleness_bound(mut self, bound: Duration) -> Self {
         self.staleness_bound = bound.max(FOLLOW_BLOCK * 2);
+        self
+    }
+
+    /// Whether the mirror writes back into Redis the revocations Redis lost (on by
+    /// default). When the store notices Redis lost a bucket's data (see
+    /// [`RedisStore::data_loss`]), the mirror writes every live record it holds for that
+    /// bucket back, with the time it has left: never one removed on purpose (an
+    /// unrevoke), nor one that expired meanwhile. Writes only raise a TTL or a watermark,
+    /// so several mirrors writing back the same records converge. It keeps each record
+    /// in full for that (about 100 bytes per live revocation more); turn it off to save
+    /// them where Redis is persistent and failovers are acknowledged.
+    pub fn write_back(mut self, on: bool) -> Self {
+        self.write_back = on;
         self
     }
 
@@ -160,6 +161,7 @@ impl MirrorStoreBuilder {
             staleness_bound_ns: u64::try_from(self.staleness_bound.as_nanos()).unwrap_or(u64::MAX),
             progress: Mutex::new(Progress::default()),
             position_script: Script::new(load::POSITION),
+            ledger: self.write_back.then(Arc::default),
         });
         tokio::spawn(follow(Arc::downgrade(&shared)));
         MirrorStore { shared }
@@ -181,6 +183,7 @@ impl MirrorStore {
         MirrorStoreBuilder {
             redis,
             staleness_bound: DEFAULT_STALENESS_BOUND,
+            write_back: true,
         }
     }
 
@@ -192,21 +195,6 @@ impl MirrorStore {
     /// The Redis store behind the mirror.
     pub fn redis(&self) -> &RedisStore {
         &self.shared.redis
-    }
-
-    /// The mirror's state.
-    pub fn health(&self) -> MirrorHealth {
-        let shared = &*self.shared;
-        let progress = *shared.progress.lock().unwrap_or_else(PoisonError::into_inner);
-        MirrorHealth {
-            in_sync: shared.synced.load(Ordering::Acquire),
-            since_contact: shared.since_contact(),
-            serving_locally: shared.fresh(),
-            entries: shared.local().len(),
-            applied_seq: progress.applied_seq,
-            loads: progress.loads,
-            bucket_reloads: progress.bucket_reloads,
-        }
     }
 
     /// Waits until checks are answered locally, or fails after `timeout`.
@@ -304,20 +292,7 @@ impl RevocationStore for MirrorStore {
 
     /// Ready while checks are answered from memory, or while Redis answers them.
     async fn health(&self) -> super::StoreHealth {
-        let mirror = MirrorStore::health(self);
-        let redis = self.shared.redis.health().await;
-        let ready = mirror.serving_locally || redis.ready;
-        super::StoreHealth {
-            store: "mirror",
-            ready,
-            reachable: redis.reachable,
-            in_sync: Some(mirror.in_sync),
-            lag_ms: mirror
-                .since_contact
-                .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX)),
-            entries: Some(mirror.entries),
-            detail: (!ready).then(|| redis.detail.unwrap_or_else(|| "the mirror is stale".into())),
-        }
+        self.store_health().await
     }
 
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {

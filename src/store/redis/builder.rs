@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use ::redis::AsyncConnectionConfig;
 use ::redis::cluster::ClusterClientBuilder;
+use ::redis::sentinel::{SentinelClient, SentinelServerType};
 use deadpool_redis::{Config, ConnectionInfo, Manager, Pool, Runtime};
 
+use super::acknowledge::Acknowledgement;
 use super::connection::{Backend, ClusterBackend, Connection};
 use super::layout::Layout;
 use super::schema::{DEFAULT_BUCKETS, MAX_BUCKETS, Schema};
 use super::scripts::Scripts;
+use super::sentinel::{SentinelManager, SentinelPool};
 use super::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_MAX_LEN, DEFAULT_PREFIX, RedisStore,
     Settings,
@@ -45,12 +48,16 @@ pub struct RedisStoreBuilder {
     feed_max_len: Option<u64>,
     buckets: Option<u32>,
     v1_transition: bool,
+    acknowledge: Option<Acknowledgement>,
+    detect_data_loss: Option<bool>,
 }
 
 enum Source {
     Config(Config),
     Pool(Pool),
     Cluster(Vec<String>),
+    Sentinel { sentinels: Vec<String>, master: String },
+    SentinelClient(Box<SentinelClient>),
 }
 
 impl fmt::Debug for Source {
@@ -60,6 +67,10 @@ impl fmt::Debug for Source {
             Self::Config(_) => f.write_str("Config(..)"),
             Self::Pool(pool) => f.debug_tuple("Pool").field(&pool.status()).finish(),
             Self::Cluster(seeds) => write!(f, "Cluster({} seeds)", seeds.len()),
+            Self::Sentinel { sentinels, master } => {
+                write!(f, "Sentinel({} sentinels, master {master:?})", sentinels.len())
+            }
+            Self::SentinelClient(_) => f.write_str("SentinelClient(..)"),
         }
     }
 }
@@ -92,6 +103,62 @@ impl RedisStoreBuilder {
         U: Into<String>,
     {
         self.source = Some(Source::Cluster(seeds.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// Connects through Redis Sentinel: to the master these Sentinels (`redis://host:port`
+    /// each; a few of them will do) know as `master_name`, following it when they fail
+    /// over to a replica.
+    ///
+    /// The store asks the Sentinels for the master when it connects, and connects again
+    /// when its connection dies or the node refuses writes (`READONLY`: a demoted master),
+    /// so it follows a failover by itself; commands fail (and the layer answers 503, or
+    /// lets requests through, by its failure policy) while there is no master. Everything
+    /// else is as on a single server: same key schema, timeouts and failure policy.
+    ///
+    /// For a password, TLS or a database other than 0 on the data nodes (or on the
+    /// Sentinels), build a [`SentinelClient`] with redis-rs's `SentinelClientBuilder` and
+    /// give it to [`sentinel_client`](Self::sentinel_client).
+    pub fn sentinel<I, U>(mut self, sentinels: I, master_name: impl Into<String>) -> Self
+    where
+        I: IntoIterator<Item = U>,
+        U: Into<String>,
+    {
+        self.source = Some(Source::Sentinel {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            master: master_name.into(),
+        });
+        self
+    }
+
+    /// Connects through this Sentinel client (see [`sentinel`](Self::sentinel)); it must
+    /// be for the master ([`SentinelServerType::Master`]): revocations are written.
+    pub fn sentinel_client(mut self, client: SentinelClient) -> Self {
+        self.source = Some(Source::SentinelClient(Box::new(client)));
+        self
+    }
+
+    /// Waits, at each revocation, until Redis confirms it reached replicas and/or the
+    /// append-only file ([`Acknowledgement`]); when the confirmation does not come within
+    /// its timeout, the revocation fails with an error that
+    /// [`is_unacknowledged`](StoreError::is_unacknowledged) (it is applied all the same,
+    /// but may not survive a failover). Off by default: a revocation returns once the
+    /// master has it, and Redis replicates it asynchronously, as it does everything.
+    ///
+    /// Each acknowledged revocation takes a connection of its own from the pool for the
+    /// write and its `WAIT` (which blocks the connection it runs on). Not on a cluster.
+    pub fn acknowledge(mut self, acknowledgement: Acknowledgement) -> Self {
+        self.acknowledge = Some(acknowledgement);
+        self
+    }
+
+    /// Whether the store watches for Redis losing data (on by default): it reads each
+    /// bucket's epoch marker every
+    /// [`LOSS_CHECK_INTERVAL`](super::LOSS_CHECK_INTERVAL), logs a loss at `error` level,
+    /// counts it in [`RedisStore::data_loss`] and the metrics, and tells its mirrors,
+    /// which write back what they hold.
+    pub fn detect_data_loss(mut self, on: bool) -> Self {
+        self.detect_data_loss = Some(on);
         self
     }
 
@@ -177,7 +244,21 @@ impl RedisStoreBuilder {
         let backend = match self.source {
             Some(Source::Pool(pool)) => Backend::Single(pool),
             Some(Source::Config(config)) => Backend::Single(pool_for(&config, connect_timeout)?),
+            Some(Source::Sentinel { sentinels, master }) => {
+                let client = SentinelClient::build(sentinels, master, None, SentinelServerType::Master)
+                    .map_err(invalid)?;
+                Backend::Sentinel(sentinel_pool(client, connect_timeout)?)
+            }
+            Some(Source::SentinelClient(client)) => {
+                Backend::Sentinel(sentinel_pool(*client, connect_timeout)?)
+            }
             Some(Source::Cluster(seeds)) => {
+                if self.acknowledge.is_some_and(|ack| ack.is_needed()) {
+                    return Err(StoreError::msg(
+                        "acknowledged revocations are not supported on a Redis cluster (yet): use a single \
+                         server or Sentinel",
+                    ));
+                }
                 if self.v1_transition {
                     return Err(StoreError::msg(
                         "the v1 transition is for a single server: the v1 schema never ran on a cluster",
@@ -187,7 +268,7 @@ impl RedisStoreBuilder {
             }
             None => {
                 return Err(StoreError::msg(
-                    "no Redis URL, configuration, pool or cluster nodes given",
+                    "no Redis URL, configuration, pool, Sentinels or cluster nodes given",
                 ));
             }
         };
@@ -200,10 +281,13 @@ impl RedisStoreBuilder {
                 command_timeout: self.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
                 feed_max_len: self.feed_max_len.unwrap_or(DEFAULT_FEED_MAX_LEN),
                 v1_transition: self.v1_transition,
+                acknowledge: self.acknowledge.filter(Acknowledgement::is_needed),
+                detect_data_loss: self.detect_data_loss.unwrap_or(true),
             },
             Scripts::new(),
         );
         store.connect_in_background();
+        store.watch_in_background();
         Ok(store)
     }
 }
@@ -229,15 +313,29 @@ fn cluster_for(seeds: Vec<String>, connect_timeout: Duration) -> Result<ClusterB
     Ok(ClusterBackend { client, seeds })
 }
 
-/// The pool `Config::create_pool` would make, but with connections set up for bursts.
-fn pool_for(config: &Config, connect_timeout: Duration) -> Result<Pool, StoreError> {
-    let connection = AsyncConnectionConfig::new()
+/// How the store's connections to one server are set up: for bursts, and timed by the
+/// store itself.
+fn connection_config(connect_timeout: Duration) -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
         .set_pipeline_buffer_size(PIPELINE_BUFFER)
         .set_write_backpressure_boundary(WRITE_BUFFER)
         .set_connection_timeout(Some(connect_timeout))
         // The store times every command itself, by how long Redis stays silent; a
         // second, fixed timer underneath would cut a command that is merely queued.
-        .set_response_timeout(None);
+        .set_response_timeout(None)
+}
+
+/// Connections to the master the Sentinels name, set up as a single server's are.
+fn sentinel_pool(client: SentinelClient, connect_timeout: Duration) -> Result<SentinelPool, StoreError> {
+    SentinelPool::builder(SentinelManager::new(client, connection_config(connect_timeout)))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(invalid)
+}
+
+/// The pool `Config::create_pool` would make, but with connections set up for bursts.
+fn pool_for(config: &Config, connect_timeout: Duration) -> Result<Pool, StoreError> {
+    let connection = connection_config(connect_timeout);
     let manager = match (&config.url, &config.connection) {
         (Some(url), None) => Manager::new_with_config(url.as_str(), connection),
         (None, Some(info)) => Manager::new_with_config(info.clone(), connection),

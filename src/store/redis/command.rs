@@ -188,7 +188,14 @@ fn later(at: Instant, after: Duration) -> tokio::time::Instant {
 /// Whether an error says the connection is unusable (rather than the command wrong,
 /// or slow): the connection must be replaced. A command that failed this way may or
 /// may not have run on Redis, which is why only idempotent commands are repeated.
+///
+/// `READONLY` is one: the node is a replica now (a master demoted by a Sentinel
+/// failover), and a fresh connection goes to the new master. (A cluster's connection
+/// follows that by itself, and never comes here with it.)
 fn is_dead_connection(error: &RedisError) -> bool {
     !error.is_timeout()
-        && (error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error())
+        && (error.is_io_error()
+            || error.is_connection_dropped()
+            || error.is_unrecoverable_error()
+            || error.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::ReadOnly))
 }

@@ -1,7 +1,6 @@
 //! The one multiplexed connection every command of a store shares, and its
 //! replacement when it dies.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -11,13 +10,17 @@ use deadpool_redis::Pool;
 use tokio::sync::watch;
 
 use super::conn::Conn;
+use super::connect_error::ConnectError;
 use super::layout::{CheckFailed, Layout};
+use super::sentinel::{self, SentinelPool};
 use crate::store::StoreError;
 
-/// Where connections come from: one server's pool, or a cluster client (whose one
-/// connection holds a multiplexed connection to each node and routes by slot).
+/// Where connections come from: one server's pool, the pool of the master Sentinel
+/// names, or a cluster client (whose one connection holds a multiplexed connection to
+/// each node and routes by slot).
 pub(super) enum Backend {
     Single(Pool),
+    Sentinel(SentinelPool),
     Cluster(Box<ClusterBackend>),
 }
 
@@ -124,7 +127,7 @@ pub(super) enum Age {
 impl Connection {
     pub(super) fn new(backend: Backend, connect_timeout: Duration, buckets: u32, layout: Layout) -> Self {
         let clocks = match backend {
-            Backend::Single(_) => 1,
+            Backend::Single(_) | Backend::Sentinel(_) => 1,
             Backend::Cluster(_) => usize::try_from(buckets).unwrap_or(1).max(1),
         };
         Self {
@@ -216,6 +219,11 @@ impl Connection {
         self.inner.take().await.map_err(ConnectError::into_store_error)
     }
 
+    /// Where connections come from.
+    pub(super) fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
     /// The key layout every connection is checked against.
     pub(super) fn layout(&self) -> &Layout {
         self.inner.layout()
@@ -225,7 +233,7 @@ impl Connection {
     pub(super) fn cluster(&self) -> Option<&ClusterBackend> {
         match &self.inner.backend {
             Backend::Cluster(cluster) => Some(cluster),
-            Backend::Single(_) => None,
+            Backend::Single(_) | Backend::Sentinel(_) => None,
         }
     }
 }
@@ -316,6 +324,10 @@ impl Inner {
                     })?;
                 Ok(Conn::Single(deadpool_redis::Connection::take(pooled)))
             }
+            Backend::Sentinel(pool) => match sentinel::get(pool, self.connect_timeout).await {
+                Ok(pooled) => Ok(Conn::Single(deadpool::managed::Object::take(pooled))),
+                Err((context, source)) => Err(ConnectError::new(context, source.map(|e| Arc::new(e) as _))),
+            },
             Backend::Cluster(cluster) => {
                 // The handshake is a few round trips to a few nodes (the slot map, then
                 // each master), each bounded by the connect timeout on its own.
@@ -339,54 +351,4 @@ impl Inner {
 /// down).
 fn abandoned(attempt: &watch::Receiver<Option<Attempt>>) -> bool {
     attempt.has_changed().is_err() && attempt.borrow().is_none()
-}
-
-/// A failure to connect, shared by everyone who waited for that connection.
-#[derive(Clone)]
-struct ConnectError {
-    context: &'static str,
-    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
-}
-
-impl ConnectError {
-    fn new(context: &'static str, source: Option<Arc<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self { context, source }
-    }
-
-    fn into_store_error(self) -> StoreError {
-        match self.source {
-            Some(source) => StoreError::new(self.context, Shared(source)),
-            None => StoreError::msg(self.context),
-        }
-    }
-}
-
-impl fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(source) => write!(f, "{}: {source}", self.context),
-            None => f.write_str(self.context),
-        }
-    }
-}
-
-/// One error handed to several callers, each as the source of its own [`StoreError`].
-struct Shared(Arc<dyn std::error::Error + Send + Sync>);
-
-impl fmt::Debug for Shared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl fmt::Display for Shared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&*self.0, f)
-    }
-}
-
-impl std::error::Error for Shared {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
-    }
 }

@@ -15,7 +15,8 @@
 //! `hash`, `value` (`1`, or the watermark after the write) and `expires_ms` (the key's
 //! expiry, Unix milliseconds), then publishes the bucket's number on the channel
 //! `{prefix}:wake`. [`MirrorStore`](crate::store::MirrorStore)s follow the feeds.
-//! The feeds and counters are the only keys without a TTL; both are bounded.
+//! The feeds, counters and epoch markers (`{prefix:bB}:epoch`, see
+//! [`RedisStore::data_loss`]) are the only keys without a TTL; all are bounded.
 //!
 //! The same write may append two events, numbered one after the other: the store
 //! repeats a write once when its connection died before the answer came, not knowing
@@ -36,29 +37,40 @@ use deadpool_redis::Pool;
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
 use crate::key::RevocationKey;
 
+mod acknowledge;
 mod admin;
 mod builder;
 mod check;
 mod command;
 mod conn;
+mod connect_error;
 mod connection;
+mod epoch;
+mod exclusive;
 mod layout;
 mod legacy;
+mod persistence;
 pub(crate) mod scan;
 pub mod schema;
 mod scripts;
+mod sentinel;
 
+pub use self::acknowledge::{Acknowledgement, DEFAULT_ACK_TIMEOUT};
 pub use self::admin::{Page, Record, RecordKind, Stats};
 pub use self::builder::RedisStoreBuilder;
 use self::check::{check_keys, give_command, read_answer, reply_values, take_command};
 use self::command::Budget;
 pub(crate) use self::conn::{Conn, Node};
 use self::connection::Connection;
+use self::epoch::LossWatch;
+pub use self::epoch::{DataLoss, LOSS_CHECK_INTERVAL};
 pub use self::legacy::MigrationReport;
 pub(crate) use self::legacy::V1;
+pub use self::persistence::{Persistence, PersistenceSource};
 pub use self::schema::{DEFAULT_BUCKETS, MAX_BUCKETS};
 pub(crate) use self::schema::{Kind, Schema};
-use self::scripts::{Scripts, Targets};
+use self::scripts::Scripts;
+pub(crate) use self::scripts::Targets;
 
 /// The key prefix unless configured.
 pub const DEFAULT_PREFIX: &str = "revoked";
@@ -135,6 +147,9 @@ struct Shared {
     command_timeout: Duration,
     feed_max_len: u64,
     v1_transition: bool,
+    acknowledge: Option<Acknowledgement>,
+    detect_data_loss: bool,
+    loss: LossWatch,
     scripts: Scripts,
     /// Whether this store's first write recorded the key layout already.
     layout_recorded: AtomicBool,
@@ -146,6 +161,8 @@ struct Settings {
     command_timeout: Duration,
     feed_max_len: u64,
     v1_transition: bool,
+    acknowledge: Option<Acknowledgement>,
+    detect_data_loss: bool,
 }
 
 impl fmt::Debug for RedisStore {
@@ -155,6 +172,7 @@ impl fmt::Debug for RedisStore {
             .field("buckets", &self.shared.schema.buckets())
             .field("cluster", &self.is_cluster())
             .field("v1_transition", &self.shared.v1_transition)
+            .field("acknowledge", &self.shared.acknowledge)
             .field("connect_timeout", &self.shared.connection.connect_timeout())
             .field("command_timeout", &self.shared.command_timeout)
             .finish_non_exhaustive()
@@ -181,10 +199,13 @@ impl RedisStore {
         Self {
             shared: Arc::new(Shared {
                 connection,
+                loss: LossWatch::new(settings.schema.buckets()),
                 schema: settings.schema,
                 command_timeout: settings.command_timeout,
                 feed_max_len: settings.feed_max_len,
                 v1_transition: settings.v1_transition,
+                acknowledge: settings.acknowledge,
+                detect_data_loss: settings.detect_data_loss,
                 scripts,
                 layout_recorded: AtomicBool::new(false),
             }),
@@ -290,11 +311,12 @@ impl RevocationStore for RedisStore {
                 ::redis::cmd("PING").query_async::<String>(&mut connection).await
             })
             .await;
+        let loss = self.data_loss();
         let ping = match ping {
             Ok(_) if self.is_cluster() => self.ping_every_master().await,
             other => other.map(drop),
         };
-        match ping {
+        let health = match ping {
             Ok(_) => super::StoreHealth {
                 reachable: Some(true),
                 ..super::StoreHealth::ready("redis")
@@ -303,6 +325,11 @@ impl RevocationStore for RedisStore {
                 reachable: Some(false),
                 ..super::StoreHealth::not_ready("redis", error.to_string())
             },
+        };
+        super::StoreHealth {
+            data_losses: (loss.detected > 0).then_some(loss.detected),
+            written_back: (loss.written_back > 0).then_some(loss.written_back),
+            ..health
         }
     }
 

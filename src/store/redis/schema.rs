@@ -17,6 +17,7 @@
 //! | `{p:bB}:feed`            | the bucket's change feed (a stream, capped)  | none (bounded) |
 //! | `{p:bB}:feed:seq`        | the feed's sequence counter                  | none (a number) |
 //! | `{p:b0}:layout`          | `v2 buckets=<N>`: a store with another N refuses to connect | none (one key) |
+//! | `{p:bB}:epoch`           | the bucket's epoch marker (data-loss detection) | none (a number) |
 //!
 //! `p` is the prefix, `{hash}` the lowercase hex [`RevocationKey`]. Writes also
 //! `PUBLISH` the bucket's number on the channel `p:wake` (`*` once, after a write to
@@ -152,6 +153,11 @@ impl Schema {
 
     pub(crate) fn feed_seq(&self, bucket: u32) -> String {
         format!("{}:feed:seq", self.tag(bucket))
+    }
+
+    /// The bucket's epoch marker: it only goes missing or changes when Redis lost data.
+    pub(crate) fn epoch(&self, bucket: u32) -> String {
+        format!("{}:epoch", self.tag(bucket))
     }
 
     pub(crate) fn wake(&self) -> String {

@@ -6,10 +6,11 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ::redis::Script;
+use ::redis::{Script, ScriptInvocation};
 use futures_util::future::join_all;
 
 use super::RedisStore;
+use super::acknowledge::Acknowledgement;
 use super::command::Budget;
 use super::schema::Kind;
 use crate::key::RevocationKey;
@@ -108,7 +109,7 @@ impl RedisStore {
         // A write to one bucket announces it itself; a write to every bucket announces
         // them all at once when done, rather than each over the cluster bus.
         let one = matches!(targets, Targets::One(_));
-        let mut writes: Vec<_> = buckets
+        let mut invocations: Vec<(u32, ScriptInvocation<'_>)> = buckets
             .map(|bucket| {
                 let keys = [
                     schema.key_of(bucket, kind, hash),
@@ -116,17 +117,38 @@ impl RedisStore {
                     schema.feed_seq(bucket),
                 ];
                 let wake = one.then(|| [schema.wake(), bucket.to_string()]);
-                self.invoke(script, what, bucket, keys, &args, wake)
+                (bucket, invocation(script, keys, &args, wake))
             })
             .collect();
         if let Some(v1) = self.v1().filter(|_| with_v1) {
-            writes.push(self.invoke(script, what, 0, v1.write_keys(kind, hash), &args, None));
+            invocations.push((0, invocation(script, v1.write_keys(kind, hash), &args, None)));
         }
-        join_all(writes).await.into_iter().collect::<Result<(), _>>()?;
+        // An acknowledgement that did not come leaves the write applied: it is announced
+        // like any other, and the error given after.
+        let mut unacknowledged = None;
+        match self.shared.acknowledge {
+            Some(acknowledgement) => match self.acknowledged(&invocations, what, acknowledgement).await {
+                Ok(()) => {}
+                Err(error) if error.is_unacknowledged() => unacknowledged = Some(error),
+                Err(error) => return Err(error),
+            },
+            None => {
+                let writes = invocations.iter().map(|(bucket, invocation)| {
+                    self.run(what, Budget::Write, *bucket, move |mut connection| async move {
+                        invocation.invoke_async::<i64>(&mut connection).await
+                    })
+                });
+                join_all(writes)
+                    .await
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()?;
+            }
+        }
         if !one {
             self.announce_every_bucket().await;
         }
-        self.record_layout().await
+        self.record_layout().await?;
+        unacknowledged.map_or(Ok(()), Err)
     }
 
     /// Records the key layout beside the blocklist, once per store (see the `layout`
@@ -148,6 +170,34 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Runs `invocations` one after the other on a connection of their own, then waits
+    /// on it for `acknowledgement`: `WAIT` counts the writes of the connection it runs
+    /// on, and blocks that connection meanwhile (which on the shared one would hold up
+    /// every check behind it).
+    async fn acknowledged(
+        &self,
+        invocations: &[(u32, ScriptInvocation<'_>)],
+        what: &'static str,
+        acknowledgement: Acknowledgement,
+    ) -> Result<(), StoreError> {
+        // The shared connection first: it is made only once the blocklist's recorded
+        // layout matches this store's (see the `layout` module), which the pooled
+        // connection below does not check again.
+        self.shared.connection.get(self.prefix()).await?;
+        let mut exclusive = self.shared.connection.exclusive().await?;
+        let connection = exclusive.connection();
+        let timeout = self.command_timeout();
+        for (_, invocation) in invocations {
+            // `invoke_async` loads the script when the server does not know it yet.
+            match tokio::time::timeout(timeout, invocation.invoke_async::<i64>(connection)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => return Err(StoreError::new(what, error)),
+                Err(_) => return Err(StoreError::timeout("Redis did not answer the revocation in time")),
+            }
+        }
+        acknowledgement.confirm(connection, timeout).await
+    }
+
     /// `PUBLISH {prefix}:wake *`: every bucket has news. Best effort, as in the scripts:
     /// mirrors read every feed on their tick anyway.
     pub(super) async fn announce_every_bucket(&self) {
@@ -166,32 +216,24 @@ impl RedisStore {
             tracing::debug!(%error, "could not announce a write to every bucket; mirrors see it on their tick");
         }
     }
+}
 
-    /// One script run: `keys` in `bucket`'s slot, then `args`, then the wake channel and
-    /// the bucket's number.
-    async fn invoke(
-        &self,
-        script: &Script,
-        what: &'static str,
-        bucket: u32,
-        keys: WriteKeys,
-        args: &[String],
-        wake: Option<[String; 2]>,
-    ) -> Result<(), StoreError> {
-        let mut invocation = script.prepare_invoke();
-        for key in keys {
-            invocation.key(key);
-        }
-        for arg in args.iter().chain(wake.iter().flatten()) {
-            invocation.arg(arg);
-        }
-        let invocation = &invocation;
-        self.run(what, Budget::Write, bucket, |mut connection| async move {
-            invocation.invoke_async::<i64>(&mut connection).await
-        })
-        .await
-        .map(drop)
+/// One script run: `keys` in one bucket's slot, then `args`, then the wake channel and
+/// the bucket's number.
+fn invocation<'a>(
+    script: &'a Script,
+    keys: WriteKeys,
+    args: &[String],
+    wake: Option<[String; 2]>,
+) -> ScriptInvocation<'a> {
+    let mut invocation = script.prepare_invoke();
+    for key in keys {
+        invocation.key(key);
     }
+    for arg in args.iter().chain(wake.iter().flatten()) {
+        invocation.arg(arg);
+    }
+    invocation
 }
 
 /// Whole milliseconds, rounded up, at least one (`PX 0` is an error).

@@ -13,8 +13,11 @@ impl RedisCluster {
             .collect()
     }
 
-    /// Resets the statistics (`INFO commandstats`, `errorstats`) of every running node.
+    /// Resets the statistics (`INFO commandstats`, `errorstats`) of every running node,
+    /// once it has checked that no `CROSSSLOT` is among the errors it clears.
     pub fn reset_stats(&self) {
+        let errors = self.crossslot_errors();
+        assert!(errors.is_empty(), "CROSSSLOT seen before a reset: {errors:?}");
         for node in self.running() {
             node_command(node, &["CONFIG", "RESETSTAT"]);
         }

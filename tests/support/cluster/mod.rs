@@ -219,13 +219,16 @@ impl RedisCluster {
     /// A store on this cluster under `prefix`, with the test timeouts of
     /// [`RedisServer::store`](super::RedisServer::store).
     pub fn store(&self, prefix: &str) -> tower_jwt_revoke::store::RedisStore {
+        self.builder(prefix).build().expect("a valid store configuration")
+    }
+
+    /// The builder of [`store`](Self::store), for tests that configure more.
+    pub fn builder(&self, prefix: &str) -> tower_jwt_revoke::store::RedisStoreBuilder {
         tower_jwt_revoke::store::RedisStore::builder()
             .cluster_nodes(self.seeds())
             .prefix(prefix)
             .connect_timeout(Duration::from_millis(300))
             .command_timeout(Duration::from_millis(300))
-            .build()
-            .expect("a valid store configuration")
     }
 
     /// Waits until every replica has every write its master acknowledged, so that a

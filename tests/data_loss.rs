@@ -1,0 +1,334 @@
+//! Redis losing data, against a real redis-server (see tests/support): the stores notice
+//! (epoch markers, a change feed going backwards), say so in health, and mirrors write
+//! back what they hold.
+
+mod support;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tower_jwt_revoke::RevocationKey;
+use tower_jwt_revoke::store::{MirrorStore, RedisStore, RevocationQuery, RevocationStore};
+
+/// The mirrors' staleness bound in these tests: a loss must be noticed within it.
+const STALENESS_BOUND: Duration = Duration::from_secs(3);
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn token(n: usize) -> RevocationKey {
+    RevocationKey::token(None, &format!("lost-{n}"))
+}
+
+fn subject(n: usize) -> RevocationKey {
+    RevocationKey::subject(None, &format!("user-{n}"))
+}
+
+fn query(n: usize) -> RevocationQuery {
+    RevocationQuery {
+        token: token(n),
+        subject: Some(subject(n)),
+        session: Some(RevocationKey::session(None, "lost-session")),
+        issued_at: Some(now()),
+    }
+}
+
+/// What a replica refuses of the tokens the test revoked.
+#[derive(Debug, PartialEq, Eq)]
+struct Refused {
+    tokens: Vec<usize>,
+    session: bool,
+    subject_watermark: bool,
+    global_watermark: bool,
+}
+
+async fn refused(store: &impl RevocationStore) -> Option<Refused> {
+    let mut tokens = Vec::new();
+    let mut last = None;
+    for n in 0..TOKENS + 2 {
+        let mut ask = query(n);
+        ask.session = None;
+        let answer = store.lookup(&ask).await.ok()?;
+        if answer.token_revoked {
+            tokens.push(n);
+        }
+        last = Some(answer);
+    }
+    let session = store.lookup(&query(0)).await.ok()?.session_revoked;
+    let watermarked = store.lookup(&query(WATERMARKED)).await.ok()?;
+    Some(Refused {
+        tokens,
+        session,
+        subject_watermark: watermarked.subject_watermark.is_some(),
+        global_watermark: last.is_some_and(|answer| answer.global_watermark.is_some()),
+    })
+}
+
+const TOKENS: usize = 20;
+/// Revoked, then unrevoked through the crate (`unrevoke_token`).
+const UNREVOKED: usize = TOKENS;
+/// Revoked for a moment only: expired before Redis loses it.
+const EXPIRED: usize = TOKENS + 1;
+/// The subject whose tokens are revoked by a watermark.
+const WATERMARKED: usize = 100;
+
+/// Everything that should be refused, and nothing else.
+fn expected() -> Refused {
+    Refused {
+        tokens: (0..TOKENS).collect(),
+        session: true,
+        subject_watermark: true,
+        global_watermark: true,
+    }
+}
+
+async fn eventually(within: Duration, mut done: impl AsyncFnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if done().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}
+
+fn mirror(server: &support::RedisServer, prefix: &str, write_back: bool) -> MirrorStore {
+    MirrorStore::builder(server.store(prefix))
+        .staleness_bound(STALENESS_BOUND)
+        .write_back(write_back)
+        .start()
+}
+
+/// Two mirrored replicas hold every kind of revocation; then Redis, without
+/// persistence, restarts and forgets them all.
+async fn two_mirrors_then_a_restart(
+    server: &mut support::RedisServer,
+    prefix: &str,
+    write_back: bool,
+) -> (MirrorStore, MirrorStore) {
+    let (a, b) = (
+        mirror(server, prefix, write_back),
+        mirror(server, prefix, write_back),
+    );
+    a.wait_until_synced(Duration::from_secs(10)).await.unwrap();
+    b.wait_until_synced(Duration::from_secs(10)).await.unwrap();
+    revoke_everything(&a, &b).await;
+    // Let the stores see the epoch markers (created with the first writes) before the loss.
+    tokio::time::sleep(tower_jwt_revoke::store::LOSS_CHECK_INTERVAL * 3).await;
+    server.kill();
+    server.restart();
+    (a, b)
+}
+
+/// Records every kind of revocation through the two mirrors, and one unrevoked and one
+/// expired, then waits until both mirrors hold it all.
+async fn revoke_everything(a: &MirrorStore, b: &MirrorStore) {
+    let ttl = Duration::from_secs(600);
+    for n in 0..TOKENS {
+        let through = if n % 2 == 0 { a } else { b };
+        through
+            .revoke_token_of(&token(n), Some(&subject(n)), ttl)
+            .await
+            .unwrap();
+    }
+    b.revoke_session(&RevocationKey::session(None, "lost-session"), ttl)
+        .await
+        .unwrap();
+    a.raise_subject_watermark(&subject(WATERMARKED), now(), ttl)
+        .await
+        .unwrap();
+    // Long before any token of the test was issued: reported, refusing none of them.
+    a.raise_global_watermark(now() - 3600, ttl).await.unwrap();
+    a.revoke_token_of(&token(UNREVOKED), Some(&subject(UNREVOKED)), ttl)
+        .await
+        .unwrap();
+    assert!(a.redis().unrevoke_token(&token(UNREVOKED)).await.unwrap());
+    b.revoke_token_of(
+        &token(EXPIRED),
+        Some(&subject(EXPIRED)),
+        Duration::from_millis(1500),
+    )
+    .await
+    .unwrap();
+    for mirror in [a, b] {
+        let synced = eventually(Duration::from_secs(10), async || {
+            let mut all = refused(mirror).await;
+            if let Some(all) = &mut all {
+                all.tokens.retain(|&n| n != EXPIRED);
+            }
+            all == Some(expected())
+        })
+        .await;
+        assert!(synced.is_some(), "{:?}", refused(mirror).await);
+    }
+    // The short revocation expires (in Redis and in the mirrors) before the loss.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mirrors_notice_redis_restarted_empty_and_write_back_every_live_revocation() {
+    let mut server = redis_or_skip!(private);
+    let prefix = support::unique_prefix();
+    let (a, b) = two_mirrors_then_a_restart(&mut server, &prefix, true).await;
+    let noticed = eventually(STALENESS_BOUND, async || {
+        a.health().data_losses > 0 && b.health().data_losses > 0
+    })
+    .await;
+    let noticed = noticed.expect("both mirrors notice the loss within the staleness bound");
+    let health = RevocationStore::health(&a).await;
+    assert!(health.data_losses.is_some_and(|losses| losses > 0), "{health:?}");
+    let json = serde_json::to_string(&health).unwrap();
+    assert!(json.contains("\"data_losses\""), "{json}");
+
+    // Written back: Redis itself refuses them again, as a replica that reads Redis
+    // directly sees, and a mirror started after the restart.
+    let direct = server.store(&prefix);
+    let restored = eventually(Duration::from_secs(10), async || {
+        refused(&direct).await == Some(expected())
+    })
+    .await;
+    assert!(
+        restored.is_some(),
+        "every live revocation written back, and nothing else: {:?}",
+        refused(&direct).await
+    );
+    // The key layout, lost with the rest, is recorded again by the write-back.
+    let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
+    let layout: Option<String> = redis::cmd("GET")
+        .arg(direct.layout_key())
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(layout.as_deref(), Some("v2 buckets=16"));
+    let c = mirror(&server, &prefix, true);
+    c.wait_until_synced(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        refused(&c).await,
+        Some(expected()),
+        "a replica started after the loss"
+    );
+    // Each mirror wrote back what it held (the same records: they converged).
+    let written = a.health().written_back + b.health().written_back;
+    assert!(written >= 2 * (TOKENS as u64), "written back: {written}");
+    for old in [&a, &b] {
+        assert_eq!(refused(old).await, Some(expected()));
+    }
+    eprintln!(
+        "loss noticed {noticed:?} after the restart; written back in {:?} more; {written} records written",
+        restored.unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_write_back_a_mirror_notices_and_keeps_refusing_what_it_holds() {
+    let mut server = redis_or_skip!(private);
+    let prefix = support::unique_prefix();
+    let (a, _b) = two_mirrors_then_a_restart(&mut server, &prefix, false).await;
+    let noticed = eventually(STALENESS_BOUND, async || a.health().data_losses > 0).await;
+    assert!(noticed.is_some(), "the loss is noticed without write-back too");
+    // The mirror reloaded from Redis into its copy as it was: it still refuses all.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(refused(&a).await, Some(expected()));
+    assert_eq!(a.health().written_back, 0);
+    let direct = server.store(&prefix);
+    let lost = refused(&direct).await.unwrap();
+    assert!(lost.tokens.is_empty(), "nothing was written back: {lost:?}");
+}
+
+#[tokio::test]
+async fn a_store_notices_a_flush_and_says_so_in_health() {
+    let server = redis_or_skip!(private);
+    let store: RedisStore = server.store(&support::unique_prefix());
+    store
+        .revoke_token_of(&token(0), Some(&subject(0)), Duration::from_secs(60))
+        .await
+        .unwrap();
+    tokio::time::sleep(tower_jwt_revoke::store::LOSS_CHECK_INTERVAL * 3).await;
+    assert_eq!(store.data_loss().detected, 0, "no loss yet");
+    assert_eq!(store.health().await.data_losses, None);
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut server.client().get_multiplexed_async_connection().await.unwrap())
+        .await
+        .unwrap();
+    let noticed = eventually(Duration::from_secs(3), async || store.data_loss().detected > 0).await;
+    assert!(noticed.is_some(), "the flush is noticed");
+    assert_eq!(store.health().await.data_losses, Some(1));
+    assert!(store.data_loss().since_last.is_some());
+}
+
+/// A replica promoted without the latest write keeps the epoch marker (it was
+/// replicated long before), but its change feed is behind: the next event is numbered at
+/// or below one the mirror applied. The mirror notices, and writes back what is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mirror_notices_a_feed_gone_backwards_and_writes_back_the_lost_write() {
+    let server = redis_or_skip!(private);
+    let prefix = support::unique_prefix();
+    let a = mirror(&server, &prefix, true);
+    a.wait_until_synced(Duration::from_secs(10)).await.unwrap();
+    let ttl = Duration::from_secs(600);
+    for n in 0..3 {
+        a.revoke_token_of(&token(n), Some(&subject(7)), ttl)
+            .await
+            .unwrap();
+    }
+    let synced = eventually(Duration::from_secs(5), async || {
+        (0..3).all(|n| {
+            let mut ask = query(n);
+            ask.subject = Some(subject(7));
+            a.lookup_immediate(&ask)
+                .is_some_and(|answer| answer.token_revoked)
+        })
+    })
+    .await;
+    assert!(synced.is_some());
+    tokio::time::sleep(tower_jwt_revoke::store::LOSS_CHECK_INTERVAL * 3).await;
+
+    // What a promoted replica that missed the last write holds: no record, no event, the
+    // counter one lower; the epoch marker as it was.
+    let store = a.redis();
+    let bucket = store.bucket_for(&token(2), Some(&subject(7)));
+    let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
+    let last: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
+        .arg(store.feed_key(bucket))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let () = redis::pipe()
+        .cmd("DEL")
+        .arg(store.token_key(bucket, &token(2)))
+        .ignore()
+        .cmd("XDEL")
+        .arg(store.feed_key(bucket))
+        .arg(&last[0].0)
+        .ignore()
+        .cmd("DECR")
+        .arg(store.feed_seq_key(bucket))
+        .ignore()
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(a.health().data_losses, 0, "nothing noticed before the next write");
+    // The next write to that bucket reuses the number the mirror applied last.
+    let direct = server.store(&prefix);
+    direct
+        .revoke_token_of(&token(3), Some(&subject(7)), ttl)
+        .await
+        .unwrap();
+    let noticed = eventually(STALENESS_BOUND, async || a.health().data_losses > 0).await;
+    assert!(noticed.is_some(), "the feed going backwards is noticed");
+    let mut lost = query(2);
+    lost.subject = Some(subject(7));
+    let restored = eventually(Duration::from_secs(5), async || {
+        direct
+            .lookup(&lost)
+            .await
+            .is_ok_and(|answer| answer.token_revoked)
+    })
+    .await;
+    assert!(restored.is_some(), "the lost revocation is written back");
+}
