@@ -96,11 +96,18 @@ impl Shard {
     }
 }
 
+/// A shard on cache lines of its own (two: CPUs fetch lines in adjacent pairs), so a
+/// write to one shard's lock and map header does not take its neighbours' lines from
+/// the cores checking them.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Padded(RwLock<Shard>);
+
 /// The shards, and the clock their expiries count from.
 #[derive(Debug)]
 pub(super) struct Table {
     pub(super) epoch: Instant,
-    shards: Box<[RwLock<Shard>]>,
+    shards: Box<[Padded]>,
     /// How many subject watermarks each shard holds, readable without its lock: most
     /// shards hold none, and a check then skips the lock (half of a check's cost).
     /// Written under the shard's write lock, after the map changed.
@@ -116,7 +123,7 @@ impl Table {
     pub(super) fn new(epoch: Instant) -> Self {
         Self {
             epoch,
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            shards: (0..SHARDS).map(|_| Padded(RwLock::new(Shard::default()))).collect(),
             subject_counts: (0..SHARDS).map(|_| AtomicU32::new(0)).collect(),
             clock: AtomicU32::new(0),
         }
@@ -149,11 +156,11 @@ impl Table {
     }
 
     pub(super) fn read(&self, shard: usize) -> RwLockReadGuard<'_, Shard> {
-        self.shards[shard].read()
+        self.shards[shard].0.read()
     }
 
     pub(super) fn write(&self, shard: usize) -> RwLockWriteGuard<'_, Shard> {
-        self.shards[shard].write()
+        self.shards[shard].0.write()
     }
 
     /// Whether `shard` may hold a subject watermark (false: none, no lock needed).
