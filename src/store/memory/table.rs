@@ -123,7 +123,9 @@ impl Table {
     pub(super) fn new(epoch: Instant) -> Self {
         Self {
             epoch,
-            shards: (0..SHARDS).map(|_| Padded(RwLock::new(Shard::default()))).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Padded(RwLock::new(Shard::default())))
+                .collect(),
             subject_counts: (0..SHARDS).map(|_| AtomicU32::new(0)).collect(),
             clock: AtomicU32::new(0),
         }
