@@ -264,7 +264,12 @@ async fn a_store_notices_a_flush_and_says_so_in_health() {
 async fn a_mirror_notices_a_feed_gone_backwards_and_writes_back_the_lost_write() {
     let server = redis_or_skip!(private);
     let prefix = support::unique_prefix();
-    let a = mirror(&server, &prefix, true);
+    // The store's own watch would notice the counter going backwards first (see the
+    // next test); without it, what is tested here is the mirror's feed.
+    let a = MirrorStore::builder(server.builder(&prefix).detect_data_loss(false).build().unwrap())
+        .staleness_bound(STALENESS_BOUND)
+        .write_back(true)
+        .start();
     a.wait_until_synced(Duration::from_secs(10)).await.unwrap();
     let ttl = Duration::from_secs(600);
     for n in 0..3 {
@@ -331,4 +336,40 @@ async fn a_mirror_notices_a_feed_gone_backwards_and_writes_back_the_lost_write()
     })
     .await;
     assert!(restored.is_some(), "the lost revocation is written back");
+}
+
+/// A snapshot reloaded (or a replica promoted) without the latest write keeps the epoch
+/// marker, but its feed counter is lower than one the store saw: a store notices that
+/// by itself, with no mirror and before any new write.
+#[tokio::test]
+async fn a_store_notices_a_feed_counter_gone_backwards_without_a_new_write() {
+    let server = redis_or_skip!(private);
+    let store: RedisStore = server.store(&support::unique_prefix());
+    let ttl = Duration::from_secs(600);
+    for n in 0..2 {
+        store
+            .revoke_token_of(&token(n), Some(&subject(3)), ttl)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(tower_jwt_revoke::store::LOSS_CHECK_INTERVAL * 3).await;
+    assert_eq!(store.data_loss().detected, 0, "no loss yet");
+
+    // The last write undone, the marker kept.
+    let bucket = store.bucket_for(&token(1), Some(&subject(3)));
+    let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
+    let () = redis::pipe()
+        .cmd("DEL")
+        .arg(store.token_key(bucket, &token(1)))
+        .ignore()
+        .cmd("DECR")
+        .arg(store.feed_seq_key(bucket))
+        .ignore()
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let noticed = eventually(Duration::from_secs(3), async || store.data_loss().detected > 0).await;
+    assert!(noticed.is_some(), "the counter going backwards is noticed");
+    assert_eq!(store.data_loss().detected, 1, "once");
+    assert_eq!(store.health().await.data_losses, Some(1));
 }

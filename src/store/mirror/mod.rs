@@ -296,8 +296,11 @@ impl RevocationStore for MirrorStore {
     }
 
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.shared.redis.revoke_token(token, ttl).await?;
-        self.shared.local().revoke_token(token, ttl).await
+        let written = self.shared.redis.revoke_token(token, ttl).await;
+        if in_redis(&written) {
+            self.shared.local().revoke_token(token, ttl).await?;
+        }
+        written
     }
 
     async fn revoke_token_of(
@@ -306,13 +309,19 @@ impl RevocationStore for MirrorStore {
         subject: Option<&RevocationKey>,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.shared.redis.revoke_token_of(token, subject, ttl).await?;
-        self.shared.local().revoke_token(token, ttl).await
+        let written = self.shared.redis.revoke_token_of(token, subject, ttl).await;
+        if in_redis(&written) {
+            self.shared.local().revoke_token(token, ttl).await?;
+        }
+        written
     }
 
     async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.shared.redis.revoke_session(session, ttl).await?;
-        self.shared.local().revoke_session(session, ttl).await
+        let written = self.shared.redis.revoke_session(session, ttl).await;
+        if in_redis(&written) {
+            self.shared.local().revoke_session(session, ttl).await?;
+        }
+        written
     }
 
     async fn raise_subject_watermark(
@@ -321,24 +330,35 @@ impl RevocationStore for MirrorStore {
         issued_until: u64,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.shared
+        let written = self
+            .shared
             .redis
             .raise_subject_watermark(subject, issued_until, ttl)
-            .await?;
-        self.shared
-            .local()
-            .raise_subject_watermark(subject, issued_until, ttl)
-            .await
+            .await;
+        if in_redis(&written) {
+            self.shared
+                .local()
+                .raise_subject_watermark(subject, issued_until, ttl)
+                .await?;
+        }
+        written
     }
 
     async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
-        self.shared
-            .redis
-            .raise_global_watermark(issued_until, ttl)
-            .await?;
-        self.shared
-            .local()
-            .raise_global_watermark(issued_until, ttl)
-            .await
+        let written = self.shared.redis.raise_global_watermark(issued_until, ttl).await;
+        if in_redis(&written) {
+            self.shared
+                .local()
+                .raise_global_watermark(issued_until, ttl)
+                .await?;
+        }
+        written
     }
+}
+
+/// Whether a write reached Redis: it did, or it did without the confirmation asked for
+/// (applied, but not known durable). Either way the local copy records it too, so this
+/// replica refuses what it just revoked; the caller still gets the error.
+fn in_redis(written: &Result<(), StoreError>) -> bool {
+    written.as_ref().is_ok() || written.as_ref().is_err_and(StoreError::is_unacknowledged)
 }

@@ -9,9 +9,12 @@
 //! store that never saw a bucket's marker (it started after the loss) adopts the one it
 //! finds: it has nothing to compare.
 //!
-//! The epoch catches what is lost whole. A replica promoted with only the *latest*
-//! writes missing keeps the epoch; a [`MirrorStore`](crate::store::MirrorStore) notices
-//! that from its change feed instead (the sequence number going backwards).
+//! The epoch catches what is lost whole. A snapshot reloaded, or a replica promoted,
+//! with only the *latest* writes missing keeps the epoch, but not the bucket's feed
+//! counter: the same script reads it, and a counter lower than one seen before under the
+//! same marker is a loss too (counters only ever grow). A
+//! [`MirrorStore`](crate::store::MirrorStore) also notices it from its change feed (an
+//! event numbered at or below one it applied).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,7 +51,7 @@ pub struct DataLoss {
 /// The epoch markers a store knows, and what it noticed.
 pub(super) struct LossWatch {
     script: Script,
-    known: Mutex<Vec<Option<String>>>,
+    known: Mutex<Vec<Known>>,
     detected: AtomicU64,
     written_back: AtomicU64,
     last: Mutex<Option<Instant>>,
@@ -60,7 +63,7 @@ impl LossWatch {
     pub(super) fn new(buckets: u32) -> Self {
         Self {
             script: Script::new(EPOCH),
-            known: Mutex::new(vec![None; usize::try_from(buckets).unwrap_or(1)]),
+            known: Mutex::new(vec![Known::default(); usize::try_from(buckets).unwrap_or(1)]),
             detected: AtomicU64::new(0),
             written_back: AtomicU64::new(0),
             last: Mutex::new(None),
@@ -76,15 +79,18 @@ impl LossWatch {
         }
     }
 
-    /// Compares what Redis answered for `bucket` (`None`: no marker, the bucket holds
-    /// nothing) with what was known; answers whether that is a loss.
-    fn compare(&self, bucket: u32, epoch: Option<String>) -> bool {
+    /// Compares what Redis answered for `bucket` (`epoch` `None`: no marker, the bucket
+    /// holds nothing; `seq`: its feed counter) with what was known; answers whether
+    /// that is a loss: the marker went missing or changed, or the counter went
+    /// backwards under the same marker (counters only ever grow).
+    fn compare(&self, bucket: u32, epoch: Option<String>, seq: u64) -> bool {
         let mut known = lock(&self.known);
         let Some(slot) = known.get_mut(usize::try_from(bucket).unwrap_or(usize::MAX)) else {
             return false;
         };
-        let lost = slot.is_some() && *slot != epoch;
-        *slot = epoch;
+        let lost = slot.epoch.is_some() && (slot.epoch != epoch || seq < slot.seq);
+        slot.seq = if lost { seq } else { slot.seq.max(seq) };
+        slot.epoch = epoch;
         lost
     }
 
@@ -106,6 +112,14 @@ impl LossWatch {
              a copy write it back"
         );
     }
+}
+
+/// What a store last saw of a bucket: its epoch marker, and the highest feed counter
+/// under it.
+#[derive(Debug, Clone, Default)]
+struct Known {
+    epoch: Option<String>,
+    seq: u64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -143,7 +157,16 @@ impl RedisStore {
     /// Notes a loss a mirror found in the change feed (a sequence number that went
     /// backwards).
     pub(crate) fn report_loss(&self, buckets: &[u32], why: &'static str) {
-        self.shared.loss.lost(buckets, "mirror", self.prefix(), why);
+        self.note_loss(buckets, "mirror", why);
+    }
+
+    /// Notes a loss of `buckets`; the key layout went with the data, so the next write
+    /// records it again.
+    fn note_loss(&self, buckets: &[u32], store: &'static str, why: &'static str) {
+        if !buckets.is_empty() {
+            self.shared.layout_recorded.store(false, Ordering::Relaxed);
+        }
+        self.shared.loss.lost(buckets, store, self.prefix(), why);
     }
 
     /// Counts revocations a mirror wrote back.
@@ -162,7 +185,7 @@ impl RedisStore {
             invocation.key(schema.epoch(bucket)).key(schema.feed_seq(bucket));
             async move {
                 let invocation = &invocation;
-                let epoch: Option<String> = self
+                let (epoch, seq): (Option<String>, Option<u64>) = self
                     .run(
                         "Redis epoch check failed",
                         Budget::Check,
@@ -170,30 +193,25 @@ impl RedisStore {
                         |mut connection| async move { invocation.invoke_async(&mut connection).await },
                     )
                     .await?;
-                Ok::<_, crate::store::StoreError>((bucket, epoch))
+                Ok::<_, crate::store::StoreError>((bucket, epoch, seq.unwrap_or(0)))
             }
         });
         let mut lost = Vec::new();
         let mut failed = None;
         for read in join_all(reads).await {
             match read {
-                Ok((bucket, epoch)) => {
-                    if watch.compare(bucket, epoch) {
+                Ok((bucket, epoch, seq)) => {
+                    if watch.compare(bucket, epoch, seq) {
                         lost.push(bucket);
                     }
                 }
                 Err(error) => failed = Some(error),
             }
         }
-        if !lost.is_empty() {
-            // The key layout went with the data: record it again with the next write.
-            self.shared.layout_recorded.store(false, Ordering::Relaxed);
-        }
-        watch.lost(
+        self.note_loss(
             &lost,
             "redis",
-            self.prefix(),
-            "an epoch marker went missing or changed",
+            "an epoch marker went missing or changed, or a feed counter went backwards",
         );
         failed.map_or(Ok(()), Err)
     }
