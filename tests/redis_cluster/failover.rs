@@ -348,11 +348,15 @@ async fn a_whole_cluster_outage_fails_closed_or_open_and_recovers_without_a_rest
             "the cluster did not come back"
         );
     });
+    // Recovery comes by itself, without a restart of the store; how fast is printed,
+    // not asserted (the bound only keeps a stuck store from hanging the suite: under
+    // CI's load, with the other clusters' tests running beside it, it once took over
+    // 10 s).
     let back = Instant::now();
     while status_with(&closed, &valid).await != StatusCode::OK {
         assert!(
-            back.elapsed() < Duration::from_secs(10),
-            "not answered again within 10 s"
+            back.elapsed() < Duration::from_secs(45),
+            "not answered again within 45 s"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
