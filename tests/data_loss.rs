@@ -291,32 +291,7 @@ async fn a_mirror_notices_a_feed_gone_backwards_and_writes_back_the_lost_write()
 
     // What a promoted replica that missed the last write holds: no record, no event, the
     // counter one lower; the epoch marker as it was.
-    let store = a.redis();
-    let bucket = store.bucket_for(&token(2), Some(&subject(7)));
-    let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
-    let last: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
-        .arg(store.feed_key(bucket))
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(1)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let () = redis::pipe()
-        .cmd("DEL")
-        .arg(store.token_key(bucket, &token(2)))
-        .ignore()
-        .cmd("XDEL")
-        .arg(store.feed_key(bucket))
-        .arg(&last[0].0)
-        .ignore()
-        .cmd("DECR")
-        .arg(store.feed_seq_key(bucket))
-        .ignore()
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    undo_last_write(&server, a.redis(), &token(2), &subject(7)).await;
     assert_eq!(a.health().data_losses, 0, "nothing noticed before the next write");
     // The next write to that bucket reuses the number the mirror applied last.
     let direct = server.store(&prefix);
@@ -356,11 +331,40 @@ async fn a_store_notices_a_feed_counter_gone_backwards_without_a_new_write() {
     assert_eq!(store.data_loss().detected, 0, "no loss yet");
 
     // The last write undone, the marker kept.
-    let bucket = store.bucket_for(&token(1), Some(&subject(3)));
+    undo_last_write(&server, &store, &token(1), &subject(3)).await;
+    let noticed = eventually(Duration::from_secs(3), async || store.data_loss().detected > 0).await;
+    assert!(noticed.is_some(), "the counter going backwards is noticed");
+    assert_eq!(store.data_loss().detected, 1, "once");
+    assert_eq!(store.health().await.data_losses, Some(1));
+}
+
+/// What a promoted replica (or a reloaded snapshot) that missed the last write to the
+/// bucket of `token` holds: no record, no event, the counter one lower; the epoch marker
+/// as it was.
+async fn undo_last_write(
+    server: &support::RedisServer,
+    store: &RedisStore,
+    token: &RevocationKey,
+    subject: &RevocationKey,
+) {
+    let bucket = store.bucket_for(token, Some(subject));
     let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
+    let last: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
+        .arg(store.feed_key(bucket))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     let () = redis::pipe()
         .cmd("DEL")
-        .arg(store.token_key(bucket, &token(1)))
+        .arg(store.token_key(bucket, token))
+        .ignore()
+        .cmd("XDEL")
+        .arg(store.feed_key(bucket))
+        .arg(&last[0].0)
         .ignore()
         .cmd("DECR")
         .arg(store.feed_seq_key(bucket))
@@ -368,8 +372,4 @@ async fn a_store_notices_a_feed_counter_gone_backwards_without_a_new_write() {
         .query_async(&mut redis)
         .await
         .unwrap();
-    let noticed = eventually(Duration::from_secs(3), async || store.data_loss().detected > 0).await;
-    assert!(noticed.is_some(), "the counter going backwards is noticed");
-    assert_eq!(store.data_loss().detected, 1, "once");
-    assert_eq!(store.health().await.data_losses, Some(1));
 }
