@@ -13,12 +13,17 @@ use super::{BATCH, Shared};
 use crate::key::RevocationKey;
 use crate::store::StoreError;
 use crate::store::memory::InMemoryStore;
-use crate::store::redis::scan::{Scanned, bounded, read_keys, scan_step};
+use super::records::{self, Found, Read};
+use crate::store::redis::scan::{bounded, scan_step};
 use crate::store::redis::{Conn, Kind};
 
 /// How long the mirror keeps a record that has no TTL in Redis (a foreign writer's
 /// mistake): a year, reviewed at every reload.
 const KEY_WITHOUT_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// How many keys one `SCAN` step of a load brings at most: larger than [`BATCH`] (for
+/// feeds) so each bucket's script call reads more records.
+const LOAD_BATCH: usize = 4 * BATCH;
 
 /// Reads the feed position a load starts from (see the script).
 pub(super) const POSITION: &str = include_str!("position.lua");
@@ -147,22 +152,40 @@ impl Shared {
         let masters = bounded(timeout, connection.masters()).await?;
         for node in &masters {
             for pattern in patterns {
-                let mut cursor = 0u64;
+                let mut page = scan_step(connection, node, 0, pattern, LOAD_BATCH, timeout).await?;
                 loop {
-                    let (next, keys) = scan_step(connection, node, cursor, pattern, BATCH, timeout).await?;
-                    let keys: Vec<String> =
-                        keys.into_iter().filter(|key| self.parse(key).is_some()).collect();
-                    for scanned in read_keys(connection, node, keys, timeout).await? {
-                        self.apply_scanned(scanned, into).await;
+                    let (next, keys) = page;
+                    let found: Vec<Found> = keys.into_iter().filter_map(|key| self.found(key)).collect();
+                    // The next step is asked for while this one's records are read:
+                    // the server is busy with one while the other's answer travels.
+                    let mut scanner = connection.clone();
+                    let step = async {
+                        match next {
+                            0 => Ok(None),
+                            next => scan_step(&mut scanner, node, next, pattern, LOAD_BATCH, timeout)
+                                .await
+                                .map(Some),
+                        }
+                    };
+                    let read = records::read(connection, &self.records_script, found, timeout);
+                    let (step, read) = futures_util::future::join(step, read).await;
+                    for record in read? {
+                        self.apply_read(record, into).await;
                     }
-                    cursor = next;
-                    if cursor == 0 {
-                        break;
+                    match step? {
+                        Some(next_page) => page = next_page,
+                        None => break,
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// A record key parsed, in either schema; `None` for other keys.
+    fn found(&self, key: String) -> Option<Found> {
+        let (kind, hash, bucket) = self.parse(&key)?;
+        Some(Found { key, kind, hash, bucket })
     }
 
     /// The kind and hash of a record key, in either schema; `None` for other keys.
@@ -178,12 +201,10 @@ impl Shared {
         }
     }
 
-    /// Records what a scan read, for as long as Redis keeps it.
-    async fn apply_scanned(&self, scanned: Scanned, into: &InMemoryStore) {
-        let Some((kind, hash, bucket)) = self.parse(&scanned.key) else {
-            return;
-        };
-        let ttl = match scanned.pttl_ms {
+    /// Records what a load read, for as long as Redis keeps it.
+    async fn apply_read(&self, read: Read, into: &InMemoryStore) {
+        let Found { kind, hash, bucket, .. } = read.found;
+        let ttl = match read.pttl_ms {
             // No TTL: a writer broke the schema. Redis refuses the token for as long
             // as the key exists, so the mirror must too.
             -1 => {
@@ -195,7 +216,7 @@ impl Shared {
             }
             ms => u64::try_from(ms).ok().map(Duration::from_millis),
         };
-        if let (Some(value), Some(ttl)) = (scanned.value, ttl) {
+        if let (Some(value), Some(ttl)) = (read.value, ttl) {
             apply(into, kind, &hash, &value, ttl).await;
             // v1 keys are not written back: the v2 copy of the write is.
             if let (Some(ledger), Some(bucket), Ok(value)) = (&self.ledger, bucket, value.parse()) {

@@ -19,6 +19,7 @@ mod follow;
 mod health;
 mod ledger;
 mod load;
+mod records;
 mod wake;
 mod write_back;
 
@@ -104,6 +105,8 @@ struct Shared {
     staleness_bound_ns: u64,
     progress: Mutex<Progress>,
     position_script: Script,
+    /// Reads the records a load's `SCAN` found (`records.lua`).
+    records_script: Script,
     /// Every live record in full, for writing back what Redis loses; `None` with
     /// write-back off.
     ledger: Option<Arc<Ledger>>,
@@ -161,6 +164,7 @@ impl MirrorStoreBuilder {
             staleness_bound_ns: u64::try_from(self.staleness_bound.as_nanos()).unwrap_or(u64::MAX),
             progress: Mutex::new(Progress::default()),
             position_script: Script::new(load::POSITION),
+            records_script: Script::new(records::RECORDS),
             ledger: self.write_back.then(Arc::default),
         });
         tokio::spawn(follow(Arc::downgrade(&shared)));
