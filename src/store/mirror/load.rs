@@ -1,19 +1,21 @@
 //! Loading: every live record of some feeds' buckets, read with `SCAN` on every master,
 //! and the position in each feed to follow from, noted before the scan.
 
+use std::collections::VecDeque;
 use std::sync::PoisonError;
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use tokio::task::JoinHandle;
 
 use super::event::apply;
 use super::feeds::{Cursor, Feeds};
 use super::ledger::now_ms;
+use super::records::{self, Found, Read};
 use super::{BATCH, Shared};
 use crate::key::RevocationKey;
 use crate::store::StoreError;
 use crate::store::memory::InMemoryStore;
-use super::records::{self, Found, Read};
 use crate::store::redis::scan::{bounded, scan_step};
 use crate::store::redis::{Conn, Kind};
 
@@ -24,6 +26,12 @@ const KEY_WITHOUT_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// How many keys one `SCAN` step of a load brings at most: larger than [`BATCH`] (for
 /// feeds) so each bucket's script call reads more records.
 const LOAD_BATCH: usize = 4 * BATCH;
+
+/// How many steps' reads a load keeps running while it applies an older one's.
+const READS_IN_FLIGHT: usize = 2;
+
+/// What one step's read answers.
+type ReadResult = Result<Vec<Read>, StoreError>;
 
 /// Reads the feed position a load starts from (see the script).
 pub(super) const POSITION: &str = include_str!("position.lua");
@@ -152,32 +160,49 @@ impl Shared {
         let masters = bounded(timeout, connection.masters()).await?;
         for node in &masters {
             for pattern in patterns {
-                let mut page = scan_step(connection, node, 0, pattern, LOAD_BATCH, timeout).await?;
+                // The `SCAN` steps follow one another; each step's records are read
+                // as soon as it answers, by a task of its own, and applied here while
+                // the next steps and reads run on the server.
+                let mut reads = VecDeque::new();
+                let mut cursor = 0u64;
                 loop {
-                    let (next, keys) = page;
+                    let (next, keys) =
+                        scan_step(connection, node, cursor, pattern, LOAD_BATCH, timeout).await?;
                     let found: Vec<Found> = keys.into_iter().filter_map(|key| self.found(key)).collect();
-                    // The next step is asked for while this one's records are read:
-                    // the server is busy with one while the other's answer travels.
-                    let mut scanner = connection.clone();
-                    let step = async {
-                        match next {
-                            0 => Ok(None),
-                            next => scan_step(&mut scanner, node, next, pattern, LOAD_BATCH, timeout)
-                                .await
-                                .map(Some),
-                        }
-                    };
-                    let read = records::read(connection, &self.records_script, found, timeout);
-                    let (step, read) = futures_util::future::join(step, read).await;
-                    for record in read? {
-                        self.apply_read(record, into).await;
+                    let (connection, script) = (connection.clone(), self.records_script.clone());
+                    reads.push_back(tokio::spawn(async move {
+                        records::read(&connection, &script, found, timeout).await
+                    }));
+                    if reads.len() > READS_IN_FLIGHT {
+                        self.apply_next(&mut reads, into).await?;
                     }
-                    match step? {
-                        Some(next_page) => page = next_page,
-                        None => break,
+                    cursor = next;
+                    if cursor == 0 {
+                        break;
                     }
                 }
+                while !reads.is_empty() {
+                    self.apply_next(&mut reads, into).await?;
+                }
             }
+        }
+        Ok(())
+    }
+
+    /// Applies the oldest read of `reads` once it is done.
+    async fn apply_next(
+        &self,
+        reads: &mut VecDeque<JoinHandle<ReadResult>>,
+        into: &InMemoryStore,
+    ) -> Result<(), StoreError> {
+        let Some(read) = reads.pop_front() else {
+            return Ok(());
+        };
+        let read = read
+            .await
+            .map_err(|e| StoreError::new("a load's read did not finish", e))??;
+        for record in read {
+            self.apply_read(record, into).await;
         }
         Ok(())
     }
@@ -185,7 +210,12 @@ impl Shared {
     /// A record key parsed, in either schema; `None` for other keys.
     fn found(&self, key: String) -> Option<Found> {
         let (kind, hash, bucket) = self.parse(&key)?;
-        Some(Found { key, kind, hash, bucket })
+        Some(Found {
+            key,
+            kind,
+            hash,
+            bucket,
+        })
     }
 
     /// The kind and hash of a record key, in either schema; `None` for other keys.
@@ -203,7 +233,9 @@ impl Shared {
 
     /// Records what a load read, for as long as Redis keeps it.
     async fn apply_read(&self, read: Read, into: &InMemoryStore) {
-        let Found { kind, hash, bucket, .. } = read.found;
+        let Found {
+            kind, hash, bucket, ..
+        } = read.found;
         let ttl = match read.pttl_ms {
             // No TTL: a writer broke the schema. Redis refuses the token for as long
             // as the key exists, so the mirror must too.

@@ -90,7 +90,11 @@ async fn read_group(
         } else {
             (pttl_ms != -2).then(|| "1".to_owned())
         };
-        read.push(Read { found, value, pttl_ms });
+        read.push(Read {
+            found,
+            value,
+            pttl_ms,
+        });
     }
     Ok(read)
 }
