@@ -169,9 +169,10 @@ impl Shared {
                     let (next, keys) =
                         scan_step(connection, node, cursor, pattern, LOAD_BATCH, timeout).await?;
                     let found: Vec<Found> = keys.into_iter().filter_map(|key| self.found(key)).collect();
-                    let (connection, script) = (connection.clone(), self.records_script.clone());
+                    let (connection, node, script) =
+                        (connection.clone(), node.clone(), self.records_script.clone());
                     reads.push_back(tokio::spawn(async move {
-                        records::read(&connection, &script, found, timeout).await
+                        records::read(&connection, &node, &script, found, timeout).await
                     }));
                     if reads.len() > READS_IN_FLIGHT {
                         self.apply_next(&mut reads, into).await?;

@@ -9,8 +9,8 @@ use futures_util::future::join_all;
 
 use crate::key::RevocationKey;
 use crate::store::StoreError;
-use crate::store::redis::scan::bounded;
-use crate::store::redis::{Conn, Kind};
+use crate::store::redis::scan::{Scanned, bounded, read_keys};
+use crate::store::redis::{Conn, Kind, Node};
 
 /// The script; see its top.
 pub(super) const RECORDS: &str = include_str!("records.lua");
@@ -34,15 +34,20 @@ pub(super) struct Read {
 
 /// Reads `found` (one `SCAN` step's records), one script call per bucket, all at once.
 /// Each call is routed by its keys' slot, so a key whose slot moved meanwhile is read
-/// where the cluster keeps it now (`MOVED` is followed).
+/// where the cluster keeps it now (`MOVED` is followed). v1 keys (a transition) have no
+/// hash tag, so no script may read several: they are read key by key on `node`, as
+/// before, which costs only during a transition.
 pub(super) async fn read(
     connection: &Conn,
+    node: &Node,
     script: &Script,
     found: Vec<Found>,
     timeout: Duration,
 ) -> Result<Vec<Read>, StoreError> {
+    let (v2, v1): (Vec<Found>, Vec<Found>) = found.into_iter().partition(|record| record.bucket.is_some());
+    let mut read = read_v1(connection.clone(), node, v1, timeout).await?;
     let mut groups: Vec<(Option<u32>, Vec<Found>)> = Vec::new();
-    for record in found {
+    for record in v2 {
         match groups.iter_mut().find(|(bucket, _)| *bucket == record.bucket) {
             Some((_, group)) => group.push(record),
             None => groups.push((record.bucket, vec![record])),
@@ -51,9 +56,35 @@ pub(super) async fn read(
     let reads = groups
         .into_iter()
         .map(|(_, group)| read_group(connection.clone(), script, group, timeout));
-    let mut read = Vec::new();
     for group in join_all(reads).await {
         read.extend(group?);
+    }
+    Ok(read)
+}
+
+/// v1 keys, each with a `GET` and a `PTTL` (see [`read_keys`]).
+async fn read_v1(
+    mut connection: Conn,
+    node: &Node,
+    v1: Vec<Found>,
+    timeout: Duration,
+) -> Result<Vec<Read>, StoreError> {
+    if v1.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys = v1.iter().map(|record| record.key.clone()).collect();
+    let scanned = read_keys(&mut connection, node, keys, timeout).await?;
+    // `read_keys` answers in order, leaving out only keys it could not read at all.
+    let mut read = Vec::with_capacity(scanned.len());
+    let mut v1 = v1.into_iter();
+    for Scanned { key, value, pttl_ms } in scanned {
+        if let Some(found) = v1.by_ref().find(|record| record.key == key) {
+            read.push(Read {
+                found,
+                value,
+                pttl_ms,
+            });
+        }
     }
     Ok(read)
 }
