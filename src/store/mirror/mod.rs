@@ -42,7 +42,8 @@ const BATCH: usize = 1000;
 ///
 /// The revocation set is small (only tokens revoked within their lifetime), so each
 /// replica can hold all of it. The mirror loads it at start (`SCAN` of the prefix on
-/// every master, with the remaining TTLs), then follows the change feeds every
+/// every master, each step's records read by one script per bucket with their
+/// remaining TTLs), then follows the change feeds every
 /// [`RedisStore`] write appends to (one per bucket), each from the position noted
 /// *before* the load, so nothing written meanwhile is missed. Events are idempotent and
 /// numbered per feed; a gap in one feed (trimmed while the mirror was away) reloads that
