@@ -33,6 +33,18 @@ const READS_IN_FLIGHT: usize = 2;
 /// What one step's read answers.
 type ReadResult = Result<Vec<Read>, StoreError>;
 
+/// The reads of a load under way, oldest first; those left when a load fails are
+/// stopped rather than left to run out their timeout.
+struct InFlight(VecDeque<JoinHandle<ReadResult>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        for read in &self.0 {
+            read.abort();
+        }
+    }
+}
+
 /// Reads the feed position a load starts from (see the script).
 pub(super) const POSITION: &str = include_str!("position.lua");
 
@@ -163,7 +175,7 @@ impl Shared {
                 // The `SCAN` steps follow one another; each step's records are read
                 // as soon as it answers, by a task of its own, and applied here while
                 // the next steps and reads run on the server.
-                let mut reads = VecDeque::new();
+                let mut reads = InFlight(VecDeque::new());
                 let mut cursor = 0u64;
                 loop {
                     let (next, keys) =
@@ -171,10 +183,10 @@ impl Shared {
                     let found: Vec<Found> = keys.into_iter().filter_map(|key| self.found(key)).collect();
                     let (connection, node, script) =
                         (connection.clone(), node.clone(), self.records_script.clone());
-                    reads.push_back(tokio::spawn(async move {
+                    reads.0.push_back(tokio::spawn(async move {
                         records::read(&connection, &node, &script, found, timeout).await
                     }));
-                    if reads.len() > READS_IN_FLIGHT {
+                    if reads.0.len() > READS_IN_FLIGHT {
                         self.apply_next(&mut reads, into).await?;
                     }
                     cursor = next;
@@ -182,7 +194,7 @@ impl Shared {
                         break;
                     }
                 }
-                while !reads.is_empty() {
+                while !reads.0.is_empty() {
                     self.apply_next(&mut reads, into).await?;
                 }
             }
@@ -191,12 +203,8 @@ impl Shared {
     }
 
     /// Applies the oldest read of `reads` once it is done.
-    async fn apply_next(
-        &self,
-        reads: &mut VecDeque<JoinHandle<ReadResult>>,
-        into: &InMemoryStore,
-    ) -> Result<(), StoreError> {
-        let Some(read) = reads.pop_front() else {
+    async fn apply_next(&self, reads: &mut InFlight, into: &InMemoryStore) -> Result<(), StoreError> {
+        let Some(read) = reads.0.pop_front() else {
             return Ok(());
         };
         let read = read

@@ -20,7 +20,7 @@ pub(super) struct Found {
     pub(super) key: String,
     pub(super) kind: Kind,
     pub(super) hash: RevocationKey,
-    /// The v2 bucket; `None` for a v1 key (all of them share one slot).
+    /// The v2 bucket; `None` for a v1 key (untagged: each in a slot of its own).
     pub(super) bucket: Option<u32>,
 }
 
