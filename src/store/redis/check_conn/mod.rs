@@ -301,7 +301,9 @@ impl Future for Pending {
         self.core.release(slot);
         self.slot = None;
         Poll::Ready(answer.map_err(|failure| match failure {
-            Failure::Refused(text) => RedisError::from((ErrorKind::Extension, "Redis refused the check", text)),
+            Failure::Refused(text) => {
+                RedisError::from((ErrorKind::Extension, "Redis refused the check", text))
+            }
             Failure::Dead(why) => dead(why),
         }))
     }

@@ -59,7 +59,10 @@ fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Field {
     Nil,
-    Short { len: u8, bytes: [u8; MAX_VALUE] },
+    Short {
+        len: u8,
+        bytes: [u8; MAX_VALUE],
+    },
     /// Longer than [`MAX_VALUE`]: its presence is all that is kept.
     Long,
 }
@@ -75,11 +78,13 @@ impl Values {
     /// Each value: `None` for a key that is not there, else its bytes (a value too long
     /// to keep reads as `-`, which is present and not a number).
     pub(crate) fn iter(&self) -> impl Iterator<Item = Option<&[u8]>> {
-        self.fields[..usize::from(self.count)].iter().map(|field| match field {
-            Field::Nil => None,
-            Field::Short { len, bytes } => Some(&bytes[..usize::from(*len)]),
-            Field::Long => Some(&b"-"[..]),
-        })
+        self.fields[..usize::from(self.count)]
+            .iter()
+            .map(|field| match field {
+                Field::Nil => None,
+                Field::Short { len, bytes } => Some(&bytes[..usize::from(*len)]),
+                Field::Long => Some(&b"-"[..]),
+            })
     }
 }
 
@@ -146,8 +151,11 @@ pub(crate) fn parse(buffer: &[u8]) -> Result<Parsed, ProtocolError> {
                 match head.split_first() {
                     Some((b'$', b"-1")) => *field = Field::Nil,
                     Some((b'$', len)) => {
-                        let len = number(len).ok_or(ProtocolError("Redis sent a string of no known length"))?;
-                        let end = at.checked_add(len).ok_or(ProtocolError("Redis sent an endless string"))?;
+                        let len =
+                            number(len).ok_or(ProtocolError("Redis sent a string of no known length"))?;
+                        let end = at
+                            .checked_add(len)
+                            .ok_or(ProtocolError("Redis sent an endless string"))?;
                         let Some(with_crlf) = buffer.get(at..end.saturating_add(2)) else {
                             return Ok(Parsed::Incomplete);
                         };
@@ -157,12 +165,18 @@ pub(crate) fn parse(buffer: &[u8]) -> Result<Parsed, ProtocolError> {
                         *field = short(&with_crlf[..len]);
                         at = end + 2;
                     }
-                    _ => return Err(ProtocolError("Redis answered a check with something other than strings")),
+                    _ => {
+                        return Err(ProtocolError(
+                            "Redis answered a check with something other than strings",
+                        ));
+                    }
                 }
             }
             Ok(Parsed::Reply(Reply::Values(values), at))
         }
-        _ => Err(ProtocolError("Redis answered a check with neither a list nor an error")),
+        _ => Err(ProtocolError(
+            "Redis answered a check with neither a list nor an error",
+        )),
     }
 }
 
@@ -185,7 +199,9 @@ fn line(buffer: &[u8], from: usize) -> Result<Option<(&[u8], usize)>, ProtocolEr
     match rest.windows(2).position(|pair| pair == b"\r\n") {
         Some(end) if end <= MAX_LINE => Ok(Some((&rest[..end], from + end + 2))),
         Some(_) => Err(ProtocolError("Redis sent a line too long for a reply to a check")),
-        None if rest.len() > MAX_LINE => Err(ProtocolError("Redis sent a line too long for a reply to a check")),
+        None if rest.len() > MAX_LINE => {
+            Err(ProtocolError("Redis sent a line too long for a reply to a check"))
+        }
         None => Ok(None),
     }
 }
@@ -244,7 +260,10 @@ mod tests {
         assert_eq!(used, reply.len());
         assert_eq!(
             parse(&two[used..]),
-            Ok(Parsed::Reply(Reply::Error("LOADING Redis is loading".into()), two.len() - used))
+            Ok(Parsed::Reply(
+                Reply::Error("LOADING Redis is loading".into()),
+                two.len() - used
+            ))
         );
     }
 
