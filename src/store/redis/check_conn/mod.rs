@@ -329,3 +329,6 @@ impl Drop for Pending {
 fn dead(why: &'static str) -> RedisError {
     RedisError::from(std::io::Error::new(std::io::ErrorKind::ConnectionReset, why))
 }
+
+#[cfg(test)]
+mod tests;
