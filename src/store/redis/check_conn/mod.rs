@@ -33,8 +33,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-pub(crate) use self::resp::{MAX_VALUES, Values, push_array_len, push_bulk};
 use self::resp::{Parsed, Reply};
+pub(crate) use self::resp::{Values, push_array_len, push_bulk};
 pub(crate) use self::target::Target;
 
 /// How many checks may wait on one connection at once; one more goes through the
@@ -150,6 +150,7 @@ impl CheckConnection {
     }
 
     /// Whether the connection died (its checks fail; the store replaces it).
+    #[cfg(test)]
     pub(crate) fn is_dead(&self) -> bool {
         self.handle.core.lock_queue().dead.is_some()
     }

@@ -97,6 +97,7 @@ impl fmt::Debug for Values {
 }
 
 /// What Redis answered one command with.
+#[allow(clippy::large_enum_variant)] // As `Parsed`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Reply {
     Values(Values),
@@ -105,6 +106,9 @@ pub(crate) enum Reply {
 }
 
 /// What [`parse`] found at the start of a buffer.
+// A reply is a couple of hundred bytes, kept by value: boxing it is the allocation per
+// check this module is for avoiding.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Parsed {
     /// Not all of a reply has arrived yet.
@@ -131,7 +135,7 @@ pub(crate) fn parse(buffer: &[u8]) -> Result<Parsed, ProtocolError> {
     match head.split_first() {
         Some((b'-', text)) => {
             let text = String::from_utf8_lossy(text).into_owned();
-            return Ok(Parsed::Reply(Reply::Error(text), at));
+            Ok(Parsed::Reply(Reply::Error(text), at))
         }
         Some((b'*', count)) => {
             let count = number(count).ok_or(ProtocolError("Redis sent an array of no known length"))?;
