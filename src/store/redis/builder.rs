@@ -9,6 +9,7 @@ use ::redis::sentinel::{SentinelClient, SentinelServerType};
 use deadpool_redis::{Config, ConnectionInfo, Manager, Pool, Runtime};
 
 use super::acknowledge::Acknowledgement;
+use super::check_conn::Target;
 use super::connection::{Backend, ClusterBackend, Connection};
 use super::layout::Layout;
 use super::schema::{DEFAULT_BUCKETS, MAX_BUCKETS, Schema};
@@ -241,6 +242,11 @@ impl RedisStoreBuilder {
         if !(1..=MAX_BUCKETS).contains(&buckets) {
             return Err(StoreError::msg("invalid bucket count: from 1 to MAX_BUCKETS"));
         }
+        // Checks get a connection of their own where one can be made (see `check_conn`).
+        let check_target = match &self.source {
+            Some(Source::Config(config)) => config.url.as_deref().and_then(Target::of_url),
+            _ => None,
+        };
         let backend = match self.source {
             Some(Source::Pool(pool)) => Backend::Single(pool),
             Some(Source::Config(config)) => Backend::Single(pool_for(&config, connect_timeout)?),
@@ -275,7 +281,7 @@ impl RedisStoreBuilder {
         let schema = Schema::new(prefix, buckets);
         let layout = Layout::new(&schema);
         let store = RedisStore::new(
-            Connection::new(backend, connect_timeout, buckets, layout),
+            Connection::new(backend, connect_timeout, buckets, layout, check_target),
             Settings {
                 schema,
                 command_timeout: self.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),

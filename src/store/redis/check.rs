@@ -31,10 +31,18 @@ pub(super) fn check_keys(query: &RevocationQuery) -> impl Iterator<Item = (Kind,
     .flatten()
 }
 
-/// An `MGET` being built, and the buffer its keys are written in.
+/// An `MGET` being built (for redis-rs, and packed for the check connection), and the
+/// buffer its keys are written in.
 pub(super) struct Scratch {
     pub(super) mget: Cmd,
+    pub(super) packed: Vec<u8>,
     pub(super) key: String,
+}
+
+/// A check's reply: read by the check connection, or parsed by redis-rs.
+pub(super) enum CheckReply {
+    Values(super::check_conn::Values),
+    Value(Value),
 }
 
 thread_local! {
@@ -50,6 +58,7 @@ pub(super) fn take_command() -> Scratch {
     let spare = SPARE_COMMANDS.try_with(|spare| spare.try_borrow_mut().ok()?.pop());
     let mut scratch = spare.ok().flatten().unwrap_or_else(|| Scratch {
         mget: Cmd::with_capacity(9, 2048),
+        packed: Vec::with_capacity(2048),
         key: String::with_capacity(256),
     });
     scratch.mget.arg("MGET");
@@ -60,6 +69,7 @@ pub(super) fn take_command() -> Scratch {
 /// One lost with a check that was given up costs only its allocation, the next time.
 pub(super) fn give_command(mut scratch: Scratch) {
     scratch.mget.clear();
+    scratch.packed.clear();
     scratch.key.clear();
     let _ = SPARE_COMMANDS.try_with(|spare| {
         if let Ok(mut spare) = spare.try_borrow_mut()
@@ -70,27 +80,45 @@ pub(super) fn give_command(mut scratch: Scratch) {
     });
 }
 
-/// The values of an `MGET` reply, in key order.
-pub(super) fn reply_values(reply: &Value) -> Result<impl Iterator<Item = &Value>, StoreError> {
+/// One value of an `MGET` reply: a string, nothing (a key that is not there), or an
+/// error (a value of another type: never read as "not revoked").
+pub(super) type Field<'a> = Result<Option<&'a [u8]>, StoreError>;
+
+/// The values of an `MGET` reply redis-rs parsed, in key order.
+pub(super) fn reply_values(reply: &Value) -> Result<impl Iterator<Item = Field<'_>>, StoreError> {
     match reply {
-        Value::Array(values) => Ok(values.iter()),
+        Value::Array(values) => Ok(values.iter().map(|value| match value {
+            Value::Nil => Ok(None),
+            Value::BulkString(bytes) => Ok(Some(bytes.as_slice())),
+            Value::SimpleString(text) => Ok(Some(text.as_bytes())),
+            _ => Err(StoreError::msg("a revocation in Redis is not a string")),
+        })),
         _ => Err(StoreError::msg(
             "Redis answered an MGET with something other than a list",
         )),
     }
 }
 
-/// A value of the reply: a string, or nothing (a key that is not there).
-fn text(value: Option<&Value>) -> Result<Option<&[u8]>, StoreError> {
-    match value {
-        Some(Value::Nil) => Ok(None),
-        Some(Value::BulkString(bytes)) => Ok(Some(bytes)),
-        Some(Value::SimpleString(text)) => Ok(Some(text.as_bytes())),
-        // Fewer values than keys, or one of another type: never read as "not revoked".
-        None => Err(StoreError::msg(
+/// A value of the reply; fewer values than keys is an error.
+fn text<'a>(value: Option<Field<'a>>) -> Field<'a> {
+    value.unwrap_or_else(|| {
+        Err(StoreError::msg(
             "Redis answered an MGET with fewer values than keys",
-        )),
-        Some(_) => Err(StoreError::msg("a revocation in Redis is not a string")),
+        ))
+    })
+}
+
+/// The answer of a check's reply: one schema's, or (during a v1 transition) the union of
+/// both schemas', in [`check_keys`] order.
+pub(super) fn answer_of<'a>(
+    query: &RevocationQuery,
+    with_v1: bool,
+    values: &mut impl Iterator<Item = Field<'a>>,
+) -> Result<Lookup, StoreError> {
+    let answer = read_answer(query, values)?;
+    match with_v1 {
+        true => Ok(answer.union(read_answer(query, values)?)),
+        false => Ok(answer),
     }
 }
 
@@ -106,9 +134,9 @@ fn watermark(value: Option<&[u8]>) -> Result<Option<u64>, StoreError> {
 }
 
 /// Reads one schema's answer from the `MGET` reply, in [`check_keys`] order.
-pub(super) fn read_answer<'a>(
+fn read_answer<'a>(
     query: &RevocationQuery,
-    values: &mut impl Iterator<Item = &'a Value>,
+    values: &mut impl Iterator<Item = Field<'a>>,
 ) -> Result<Lookup, StoreError> {
     let token = text(values.next())?;
     let global = text(values.next())?;

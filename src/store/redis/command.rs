@@ -66,13 +66,27 @@ impl RedisStore {
         F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
+        self.run_on(what, budget, bucket, |live| command(live.connection.clone()))
+            .await
+    }
+
+    /// [`run`](Self::run), for a command that needs more of the connection than its
+    /// multiplexed part (a check, which goes to the check connection when there is one).
+    pub(super) async fn run_on<T, F, Fut>(
+        &self,
+        what: &'static str,
+        budget: Budget,
+        bucket: u32,
+        command: F,
+    ) -> Result<T, StoreError>
+    where
+        F: Fn(&Live) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
         let shared = &*self.shared;
         let (live, age) = shared.connection.get(shared.schema.prefix()).await?;
         let started = Instant::now();
-        let error = match self
-            .attempt(&live, bucket, command(live.connection.clone()))
-            .await
-        {
+        let error = match self.attempt(&live, bucket, command(&live)).await {
             Ok(value) => return Ok(value),
             Err(Failure::Redis(error)) if is_dead_connection(&error) && !live.is_cluster() => error,
             Err(failure) => return Err(self.failed(&live, what, failure)),
@@ -84,7 +98,7 @@ impl RedisStore {
         tracing::debug!(%error, "Redis connection found dead; trying once more on a fresh one");
         let retry = async {
             let (live, _) = shared.connection.get(shared.schema.prefix()).await?;
-            self.attempt(&live, bucket, command(live.connection.clone()))
+            self.attempt(&live, bucket, command(&live))
                 .await
                 .map_err(|failure| self.failed(&live, what, failure))
         };

@@ -9,6 +9,7 @@ use ::redis::cluster::ClusterClient;
 use deadpool_redis::Pool;
 use tokio::sync::watch;
 
+use super::check_conn::{CheckConnection, Target};
 use super::conn::Conn;
 use super::connect_error::ConnectError;
 use super::layout::{CheckFailed, Layout};
@@ -49,6 +50,8 @@ pub(super) struct Connection {
 
 struct Inner {
     backend: Backend,
+    /// Where a check connection goes, when one can be made beside the shared one.
+    check_target: Option<Target>,
     /// Checked on every connection made: see [`Layout`].
     layout: Layout,
     connect_timeout: Duration,
@@ -73,6 +76,8 @@ type Attempt = Result<Live, ConnectError>;
 #[derive(Clone)]
 pub(super) struct Live {
     pub(super) connection: Conn,
+    /// The checks' own connection to the same server, when it could be made.
+    pub(super) check: Option<CheckConnection>,
     /// Which connection this is: a failure reported late must not drop the one that
     /// has replaced it meanwhile.
     id: u64,
@@ -125,7 +130,13 @@ pub(super) enum Age {
 }
 
 impl Connection {
-    pub(super) fn new(backend: Backend, connect_timeout: Duration, buckets: u32, layout: Layout) -> Self {
+    pub(super) fn new(
+        backend: Backend,
+        connect_timeout: Duration,
+        buckets: u32,
+        layout: Layout,
+        check_target: Option<Target>,
+    ) -> Self {
         let clocks = match backend {
             Backend::Single(_) | Backend::Sentinel(_) => 1,
             Backend::Cluster(_) => usize::try_from(buckets).unwrap_or(1).max(1),
@@ -133,6 +144,7 @@ impl Connection {
         Self {
             inner: Arc::new(Inner {
                 backend,
+                check_target,
                 layout,
                 connect_timeout,
                 clocks,
@@ -259,10 +271,15 @@ impl Inner {
         // A task of its own: the connection is made even when the request that asked
         // for it gives up first, and is there for the next one.
         runtime.spawn(async move {
-            let attempt = inner.take().await.map(|connection| {
+            let attempt = match inner.take().await {
+                Ok(connection) => Ok((connection, inner.check_connection().await)),
+                Err(error) => Err(error),
+            };
+            let attempt = attempt.map(|(connection, check)| {
                 let now = nanos(inner.epoch, Instant::now());
                 Live {
                     connection,
+                    check,
                     id: inner.next_id.fetch_add(1, Ordering::Relaxed),
                     last_answer: (0..inner.clocks).map(|_| AtomicU64::new(now)).collect(),
                     epoch: inner.epoch,
@@ -305,6 +322,19 @@ impl Inner {
                 "timed out reading the blocklist's layout from Redis",
                 None,
             )),
+        }
+    }
+
+    /// A check connection to the same server as the shared connection just made (whose
+    /// layout check covers it). Without one, checks share the multiplexed connection.
+    async fn check_connection(&self) -> Option<CheckConnection> {
+        let target = self.check_target.as_ref()?;
+        match CheckConnection::connect(target, self.connect_timeout).await {
+            Ok(check) => Some(check),
+            Err(error) => {
+                tracing::warn!(%error, "no check connection to Redis; checks share the multiplexed one");
+                None
+            }
         }
     }
 

@@ -41,6 +41,7 @@ mod acknowledge;
 mod admin;
 mod builder;
 mod check;
+mod check_conn;
 mod command;
 mod conn;
 mod connect_error;
@@ -58,7 +59,7 @@ mod sentinel;
 pub use self::acknowledge::{Acknowledgement, DEFAULT_ACK_TIMEOUT};
 pub use self::admin::{Page, Record, RecordKind, Stats};
 pub use self::builder::RedisStoreBuilder;
-use self::check::{check_keys, give_command, read_answer, reply_values, take_command};
+use self::check::{CheckReply, answer_of, check_keys, give_command, reply_values, take_command};
 use self::command::Budget;
 pub(crate) use self::conn::{Conn, Node};
 use self::connection::Connection;
@@ -262,33 +263,41 @@ impl RevocationStore for RedisStore {
         let schema = self.schema();
         let bucket = self.bucket_for(&query.token, query.subject.as_ref());
         let mut scratch = take_command();
+        let v1 = self.v1();
+        let keys = check_keys(query).count() * if v1.is_some() { 2 } else { 1 };
+        check_conn::push_array_len(&mut scratch.packed, keys + 1);
+        check_conn::push_bulk(&mut scratch.packed, b"MGET");
         for (kind, hash) in check_keys(query) {
             scratch.key.clear();
             schema.push_key_of(&mut scratch.key, bucket, kind, hash);
             scratch.mget.arg(scratch.key.as_str());
+            check_conn::push_bulk(&mut scratch.packed, scratch.key.as_bytes());
         }
-        let v1 = self.v1();
         if let Some(v1) = &v1 {
             for (kind, hash) in check_keys(query) {
-                scratch.mget.arg(v1.key(kind, hash));
+                let key = v1.key(kind, hash);
+                check_conn::push_bulk(&mut scratch.packed, key.as_bytes());
+                scratch.mget.arg(key);
             }
         }
-        let mget = &scratch.mget;
-        let reply: Result<::redis::Value, StoreError> = self
-            .run(
-                "Redis revocation lookup failed",
-                Budget::Check,
-                bucket,
-                |mut connection| async move { mget.query_async(&mut connection).await },
-            )
+        let (mget, packed) = (&scratch.mget, scratch.packed.as_slice());
+        let reply: Result<CheckReply, StoreError> = self
+            .run_on("Redis revocation lookup failed", Budget::Check, bucket, |live| {
+                // Sent now, on the check connection when there is one with a slot free.
+                let pending = live.check.as_ref().and_then(|check| check.send(packed));
+                let mut connection = live.connection.clone();
+                async move {
+                    match pending {
+                        Some(pending) => pending.await.map(CheckReply::Values),
+                        None => mget.query_async(&mut connection).await.map(CheckReply::Value),
+                    }
+                }
+            })
             .await;
         give_command(scratch);
-        let reply = reply?;
-        let mut values = reply_values(&reply)?;
-        let answer = read_answer(query, &mut values)?;
-        match v1 {
-            Some(_) => Ok(answer.union(read_answer(query, &mut values)?)),
-            None => Ok(answer),
+        match reply? {
+            CheckReply::Values(values) => answer_of(query, v1.is_some(), &mut values.iter().map(Ok)),
+            CheckReply::Value(value) => answer_of(query, v1.is_some(), &mut reply_values(&value)?),
         }
     }
 

@@ -1,0 +1,128 @@
+//! Against a real `redis-server` started by each test (skipped when there is none,
+//! unless `TOWER_JWT_REVOKE_REQUIRE_REDIS` is set).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::*;
+
+/// A private redis-server on a free loopback port, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server() -> Option<Server> {
+    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn();
+    let child = match child {
+        Ok(child) => child,
+        Err(_) if std::env::var_os("TOWER_JWT_REVOKE_REQUIRE_REDIS").is_none() => return None,
+        Err(error) => panic!("redis-server is required: {error}"),
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(Server { child, port });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("redis-server did not start");
+}
+
+fn mget(keys: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    push_array_len(&mut out, keys.len() + 1);
+    push_bulk(&mut out, b"MGET");
+    for key in keys {
+        push_bulk(&mut out, key.as_bytes());
+    }
+    out
+}
+
+fn owned(values: &Values) -> Vec<Option<Vec<u8>>> {
+    values.iter().map(|value| value.map(<[u8]>::to_vec)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checks_each_get_their_own_answer_and_a_killed_server_fails_them() {
+    let Some(mut server) = server() else { return };
+    let target = Target::of_url(&format!("redis://127.0.0.1:{}/", server.port)).expect("a TCP URL");
+    let connection = CheckConnection::connect(&target, Duration::from_secs(2))
+        .await
+        .expect("connects");
+    // Seed through the same socket type: SET is not an MGET, so use redis-rs.
+    let client = ::redis::Client::open(format!("redis://127.0.0.1:{}/", server.port)).unwrap();
+    let mut seed = client.get_multiplexed_async_connection().await.unwrap();
+    for i in 0..200 {
+        let () = ::redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query_async(&mut seed)
+            .await
+            .unwrap();
+    }
+    let checks = (0..2000).map(|n| {
+        let connection = connection.clone();
+        tokio::spawn(async move {
+            let i = n % 400;
+            let command = mget(&[&format!("k{i}"), "absent"]);
+            let values = connection
+                .send(&command)
+                .expect("a free slot")
+                .await
+                .expect("answered");
+            let expected = (i < 200).then(|| i.to_string().into_bytes());
+            assert_eq!(owned(&values), vec![expected, None], "check {n}");
+        })
+    });
+    for check in checks.collect::<Vec<_>>() {
+        check.await.unwrap();
+    }
+
+    // A check given up before its answer frees its slot when the answer comes: all
+    // 4096 slots can be taken again afterwards.
+    for _ in 0..SLOTS {
+        drop(connection.send(&mget(&["k1"])).expect("a free slot"));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting: Vec<Pending> = (0..SLOTS)
+        .map(|_| connection.send(&mget(&["k1"])).expect("every slot free again"))
+        .collect();
+    for pending in waiting {
+        assert_eq!(owned(&pending.await.unwrap()), vec![Some(b"1".to_vec())]);
+    }
+
+    // The server goes away: what waits fails as a dead connection, and so does what comes next.
+    let _ = ::redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(5000)
+        .query_async::<()>(&mut seed)
+        .await;
+    let waiting = connection.send(&mget(&["k2"])).expect("a free slot");
+    server.child.kill().unwrap();
+    let error = waiting.await.expect_err("the server was killed");
+    assert!(error.is_io_error() || error.is_connection_dropped(), "{error}");
+    let later = connection.send(&mget(&["k2"])).expect("answers at once").await;
+    assert!(later.is_err(), "a dead connection answers nothing");
+    assert!(connection.is_dead());
+}
