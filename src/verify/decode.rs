@@ -73,6 +73,12 @@ impl JwtVerifier {
                 return Err(VerifyError::AlgorithmNotAllowed);
             }
             let signature = b64(signature)?;
+            if let Some(hmac) = &key.hmac {
+                return match hmac.verify(signing_input.as_bytes(), &signature) {
+                    true => Ok(()),
+                    false => Err(VerifyError::BadSignature),
+                };
+            }
             let verifier = (crate::crypto::provider().verifier_factory)(&key.algorithm, &key.key)
                 .map_err(|_| VerifyError::AlgorithmNotAllowed)?;
             verifier

@@ -3,6 +3,8 @@
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
+use super::hmac::HmacKey;
+
 /// A key that may verify tokens, pinned to exactly one algorithm.
 ///
 /// Pinning is what rules out algorithm confusion: a token whose header names another
@@ -13,6 +15,8 @@ pub struct VerificationKey {
     pub(crate) algorithm: Algorithm,
     pub(crate) key: DecodingKey,
     pub(crate) kid: Option<String>,
+    /// The key ready to check HMAC signatures with, for an HMAC key.
+    pub(crate) hmac: Option<HmacKey>,
 }
 
 impl std::fmt::Debug for VerificationKey {
@@ -133,6 +137,7 @@ impl VerificationKey {
             return Err(KeyError::AlgorithmMismatch { algorithm });
         }
         Ok(Self {
+            hmac: HmacKey::prepare(algorithm, &key),
             algorithm,
             key,
             kid: None,

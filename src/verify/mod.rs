@@ -7,6 +7,7 @@
 mod builder;
 mod decode;
 mod error;
+mod hmac;
 mod key;
 mod key_set;
 
