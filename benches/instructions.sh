@@ -15,7 +15,8 @@
 # REDIS_URL, `listening on http://ADDR`, POST /login, GET /me). Each runs under
 # `valgrind --tool=callgrind` beside a private redis-server on a free loopback port;
 # wrk warms it up for $WARMUP, the counters are zeroed, wrk runs $DURATION of
-# `GET /me` (1 thread, $CONNECTIONS connections) and the counters are dumped. Prints
+# `GET /me` (1 thread, $CONNECTIONS connections) and the counters are dumped (a SERVER
+# may start with `env VAR=VALUE`: valgrind follows the exec). Prints
 #   IR name=... requests=... instructions=... per_request=...
 # and, per crate (self cost, instructions per request), the largest differences from
 # the first server. Valgrind hides SHA-NI, so SHA-256 counts as its portable code: it
@@ -55,7 +56,7 @@ measure() {
     pids+=($!)
     rm -f "$OUT/$name.out"*
     BIND=127.0.0.1:$port JWT_SECRET=instructions-bench-secret REDIS_URL=redis://127.0.0.1:$redis_port/ \
-        RUST_LOG=warn setsid valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.out" \
+        RUST_LOG=warn setsid valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$OUT/$name.out" \
         $server >"$OUT/$name.log" 2>&1 &
     local server_pid=$!
     pids+=("$server_pid")
