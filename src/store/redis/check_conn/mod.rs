@@ -212,6 +212,13 @@ impl Core {
 async fn write_loop(core: Arc<Core>, mut writer: OwnedWriteHalf) {
     let mut sending = Vec::with_capacity(READ_CHUNK);
     loop {
+        // The checks the runtime is about to run queue theirs first, so that one write
+        // carries them all: woken by the first check of a burst, the writer would
+        // otherwise send it alone, and every write costs a system call and a TCP
+        // segment here and a read in Redis (measured: one write per check without
+        // this, and most of the kernel time a check costs). With nothing else ready
+        // the delay is one turn of the runtime.
+        tokio::task::yield_now().await;
         {
             let mut queue = core.lock_queue();
             if queue.dead.is_some() {

@@ -126,3 +126,52 @@ async fn concurrent_checks_each_get_their_own_answer_and_a_killed_server_fails_t
     assert!(later.is_err(), "a dead connection answers nothing");
     assert!(connection.is_dead());
 }
+
+/// What Redis counts as reads from its clients so far (`INFO stats`).
+async fn reads_processed(connection: &mut ::redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = ::redis::cmd("INFO")
+        .arg("stats")
+        .query_async(connection)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_reads_processed:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("INFO stats has total_reads_processed")
+}
+
+// One worker, as a server pinned to one core runs: a woken task goes first in its
+// queue, which is how a writer woken by the first check would send every check alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn checks_of_tasks_ready_together_go_out_in_one_write() {
+    let Some(server) = server() else { return };
+    let url = format!("redis://127.0.0.1:{}/", server.port);
+    let target = Target::of_url(&url).expect("a TCP URL");
+    let connection = CheckConnection::connect(&target, Duration::from_secs(2))
+        .await
+        .expect("connects");
+    let client = ::redis::Client::open(url).unwrap();
+    let mut info = client.get_multiplexed_async_connection().await.unwrap();
+    let before = reads_processed(&mut info).await;
+    const CHECKS: u64 = 1000;
+    // Spawned from the worker, the checks' tasks are all ready before any of them runs.
+    let checks = tokio::spawn(async move {
+        (0..CHECKS)
+            .map(|_| {
+                let connection = connection.clone();
+                tokio::spawn(async move { connection.send(&mget(&["k"])).expect("a free slot").await })
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for check in checks {
+        assert_eq!(owned(&check.await.unwrap().expect("answered")), vec![None]);
+    }
+    // The INFO commands are reads too (one before the count was taken, one now).
+    let reads = reads_processed(&mut info).await - before - 1;
+    assert!(
+        reads <= CHECKS / 10,
+        "{CHECKS} checks ready together took {reads} reads in Redis: they were not written together"
+    );
+}
