@@ -2,12 +2,18 @@
 """Draws the HTTP load results as an SVG: requests/s and p99 latency by mode.
 
     python3 benches/chart.py [benches/results/http_load.tsv] [BENCHMARKS.svg]
+    python3 benches/chart.py --peers benches/results/peers.txt [BENCHMARKS.svg]
 
 Reads the TSV written by benches/http_load.sh (columns: mode, req_per_s, p50_ms,
-p99_ms, ...). Standard library only.
+p99_ms, ...), or with --peers the `RESULT peer=...` lines of ../shared/peers/bench.sh
+runs (the peer names of its README: rust-naive-noredis, rust-naive, ours-memory,
+ours-redis, ours-mirror), drawing each server's median over its runs. Standard library
+only.
 """
 
 import csv
+import re
+import statistics
 import sys
 from xml.sax.saxutils import escape
 
@@ -25,6 +31,44 @@ LABELS = {
     "mirror": "layer + MirrorStore",
     "redis": "layer + RedisStore",
 }
+
+PEER_LABELS = {
+    "baseline": "rust-naive-noredis (no revocation)",
+    "baseline_redis": "rust-naive (hand-written GET)",
+    "memory": "axum_logout, InMemoryStore",
+    "mirror": "axum_logout, MirrorStore",
+    "redis": "axum_logout, RedisStore",
+}
+
+# bench.sh peer names, as the modes of http_load.sh.
+PEER_MODES = {
+    "rust-naive-noredis": "baseline",
+    "rust-naive": "baseline_redis",
+    "ours-memory": "memory",
+    "ours-redis": "redis",
+    "ours-mirror": "mirror",
+}
+
+
+def read_peers(path):
+    """Median req/s and p99 per server over the RESULT lines of bench.sh runs."""
+    runs = {}
+    for line in open(path):
+        m = re.search(r"RESULT peer=(\S+) rps=([\d.]+) .*?p99=([\d.]+)(ms|us)", line)
+        if m and m.group(1) in PEER_MODES:
+            p99 = float(m.group(3)) / (1000 if m.group(4) == "us" else 1)
+            runs.setdefault(m.group(1), []).append((float(m.group(2)), p99))
+    if not runs:
+        sys.exit(f"chart.py: no RESULT lines of known peers in {path}")
+    return [
+        {
+            "mode": PEER_MODES[peer],
+            "req_per_s": statistics.median(r for r, _ in runs[peer]),
+            "p99_ms": statistics.median(p for _, p in runs[peer]),
+        }
+        for peer in PEER_MODES
+        if peer in runs
+    ]
 
 
 def read(path):
@@ -47,6 +91,7 @@ def panel(rows, key, title, unit, fmt, x0, width, height, top, baseline_ratio):
     )
     bar_h = (height - 20) / len(rows)
     base = next((float(r[key]) for r in rows if r["mode"] == "baseline"), None)
+    hand_written = next((float(r[key]) for r in rows if r["mode"] == "baseline_redis"), None)
     for i, (row, value) in enumerate(zip(rows, values)):
         y = top + i * bar_h
         w = bar_area * value / vmax
@@ -61,7 +106,10 @@ def panel(rows, key, title, unit, fmt, x0, width, height, top, baseline_ratio):
             f'height="{bar_h * 0.7:.1f}" fill="{color}"/>'
         )
         text = fmt(value) + unit
-        if baseline_ratio and base and row["mode"] != "baseline":
+        # Redis is compared with the hand-written Redis check; the rest with no revocation.
+        if baseline_ratio and row["mode"] == "redis" and hand_written:
+            text += f"  ({100 * value / hand_written:.0f}% of hand-written GET)"
+        elif baseline_ratio and base and row["mode"] != "baseline":
             text += f"  ({100 * value / base:.0f}% of baseline)"
         out.append(
             f'<text x="{x0 + label_w + w + 6:.1f}" y="{y + bar_h * 0.55}" font-size="12">'
@@ -75,9 +123,15 @@ def panel(rows, key, title, unit, fmt, x0, width, height, top, baseline_ratio):
 
 
 def main():
-    source = sys.argv[1] if len(sys.argv) > 1 else "benches/results/http_load.tsv"
-    target = sys.argv[2] if len(sys.argv) > 2 else "BENCHMARKS.svg"
-    rows = read(source)
+    args = sys.argv[1:]
+    peers = bool(args) and args[0] == "--peers"
+    if peers:
+        args = args[1:]
+    source = args[0] if args else ("benches/results/peers.txt" if peers else "benches/results/http_load.tsv")
+    target = args[1] if len(args) > 1 else "BENCHMARKS.svg"
+    rows = read_peers(source) if peers else read(source)
+    if peers:
+        LABELS.update(PEER_LABELS)
     width, panel_h = 820, 40 + 42 * len(rows)
     height = 2 * panel_h + 115
     parts = [
@@ -97,7 +151,7 @@ def main():
     )
     parts.append(
         f'<text x="20" y="{height - 12}" font-size="11" fill="#555">'
-        f"Source: {escape(source)} (benches/http_load.sh); chart: benches/chart.py</text>"
+        f"Source: {escape(source)} ({'../shared/peers/bench.sh, medians' if peers else 'benches/http_load.sh'}); chart: benches/chart.py</text>"
     )
     parts.append("</svg>")
     with open(target, "w") as f:
