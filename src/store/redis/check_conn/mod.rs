@@ -214,10 +214,10 @@ async fn write_loop(core: Arc<Core>, mut writer: OwnedWriteHalf) {
     loop {
         // The checks the runtime is about to run queue theirs first, so that one write
         // carries them all: woken by the first check of a burst, the writer would
-        // otherwise send it alone, and every write costs a system call and a TCP
-        // segment here and a read in Redis (measured: one write per check without
-        // this, and most of the kernel time a check costs). With nothing else ready
-        // the delay is one turn of the runtime.
+        // otherwise send it alone (tokio runs a task just woken first), and every write
+        // costs a system call and a TCP segment here and a read in Redis. Measured under
+        // load: one write per check without this, one per 17 checks with it. With
+        // nothing else ready the delay is one turn of the runtime.
         behind_ready_tasks().await;
         {
             let mut queue = core.lock_queue();
