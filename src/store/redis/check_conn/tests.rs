@@ -21,6 +21,11 @@ impl Drop for Server {
 }
 
 fn server() -> Option<Server> {
+    server_with(&[])
+}
+
+/// A server started with `extra` arguments too.
+fn server_with(extra: &[&str]) -> Option<Server> {
     let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
     let child = Command::new("redis-server")
         .args([
@@ -33,6 +38,7 @@ fn server() -> Option<Server> {
             "--appendonly",
             "no",
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .spawn();
     let child = match child {
@@ -174,4 +180,79 @@ async fn checks_of_tasks_ready_together_go_out_in_one_write() {
         reads <= CHECKS / 10,
         "{CHECKS} checks ready together took {reads} reads in Redis: they were not written together"
     );
+}
+
+/// The value of `key` as the check connection to `url` reads it.
+async fn check_reads(url: &str, key: &str) -> Option<Vec<u8>> {
+    let target = Target::of_url(url).expect("a TCP URL");
+    let connection = CheckConnection::connect(&target, Duration::from_secs(2))
+        .await
+        .expect("connects");
+    let values = connection
+        .send(&mget(&[key]))
+        .expect("a free slot")
+        .await
+        .expect("answered");
+    owned(&values).pop().flatten()
+}
+
+// A check connection on the wrong database would read another blocklist: it must
+// authenticate and select the database the store's URL names, or not connect at all.
+#[tokio::test]
+async fn the_handshake_authenticates_and_selects_the_urls_database() {
+    let Some(server) = server_with(&["--requirepass", "s3cret"]) else {
+        return;
+    };
+    let port = server.port;
+    let admin = ::redis::Client::open(format!("redis://:s3cret@127.0.0.1:{port}/3")).unwrap();
+    let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+    let () = ::redis::cmd("SET")
+        .arg("k")
+        .arg("in db 3")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let () = ::redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("checker")
+        .arg("on")
+        .arg(">checker-pw")
+        .arg("~*")
+        .arg("+@all")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    let read = check_reads(&format!("redis://:s3cret@127.0.0.1:{port}/3"), "k").await;
+    assert_eq!(
+        read.as_deref(),
+        Some(&b"in db 3"[..]),
+        "database 3, with the password"
+    );
+    let read = check_reads(&format!("redis://checker:checker-pw@127.0.0.1:{port}/3"), "k").await;
+    assert_eq!(
+        read.as_deref(),
+        Some(&b"in db 3"[..]),
+        "database 3, as an ACL user"
+    );
+    let read = check_reads(&format!("redis://:s3cret@127.0.0.1:{port}/0"), "k").await;
+    assert_eq!(read, None, "database 0 does not hold it");
+
+    for url in [
+        format!("redis://:wrong@127.0.0.1:{port}/3"),
+        format!("redis://127.0.0.1:{port}/3"),
+        format!("redis://127.0.0.1:{port}/0"),
+    ] {
+        let target = Target::of_url(&url).expect("a TCP URL");
+        let refused = CheckConnection::connect(&target, Duration::from_secs(2)).await;
+        // Without a password or a database the handshake has nothing to send: the
+        // first check is refused then (NOAUTH), never answered as "not revoked".
+        match refused {
+            Err(error) => assert_eq!(error.kind(), ErrorKind::AuthenticationFailed, "{error}"),
+            Ok(connection) => {
+                let answer = connection.send(&mget(&["k"])).expect("a free slot").await;
+                assert!(answer.is_err(), "an unauthenticated check must fail, not answer");
+            }
+        }
+    }
 }
