@@ -126,6 +126,11 @@ async fn write_revocations(
     count: u64,
 ) {
     const BATCH: u64 = 20_000;
+    let expires_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
+        + TTL.as_millis() as u64;
     let mut start = 0;
     while start < count {
         let end = (start + BATCH).min(count);
@@ -141,6 +146,12 @@ async fn write_revocations(
                 .arg("1")
                 .arg("EX")
                 .arg(TTL.as_secs())
+                .ignore()
+                // The bucket's index, as every writer keeps it (a mirror loads from it).
+                .cmd("ZADD")
+                .arg(store.index_key(bucket))
+                .arg(expires_ms)
+                .arg(format!("t:{key}"))
                 .ignore();
         }
         for pipe in pipes.iter().filter(|pipe| !pipe.is_empty()) {

@@ -13,7 +13,7 @@
 //!   call alone. `MIRROR_BENCH_SAMPLES` samples (default 200), `MIRROR_BENCH_GAP_MS`
 //!   apart (default 5; 0 runs them back to back).
 //! - **Load**: `MIRROR_BENCH_LOAD` token revocations (default 1,000,000) are written
-//!   with pipelined `SET {prefix:bB}:t:{hex} 1 EX 3600` (the README's schema, no Lua),
+//!   with pipelined `SET {prefix:bB}:t:{hex} 1 EX 3600` and `ZADD {prefix:bB}:index` (no Lua),
 //!   then a fresh process (this binary, re-run) starts a `MirrorStore` on them and
 //!   reports the time until the load is done and until it serves checks locally, and
 //!   its RSS growth (`VmRSS` from /proc/self/status) per entry.
@@ -211,7 +211,7 @@ fn load_child(job: &str) {
     assert_eq!(entries, expected, "{:?}", mirror.health());
     let delta = rss_after.saturating_sub(rss_before);
     println!(
-        "mirror/load: {entries} revocations loaded (SCAN + a script per bucket and step) in {:.2} s, serving locally after {:.2} s",
+        "mirror/load: {entries} revocations loaded (the buckets' indexes) in {:.2} s, serving locally after {:.2} s",
         loaded.as_secs_f64(),
         synced.as_secs_f64()
     );

@@ -1,7 +1,8 @@
 //! The Redis store's Lua scripts, run as they are on a real redis-server (see
 //! tests/support): writes never shorten a record or lower a watermark, and running one
 //! twice (what the store does when a connection died under a write) leaves the same
-//! record and two events numbered one after the other.
+//! record and two events numbered one after the other; and each keeps the bucket's
+//! index (what a mirror loads) at one member per record, with the record's expiry.
 
 mod support;
 
@@ -15,16 +16,20 @@ const RAISE: &str = include_str!("../src/store/redis/scripts/raise.lua");
 const HASH: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 struct Keys {
+    code: &'static str,
     record: String,
     feed: String,
     seq: String,
+    index: String,
 }
 
-fn keys(prefix: &str, code: &str) -> Keys {
+fn keys(prefix: &str, code: &'static str) -> Keys {
     Keys {
+        code,
         record: format!("{prefix}:{code}:{HASH}"),
         feed: format!("{prefix}:feed"),
         seq: format!("{prefix}:feed:seq"),
+        index: format!("{prefix}:index"),
     }
 }
 
@@ -34,9 +39,10 @@ async fn mark(connection: &mut MultiplexedConnection, keys: &Keys, ttl_ms: u64) 
         .key(&keys.record)
         .key(&keys.feed)
         .key(&keys.seq)
+        .key(&keys.index)
         .arg(1000)
         .arg(ttl_ms)
-        .arg("t")
+        .arg(keys.code)
         .arg(HASH)
         .invoke_async(connection)
         .await
@@ -50,6 +56,7 @@ async fn raise(connection: &mut MultiplexedConnection, keys: &Keys, mark: u64, t
         .key(&keys.record)
         .key(&keys.feed)
         .key(&keys.seq)
+        .key(&keys.index)
         .arg(1000)
         .arg(mark)
         .arg(ttl_ms)
@@ -59,6 +66,21 @@ async fn raise(connection: &mut MultiplexedConnection, keys: &Keys, mark: u64, t
         .await
         .unwrap();
     assert_eq!(done, 1);
+}
+
+/// The index's members with their scores, and how far the score of each is from the
+/// record's own expiry (`PEXPIRETIME`), in milliseconds.
+async fn index(connection: &mut MultiplexedConnection, keys: &Keys) -> Vec<(String, i64)> {
+    let members: Vec<(String, i64)> = connection.zrange_withscores(&keys.index, 0, -1).await.unwrap();
+    let expires: i64 = redis::cmd("PEXPIRETIME")
+        .arg(&keys.record)
+        .query_async(connection)
+        .await
+        .unwrap();
+    members
+        .into_iter()
+        .map(|(member, score)| (member, (score - expires).abs()))
+        .collect()
 }
 
 /// The feed's events as (seq, kind, hash, value) in order.
@@ -115,6 +137,11 @@ async fn a_marker_is_never_shortened_and_a_repeated_mark_only_adds_an_event() {
     let value: String = connection.get(&keys.record).await.unwrap();
     assert_eq!(value, "1");
 
+    let indexed = index(&mut connection, &keys).await;
+    assert_eq!(indexed.len(), 1, "one member per record: {indexed:?}");
+    assert_eq!(indexed[0].0, format!("t:{HASH}"));
+    assert!(indexed[0].1 <= 2, "the score is the record's expiry: {indexed:?}");
+
     let seen = events(&mut connection, &keys).await;
     let numbers: Vec<u64> = seen.iter().map(|event| event.0).collect();
     assert_eq!(
@@ -152,6 +179,18 @@ async fn a_watermark_never_goes_down_nor_its_lifetime_shorter() {
     let pttl: i64 = connection.pttl(&keys.record).await.unwrap();
     assert!(pttl > 50_000, "{pttl} ms");
 
+    let indexed = index(&mut connection, &keys).await;
+    assert_eq!(
+        indexed.len(),
+        1,
+        "the raised mark replaced the old one: {indexed:?}"
+    );
+    assert_eq!(indexed[0].0, format!("s:{HASH}:1700000200"));
+    assert!(
+        indexed[0].1 <= 2,
+        "the score is the watermark's expiry: {indexed:?}"
+    );
+
     let seen = events(&mut connection, &keys).await;
     let values: Vec<(u64, &str)> = seen.iter().map(|event| (event.0, event.3.as_str())).collect();
     // Each event carries the watermark after its write, so a lower raise announces
@@ -164,5 +203,22 @@ async fn a_watermark_never_goes_down_nor_its_lifetime_shorter() {
             (3, "1700000200"),
             (4, "1700000200")
         ]
+    );
+}
+
+#[tokio::test]
+async fn a_write_drops_the_expired_members_of_the_index() {
+    let server = redis_or_skip!();
+    let mut connection = server.client().get_multiplexed_async_connection().await.unwrap();
+    let prefix = support::unique_prefix();
+    let (short, long) = (keys(&prefix, "t"), keys(&prefix, "x"));
+    mark(&mut connection, &short, 50).await;
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    mark(&mut connection, &long, 60_000).await;
+    let members: Vec<String> = connection.zrange(&long.index, 0, -1).await.unwrap();
+    assert_eq!(
+        members,
+        [format!("x:{HASH}")],
+        "the expired marker's member is gone"
     );
 }

@@ -134,14 +134,14 @@ async fn nothing_secret_or_personal_is_stored() {
     }
     // Both tokens (each in its subject's bucket) and the subject: one key each; the
     // session and the global watermark: a copy in every bucket; every bucket's feed and
-    // counter (the copies touched them all); and the layout. And a bucket's epoch
+    // counter and index (the copies touched them all); and the layout. And a bucket's epoch
     // marker, once the store's watch has seen the bucket written (data-loss detection):
     // not counted, but looked at below like every key.
     let n = store.buckets() as usize;
     assert_eq!(
         keys.iter().filter(|key| !key.ends_with(":epoch")).count(),
-        3 + 2 * n + 2 * n + 1,
-        "tokens, subject, sessions, globals, feeds, counters, layout: {keys:?}"
+        3 + 2 * n + 3 * n + 1,
+        "tokens, subject, sessions, globals, feeds, counters, indexes, layout: {keys:?}"
     );
     assert!(
         keys.iter().all(|key| key.starts_with(&format!("{{{prefix}:b"))),
@@ -174,6 +174,10 @@ async fn nothing_secret_or_personal_is_stored() {
                 .flat_map(|(_, fields)| fields)
                 .collect::<Vec<_>>();
             fields.join(" ")
+        } else if key.ends_with(":index") {
+            // The bucket's index: every member (kind, hash, value).
+            let members: Vec<String> = redis.zrange(&key, 0, -1).await.unwrap();
+            members.join(" ")
         } else {
             let value: String = redis.get(&key).await.unwrap();
             // The feeds' sequence counters (numbers), the layout (the bucket count) and

@@ -184,6 +184,11 @@ pub async fn connection(url: &str) -> tower_jwt_revoke::redis::aio::MultiplexedC
 pub async fn write_revocations(url: &str, prefix: &str, count: u64, ttl_secs: u64) {
     const PIPELINE: u64 = 10_000;
     let mut connection = connection(url).await;
+    let expires_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
+        + ttl_secs * 1000;
     let mut start = 0;
     while start < count {
         let end = (start + PIPELINE).min(count);
@@ -197,6 +202,12 @@ pub async fn write_revocations(url: &str, prefix: &str, count: u64, ttl_secs: u6
                 .arg("1")
                 .arg("EX")
                 .arg(ttl_secs)
+                .ignore()
+                // The bucket's index, as every writer keeps it (a mirror loads from it).
+                .cmd("ZADD")
+                .arg(format!("{{{prefix}:b{bucket}}}:index"))
+                .arg(expires_ms)
+                .arg(format!("t:{key}"))
                 .ignore();
         }
         let () = pipe.query_async(&mut connection).await.expect("pipelined SET");

@@ -1,14 +1,21 @@
 //! What a mirror's load must find, written by every path: the `RedisStore` writes of
-//! every kind, an operator's unrevoke, the README's plain `SET`s of another writer (many
-//! `SCAN` steps' worth, over every bucket), a record without TTL; and what it finds.
+//! every kind, an operator's unrevoke, another writer's `SET`s with their index members
+//! (many index pages' worth, over every bucket, most sharing an expiry to the
+//! millisecond); and what it finds.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tower_jwt_revoke::RevocationKey;
 use tower_jwt_revoke::store::{MirrorStore, RedisStore, RevocationQuery, RevocationStore};
 
-/// More than one load step holds (4000 keys), so the load reads several.
+/// More than two index pages hold (4000 members), all in one bucket (their subject's),
+/// so the load reads several pages of it.
 pub const PLAIN: usize = 9_000;
+
+/// The subject of the `PLAIN` tokens.
+pub fn plain_subject() -> RevocationKey {
+    RevocationKey::subject(Some("load-plain"), "bob")
+}
 
 pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
@@ -41,11 +48,10 @@ pub struct Written {
     session: RevocationKey,
     global_mark: u64,
     unrevoked: RevocationKey,
-    without_ttl: RevocationKey,
 }
 
-/// Writes a record of every kind through `store`, and `PLAIN` tokens plus one without a
-/// TTL with plain `SET`s on `redis`.
+/// Writes a record of every kind through `store`, and `PLAIN` tokens as another writer
+/// would on `redis`: a `SET` and its index member each.
 pub async fn write<C: redis::aio::ConnectionLike + Send>(store: &RedisStore, redis: &mut C) -> Written {
     let ttl = Duration::from_secs(600);
     let written = Written {
@@ -56,7 +62,6 @@ pub async fn write<C: redis::aio::ConnectionLike + Send>(store: &RedisStore, red
         session: RevocationKey::session(Some("load"), "sid-1"),
         global_mark: now() - 1_000,
         unrevoked: RevocationKey::token(Some("load"), "unrevoked"),
-        without_ttl: RevocationKey::token(Some("load"), "no-ttl"),
     };
     store.revoke_token_of(&written.token, None, ttl).await.unwrap();
     store
@@ -77,27 +82,33 @@ pub async fn write<C: redis::aio::ConnectionLike + Send>(store: &RedisStore, red
         .await
         .unwrap();
     assert!(store.unrevoke_token(&written.unrevoked).await.unwrap());
-    for chunk in (0..PLAIN).collect::<Vec<_>>().chunks(500) {
-        // One command at a time per key: a cluster routes each by its slot.
-        for &n in chunk {
-            let key = store.token_key(store.bucket_of(&plain(n)), &plain(n));
-            let () = redis::cmd("SET")
-                .arg(key)
-                .arg(1)
-                .arg("EX")
-                .arg(600)
-                .query_async(redis)
-                .await
-                .unwrap();
-        }
+    // A third share one expiry to the millisecond: pages must not skip members that
+    // share a score.
+    let shared_ms = (now() + 600) * 1000;
+    let bucket = store.bucket_of(&plain_subject());
+    for n in 0..PLAIN {
+        let expires_ms = if n % 3 == 0 {
+            shared_ms
+        } else {
+            shared_ms + n as u64
+        };
+        // Two keys of one bucket at a time: a cluster routes them by their slot.
+        let () = redis::pipe()
+            .cmd("SET")
+            .arg(store.token_key(bucket, &plain(n)))
+            .arg(1)
+            .arg("PXAT")
+            .arg(expires_ms)
+            .ignore()
+            .cmd("ZADD")
+            .arg(store.index_key(bucket))
+            .arg(expires_ms)
+            .arg(format!("t:{}", plain(n)))
+            .ignore()
+            .query_async(redis)
+            .await
+            .unwrap();
     }
-    let key = store.token_key(store.bucket_of(&written.without_ttl), &written.without_ttl);
-    let () = redis::cmd("SET")
-        .arg(key)
-        .arg(1)
-        .query_async(redis)
-        .await
-        .unwrap();
     written
 }
 
@@ -133,22 +144,16 @@ pub async fn check(mirror: &MirrorStore, written: &Written) {
             .unwrap()
             .token_revoked
     );
-    assert!(
-        mirror
-            .lookup(&fresh(written.without_ttl))
-            .await
-            .unwrap()
-            .token_revoked
-    );
     let mut missing = Vec::new();
     for n in 0..PLAIN {
-        if !mirror.lookup(&fresh(plain(n))).await.unwrap().token_revoked {
+        let of_bob = query(plain(n), Some(plain_subject()), None, iat);
+        if !mirror.lookup(&of_bob).await.unwrap().token_revoked {
             missing.push(n);
         }
     }
     assert!(
         missing.is_empty(),
-        "{} plain SETs missing: {:?}",
+        "{} of the other writer's revocations missing: {:?}",
         missing.len(),
         &missing[..missing.len().min(5)]
     );

@@ -178,8 +178,8 @@ async fn nothing_secret_or_personal_is_stored_on_any_node() {
     // them written: not counted, but looked at below like every key.
     assert_eq!(
         keys.iter().filter(|(key, _)| !key.ends_with(":epoch")).count(),
-        3 + 4 * n + 1,
-        "tokens, subject, N sessions, N globals, N feeds, N counters, the layout (and epoch markers, not counted)"
+        3 + 5 * n + 1,
+        "tokens, subject, N sessions, N globals, N feeds, N counters, N indexes, the layout (and epoch markers, not counted)"
     );
     assert_eq!(events, 3 + 2 * n, "one event per record written");
     let signature = raw.rsplit('.').next().unwrap();
@@ -242,6 +242,10 @@ async fn every_key_and_event(cluster: &RedisCluster, store: &RedisStore) -> (Vec
                         .flat_map(|(_, fields)| fields)
                         .collect::<Vec<_>>()
                         .join(" ")
+                } else if key.ends_with(":index") {
+                    // The bucket's index: every member (kind, hash, value).
+                    let members: Vec<String> = node.zrange(&key, 0, -1).await.unwrap();
+                    members.join(" ")
                 } else {
                     // The feed counters, the layout and the epoch markers have no TTL.
                     if !key.ends_with(":feed:seq") && key != store.layout_key() && !key.ends_with(":epoch") {

@@ -1,5 +1,6 @@
-//! Loading: every live record of some feeds' buckets, read with `SCAN` on every master,
-//! and the position in each feed to follow from, noted before the scan.
+//! Loading: every live record of some feeds' buckets, read from each bucket's index
+//! (`index.rs`; the v1 keys of a transition with `SCAN` on every master), and the
+//! position in each feed to follow from, noted before.
 
 use std::collections::VecDeque;
 use std::sync::PoisonError;
@@ -10,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::event::apply;
 use super::feeds::{Cursor, Feeds};
+use super::index::{self, Indexed};
 use super::ledger::now_ms;
 use super::records::{self, Found, Read};
 use super::{BATCH, Shared};
@@ -60,11 +62,11 @@ impl Shared {
         if let Some(ledger) = &self.ledger {
             ledger.clear(None);
         }
-        let mut patterns: Vec<String> = vec![self.redis.schema().pattern(None)];
+        let buckets: Vec<u32> = (0..self.redis.buckets()).collect();
+        self.index_into(connection, &buckets, &fresh).await?;
         if let Some(v1) = self.redis.v1() {
-            patterns.push(v1.pattern());
+            self.scan_into(connection, &[v1.pattern()], &fresh).await?;
         }
-        self.scan_into(connection, &patterns, &fresh).await?;
         self.local.replace_with(fresh);
         for (at, cursor) in all.into_iter().zip(positions) {
             feeds.cursors[at] = Some(cursor);
@@ -83,15 +85,20 @@ impl Shared {
         which: &[usize],
     ) -> Result<(), StoreError> {
         let positions = self.positions(connection, feeds, which).await?;
+        let buckets: Vec<u32> = which.iter().filter_map(|&at| feeds.streams[at].bucket).collect();
+        // The v1 feed (a transition) has no bucket: its keys are scanned.
         let patterns: Vec<String> = which
             .iter()
+            .filter(|&&at| feeds.streams[at].bucket.is_none())
             .map(|&at| feeds.streams[at].pattern.clone())
             .collect();
         if let Some(ledger) = &self.ledger {
-            let buckets: Vec<u32> = which.iter().filter_map(|&at| feeds.streams[at].bucket).collect();
             ledger.clear(Some(&buckets));
         }
-        self.scan_into(connection, &patterns, &self.local).await?;
+        self.index_into(connection, &buckets, &self.local).await?;
+        if !patterns.is_empty() {
+            self.scan_into(connection, &patterns, &self.local).await?;
+        }
         for (&at, cursor) in which.iter().zip(positions) {
             feeds.cursors[at] = Some(cursor);
         }
@@ -137,6 +144,60 @@ impl Shared {
             }
         });
         join_all(reads).await.into_iter().collect()
+    }
+
+    /// Every live record of `buckets`, read from their indexes all at once (each
+    /// bucket's pages in order, by a task of its own) and applied to `into` as pages
+    /// come. Each read goes to its bucket's slot, wherever the cluster keeps it now.
+    async fn index_into(
+        &self,
+        connection: &Conn,
+        buckets: &[u32],
+        into: &InMemoryStore,
+    ) -> Result<(), StoreError> {
+        let timeout = self.redis.bulk_timeout();
+        let now = now_ms();
+        // Unbounded: the pages are what the load holds anyway, and the readers must not
+        // wait on the loader (a page is applied while the server reads the next).
+        let (pages, mut arrived) = tokio::sync::mpsc::unbounded_channel::<(u32, Vec<Indexed>)>();
+        let mut readers = InFlight(
+            buckets
+                .iter()
+                .map(|&bucket| {
+                    let (connection, pages) = (connection.clone(), pages.clone());
+                    let key = self.redis.schema().index(bucket);
+                    tokio::spawn(async move {
+                        index::read(&connection, &key, now, timeout, |page| {
+                            // The loader is gone only when the load failed.
+                            let _ = pages.send((bucket, page));
+                        })
+                        .await?;
+                        Ok(Vec::new())
+                    })
+                })
+                .collect(),
+        );
+        drop(pages);
+        while let Some((bucket, page)) = arrived.recv().await {
+            for record in page {
+                self.apply_indexed(bucket, record, into).await;
+            }
+        }
+        for reader in readers.0.iter_mut() {
+            reader
+                .await
+                .map_err(|e| StoreError::new("a load's read did not finish", e))??;
+        }
+        Ok(())
+    }
+
+    /// Records what an index named, until its expiry.
+    async fn apply_indexed(&self, bucket: u32, record: Indexed, into: &InMemoryStore) {
+        let ttl = Duration::from_millis(record.expires_ms.saturating_sub(now_ms()));
+        apply(into, record.kind, &record.hash, &record.value, ttl).await;
+        if let (Some(ledger), Ok(value)) = (&self.ledger, record.value.parse()) {
+            ledger.record(bucket, record.kind, record.hash, value, record.expires_ms);
+        }
     }
 
     /// Every record matching `patterns` on every master, applied to `into`.

@@ -17,6 +17,7 @@ mod event;
 mod feeds;
 mod follow;
 mod health;
+mod index;
 mod ledger;
 mod load;
 mod records;

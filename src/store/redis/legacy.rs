@@ -48,7 +48,7 @@ impl<'a> V1<'a> {
     }
 
     pub(crate) fn write_keys(&self, kind: Kind, hash: &RevocationKey) -> WriteKeys {
-        [self.key(kind, hash), self.feed(), self.feed_seq()]
+        vec![self.key(kind, hash), self.feed(), self.feed_seq()]
     }
 
     /// The `SCAN` pattern of every v1 key (v2 keys start with `{` and do not match).

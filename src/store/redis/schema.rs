@@ -155,6 +155,21 @@ impl Schema {
         format!("{}:feed:seq", self.tag(bucket))
     }
 
+    /// The bucket's index of live records (a sorted set by expiry), what a mirror loads.
+    pub(crate) fn index(&self, bucket: u32) -> String {
+        format!("{}:index", self.tag(bucket))
+    }
+
+    /// The keys a write script touches in `bucket` (see `scripts.rs`).
+    pub(crate) fn write_keys(&self, bucket: u32, kind: Kind, hash: &RevocationKey) -> Vec<String> {
+        vec![
+            self.key_of(bucket, kind, hash),
+            self.feed(bucket),
+            self.feed_seq(bucket),
+            self.index(bucket),
+        ]
+    }
+
     /// The bucket's epoch marker: it only goes missing or changes when Redis lost data.
     pub(crate) fn epoch(&self, bucket: u32) -> String {
         format!("{}:epoch", self.tag(bucket))
@@ -321,6 +336,14 @@ impl RedisStore {
         self.schema().feed(bucket)
     }
 
+    /// The Redis key of a bucket's index of live records: a sorted set, member
+    /// `kind:hash` (a marker) or `kind:hash:value` (a watermark), score its expiry in
+    /// Unix milliseconds. Every write keeps it; a [`MirrorStore`](crate::store::MirrorStore)
+    /// loads from it.
+    pub fn index_key(&self, bucket: u32) -> String {
+        self.schema().index(bucket)
+    }
+
     /// The Redis key of a bucket's change-feed sequence counter.
     pub fn feed_seq_key(&self, bucket: u32) -> String {
         self.schema().feed_seq(bucket)
@@ -356,6 +379,7 @@ mod tests {
         );
         assert_eq!(schema.parse("{revoked:b16}:all"), None, "no such bucket");
         assert_eq!(schema.parse("{revoked:b3}:feed"), None);
+        assert_eq!(schema.parse("{revoked:b3}:index"), None, "the index is no record");
         assert_eq!(schema.parse(&format!("revoked:s:{key}")), None, "v1");
     }
 

@@ -45,8 +45,9 @@ pub(crate) enum Targets {
     Every,
 }
 
-/// The three keys a write script touches: the record, the feed, the feed's counter.
-pub(crate) type WriteKeys = [String; 3];
+/// The keys a write script touches: the record, the feed, the feed's counter, and (v2
+/// only) the bucket's index.
+pub(crate) type WriteKeys = Vec<String>;
 
 impl RedisStore {
     /// Records a marker (token, session) for at least `ttl`.
@@ -111,11 +112,7 @@ impl RedisStore {
         let one = matches!(targets, Targets::One(_));
         let mut invocations: Vec<(u32, ScriptInvocation<'_>)> = buckets
             .map(|bucket| {
-                let keys = [
-                    schema.key_of(bucket, kind, hash),
-                    schema.feed(bucket),
-                    schema.feed_seq(bucket),
-                ];
+                let keys = schema.write_keys(bucket, kind, hash);
                 let wake = one.then(|| [schema.wake(), bucket.to_string()]);
                 (bucket, invocation(script, keys, &args, wake))
             })

@@ -46,11 +46,7 @@ impl RedisStore {
         let schema = self.schema();
         let mut removals: Vec<_> = (0..schema.buckets())
             .map(|bucket| {
-                let keys = [
-                    schema.key_of(bucket, kind, hash),
-                    schema.feed(bucket),
-                    schema.feed_seq(bucket),
-                ];
+                let keys = schema.write_keys(bucket, kind, hash);
                 self.unmark_in(bucket, keys, kind, hash)
             })
             .collect();

@@ -1,5 +1,5 @@
 -- Sets a marker unless it already lives longer.
--- KEYS: marker, feed, feed sequence. ARGV: feed cap, ttl (ms), kind, hash, and
+-- KEYS: marker, feed, feed sequence, and (v2) the bucket's index. ARGV: feed cap, ttl (ms), kind, hash, and
 -- optionally the wake channel and the bucket's number.
 -- Milliseconds throughout: `TTL` rounds to the nearest second, which could shorten a
 -- record by up to half a second.
