@@ -182,7 +182,7 @@ pub async fn connection(url: &str) -> tower_jwt_revoke::redis::aio::MultiplexedC
 /// buckets, the default), pipelined, without the change feed (a mirror started
 /// afterwards loads them by `SCAN`).
 pub async fn write_revocations(url: &str, prefix: &str, count: u64, ttl_secs: u64) {
-    const PIPELINE: u64 = 10_000;
+    const PIPELINE: u64 = 2_000;
     let mut connection = connection(url).await;
     let expires_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
