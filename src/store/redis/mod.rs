@@ -48,6 +48,7 @@ mod connect_error;
 mod connection;
 mod epoch;
 mod exclusive;
+mod key_names;
 mod layout;
 mod legacy;
 mod persistence;
