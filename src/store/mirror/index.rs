@@ -114,8 +114,8 @@ pub(super) async fn read(
             From::After(ref score) if !replies.is_empty() => Some((replies.remove(0), score.clone())),
             _ => None,
         };
-        let [members, last_of_page, last_of_all] = <[Vec<Value>; 3]>::try_from(replies)
-            .map_err(|_| StoreError::msg("Redis answered an index page with another shape"))?;
+        let [members, last_of_page, last_of_all] =
+            <[Vec<Value>; 3]>::try_from(replies).map_err(|_| malformed())?;
         let mut read = Vec::with_capacity(members.len() + ties.as_ref().map_or(0, |(ties, _)| ties.len()));
         if let Some((ties, score)) = ties {
             let expires_ms = score_ms(score.as_bytes())?;
