@@ -178,17 +178,21 @@ pub async fn connection(url: &str) -> tower_jwt_revoke::redis::aio::MultiplexedC
 
 /// Writes `count` token revocations (`filler_key(0..count)`, tokens without a subject)
 /// the way another service following the README's schema would:
-/// `SET {prefix:bB}:t:{hex} 1 EX ttl` with `B` the bucket of the token's hash (16
-/// buckets, the default), pipelined, without the change feed (a mirror started
-/// afterwards loads them by `SCAN`).
+/// `SET {prefix:bB}:t:{hex} 1 PXAT expiry` and its member in the bucket's index, with
+/// `B` the bucket of the token's hash (16 buckets, the default), pipelined, without the
+/// change feed (a mirror started afterwards loads them from the indexes).
+///
+/// Expiries are spread, a millisecond apart, over the second half of `ttl_secs`, as
+/// revocations of tokens issued at different times are: each lives from half of
+/// `ttl_secs` to all of it.
 pub async fn write_revocations(url: &str, prefix: &str, count: u64, ttl_secs: u64) {
     const PIPELINE: u64 = 2_000;
     let mut connection = connection(url).await;
-    let expires_ms = std::time::SystemTime::now()
+    let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
-        .as_millis() as u64
-        + ttl_secs * 1000;
+        .as_millis() as u64;
+    let half_ms = (ttl_secs * 1000 / 2).max(1);
     let mut start = 0;
     while start < count {
         let end = (start + PIPELINE).min(count);
@@ -197,11 +201,12 @@ pub async fn write_revocations(url: &str, prefix: &str, count: u64, ttl_secs: u6
             let key = filler_key(n);
             let bytes = key.as_bytes();
             let bucket = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) % 16;
+            let expires_ms = now_ms + half_ms + n % half_ms;
             pipe.cmd("SET")
                 .arg(format!("{{{prefix}:b{bucket}}}:t:{key}"))
                 .arg("1")
-                .arg("EX")
-                .arg(ttl_secs)
+                .arg("PXAT")
+                .arg(expires_ms)
                 .ignore()
                 // The bucket's index, as every writer keeps it (a mirror loads from it).
                 .cmd("ZADD")

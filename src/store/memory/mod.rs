@@ -5,6 +5,9 @@
 mod forget;
 mod map;
 mod table;
+mod write;
+
+pub(crate) use self::write::Writes;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -14,7 +17,7 @@ use async_trait::async_trait;
 
 #[cfg(any(feature = "redis", test))]
 use self::table::NEVER;
-use self::table::{Mark, ShortKey, Table};
+use self::table::{ShortKey, Table};
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
 use crate::key::RevocationKey;
 
@@ -244,18 +247,6 @@ impl InMemoryStore {
             });
     }
 
-    fn mark(&self, key: &RevocationKey, ttl: Duration) {
-        self.start_sweeper();
-        let table = &self.shared.table;
-        let now = Instant::now();
-        table.tick(now);
-        let expires = table.expiry(now, ttl);
-        let mut shard = table.write(table.shard_of(key));
-        shard.markers.upsert(ShortKey::of(key), expires, |kept, expires| {
-            *kept = (*kept).max(expires)
-        });
-    }
-
     fn start_sweeper(&self) {
         let mut sweeper = self.shared.sweeper.lock();
         if sweeper.as_ref().is_some_and(|task| !task.is_finished()) {
@@ -320,12 +311,12 @@ impl RevocationStore for InMemoryStore {
     }
 
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.mark(token, ttl);
+        self.writes().mark(token, ttl);
         Ok(())
     }
 
     async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.mark(session, ttl);
+        self.writes().mark(session, ttl);
         Ok(())
     }
 
@@ -335,43 +326,12 @@ impl RevocationStore for InMemoryStore {
         issued_until: u64,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.start_sweeper();
-        let table = &self.shared.table;
-        let now = Instant::now();
-        table.tick(now);
-        let raised = Mark {
-            issued_until: seconds(issued_until),
-            expires: table.expiry(now, ttl),
-        };
-        let index = table.shard_of(subject);
-        let mut shard = table.write(index);
-        shard
-            .subjects
-            .upsert(ShortKey::of(subject), raised, |mark, raised| {
-                mark.issued_until = mark.issued_until.max(raised.issued_until);
-                mark.expires = mark.expires.max(raised.expires);
-            });
-        table.count_subjects(index, &shard);
+        self.writes().raise_subject(subject, issued_until, ttl);
         Ok(())
     }
 
     async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
-        self.start_sweeper();
-        let table = &self.shared.table;
-        let now = Instant::now();
-        let (raised_until, raised_expires) = (seconds(issued_until), table.expiry(now, ttl));
-        let now_ticks = table.tick(now);
-        let _ = self
-            .shared
-            .global
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
-                let (until, expires) = unpack(packed);
-                // An expired watermark no longer counts: start afresh.
-                if packed == 0 || expires <= now_ticks {
-                    return Some(pack(raised_until, raised_expires));
-                }
-                Some(pack(until.max(raised_until), expires.max(raised_expires)))
-            });
+        self.writes().raise_global(issued_until, ttl);
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The in-memory store's own tests: expiry, watermarks, reloads, concurrency.
 
+use super::table::Mark;
 use super::*;
 
 fn key(n: u8) -> RevocationKey {

@@ -4,41 +4,35 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::ledger::Ledger;
 use crate::key::RevocationKey;
-use crate::store::RevocationStore;
-use crate::store::memory::InMemoryStore;
+use crate::store::memory::{InMemoryStore, Writes};
 use crate::store::redis::Kind;
 
-/// Records one revocation in the local copy. Idempotent: markers keep the longest
-/// TTL, watermarks the highest value.
-pub(super) async fn apply(
-    local: &InMemoryStore,
-    kind: Kind,
-    hash: &RevocationKey,
-    value: &str,
-    ttl: Duration,
-) {
+/// Records one revocation in the local copy, as `writes` (`value` as Redis holds it:
+/// `1` for a marker, else the watermark). Idempotent: markers keep the longest TTL,
+/// watermarks the highest value.
+pub(super) fn apply(writes: &Writes<'_>, kind: Kind, hash: &RevocationKey, value: &str, ttl: Duration) {
+    match kind {
+        Kind::Token | Kind::Session => apply_mark(writes, kind, hash, 1, ttl),
+        Kind::Subject | Kind::Global => match value.parse::<u64>() {
+            Ok(mark) => apply_mark(writes, kind, hash, mark, ttl),
+            Err(_) => tracing::warn!(
+                kind = kind.code(),
+                "a watermark in Redis is not a number; ignored"
+            ),
+        },
+    }
+}
+
+/// [`apply`], the value read already (ignored for a marker).
+pub(super) fn apply_mark(writes: &Writes<'_>, kind: Kind, hash: &RevocationKey, mark: u64, ttl: Duration) {
     if ttl.is_zero() {
         return;
     }
-    // The in-memory store never fails.
-    let _ = match kind {
-        Kind::Token => local.revoke_token(hash, ttl).await,
-        Kind::Session => local.revoke_session(hash, ttl).await,
-        Kind::Subject | Kind::Global => {
-            let Ok(mark) = value.parse::<u64>() else {
-                tracing::warn!(
-                    kind = kind.code(),
-                    "a watermark in Redis is not a number; ignored"
-                );
-                return;
-            };
-            if kind == Kind::Subject {
-                local.raise_subject_watermark(hash, mark, ttl).await
-            } else {
-                local.raise_global_watermark(mark, ttl).await
-            }
-        }
-    };
+    match kind {
+        Kind::Token | Kind::Session => writes.mark(hash, ttl),
+        Kind::Subject => writes.raise_subject(hash, mark, ttl),
+        Kind::Global => writes.raise_global(mark, ttl),
+    }
 }
 
 /// A feed entry as `XREAD` returns it: its id and its field/value list.
@@ -91,11 +85,11 @@ impl Event {
 
     /// Applies the event to the local copy: records a revocation still live, or
     /// forgets a removed marker.
-    pub(super) async fn apply_to(&self, local: &InMemoryStore) {
+    pub(super) fn apply_to(&self, local: &InMemoryStore) {
         if self.deleted {
             local.forget_marker(&self.hash);
         } else if let Some(ttl) = self.remaining() {
-            apply(local, self.kind, &self.hash, &self.value, ttl).await;
+            apply(&local.writes(), self.kind, &self.hash, &self.value, ttl);
         }
     }
 
@@ -152,17 +146,14 @@ mod tests {
         let token = RevocationKey::token(Some("i"), "j");
         let session = RevocationKey::session(Some("i"), "s");
         for (kind, hash) in [("t", &token), ("x", &session)] {
-            Event::parse(&fields(kind, hash, "1"))
-                .unwrap()
-                .apply_to(&local)
-                .await;
+            Event::parse(&fields(kind, hash, "1")).unwrap().apply_to(&local);
         }
         let lookup = local.lookup_now(&query(token, session));
         assert!(lookup.token_revoked && lookup.session_revoked);
 
         let del = Event::parse(&fields("del", &token, "t")).unwrap();
         assert!(del.deleted && del.kind == Kind::Token && del.seq == 7);
-        del.apply_to(&local).await;
+        del.apply_to(&local);
         let lookup = local.lookup_now(&query(token, session));
         assert!(
             !lookup.token_revoked && lookup.session_revoked,
@@ -171,8 +162,7 @@ mod tests {
 
         Event::parse(&fields("del", &session, "x"))
             .unwrap()
-            .apply_to(&local)
-            .await;
+            .apply_to(&local);
         assert!(!local.lookup_now(&query(token, session)).session_revoked);
     }
 

@@ -47,6 +47,10 @@ pub(super) struct Feeds {
     /// into the local copy as it is, never into a fresh one (which would forget what
     /// Redis no longer holds), even when that is every feed.
     pub(super) keep_copy: bool,
+    /// A load just ended: the next read of the feeds does not wait for an event, so
+    /// the mirror serves locally as soon as it has what was written during the load
+    /// (a blocking read with nothing new would hold that back for a whole block).
+    pub(super) catch_up: bool,
 }
 
 /// What one read of some feeds found.
@@ -92,6 +96,7 @@ impl Feeds {
             index,
             ledger,
             keep_copy: false,
+            catch_up: false,
         }
     }
 
@@ -114,7 +119,8 @@ impl Feeds {
             .position(|stream| stream.bucket == Some(bucket))
     }
 
-    /// Reads every feed on a single server, waiting up to `block` for an event.
+    /// Reads every feed on a single server, waiting up to `block` for an event (not at
+    /// all when it is zero).
     pub(super) async fn read_blocking(
         &mut self,
         connection: &mut Conn,
@@ -123,12 +129,14 @@ impl Feeds {
         local: &InMemoryStore,
     ) -> Result<Read, StoreError> {
         let mut xread = ::redis::cmd("XREAD");
-        xread
-            .arg("COUNT")
-            .arg(BATCH)
-            .arg("BLOCK")
-            .arg(u64::try_from(block.as_millis()).unwrap_or(250))
-            .arg("STREAMS");
+        xread.arg("COUNT").arg(BATCH);
+        if !block.is_zero() {
+            // At least a millisecond: `BLOCK 0` would wait for ever.
+            xread
+                .arg("BLOCK")
+                .arg(u64::try_from(block.as_millis()).unwrap_or(250).max(1));
+        }
+        xread.arg("STREAMS");
         let open: Vec<usize> = (0..self.streams.len())
             .filter(|&at| self.cursors[at].is_some())
             .collect();
@@ -237,7 +245,7 @@ impl Feeds {
             // A write the store repeated on a fresh connection (the first try's answer
             // was lost with its connection) comes as a second event, numbered next: no
             // gap, and applying it again changes nothing.
-            event.apply_to(local).await;
+            event.apply_to(local);
             if let (Some(ledger), Some(bucket)) = (&self.ledger, self.streams[at].bucket) {
                 event.note_in(ledger, bucket);
             }

@@ -74,8 +74,13 @@ impl Shared {
             // Everything written before this instant is in the reply, unless a feed's
             // reply is a full batch.
             let asked = Instant::now();
+            let block = if std::mem::take(&mut feeds.catch_up) {
+                Duration::ZERO
+            } else {
+                FOLLOW_BLOCK
+            };
             let read = feeds
-                .read_blocking(connection, FOLLOW_BLOCK, timeout, self.local())
+                .read_blocking(connection, block, timeout, self.local())
                 .await?;
             (read, true, asked)
         };

@@ -26,23 +26,25 @@ use crate::store::redis::{Conn, Kind};
 /// How many members one page brings at most: a few milliseconds of the server's time.
 const PAGE: usize = 4000;
 
-/// A record an index names: the value is `1` for a marker.
+/// A record an index names.
 pub(super) struct Indexed {
     pub(super) kind: Kind,
     pub(super) hash: RevocationKey,
-    pub(super) value: String,
+    /// The watermark; `1` for a marker (its value in Redis).
+    pub(super) value: u64,
     pub(super) expires_ms: u64,
 }
 
-/// One member, `kind:hash` or `kind:hash:value` (a watermark); `None` when malformed.
+/// One member, `kind:hash` or `kind:hash:value` (a watermark); `None` when malformed
+/// (a watermark that is not a number included).
 fn parse(member: &[u8], expires_ms: u64) -> Option<Indexed> {
     let member = std::str::from_utf8(member).ok()?;
     let mut parts = member.splitn(3, ':');
     let kind = Kind::from_code(parts.next()?)?;
     let hash = RevocationKey::from_hex(parts.next()?)?;
     let value = match (kind, parts.next()) {
-        (Kind::Token | Kind::Session, None) => "1".to_owned(),
-        (Kind::Subject | Kind::Global, Some(value)) => value.to_owned(),
+        (Kind::Token | Kind::Session, None) => 1,
+        (Kind::Subject | Kind::Global, Some(value)) => value.parse().ok()?,
         _ => return None,
     };
     let hash = if kind == Kind::Global {
@@ -182,12 +184,9 @@ mod tests {
     fn members_parse_by_kind() {
         let hash = RevocationKey::token(None, "a");
         let marker = parse(format!("t:{hash}").as_bytes(), 7).unwrap();
-        assert_eq!(
-            (marker.kind, marker.hash, marker.value.as_str()),
-            (Kind::Token, hash, "1")
-        );
+        assert_eq!((marker.kind, marker.hash, marker.value), (Kind::Token, hash, 1));
         let mark = parse(format!("s:{hash}:1700000000").as_bytes(), 7).unwrap();
-        assert_eq!((mark.kind, mark.value.as_str()), (Kind::Subject, "1700000000"));
+        assert_eq!((mark.kind, mark.value), (Kind::Subject, 1_700_000_000));
         let global = parse(format!("all:{}:5", RevocationKey::ZERO).as_bytes(), 7).unwrap();
         assert_eq!((global.kind, global.hash), (Kind::Global, RevocationKey::ZERO));
         assert!(
@@ -197,6 +196,10 @@ mod tests {
         assert!(
             parse(format!("s:{hash}").as_bytes(), 7).is_none(),
             "a watermark has one"
+        );
+        assert!(
+            parse(format!("s:{hash}:soon").as_bytes(), 7).is_none(),
+            "a watermark is a number"
         );
         assert!(parse(b"q:00", 7).is_none());
     }

@@ -11,20 +11,112 @@
 //! as far as the mirror last knew. Expired records are never written back: each keeps
 //! its absolute expiry, and is dropped once past it.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hashbrown::HashTable;
+
 use crate::key::RevocationKey;
 use crate::store::redis::Kind;
 
-/// One record as Redis holds it: its value (`1` for a marker, else the watermark) and
-/// its expiry in Unix milliseconds.
+/// One record as Redis holds it: where, its value (`1` for a marker, else the
+/// watermark) and its expiry in Unix milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Held {
+struct Record {
+    hash: RevocationKey,
     value: u64,
     expires_ms: u64,
+    bucket: u32,
+    kind: Kind,
+}
+
+impl Record {
+    fn is(&self, bucket: u32, kind: Kind, hash: &RevocationKey) -> bool {
+        self.hash == *hash && self.bucket == bucket && self.kind == kind
+    }
+}
+
+/// Where a record sits in the table: bits of its hash, which is SHA-256 output already.
+/// The kind is mixed in for the global watermark, whose hash is all zeros.
+fn slot_hash(kind: Kind, hash: &RevocationKey) -> u64 {
+    let bytes = hash.as_bytes();
+    let word = u64::from_le_bytes([
+        bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15],
+    ]);
+    word ^ u64::from(kind.code().as_bytes()[0])
+}
+
+/// The records, packed, and the table that finds one by its key.
+#[derive(Debug, Default)]
+struct Records {
+    records: Vec<Record>,
+    /// Positions in `records`.
+    at: HashTable<u32>,
+}
+
+impl Records {
+    /// A marker keeps its latest expiry, a watermark its highest value (and latest
+    /// expiry).
+    fn upsert(&mut self, record: Record) {
+        let Self { records, at } = self;
+        let hash = slot_hash(record.kind, &record.hash);
+        let found = at.find(hash, |&i| {
+            records[i as usize].is(record.bucket, record.kind, &record.hash)
+        });
+        if let Some(&i) = found {
+            let held = &mut records[i as usize];
+            held.value = held.value.max(record.value);
+            held.expires_ms = held.expires_ms.max(record.expires_ms);
+            return;
+        }
+        // Past 4 billion records the ledger stops growing (write-back is then partial;
+        // the mirror itself is unaffected).
+        let Ok(i) = u32::try_from(records.len()) else {
+            return;
+        };
+        records.push(record);
+        at.insert_unique(hash, i, |&i| {
+            let record = &records[i as usize];
+            slot_hash(record.kind, &record.hash)
+        });
+    }
+
+    fn remove(&mut self, bucket: u32, kind: Kind, hash: &RevocationKey) {
+        let Self { records, at } = self;
+        let Ok(found) = at.find_entry(slot_hash(kind, hash), |&i| {
+            records[i as usize].is(bucket, kind, hash)
+        }) else {
+            return;
+        };
+        let (i, _) = found.remove();
+        let (i, last) = (i as usize, records.len() - 1);
+        records.swap_remove(i);
+        if i != last {
+            // The last record moved into the hole: its position changes with it.
+            let moved = &records[i];
+            if let Some(position) = at.find_mut(slot_hash(moved.kind, &moved.hash), |&j| j as usize == last) {
+                *position = i as u32;
+            }
+        }
+    }
+
+    /// Keeps the records `keep` accepts; the table is rebuilt if any went.
+    fn retain(&mut self, keep: impl FnMut(&Record) -> bool) {
+        let before = self.records.len();
+        self.records.retain(keep);
+        if self.records.len() == before {
+            return;
+        }
+        let Self { records, at } = self;
+        at.clear();
+        for (i, record) in records.iter().enumerate() {
+            at.insert_unique(slot_hash(record.kind, &record.hash), i as u32, |&i| {
+                let record = &records[i as usize];
+                slot_hash(record.kind, &record.hash)
+            });
+        }
+    }
 }
 
 /// A record to write back: where, what, and for how long still.
@@ -38,36 +130,16 @@ pub(super) struct Live {
     pub(super) ttl: Duration,
 }
 
-type Key = (u8, u32, RevocationKey);
-
 /// Every live record the mirror knows, by bucket.
 #[derive(Debug, Default)]
 pub(super) struct Ledger {
-    records: Mutex<BTreeMap<Key, Held>>,
+    records: Mutex<Records>,
     /// When expired records were last dropped (Unix ms).
     purged_ms: AtomicU64,
 }
 
 /// How often a ledger drops its expired records, at most.
 const PURGE_EVERY_MS: u64 = 30_000;
-
-fn code(kind: Kind) -> u8 {
-    match kind {
-        Kind::Token => 0,
-        Kind::Session => 1,
-        Kind::Subject => 2,
-        Kind::Global => 3,
-    }
-}
-
-fn kind(code: u8) -> Kind {
-    match code {
-        0 => Kind::Token,
-        1 => Kind::Session,
-        2 => Kind::Subject,
-        _ => Kind::Global,
-    }
-}
 
 pub(super) fn now_ms() -> u64 {
     SystemTime::now()
@@ -76,47 +148,46 @@ pub(super) fn now_ms() -> u64 {
 }
 
 impl Ledger {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<Key, Held>> {
-        // Every critical section inserts, removes or reads whole entries.
+    fn lock(&self) -> MutexGuard<'_, Records> {
+        // Every critical section leaves the records and their table consistent.
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Notes a record of `bucket`, as the writes do: a marker keeps its latest expiry, a
     /// watermark its highest value (and latest expiry).
     pub(super) fn record(&self, bucket: u32, kind: Kind, hash: RevocationKey, value: u64, expires_ms: u64) {
-        if expires_ms <= now_ms() {
-            return;
+        self.noting().record(bucket, kind, hash, value, expires_ms);
+    }
+
+    /// Notes many records under one hold of the lock, as of one reading of the clock
+    /// (a load's page).
+    pub(super) fn noting(&self) -> Noting<'_> {
+        Noting {
+            records: self.lock(),
+            now_ms: now_ms(),
         }
-        let mut records = self.lock();
-        let held = records
-            .entry((code(kind), bucket, hash))
-            .or_insert(Held { value, expires_ms });
-        held.value = held.value.max(value);
-        held.expires_ms = held.expires_ms.max(expires_ms);
     }
 
     /// Forgets a marker removed on purpose (an unrevoke: a `del` event).
     pub(super) fn forget(&self, bucket: u32, kind: Kind, hash: RevocationKey) {
-        self.lock().remove(&(code(kind), bucket, hash));
+        self.lock().remove(bucket, kind, &hash);
     }
 
     /// The live records of `buckets` (all of them when `None`), dropping the expired.
     pub(super) fn live(&self, buckets: Option<&[u32]>) -> Vec<Live> {
         let now = now_ms();
         let mut records = self.lock();
-        records.retain(|_, held| held.expires_ms > now);
+        records.retain(|record| record.expires_ms > now);
         records
+            .records
             .iter()
-            .filter(|((_, bucket, _), _)| buckets.is_none_or(|buckets| buckets.contains(bucket)))
-            .map(|(&(code, bucket, hash), held)| {
-                let kind = kind(code);
-                Live {
-                    bucket,
-                    kind,
-                    hash,
-                    mark: matches!(kind, Kind::Subject | Kind::Global).then_some(held.value),
-                    ttl: Duration::from_millis(held.expires_ms - now),
-                }
+            .filter(|record| buckets.is_none_or(|buckets| buckets.contains(&record.bucket)))
+            .map(|record| Live {
+                bucket: record.bucket,
+                kind: record.kind,
+                hash: record.hash,
+                mark: matches!(record.kind, Kind::Subject | Kind::Global).then_some(record.value),
+                ttl: Duration::from_millis(record.expires_ms - now),
             })
             .collect()
     }
@@ -125,14 +196,14 @@ impl Ledger {
     /// them again from Redis.
     pub(super) fn clear(&self, buckets: Option<&[u32]>) {
         self.lock()
-            .retain(|(_, bucket, _), _| buckets.is_some_and(|buckets| !buckets.contains(bucket)));
+            .retain(|record| buckets.is_some_and(|buckets| !buckets.contains(&record.bucket)));
     }
 
     /// Drops the expired records (bounded memory on a quiet mirror).
     pub(super) fn purge(&self) {
         let now = now_ms();
         self.purged_ms.store(now, Ordering::Relaxed);
-        self.lock().retain(|_, held| held.expires_ms > now);
+        self.lock().retain(|record| record.expires_ms > now);
     }
 
     /// [`purge`](Self::purge), unless it ran lately.
@@ -144,7 +215,35 @@ impl Ledger {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().records.len()
+    }
+}
+
+/// Records being noted: see [`Ledger::noting`].
+pub(super) struct Noting<'a> {
+    records: MutexGuard<'a, Records>,
+    now_ms: u64,
+}
+
+impl Noting<'_> {
+    /// [`Ledger::record`].
+    pub(super) fn record(
+        &mut self,
+        bucket: u32,
+        kind: Kind,
+        hash: RevocationKey,
+        value: u64,
+        expires_ms: u64,
+    ) {
+        if expires_ms > self.now_ms {
+            self.records.upsert(Record {
+                hash,
+                value,
+                expires_ms,
+                bucket,
+                kind,
+            });
+        }
     }
 }
 
@@ -172,6 +271,42 @@ mod tests {
         assert_eq!(ledger.live(Some(&[5])).len(), 1);
         ledger.forget(3, Kind::Token, token);
         assert_eq!(ledger.live(Some(&[3])), Vec::new());
+    }
+
+    #[test]
+    fn a_record_moved_by_a_removal_is_still_found() {
+        let ledger = Ledger::default();
+        let later = now_ms() + 60_000;
+        let tokens: Vec<RevocationKey> = (0..100)
+            .map(|n| RevocationKey::token(None, &n.to_string()))
+            .collect();
+        for token in &tokens {
+            ledger.record(1, Kind::Token, *token, 1, later);
+        }
+        // Removing the first moves the last into its place.
+        ledger.forget(1, Kind::Token, tokens[0]);
+        ledger.record(1, Kind::Token, tokens[99], 1, later + 1000);
+        assert_eq!(ledger.len(), 99, "the moved record was found, not added again");
+        let moved = ledger
+            .live(None)
+            .into_iter()
+            .find(|live| live.hash == tokens[99])
+            .unwrap();
+        assert!(moved.ttl > Duration::from_secs(60), "and its expiry extended");
+        // The same hash in another bucket or of another kind is another record.
+        ledger.record(2, Kind::Token, tokens[1], 1, later);
+        ledger.record(1, Kind::Session, tokens[1], 1, later);
+        assert_eq!(ledger.len(), 101);
+        for token in &tokens[1..] {
+            ledger.forget(1, Kind::Token, *token);
+        }
+        let left: Vec<(u32, Kind)> = ledger
+            .live(None)
+            .iter()
+            .map(|live| (live.bucket, live.kind))
+            .collect();
+        assert_eq!(left.len(), 2);
+        assert!(left.contains(&(2, Kind::Token)) && left.contains(&(1, Kind::Session)));
     }
 
     #[test]

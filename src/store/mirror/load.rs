@@ -9,24 +9,23 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::task::JoinHandle;
 
-use super::event::apply;
+use super::event::{apply, apply_mark};
 use super::feeds::{Cursor, Feeds};
 use super::index::{self, Indexed};
 use super::ledger::now_ms;
 use super::records::{self, Found, Read};
 use super::{BATCH, Shared};
-use crate::key::RevocationKey;
 use crate::store::StoreError;
-use crate::store::memory::InMemoryStore;
+use crate::store::memory::{InMemoryStore, Writes};
+use crate::store::redis::Conn;
 use crate::store::redis::scan::{bounded, scan_step};
-use crate::store::redis::{Conn, Kind};
 
 /// How long the mirror keeps a record that has no TTL in Redis (a foreign writer's
 /// mistake): a year, reviewed at every reload.
 const KEY_WITHOUT_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// How many keys one `SCAN` step of a load brings at most: larger than [`BATCH`] (for
-/// feeds) so each bucket's script call reads more records.
+/// feeds) so each step's read pipelines more keys.
 const LOAD_BATCH: usize = 4 * BATCH;
 
 /// How many steps' reads a load keeps running while it applies an older one's.
@@ -106,7 +105,8 @@ impl Shared {
         Ok(())
     }
 
-    fn loaded(&self, feeds: &Feeds, partial: bool) {
+    fn loaded(&self, feeds: &mut Feeds, partial: bool) {
+        feeds.catch_up = true;
         let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
         progress.applied_seq = feeds.applied();
         progress.loads += 1;
@@ -179,9 +179,7 @@ impl Shared {
         );
         drop(pages);
         while let Some((bucket, page)) = arrived.recv().await {
-            for record in page {
-                self.apply_indexed(bucket, record, into).await;
-            }
+            self.apply_page(bucket, page, into);
         }
         for reader in readers.0.iter_mut() {
             reader
@@ -191,12 +189,17 @@ impl Shared {
         Ok(())
     }
 
-    /// Records what an index named, until its expiry.
-    async fn apply_indexed(&self, bucket: u32, record: Indexed, into: &InMemoryStore) {
-        let ttl = Duration::from_millis(record.expires_ms.saturating_sub(now_ms()));
-        apply(into, record.kind, &record.hash, &record.value, ttl).await;
-        if let (Some(ledger), Ok(value)) = (&self.ledger, record.value.parse()) {
-            ledger.record(bucket, record.kind, record.hash, value, record.expires_ms);
+    /// Records what a page of an index named, each until its expiry: as of one instant
+    /// and under one hold of the ledger (a page is a few milliseconds' reading).
+    fn apply_page(&self, bucket: u32, page: Vec<Indexed>, into: &InMemoryStore) {
+        let (writes, now) = (into.writes(), now_ms());
+        let mut ledger = self.ledger.as_ref().map(|ledger| ledger.noting());
+        for record in page {
+            let ttl = Duration::from_millis(record.expires_ms.saturating_sub(now));
+            apply_mark(&writes, record.kind, &record.hash, record.value, ttl);
+            if let Some(ledger) = &mut ledger {
+                ledger.record(bucket, record.kind, record.hash, record.value, record.expires_ms);
+            }
         }
     }
 
@@ -242,10 +245,9 @@ impl Shared {
                     let (next, keys) =
                         scan_step(connection, node, cursor, pattern, LOAD_BATCH, timeout).await?;
                     let found: Vec<Found> = keys.into_iter().filter_map(|key| self.found(key)).collect();
-                    let (connection, node, script) =
-                        (connection.clone(), node.clone(), self.records_script.clone());
+                    let (connection, node) = (connection.clone(), node.clone());
                     reads.0.push_back(tokio::spawn(async move {
-                        records::read(&connection, &node, &script, found, timeout).await
+                        records::read(connection, &node, found, timeout).await
                     }));
                     if reads.0.len() > READS_IN_FLIGHT {
                         self.apply_next(&mut reads, into).await?;
@@ -271,41 +273,22 @@ impl Shared {
         let read = read
             .await
             .map_err(|e| StoreError::new("a load's read did not finish", e))??;
+        let writes = into.writes();
         for record in read {
-            self.apply_read(record, into).await;
+            self.apply_read(record, &writes);
         }
         Ok(())
     }
 
-    /// A record key parsed, in either schema; `None` for other keys.
+    /// A v1 record key parsed; `None` for other keys.
     fn found(&self, key: String) -> Option<Found> {
-        let (kind, hash, bucket) = self.parse(&key)?;
-        Some(Found {
-            key,
-            kind,
-            hash,
-            bucket,
-        })
+        let (kind, hash) = self.redis.v1()?.parse(&key)?;
+        Some(Found { key, kind, hash })
     }
 
-    /// The kind and hash of a record key, in either schema; `None` for other keys.
-    /// The bucket too, for a v2 key.
-    fn parse(&self, key: &str) -> Option<(Kind, RevocationKey, Option<u32>)> {
-        match self.redis.schema().parse(key) {
-            Some((bucket, kind, hash)) => Some((kind, hash, Some(bucket))),
-            None => self
-                .redis
-                .v1()
-                .and_then(|v1| v1.parse(key))
-                .map(|(kind, hash)| (kind, hash, None)),
-        }
-    }
-
-    /// Records what a load read, for as long as Redis keeps it.
-    async fn apply_read(&self, read: Read, into: &InMemoryStore) {
-        let Found {
-            kind, hash, bucket, ..
-        } = read.found;
+    /// Records what a v1 key held, for as long as Redis keeps it.
+    fn apply_read(&self, read: Read, writes: &Writes<'_>) {
+        let Found { kind, hash, .. } = read.found;
         let ttl = match read.pttl_ms {
             // No TTL: a writer broke the schema. Redis refuses the token for as long
             // as the key exists, so the mirror must too.
@@ -318,13 +301,9 @@ impl Shared {
             }
             ms => u64::try_from(ms).ok().map(Duration::from_millis),
         };
+        // Not in the ledger: v1 keys are not written back, the v2 copy of the write is.
         if let (Some(value), Some(ttl)) = (read.value, ttl) {
-            apply(into, kind, &hash, &value, ttl).await;
-            // v1 keys are not written back: the v2 copy of the write is.
-            if let (Some(ledger), Some(bucket), Ok(value)) = (&self.ledger, bucket, value.parse()) {
-                let expires_ms = now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-                ledger.record(bucket, kind, hash, value, expires_ms);
-            }
+            apply(writes, kind, &hash, &value, ttl);
         }
     }
 }

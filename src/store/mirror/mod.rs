@@ -74,8 +74,9 @@ const BATCH: usize = 1000;
 /// other languages must write a record and its event atomically (as the crate's
 /// scripts do): a reload that sees an event's sequence number must also see its record.
 ///
-/// Memory: about 160 bytes per live revocation (measured: 1M revocations load in
-/// about 3.4 s and take 154 MiB; see BENCHMARKS.md).
+/// Memory: about 100 bytes per live revocation with write-back on (its ledger keeps
+/// about 70 of them), about 30 without. 1M revocations load from Redis in under a
+/// second on a 2-core machine (see BENCHMARKS.md).
 ///
 /// Cheap to clone. The background task that follows the feed stops when the last
 /// clone is dropped.
@@ -107,8 +108,6 @@ struct Shared {
     staleness_bound_ns: u64,
     progress: Mutex<Progress>,
     position_script: Script,
-    /// Reads the records a load's `SCAN` found (`records.lua`).
-    records_script: Script,
     /// Every live record in full, for writing back what Redis loses; `None` with
     /// write-back off.
     ledger: Option<Arc<Ledger>>,
@@ -146,7 +145,7 @@ impl MirrorStoreBuilder {
     /// bucket back, with the time it has left: never one removed on purpose (an
     /// unrevoke), nor one that expired meanwhile. Writes only raise a TTL or a watermark,
     /// so several mirrors writing back the same records converge. It keeps each record
-    /// in full for that (about 100 bytes per live revocation more); turn it off to save
+    /// in full for that (about 70 bytes per live revocation more); turn it off to save
     /// them where Redis is persistent and failovers are acknowledged.
     pub fn write_back(mut self, on: bool) -> Self {
         self.write_back = on;
@@ -166,7 +165,6 @@ impl MirrorStoreBuilder {
             staleness_bound_ns: u64::try_from(self.staleness_bound.as_nanos()).unwrap_or(u64::MAX),
             progress: Mutex::new(Progress::default()),
             position_script: Script::new(load::POSITION),
-            records_script: Script::new(records::RECORDS),
             ledger: self.write_back.then(Arc::default),
         });
         tokio::spawn(follow(Arc::downgrade(&shared)));
