@@ -44,8 +44,7 @@ fn feed_event(feed: &str, seq: u64, hash: &str) -> redis::Cmd {
     xadd
 }
 
-/// A token marker in `bucket` and its member in the bucket's index, expiring in a
-/// minute, as the README's schema has another writer write them (without the event).
+/// A token marker in `bucket` expiring in a minute, written by another writer.
 async fn marked_by_another_writer(
     redis: &mut redis::aio::MultiplexedConnection,
     store: &tower_jwt_revoke::store::RedisStore,
@@ -53,21 +52,7 @@ async fn marked_by_another_writer(
     token: RevocationKey,
 ) {
     let expires_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 60_000;
-    let () = redis::pipe()
-        .cmd("SET")
-        .arg(store.token_key(bucket, &token))
-        .arg("1")
-        .arg("PXAT")
-        .arg(expires_ms)
-        .ignore()
-        .cmd("ZADD")
-        .arg(store.index_key(bucket))
-        .arg(expires_ms)
-        .arg(format!("t:{token}"))
-        .ignore()
-        .query_async(redis)
-        .await
-        .unwrap();
+    support::mark_as_another_writer(redis, store, bucket, &token, expires_ms).await;
 }
 
 async fn synced(mirror: &MirrorStore) {

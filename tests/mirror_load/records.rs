@@ -92,22 +92,7 @@ pub async fn write<C: redis::aio::ConnectionLike + Send>(store: &RedisStore, red
         } else {
             shared_ms + n as u64
         };
-        // Two keys of one bucket at a time: a cluster routes them by their slot.
-        let () = redis::pipe()
-            .cmd("SET")
-            .arg(store.token_key(bucket, &plain(n)))
-            .arg(1)
-            .arg("PXAT")
-            .arg(expires_ms)
-            .ignore()
-            .cmd("ZADD")
-            .arg(store.index_key(bucket))
-            .arg(expires_ms)
-            .arg(format!("t:{}", plain(n)))
-            .ignore()
-            .query_async(redis)
-            .await
-            .unwrap();
+        crate::support::mark_as_another_writer(redis, store, bucket, &plain(n), expires_ms).await;
     }
     written
 }

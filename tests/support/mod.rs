@@ -242,6 +242,33 @@ pub fn unique_prefix() -> String {
     format!("test-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// A token marker in `bucket` expiring at `expires_ms` (Unix ms), with its member in
+/// the bucket's index, written as the README's schema has another writer write them
+/// (no event). Both keys share the bucket's slot, so a cluster takes them in one go.
+pub async fn mark_as_another_writer<C: redis::aio::ConnectionLike + Send>(
+    redis: &mut C,
+    store: &tower_jwt_revoke::store::RedisStore,
+    bucket: u32,
+    token: &tower_jwt_revoke::RevocationKey,
+    expires_ms: u64,
+) {
+    let () = redis::pipe()
+        .cmd("SET")
+        .arg(store.token_key(bucket, token))
+        .arg("1")
+        .arg("PXAT")
+        .arg(expires_ms)
+        .ignore()
+        .cmd("ZADD")
+        .arg(store.index_key(bucket))
+        .arg(expires_ms)
+        .arg(format!("t:{token}"))
+        .ignore()
+        .query_async(redis)
+        .await
+        .expect("another writer's SET and ZADD");
+}
+
 /// Takes a server for this test, or returns from the test (skipped).
 #[macro_export]
 macro_rules! redis_or_skip {

@@ -84,21 +84,48 @@ impl Records {
 
     fn remove(&mut self, bucket: u32, kind: Kind, hash: &RevocationKey) {
         let Self { records, at } = self;
-        let Ok(found) = at.find_entry(slot_hash(kind, hash), |&i| {
+        if let Ok(found) = at.find_entry(slot_hash(kind, hash), |&i| {
             records[i as usize].is(bucket, kind, hash)
-        }) else {
-            return;
-        };
-        let (i, _) = found.remove();
-        let (i, last) = (i as usize, records.len() - 1);
+        }) {
+            let (i, _) = found.remove();
+            self.fill(i as usize);
+        }
+    }
+
+    /// Removes the record at `i`, whose position is out of the table already: the last
+    /// record moves into its place.
+    fn fill(&mut self, i: usize) {
+        let Self { records, at } = self;
+        let last = records.len() - 1;
         records.swap_remove(i);
         if i != last {
-            // The last record moved into the hole: its position changes with it.
             let moved = &records[i];
             if let Some(position) = at.find_mut(slot_hash(moved.kind, &moved.hash), |&j| j as usize == last) {
                 *position = i as u32;
             }
         }
+    }
+
+    /// Drops the records expired at `now` among `count` from position `from`; returns
+    /// where the next slice starts, or `None` at the end.
+    fn drop_expired(&mut self, from: usize, count: usize, now: u64) -> Option<usize> {
+        let mut i = from;
+        for _ in 0..count {
+            let record = *self.records.get(i)?;
+            if record.expires_ms > now {
+                i += 1;
+                continue;
+            }
+            let slot = self
+                .at
+                .find_entry(slot_hash(record.kind, &record.hash), |&j| j as usize == i);
+            if let Ok(slot) = slot {
+                slot.remove();
+            }
+            // The last record moves into `i`: it is looked at next.
+            self.fill(i);
+        }
+        (i < self.records.len()).then_some(i)
     }
 
     /// Keeps the records `keep` accepts; the table is rebuilt if any went.
@@ -141,6 +168,9 @@ pub(super) struct Ledger {
 /// How often a ledger drops its expired records, at most.
 const PURGE_EVERY_MS: u64 = 30_000;
 
+/// How many records a purge looks at per hold of the lock: tens of microseconds.
+const PURGE_SLICE: usize = 4096;
+
 pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -173,14 +203,13 @@ impl Ledger {
         self.lock().remove(bucket, kind, &hash);
     }
 
-    /// The live records of `buckets` (all of them when `None`), dropping the expired.
+    /// The live records of `buckets` (all of them when `None`).
     pub(super) fn live(&self, buckets: Option<&[u32]>) -> Vec<Live> {
         let now = now_ms();
-        let mut records = self.lock();
-        records.retain(|record| record.expires_ms > now);
-        records
+        self.lock()
             .records
             .iter()
+            .filter(|record| record.expires_ms > now)
             .filter(|record| buckets.is_none_or(|buckets| buckets.contains(&record.bucket)))
             .map(|record| Live {
                 bucket: record.bucket,
@@ -199,17 +228,26 @@ impl Ledger {
             .retain(|record| buckets.is_some_and(|buckets| !buckets.contains(&record.bucket)));
     }
 
-    /// Drops the expired records (bounded memory on a quiet mirror).
-    pub(super) fn purge(&self) {
+    /// Drops the expired records (bounded memory on a quiet mirror), [`PURGE_SLICE`]
+    /// records a hold of the lock, letting other tasks run between slices: at ten
+    /// million records a purge in one go held the mirror's follower for half a second.
+    pub(super) async fn purge(&self) {
         let now = now_ms();
         self.purged_ms.store(now, Ordering::Relaxed);
-        self.lock().retain(|record| record.expires_ms > now);
+        let mut from = 0;
+        loop {
+            // The guard goes before the yield.
+            let next = self.lock().drop_expired(from, PURGE_SLICE, now);
+            let Some(next) = next else { break };
+            from = next;
+            tokio::task::yield_now().await;
+        }
     }
 
     /// [`purge`](Self::purge), unless it ran lately.
-    pub(super) fn purge_if_due(&self) {
+    pub(super) async fn purge_if_due(&self) {
         if now_ms().saturating_sub(self.purged_ms.load(Ordering::Relaxed)) >= PURGE_EVERY_MS {
-            self.purge();
+            self.purge().await;
         }
     }
 
@@ -249,6 +287,8 @@ impl Noting<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -309,8 +349,42 @@ mod tests {
         assert!(left.contains(&(2, Kind::Token)) && left.contains(&(1, Kind::Session)));
     }
 
-    #[test]
-    fn never_holds_an_expired_record() {
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_purge_lets_other_tasks_run_between_slices_and_keeps_every_live_record_found() {
+        let ledger = Ledger::default();
+        let (now, n) = (now_ms(), 3 * PURGE_SLICE);
+        let token = |i: usize| RevocationKey::token(None, &i.to_string());
+        {
+            let mut noting = ledger.noting();
+            for i in 0..n {
+                let expires_ms = if i % 2 == 0 { now + 20 } else { now + 60_000 };
+                noting.record(0, Kind::Token, token(i), 1, expires_ms);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let others = Arc::new(AtomicU64::new(0));
+        let ticker = tokio::spawn({
+            let others = others.clone();
+            async move {
+                loop {
+                    others.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        ledger.purge().await;
+        ticker.abort();
+        // One thread: the ticker ran only where the purge let go of it.
+        assert!(others.load(Ordering::Relaxed) >= 2, "the purge never yielded");
+        assert_eq!(ledger.len(), n / 2);
+        for i in (1..n).step_by(2) {
+            ledger.record(0, Kind::Token, token(i), 1, now + 60_000);
+        }
+        assert_eq!(ledger.len(), n / 2, "each live record is found where it moved");
+    }
+
+    #[tokio::test]
+    async fn never_holds_an_expired_record() {
         let ledger = Ledger::default();
         let token = RevocationKey::token(None, "old");
         ledger.record(0, Kind::Token, token, 1, now_ms().saturating_sub(1));
@@ -318,7 +392,7 @@ mod tests {
         ledger.record(0, Kind::Token, token, 1, now_ms() + 30);
         std::thread::sleep(Duration::from_millis(60));
         assert!(ledger.live(None).is_empty());
-        ledger.purge();
+        ledger.purge().await;
         assert_eq!(ledger.len(), 0);
     }
 }

@@ -31,7 +31,7 @@ impl Shared {
         let lost = self.redis.take_lost_buckets();
         if lost.is_empty() {
             if let Some(ledger) = &self.ledger {
-                ledger.purge_if_due();
+                ledger.purge_if_due().await;
             }
             return Ok(());
         }
