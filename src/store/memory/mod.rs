@@ -7,6 +7,7 @@ mod map;
 mod table;
 mod write;
 
+#[cfg(feature = "redis")]
 pub(crate) use self::write::Writes;
 
 use std::sync::atomic::{AtomicU64, Ordering};
