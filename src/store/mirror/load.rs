@@ -59,7 +59,7 @@ impl Shared {
         // What Redis holds now is the whole truth (nothing was lost, or what was is
         // written back already): the ledger is filled again from it.
         if let Some(ledger) = &self.ledger {
-            ledger.clear(None);
+            ledger.clear(None).await;
         }
         let buckets: Vec<u32> = (0..self.redis.buckets()).collect();
         self.index_into(connection, &buckets, &fresh).await?;
@@ -92,7 +92,7 @@ impl Shared {
             .map(|&at| feeds.streams[at].pattern.clone())
             .collect();
         if let Some(ledger) = &self.ledger {
-            ledger.clear(Some(&buckets));
+            ledger.clear(Some(&buckets)).await;
         }
         self.index_into(connection, &buckets, &self.local).await?;
         if !patterns.is_empty() {
