@@ -17,7 +17,8 @@
 //!   (no Lua; expiries spread a millisecond apart over 30 to 60 minutes), then a fresh
 //!   process (this binary, re-run) starts a `MirrorStore` on them and
 //!   reports the time until the load is done and until it serves checks locally, and
-//!   its RSS growth (`VmRSS` from /proc/self/status) per entry.
+//!   its RSS growth (`VmRSS` from /proc/self/status) per entry. `MIRROR_BENCH_WRITE_BACK=0`
+//!   starts the mirror without write-back (and so without its ledger).
 //!
 //! Needs a `redis-server` (started privately, see tests/support) or `REDIS_URL`;
 //! without one it says why and does nothing.
@@ -190,7 +191,8 @@ fn load_child(job: &str) {
     let rss_before = common::proc_status_kib("VmRSS");
     let (loaded, synced, mirror) = runtime.block_on(async {
         let start = Instant::now();
-        let mirror = MirrorStore::start(store);
+        let write_back = std::env::var("MIRROR_BENCH_WRITE_BACK").map_or(true, |on| on != "0");
+        let mirror = MirrorStore::builder(store).write_back(write_back).start();
         let mut loaded = None;
         while !mirror.health().serving_locally {
             if loaded.is_none() && mirror.health().loads > 0 {

@@ -75,7 +75,7 @@ const BATCH: usize = 1000;
 /// scripts do): a reload that sees an event's sequence number must also see its record.
 ///
 /// Memory: about 100 bytes per live revocation with write-back on (its ledger keeps
-/// about 70 of them), about 30 without. 1M revocations load from Redis in under a
+/// about 70 of them), about 35 without. 1M revocations load from Redis in under a
 /// second on a 2-core machine (see BENCHMARKS.md).
 ///
 /// Cheap to clone. The background task that follows the feed stops when the last
