@@ -51,7 +51,12 @@ impl Shared {
             return Ok(Step::Progressed);
         }
         let timeout = self.redis.command_timeout();
+        // Right after a load every feed is read at once, without waiting.
+        let catch_up = std::mem::take(&mut feeds.catch_up);
         let (read, full, asked) = if connection.is_cluster() {
+            if catch_up {
+                *tick = Instant::now();
+            }
             let tick_due = pin!(tokio::time::sleep_until((*tick).into()));
             let woken = matches!(select(tick_due, pin!(wake.notified())).await, Either::Right(_));
             let asked = Instant::now();
@@ -74,11 +79,7 @@ impl Shared {
             // Everything written before this instant is in the reply, unless a feed's
             // reply is a full batch.
             let asked = Instant::now();
-            let block = if std::mem::take(&mut feeds.catch_up) {
-                Duration::ZERO
-            } else {
-                FOLLOW_BLOCK
-            };
+            let block = if catch_up { Duration::ZERO } else { FOLLOW_BLOCK };
             let read = feeds
                 .read_blocking(connection, block, timeout, self.local())
                 .await?;
