@@ -14,7 +14,7 @@
 //!   apart (default 5; 0 runs them back to back).
 //! - **Load**: `MIRROR_BENCH_LOAD` token revocations (default 1,000,000) are written
 //!   with pipelined `SET {prefix:bB}:t:{hex} 1 PXAT expiry` and `ZADD {prefix:bB}:index`
-//!   (no Lua; expiries spread a millisecond apart over 30 to 60 minutes), then a fresh
+//!   (no Lua; expiries a millisecond apart from 30 minutes on), then a fresh
 //!   process (this binary, re-run) starts a `MirrorStore` on them and
 //!   reports the time until the load is done and until it serves checks locally, and
 //!   its RSS growth (`VmRSS` from /proc/self/status) per entry. `MIRROR_BENCH_WRITE_BACK=0`

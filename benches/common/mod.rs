@@ -182,9 +182,8 @@ pub async fn connection(url: &str) -> tower_jwt_revoke::redis::aio::MultiplexedC
 /// `B` the bucket of the token's hash (16 buckets, the default), pipelined, without the
 /// change feed (a mirror started afterwards loads them from the indexes).
 ///
-/// Expiries are spread, a millisecond apart, over the second half of `ttl_secs`, as
-/// revocations of tokens issued at different times are: each lives from half of
-/// `ttl_secs` to all of it.
+/// Expiries are spread a millisecond apart from half of `ttl_secs` on (wrapping
+/// within its second half), as revocations of tokens issued at different times are.
 pub async fn write_revocations(url: &str, prefix: &str, count: u64, ttl_secs: u64) {
     const PIPELINE: u64 = 2_000;
     let mut connection = connection(url).await;
