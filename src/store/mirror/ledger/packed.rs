@@ -26,8 +26,9 @@ impl Record {
     }
 }
 
-/// Where a record sits in the table: bits of its hash, which is SHA-256 output already.
-/// The kind is mixed in for the global watermark, whose hash is all zeros.
+/// Where a record sits in the table: bits of its hash, which is SHA-256 output already,
+/// and its kind. Records sharing a hash (the global watermark's, all zeros, is in every
+/// bucket) share a slot hash and are told apart by [`Record::is`].
 fn slot_hash(kind: Kind, hash: &RevocationKey) -> u64 {
     let bytes = hash.as_bytes();
     let word = u64::from_le_bytes([
