@@ -183,11 +183,6 @@ impl RedisStore {
             .collect()
     }
 
-    /// Gives back buckets a mirror took but could not write back yet.
-    pub(crate) fn retry_lost(&self, buckets: &[u32]) {
-        lock(&self.shared.loss.lost).extend(buckets.iter().copied());
-    }
-
     /// Notes a loss a mirror found in the change feed (a sequence number that went
     /// backwards).
     pub(crate) fn report_loss(&self, buckets: &[u32], why: &'static str) {
