@@ -373,3 +373,60 @@ async fn undo_last_write(
         .await
         .unwrap();
 }
+
+/// The revocations the README's durability promise is about: the bucket's first ones,
+/// made a moment before Redis loses them, already applied by another replica's mirror.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocations_made_just_before_a_loss_are_back_in_redis_within_a_second() {
+    let mut server = redis_or_skip!(private);
+    for fault in ["FLUSHALL", "restart without persistence"] {
+        let prefix = support::unique_prefix();
+        let (a, b) = (mirror(&server, &prefix, true), mirror(&server, &prefix, true));
+        a.wait_until_synced(Duration::from_secs(10)).await.unwrap();
+        b.wait_until_synced(Duration::from_secs(10)).await.unwrap();
+        let six = 0..6;
+        for n in six.clone() {
+            a.revoke_token_of(&token(n), Some(&subject(n)), Duration::from_secs(600))
+                .await
+                .unwrap();
+        }
+        let applied = eventually(Duration::from_secs(5), async || {
+            refused(&b)
+                .await
+                .is_some_and(|r| six.clone().all(|n| r.tokens.contains(&n)))
+        })
+        .await;
+        assert!(applied.is_some(), "replica B never refused the logouts");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if fault == "FLUSHALL" {
+            let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
+            let _: () = redis::cmd("FLUSHALL").query_async(&mut redis).await.unwrap();
+        } else {
+            server.kill();
+            server.restart();
+        }
+        let lost_at = Instant::now();
+        // A store started after the loss, without a mirror: it sees what Redis holds.
+        let direct = server.store(&prefix);
+        let back = eventually(Duration::from_secs(5), async || {
+            refused(&direct)
+                .await
+                .is_some_and(|r| six.clone().all(|n| r.tokens.contains(&n)))
+        })
+        .await;
+        let back =
+            back.unwrap_or_else(|| panic!("{fault} 0.1 s after the logouts: not written back within 5 s"));
+        eprintln!(
+            "{fault}: the logouts were back in Redis {} ms after the loss",
+            lost_at.elapsed().as_millis()
+        );
+        assert!(
+            lost_at.elapsed() < Duration::from_secs(1),
+            "{fault}: written back only after {back:?}"
+        );
+        for mirror in [&a, &b] {
+            let r = refused(mirror).await.expect("the mirror answers");
+            assert!(six.clone().all(|n| r.tokens.contains(&n)), "{fault}: {r:?}");
+        }
+    }
+}
