@@ -2,6 +2,7 @@
 //! (epoch markers, a change feed going backwards), say so in health, and mirrors write
 //! back what they hold.
 
+mod common;
 mod support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -429,4 +430,53 @@ async fn revocations_made_just_before_a_loss_are_back_in_redis_within_a_second()
             assert!(six.clone().all(|n| r.tokens.contains(&n)), "{fault}: {r:?}");
         }
     }
+}
+
+/// Background work never hurts requests: the loss watch's reads, stalled (here by a
+/// `CLIENT PAUSE WRITE` while it must create a marker, as a loaded machine or a busy
+/// Redis would), cost no check an error, because they go over a connection of their own.
+#[tokio::test]
+async fn a_stalled_loss_watch_costs_no_check_a_failure() {
+    let server = redis_or_skip!(private);
+    let captured = common::captured::Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The test's runtime runs on this one thread, the store's watch included.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let prefix = support::unique_prefix();
+    let store = server.store(&prefix);
+    store.revoke_token_of(&token(0), Some(&subject(0)), Duration::from_secs(600)).await.unwrap();
+    let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
+    // The watch finds a marker missing on its next read, and must write one: paused.
+    let epoch = format!("{}:epoch", store.bucket_tag(store.bucket_of(&subject(0))));
+    let _: () = redis::cmd("DEL").arg(&epoch).query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(2000)
+        .arg("WRITE")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut checks = 0;
+    while started.elapsed() < Duration::from_millis(1800) {
+        let answer = store.lookup(&query(0)).await;
+        assert!(
+            answer.as_ref().is_ok_and(|answer| answer.token_revoked),
+            "check {checks}, {:?} into the stall: {answer:?}",
+            started.elapsed()
+        );
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query_async(&mut redis).await.unwrap();
+    assert!(checks > 50, "{checks}");
+    let said = captured.text();
+    assert!(
+        !said.contains("dropping the Redis connection"),
+        "the stalled watch dropped the connection checks share: {said}"
+    );
 }
