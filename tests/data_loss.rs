@@ -434,7 +434,9 @@ async fn revocations_made_just_before_a_loss_are_back_in_redis_within_a_second()
 
 /// Background work never hurts requests: the loss watch's reads, stalled (here by a
 /// `CLIENT PAUSE WRITE` while it must create a marker, as a loaded machine or a busy
-/// Redis would), cost no check an error, because they go over a connection of their own.
+/// Redis would) on an idle replica, cost no check an error and do not drop the
+/// connection checks share (whose in-flight checks would fail with it): they go over a
+/// connection of their own.
 #[tokio::test]
 async fn a_stalled_loss_watch_costs_no_check_a_failure() {
     let server = redis_or_skip!(private);
@@ -470,10 +472,11 @@ async fn a_stalled_loss_watch_costs_no_check_a_failure() {
             started.elapsed()
         );
         checks += 1;
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        // An idle replica: long enough between checks for the stall to be silence.
+        tokio::time::sleep(Duration::from_millis(350)).await;
     }
     let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query_async(&mut redis).await.unwrap();
-    assert!(checks > 50, "{checks}");
+    assert!(checks >= 4, "{checks}");
     let said = captured.text();
     assert!(
         !said.contains("dropping the Redis connection"),
