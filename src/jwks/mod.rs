@@ -3,7 +3,10 @@
 //!
 //! Feature `jwks` (on by default). Documents are fetched with reqwest over HTTPS
 //! (rustls, the platform's root certificates); plain `http://` is allowed for loopback
-//! hosts only, for tests and local development.
+//! hosts only, for tests and local development, and only when the configured issuer
+//! or JWKS URL is on loopback itself (neither a discovery document nor a redirect
+//! can send fetches from an `https://` provider to this machine's plain-HTTP
+//! services).
 //!
 //! The keys land in a [`KeyRing`](crate::KeyRing) that a [`JwtVerifier`](crate::JwtVerifier)
 //! reads on every request (a lock-free pointer load: no cost over keys configured by
