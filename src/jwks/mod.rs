@@ -15,7 +15,9 @@
 //! refreshes on the provider's `Cache-Control: max-age` or an interval; a provider
 //! that is down leaves the last good keys in place, which is logged and shown by
 //! [`Jwks::health`]. A verification that fails only because no keys could be fetched
-//! yet is answered **503**, not 401.
+//! yet is answered **503**, not 401; so is a token naming an unknown `kid` while the
+//! rate limit on such fetches allows none, with the `Retry-After` of the fetch then
+//! made by itself.
 //!
 //! ```no_run
 //! use tower_jwt_revoke::store::InMemoryStore;

@@ -37,7 +37,11 @@ const JWKS_ACCEPT: &str = "application/jwk-set+json, application/json;q=0.9";
 ///   [`refresh_interval`](JwksBuilder::refresh_interval);
 /// - a token naming a `kid` the keys lack triggers a fetch, at most one per
 ///   [`unknown_kid_interval`](JwksBuilder::unknown_kid_interval), and is accepted on
-///   first sight when the provider has published its key (a rotation);
+///   first sight when the provider has published its key (a rotation); within the
+///   interval it is a 503 whose `Retry-After` is the fetch then made by itself
+///   ([`VerifyError::KeyRefreshPending`](crate::VerifyError::KeyRefreshPending));
+/// - with a [`max_key_age`](JwksBuilder::max_key_age), keys not refreshed for that
+///   long are withdrawn (503) until a fetch succeeds;
 /// - when a fetch fails, the last good keys stay in use, the failure is logged at
 ///   warn (the recovery at info) and shown by [`health`](Self::health), and fetches
 ///   are retried with backoff;

@@ -58,9 +58,8 @@ pub enum VerifyError {
     #[error("signing keys unavailable")]
     KeysUnavailable,
     /// No key matches the header's `kid`, and no fetch of the provider's keys could
-    /// be made since the token arrived (the rate limit of
-    /// [`unknown_kid_interval`](crate::jwks::JwksBuilder::unknown_kid_interval), or a
-    /// provider that failed): the token may be signed with a key the provider just
+    /// be made since the token arrived (the rate limit of a JWKS source's
+    /// `unknown_kid_interval`, or a provider that failed): the token may be signed with a key the provider just
     /// published. A 503: the keys are fetched again by themselves within
     /// `retry_after`, the `Retry-After` of the answer.
     #[error("unknown key id; the signing keys are fetched again shortly")]

@@ -137,6 +137,7 @@ pub(crate) trait Refresh: Send + Sync + 'static {
 /// its signature could be checked: anyone can choose these, and they only decide
 /// between a 401 and a 503 for that token).
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(not(feature = "jwks"), allow(dead_code))] // read by the JWKS source
 pub(crate) struct Asking {
     /// The header's `kid`.
     pub(crate) kid: Option<String>,
@@ -148,6 +149,7 @@ pub(crate) struct Asking {
 
 /// What a [`Refresh`] achieved for the request that asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "jwks"), allow(dead_code))] // made by the JWKS source
 pub(crate) enum Refreshed {
     /// A fetch that started after the request asked has succeeded: a `kid` the keys
     /// still lack is not the provider's.
@@ -225,7 +227,7 @@ impl KeyRing {
     }
 
     /// Whether keys are loaded: ever replaced, and not withdrawn since by a JWKS
-    /// source's [maximum key age](crate::jwks::JwksBuilder::max_key_age).
+    /// source's maximum key age (`max_key_age`).
     pub fn is_loaded(&self) -> bool {
         self.shared.current.load().is_some()
     }
