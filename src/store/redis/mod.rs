@@ -25,6 +25,22 @@
 //!
 //! The version 1 schema (`{prefix}:t:{hash}`, one feed) is read and written too during
 //! an upgrade ([`RedisStoreBuilder::v1_transition`], [`RedisStore::migrate_v1`]).
+//!
+//! # In this folder, by concern
+//!
+//! | folder | holds | may use |
+//! |--------|-------|---------|
+//! | `connect/` | the shared connection, a cluster's or a server's, the checks' own RESP connection, Sentinel, pooled connections | `schema/` (the layout check) |
+//! | `schema/` | key names, the recorded layout, the v1 schema | `connect/`, `read/` |
+//! | `read/` | a check's `MGET`, reading keys node by node | `connect/`, `schema/` |
+//! | `write/` | the write scripts, acknowledged writes, write-back | `connect/`, `schema/` |
+//! | `durability/` | persistence settings, the epoch watch (loss detection) | `connect/`, `schema/` |
+//! | `admin/` | an operator's reads and writes (the command-line tool's) | all of the above |
+//!
+//! This file holds [`RedisStore`] and its [`RevocationStore`] implementation;
+//! `builder.rs` its builder. The [`MirrorStore`](crate::store::MirrorStore) uses the
+//! store through the few items re-exported here (`Conn`, `Kind`, `Targets`, `Lost`,
+//! `scan`), never its folders.
 
 use std::fmt;
 use std::sync::Arc;
@@ -37,44 +53,32 @@ use deadpool_redis::Pool;
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
 use crate::key::RevocationKey;
 
-mod acknowledge;
 mod admin;
 mod builder;
-mod check;
-mod check_conn;
-mod command;
-mod conn;
-mod connect_error;
-mod connection;
-mod epoch;
-mod exclusive;
-mod key_names;
-mod layout;
-mod legacy;
-mod persistence;
-pub(crate) mod scan;
+mod connect;
+mod durability;
+mod read;
 pub mod schema;
-mod scripts;
-mod sentinel;
-mod write_back;
+mod write;
 
-pub use self::acknowledge::{Acknowledgement, DEFAULT_ACK_TIMEOUT};
 pub use self::admin::{Page, Record, RecordKind, Stats};
 pub use self::builder::RedisStoreBuilder;
-use self::check::{CheckReply, answer_of, check_keys, give_command, reply_values, take_command};
-use self::command::Budget;
-pub(crate) use self::conn::{Conn, Node};
-use self::connection::Connection;
-use self::epoch::LossWatch;
-pub use self::epoch::{DataLoss, LOSS_CHECK_INTERVAL};
-pub use self::legacy::MigrationReport;
-pub(crate) use self::legacy::V1;
-pub use self::persistence::{Persistence, PersistenceSource};
+use self::connect::command::Budget;
+pub(crate) use self::connect::conn::{Conn, Node};
+use self::connect::shared::Connection;
+use self::durability::epoch::LossWatch;
+pub use self::durability::epoch::{DataLoss, LOSS_CHECK_INTERVAL};
+pub use self::durability::persistence::{Persistence, PersistenceSource};
+use self::read::check::{CheckReply, answer_of, check_keys, give_command, reply_values, take_command};
+pub(crate) use self::read::scan;
+pub use self::schema::v1::MigrationReport;
+pub(crate) use self::schema::v1::V1;
 pub use self::schema::{DEFAULT_BUCKETS, MAX_BUCKETS};
 pub(crate) use self::schema::{Kind, Schema};
-use self::scripts::Scripts;
-pub(crate) use self::scripts::Targets;
-pub(crate) use self::write_back::Lost;
+use self::write::Scripts;
+pub(crate) use self::write::Targets;
+pub use self::write::acknowledge::{Acknowledgement, DEFAULT_ACK_TIMEOUT};
+pub(crate) use self::write::write_back::Lost;
 
 /// The key prefix unless configured.
 pub const DEFAULT_PREFIX: &str = "revoked";
@@ -268,18 +272,18 @@ impl RevocationStore for RedisStore {
         let mut scratch = take_command();
         let v1 = self.v1();
         let keys = check_keys(query).count() * if v1.is_some() { 2 } else { 1 };
-        check_conn::push_array_len(&mut scratch.packed, keys + 1);
-        check_conn::push_bulk(&mut scratch.packed, b"MGET");
+        connect::check::push_array_len(&mut scratch.packed, keys + 1);
+        connect::check::push_bulk(&mut scratch.packed, b"MGET");
         for (kind, hash) in check_keys(query) {
             scratch.key.clear();
             schema.push_key_of(&mut scratch.key, bucket, kind, hash);
             scratch.mget.arg(scratch.key.as_str());
-            check_conn::push_bulk(&mut scratch.packed, scratch.key.as_bytes());
+            connect::check::push_bulk(&mut scratch.packed, scratch.key.as_bytes());
         }
         if let Some(v1) = &v1 {
             for (kind, hash) in check_keys(query) {
                 let key = v1.key(kind, hash);
-                check_conn::push_bulk(&mut scratch.packed, key.as_bytes());
+                connect::check::push_bulk(&mut scratch.packed, key.as_bytes());
                 scratch.mget.arg(key);
             }
         }
