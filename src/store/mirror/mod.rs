@@ -1,4 +1,11 @@
 //! [`MirrorStore`]: every revocation in local memory, kept in step with Redis.
+//!
+//! In this folder, by concern: `load/` (the first load, and reloading buckets that lost
+//! their place), `follow/` (the background task following the change feeds, their
+//! events, the wake-up channel), `write_back.rs` and `ledger/` (writing back what
+//! Redis lost, and the full records that takes), `health.rs` (what the mirror reports).
+//! May use: the Redis store (through its root re-exports) and the in-memory store (the
+//! local copy). Used by: applications, as a [`RevocationStore`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,15 +20,10 @@ use super::redis::{Kind, RedisStore, Targets};
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
 use crate::key::RevocationKey;
 
-mod event;
-mod feeds;
 mod follow;
 mod health;
-mod index;
 mod ledger;
 mod load;
-mod records;
-mod wake;
 mod write_back;
 
 use self::follow::{FOLLOW_BLOCK, follow};
