@@ -13,8 +13,8 @@ use tower_service::Service;
 use super::logout_token::{self, LogoutError, LogoutToken};
 use super::response::{self, EndpointFuture};
 use super::{BuildError, Limits, form};
-use crate::key::RevocationKey;
 use crate::revoke::{RevokeError, Revoker};
+use crate::store::key::RevocationKey;
 use crate::store::{BoxError, RevocationQuery, StoreError};
 use crate::verify::{JwtVerifier, same_media_type};
 

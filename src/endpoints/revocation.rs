@@ -17,8 +17,8 @@ use super::response::{self, EndpointFuture};
 use super::{Limits, form};
 use crate::revoke::Revoker;
 use crate::store::BoxError;
-use crate::token::VerifiedToken;
 use crate::verify::VerifyError;
+use crate::verify::token::VerifiedToken;
 
 type IssuedTo = dyn Fn(&VerifiedToken, &str) -> bool + Send + Sync;
 

@@ -436,7 +436,7 @@ impl Inner {
 /// `delay` rounded up to whole seconds, at least one: a client told to come back
 /// after it finds the fetch made.
 fn whole_seconds(delay: Duration) -> Duration {
-    Duration::from_secs(crate::reject::retry_after_secs(delay))
+    Duration::from_secs(crate::layer::reject::retry_after_secs(delay))
 }
 
 /// Fetches whenever the last fetch says the next is due, until the keys' last user is

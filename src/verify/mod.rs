@@ -5,11 +5,14 @@
 //! one token's decoding and validation in `decode.rs`.
 
 mod builder;
+pub(crate) mod crypto;
 mod decode;
 mod error;
 mod hmac;
 mod key;
 mod key_set;
+pub(crate) mod token;
+pub(crate) mod unverified;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +28,7 @@ pub use self::key::{KeyError, VerificationKey};
 pub(crate) use self::key_set::WeakKeyRing;
 pub(crate) use self::key_set::{Asking, Refresh, Refreshed};
 pub use self::key_set::{KeyRing, KeySet, SkippedKey};
-use crate::token::VerifiedToken;
+use crate::verify::token::VerifiedToken;
 
 /// Tokens longer than this are refused before any parsing (8 KiB, a generous bound
 /// for a JWT; browsers cap a cookie at 4 KiB).
@@ -79,7 +82,7 @@ impl JwtVerifier {
     /// so the application's own `jsonwebtoken::encode` works even when Cargo compiled
     /// both backends in.
     pub fn builder() -> JwtVerifierBuilder {
-        crate::crypto::install_crypto_provider();
+        crate::verify::crypto::install_crypto_provider();
         JwtVerifierBuilder::default()
     }
 

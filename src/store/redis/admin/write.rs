@@ -7,8 +7,8 @@ use ::redis::Script;
 use futures_util::future::join_all;
 
 use super::Record;
-use crate::key::RevocationKey;
 use crate::store::StoreError;
+use crate::store::key::RevocationKey;
 use crate::store::redis::connect::command::Budget;
 use crate::store::redis::write::{Targets, WriteKeys};
 use crate::store::redis::{Kind, RedisStore};
