@@ -30,6 +30,12 @@ impl Form {
             .filter(|value| !value.is_empty())
     }
 
+    /// Every parameter, in no particular order (the fuzz targets check them).
+    #[cfg(fuzzing)]
+    pub(crate) fn into_params(self) -> Vec<(String, String)> {
+        self.params.into_iter().collect()
+    }
+
     /// Parses `body` in time linear in its length: each name is looked up once in a
     /// hash map, and parsing stops at the first parameter over [`MAX_FORM_PARAMS`].
     /// This runs before any authentication, on whatever anyone sends.

@@ -90,6 +90,17 @@ pub use self::logout_token::{BACKCHANNEL_LOGOUT_EVENT, LogoutError};
 pub use self::response::EndpointFuture;
 pub use self::revocation::{TokenRevocation, TokenRevocationBuilder};
 
+/// The form parser alone, for the fuzz targets in `fuzz/` (cargo-fuzz builds with
+/// `--cfg fuzzing`); not part of the API, and absent from every other build.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn fuzz_parse_form(body: &[u8]) -> Result<Vec<(String, String)>, String> {
+    match form::Form::parse(body) {
+        Ok(form) => Ok(form.into_params()),
+        Err(refused) => Err(refused.into_response().into_body()),
+    }
+}
+
 /// The largest request body read, unless configured: 64 KiB. A logout token or an
 /// access token is a few KiB at most; the limit stops a sender from making the
 /// endpoint buffer megabytes.

@@ -58,7 +58,7 @@ mod scripts;
 mod sentinel;
 
 pub use self::acknowledge::{Acknowledgement, DEFAULT_ACK_TIMEOUT};
-pub use self::admin::{Page, Record, RecordKind, Stats};
+pub use self::admin::{MAX_RECORD_TTL, MAX_WATERMARK, Page, Record, RecordKind, Stats};
 pub use self::builder::RedisStoreBuilder;
 use self::check::{CheckReply, answer_of, check_keys, give_command, reply_values, take_command};
 use self::command::Budget;
