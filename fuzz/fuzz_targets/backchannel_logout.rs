@@ -12,8 +12,6 @@ use tower::ServiceExt;
 fuzz_target!(|data: &[u8]| {
     let (receiver, _) = support::endpoints();
     let request = support::request(data, support::logout_token);
-    let response = support::runtime()
-        .block_on(receiver.oneshot(request))
-        .unwrap();
+    let response = support::runtime().block_on(receiver.oneshot(request)).unwrap();
     support::check(&response);
 });

@@ -102,7 +102,9 @@ pub fn splice(body: &[u8], token: impl Fn(usize) -> String) -> Vec<u8> {
 /// A request shaped by the input's first byte: method, content type, credentials;
 /// the rest is the body.
 pub fn request(data: &[u8], token: impl Fn(usize) -> String) -> Request<Full<Bytes>> {
-    let (flags, body) = data.split_first().map_or((0, data), |(first, rest)| (*first, rest));
+    let (flags, body) = data
+        .split_first()
+        .map_or((0, data), |(first, rest)| (*first, rest));
     let mut builder = Request::builder()
         .method(if flags & 1 == 0 { "POST" } else { "GET" })
         .uri("/");

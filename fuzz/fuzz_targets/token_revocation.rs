@@ -12,8 +12,6 @@ use tower::ServiceExt;
 fuzz_target!(|data: &[u8]| {
     let (_, revocation) = support::endpoints();
     let request = support::request(data, support::access_token);
-    let response = support::runtime()
-        .block_on(revocation.oneshot(request))
-        .unwrap();
+    let response = support::runtime().block_on(revocation.oneshot(request)).unwrap();
     support::check(&response);
 });
