@@ -50,9 +50,12 @@ use crate::verify::{JwtVerifier, same_media_type};
 ///
 /// # Replays
 ///
-/// Each logout token acted on is recorded in the store under
-/// [`RevocationKey::token`]`(iss, jti)`, for as long as the verifier would accept it,
-/// and a token found there is refused. The record is written after the revocation, so
+/// Each logout token acted on is recorded in the store under a key of its `iss` and
+/// `jti`, for as long as the verifier would accept it, and a token found there is
+/// refused. The key is hashed in a domain of its own (`tower-jwt-revoke/v1/logout-token`),
+/// not as a token revocation: remembering a logout token never revokes an access token
+/// that happens to share its `jti`, and a revoked access token never makes a genuine
+/// logout token look like a replay. The record is written after the revocation, so
 /// a store failure in between leaves the provider's retry free to succeed. The check
 /// and the record are two store calls, not one atomic step: two deliveries of the same
 /// token racing each other (or reaching two replicas within a mirror's staleness bound)
@@ -170,7 +173,7 @@ impl BackChannelLogout {
     pub async fn log_out(&self, logout_token: &str) -> Result<LoggedOut, LogoutError> {
         let receiver = &*self.inner;
         let token = logout_token::validate(&receiver.verifier, logout_token, receiver.explicit_only).await?;
-        let seen = RevocationKey::token(Some(&token.issuer), &token.jti);
+        let seen = RevocationKey::logout_token(&token.issuer, &token.jti);
         if self.already_seen(seen).await? {
             return Err(LogoutError::Replayed);
         }
@@ -363,11 +366,18 @@ impl BackChannelLogoutBuilder {
     }
 
     /// Builds the receiver, refusing a verifier that could never accept a logout token
-    /// as the specification wants it: one without an issuer, without an audience, or
-    /// requiring another `typ`.
+    /// as the specification wants it (one without an issuer, without an audience, or
+    /// requiring another `typ`), and one that would let an issuer's key sign logout
+    /// tokens for another issuer ([`BuildError::SharedIssuerKeys`]).
     pub fn build(self) -> Result<BackChannelLogout, BuildError> {
         if self.verifier.issuers().is_empty() {
             return Err(BuildError::NoIssuer);
+        }
+        if let Some((first, second)) = self.verifier.issuers_sharing_keys() {
+            return Err(BuildError::SharedIssuerKeys {
+                first: first.to_owned(),
+                second: second.to_owned(),
+            });
         }
         if self.verifier.audiences().is_empty() {
             return Err(BuildError::NoAudience);

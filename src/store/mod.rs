@@ -54,7 +54,7 @@ pub use self::redis::{
     MAX_BUCKETS, MigrationReport, RedisStore, RedisStoreBuilder, schema,
 };
 #[cfg(feature = "redis")]
-pub use self::redis::{Page, Record, RecordKind, Stats};
+pub use self::redis::{MAX_RECORD_TTL, MAX_WATERMARK, Page, Record, RecordKind, Stats};
 
 /// A boxed error from a store's backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

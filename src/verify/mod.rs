@@ -183,6 +183,23 @@ impl JwtVerifier {
         self.inner.issuer_keys.get(issuer)
     }
 
+    /// Two accepted issuers whose tokens are verified with the same keys, if any: the
+    /// verifier's own ring serving two issuers that have no ring of their own, or one
+    /// ring given to two issuers. Either issuer's key then signs tokens that pass for
+    /// the other's.
+    #[cfg(feature = "endpoints")]
+    pub(crate) fn issuers_sharing_keys(&self) -> Option<(&str, &str)> {
+        let inner = &*self.inner;
+        let ring_of = |issuer: &str| inner.issuer_keys.get(issuer).unwrap_or(&inner.keys);
+        // Issuers are few (a configuration, not input): pairwise is fine here.
+        inner.issuers.iter().enumerate().find_map(|(i, first)| {
+            inner.issuers[i + 1..]
+                .iter()
+                .find(|second| ring_of(first).same_ring(ring_of(second)))
+                .map(|second| (first.as_str(), second.as_str()))
+        })
+    }
+
     /// The issuers accepted (`iss`); empty when `iss` is not checked.
     pub fn issuers(&self) -> &[String] {
         &self.inner.issuers
