@@ -78,6 +78,7 @@
 mod backchannel;
 mod client_auth;
 mod form;
+mod form_endpoint;
 mod logout_token;
 mod response;
 mod revocation;

@@ -1,22 +1,20 @@
 //! [`TokenRevocation`]: an RFC 7009 token revocation endpoint.
 
-use std::convert::Infallible;
+use http::request::Parts;
+
+use super::form::Form;
+use super::form_endpoint::{FormEndpoint, form_service, limit_settings};
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use http::header::WWW_AUTHENTICATE;
-use http::{HeaderValue, Request, Response, StatusCode};
-use http_body::Body;
+use http::{HeaderValue, Response, StatusCode};
 use serde::Deserialize;
-use tower_service::Service;
 
 use super::client_auth::{ClientAuth, ClientRequest};
-use super::response::{self, EndpointFuture};
-use super::{BuildError, Limits, form};
+use super::response::{self};
+use super::{BuildError, Limits};
 use crate::revoke::Revoker;
-use crate::store::BoxError;
 use crate::verify::VerifyError;
 use crate::verify::token::VerifiedToken;
 
@@ -118,17 +116,10 @@ impl TokenRevocation {
         }
     }
 
-    async fn answer<B>(self, request: Request<B>) -> Response<String>
-    where
-        B: Body,
-        B::Error: Into<BoxError>,
-    {
+    /// The answer to a revocation request's form (see [`FormEndpoint`]).
+    async fn answer(self, parts: Parts, form: Form) -> Response<String> {
         let endpoint = &*self.inner;
         let retry_after = endpoint.limits.retry_after;
-        let (parts, form) = match form::read(request, endpoint.limits).await {
-            Ok(read) => read,
-            Err(refused) => return refused.into_response(),
-        };
         let Some(client) = endpoint.clients.authenticate(&ClientRequest::new(&parts, &form)) else {
             tracing::info!("token revocation refused: client not authenticated");
             return invalid_client();
@@ -272,24 +263,17 @@ fn invalid_client() -> Response<String> {
     answer
 }
 
-impl<B> Service<Request<B>> for TokenRevocation
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = EndpointFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+impl FormEndpoint for TokenRevocation {
+    fn limits(&self) -> Limits {
+        self.inner.limits
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        EndpointFuture::new(self.clone().answer(request))
+    async fn respond(self, parts: Parts, form: Form) -> Response<String> {
+        self.answer(parts, form).await
     }
 }
+
+form_service!(TokenRevocation);
 
 /// Builds a [`TokenRevocation`]; see [`TokenRevocation::builder`].
 #[must_use]
@@ -363,26 +347,7 @@ impl TokenRevocationBuilder {
         self
     }
 
-    /// The largest body read (default [`DEFAULT_MAX_BODY_LEN`](super::DEFAULT_MAX_BODY_LEN));
-    /// larger ones are answered 413.
-    pub fn max_body_len(mut self, bytes: usize) -> Self {
-        self.limits.max_body_len = bytes;
-        self
-    }
-
-    /// How long the body may take to arrive (default
-    /// [`DEFAULT_BODY_TIMEOUT`](super::DEFAULT_BODY_TIMEOUT)); after it, 408.
-    pub fn body_timeout(mut self, timeout: Duration) -> Self {
-        self.limits.body_timeout = timeout;
-        self
-    }
-
-    /// The `Retry-After` of a 503, rounded down to whole seconds, at least one (default
-    /// [`DEFAULT_RETRY_AFTER`](super::DEFAULT_RETRY_AFTER)).
-    pub fn retry_after(mut self, delay: Duration) -> Self {
-        self.limits.retry_after = delay;
-        self
-    }
+    limit_settings!();
 
     /// Builds the endpoint; fails when the clients' authorization server cannot be
     /// told ([`BuildError::NoClientIssuer`]): the verifier accepts several issuers, and
