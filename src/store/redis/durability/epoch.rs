@@ -76,6 +76,11 @@ pub(crate) struct LossWatch {
     /// When each bucket's loss was last counted: the same loss is often seen twice, by
     /// the epoch watch and by a mirror's feed, a moment apart.
     counted: Mutex<Vec<Option<Instant>>>,
+    /// The highest feed event each bucket's mirror applied: a counter found below it
+    /// (under the same marker) is a loss even when this watch never read the counter
+    /// that high (writes made, and lost, between two of its reads: a replica promoted
+    /// without the latest writes, whose own marker it does have).
+    applied: Vec<AtomicU64>,
 }
 
 /// Within this long of a bucket's counted loss, seeing it lost again is taken for the
@@ -92,6 +97,7 @@ impl LossWatch {
             last: Mutex::new(None),
             lost: Mutex::new(BTreeSet::new()),
             counted: Mutex::new(vec![None; usize::try_from(buckets).unwrap_or(1)]),
+            applied: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -112,10 +118,35 @@ impl LossWatch {
         let Some(slot) = known.get_mut(usize::try_from(bucket).unwrap_or(usize::MAX)) else {
             return false;
         };
-        let lost = slot.epoch.is_some() && (slot.epoch != epoch || seq < slot.seq);
+        let applied = self.applied.get(usize::try_from(bucket).unwrap_or(usize::MAX));
+        let floor = slot
+            .seq
+            .max(applied.map_or(0, |applied| applied.load(Ordering::Acquire)));
+        let lost = slot.epoch.is_some() && (slot.epoch != epoch || seq < floor);
         slot.seq = if lost { seq } else { slot.seq.max(seq) };
         slot.epoch = epoch;
+        if lost && let Some(applied) = applied {
+            // The mirror reloads the bucket from where its counter stands now.
+            applied.store(0, Ordering::Release);
+        }
         lost
+    }
+
+    /// Notes that a mirror applied `bucket`'s events up to `seq`.
+    fn applied(&self, bucket: u32, seq: u64) {
+        if let Some(applied) = self.applied.get(usize::try_from(bucket).unwrap_or(usize::MAX)) {
+            applied.fetch_max(seq, Ordering::AcqRel);
+        }
+    }
+
+    /// Forgets what a mirror applied of `buckets`: it lost its place in them, and
+    /// reloads them from where their counters stand now.
+    fn reloading(&self, buckets: &[u32]) {
+        for &bucket in buckets {
+            if let Some(applied) = self.applied.get(usize::try_from(bucket).unwrap_or(usize::MAX)) {
+                applied.store(0, Ordering::Release);
+            }
+        }
     }
 
     /// Notes a loss of `buckets`, found by the store or by a mirror's feed.
@@ -179,11 +210,20 @@ impl RedisStore {
         self.shared.loss.report()
     }
 
-    /// The buckets found lost since the last call, for a mirror to write back.
+    /// The buckets found lost since the last call, for a mirror to write back (and
+    /// reload: what it applied of them no longer counts).
     pub(crate) fn take_lost_buckets(&self) -> Vec<u32> {
-        std::mem::take(&mut *lock(&self.shared.loss.lost))
+        let lost: Vec<u32> = std::mem::take(&mut *lock(&self.shared.loss.lost))
             .into_iter()
-            .collect()
+            .collect();
+        self.shared.loss.reloading(&lost);
+        lost
+    }
+
+    /// Notes that a mirror of this store applied `bucket`'s feed up to event `seq`, so
+    /// that a counter found lower later is known for a loss.
+    pub(crate) fn note_applied(&self, bucket: u32, seq: u64) {
+        self.shared.loss.applied(bucket, seq);
     }
 
     /// Notes a loss a mirror found in the change feed (a sequence number that went
