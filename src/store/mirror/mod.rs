@@ -156,16 +156,25 @@ impl MirrorStoreBuilder {
     /// called inside a Tokio runtime. Until the first load completes, checks go to
     /// Redis.
     pub fn start(self) -> MirrorStore {
+        // With write-back on, the copy keeps full records, and the ledger reads them.
+        let local = if self.write_back {
+            InMemoryStore::with_full_records()
+        } else {
+            InMemoryStore::new()
+        };
+        let ledger = self
+            .write_back
+            .then(|| Arc::new(Ledger::new(local.clone(), self.redis.buckets())));
         let shared = Arc::new(Shared {
             redis: self.redis,
-            local: InMemoryStore::new(),
+            local,
             synced: AtomicBool::new(false),
             last_contact_ns: AtomicU64::new(NEVER),
             epoch: Instant::now(),
             staleness_bound_ns: u64::try_from(self.staleness_bound.as_nanos()).unwrap_or(u64::MAX),
             progress: Mutex::new(Progress::default()),
             position_script: Script::new(load::POSITION),
-            ledger: self.write_back.then(Arc::default),
+            ledger,
         });
         tokio::spawn(follow(Arc::downgrade(&shared)));
         MirrorStore { shared }
