@@ -13,8 +13,8 @@ use tower_service::Service;
 use super::logout_token::{self, LogoutError, LogoutToken};
 use super::response::{self, EndpointFuture};
 use super::{BuildError, Limits, form};
-use crate::key::RevocationKey;
 use crate::revoke::{RevokeError, Revoker};
+use crate::store::key::RevocationKey;
 use crate::store::{BoxError, RevocationQuery, StoreError};
 use crate::verify::{JwtVerifier, same_media_type};
 
@@ -269,7 +269,10 @@ impl BackChannelLogout {
             }
             Err(error) if error.status().is_server_error() => {
                 tracing::warn!(%error, "back-channel logout not recorded; the provider should retry");
-                response::unavailable(&error.to_string(), limits.retry_after)
+                response::unavailable(
+                    &error.to_string(),
+                    error.retry_after().unwrap_or(limits.retry_after),
+                )
             }
             Err(error) => {
                 tracing::info!(%error, "back-channel logout refused");

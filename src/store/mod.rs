@@ -30,9 +30,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 
 mod error;
+pub(crate) mod key;
 mod memory;
 #[cfg(feature = "redis")]
 mod mirror;

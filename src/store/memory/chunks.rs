@@ -71,12 +71,6 @@ impl<T: Copy> Chunks<T> {
         (range.start..end).filter_map(|i| self.get(i))
     }
 
-    /// [`Chunks::range`], to change.
-    pub(super) fn for_each_mut(&mut self, range: Range<usize>, mut each: impl FnMut(&mut T)) {
-        for i in range.start..range.end.min(self.len) {
-            each(&mut self[i]);
-        }
-    }
 }
 
 impl<T> Index<usize> for Chunks<T> {
@@ -112,7 +106,5 @@ mod tests {
         assert_eq!(chunks.get(CHUNK * 2 - 1), None);
         let items: Vec<usize> = chunks.range(CHUNK - 1..CHUNK + 1).copied().collect();
         assert_eq!(items, [CHUNK - 1, CHUNK]);
-        chunks.for_each_mut(0..2, |item| *item += 1);
-        assert_eq!((chunks[0], chunks[1]), (CHUNK * 2 + 1, 2));
     }
 }

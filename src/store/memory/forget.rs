@@ -1,7 +1,7 @@
 //! Forgetting a marker: how a mirror applies a lifted revocation (a `del` event).
 
 use super::InMemoryStore;
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 
 impl InMemoryStore {
     /// Drops the token or session marker under `key`; returns whether there was one.

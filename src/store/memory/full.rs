@@ -1,5 +1,5 @@
 //! What a store of full records (a mirror with write-back on) tells its ledger: every
-//! live record with its kind and bucket, read and retagged a slice at a time.
+//! live record with its kind and bucket, read a slice at a time.
 //!
 //! A slice is read under the shard's read lock and the lock let go before the next:
 //! a write waiting on it (and the checks queued behind that write) waits microseconds,
@@ -15,10 +15,9 @@ use super::records::{Records, key_of};
 use super::table::{NEVER, Shard, Table};
 use super::tag::{Buckets, Tag};
 use super::{InMemoryStore, unpack};
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 
-/// Records a slice reads or retags under one hold of a shard's lock: a few
-/// microseconds.
+/// Records a slice reads under one hold of a shard's lock: a few microseconds.
 const SLICE: usize = 512;
 
 /// A live record, as the ledger writes it back.
@@ -86,27 +85,6 @@ impl InMemoryStore {
         live
     }
 
-    /// Takes the tags of the records whose buckets `wanted` accepts away: they are no
-    /// longer written back (until seen again in a bucket). Lets other tasks run between
-    /// shards.
-    pub(crate) async fn untag(&self, wanted: impl Fn(Buckets) -> bool) {
-        let table = &self.shared.table;
-        let untag = |tag: Tag| match tag.buckets() {
-            Some(buckets) if wanted(buckets) => tag.untagged(),
-            _ => tag,
-        };
-        for index in 0..table.shard_count() {
-            retag(table, index, |shard| shard.markers.records_mut(), &untag);
-            retag(table, index, |shard| shard.subjects.records_mut(), &untag);
-            tokio::task::yield_now().await;
-        }
-        let _ = self
-            .shared
-            .global_tag
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
-                Some(untag(Tag::from_bits(bits)).bits())
-            });
-    }
 }
 
 /// Calls `each` with every record of one map (`records` picks it) of shard `index`, a
@@ -133,27 +111,6 @@ fn walk<V: Copy>(
         end = start;
     }
     true
-}
-
-/// Changes the tags of one map's records (`records` picks it) of shard `index` with
-/// `retag`, a slice at a time from its end.
-fn retag<V: Copy>(
-    table: &Table,
-    index: usize,
-    records: impl Fn(&mut Shard) -> Option<&mut Records<V>>,
-    retag: impl Fn(Tag) -> Tag,
-) {
-    let mut end = usize::MAX;
-    while end > 0 {
-        let mut shard = table.write(index);
-        let Some(records) = records(&mut shard) else {
-            return;
-        };
-        end = end.min(records.len());
-        let start = end.saturating_sub(SLICE);
-        records.retag_slots(start..end, &retag);
-        end = start;
-    }
 }
 
 #[cfg(test)]
@@ -198,11 +155,7 @@ mod tests {
         assert_eq!((marker.kind, marker.value, marker.buckets), (0, 1, Buckets::One(1)));
         assert!(marker.ttl > Duration::from_secs(45) && marker.ttl <= minute + Duration::from_millis(63));
 
-        store.untag(|buckets| buckets == Buckets::One(1)).await;
-        let left = store.live_records(|_| true);
-        assert_eq!(left.len(), (n - n / 4) as usize + 1);
-        assert!(left.iter().all(|live| live.buckets != Buckets::One(1)));
-        // Untagged records are still refused.
+        // What is written back is refused too.
         assert!(store.lookup_now(&query(key(5))).token_revoked);
     }
 

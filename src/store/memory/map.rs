@@ -18,7 +18,7 @@ use hashbrown::hash_table::Entry;
 use super::records::Records;
 use super::table::ShortKey;
 use super::tag::Tag;
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 
 #[derive(Debug)]
 pub(super) enum Map<V> {
@@ -144,12 +144,4 @@ impl<V: Copy> Map<V> {
         }
     }
 
-    /// [`Map::records`], to change.
-    #[cfg(feature = "redis")]
-    pub(super) fn records_mut(&mut self) -> Option<&mut Records<V>> {
-        match self {
-            Self::Short(_) => None,
-            Self::Full(records) => Some(records),
-        }
-    }
 }

@@ -33,7 +33,7 @@ use self::table::{Sweep, Table};
 #[cfg(not(feature = "redis"))]
 use self::tag::Tag;
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 
 /// How often the background sweeper reclaims expired entries, unless configured.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
@@ -117,7 +117,7 @@ impl InMemoryStore {
     }
 
     fn with_table(table: Table, full_records: bool, interval: Duration) -> Self {
-        crate::crypto::install_crypto_provider();
+        crate::verify::crypto::install_crypto_provider();
         Self {
             shared: Arc::new(Shared {
                 table,

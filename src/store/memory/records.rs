@@ -17,7 +17,7 @@ use std::ops::Range;
 use super::chunks::Chunks;
 use super::positions::Index;
 use super::tag::Tag;
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 
 /// One record; `packed(1)` so that a 4-byte value does not pad it to 40 bytes. Its
 /// fields are only ever copied, never borrowed.
@@ -188,11 +188,6 @@ impl<V: Copy> Records<V> {
         }
     }
 
-    /// Changes the tags of the records among `slots` (positions) with `retag`.
-    pub(super) fn retag_slots(&mut self, slots: Range<usize>, retag: impl Fn(Tag) -> Tag) {
-        self.records
-            .for_each_mut(slots, |record| record.tag = retag(record.tag));
-    }
 }
 
 #[cfg(test)]

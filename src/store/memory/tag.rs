@@ -12,8 +12,8 @@ pub(crate) struct Tag(u16);
 
 const BUCKET_BITS: u32 = 11;
 const BUCKET_MASK: u16 = (1 << BUCKET_BITS) - 1;
-/// No bucket known: applied by the mirror's own write, a v1 key, or forgotten by a
-/// clear; never written back.
+/// No bucket known: applied by the mirror's own write before it was noted, or a v1
+/// key; never written back.
 const NO_BUCKET: u16 = BUCKET_MASK;
 /// Seen in more than one bucket (a session, a token revoked without its subject):
 /// written back into every bucket that lost its data.
@@ -85,11 +85,6 @@ impl Tag {
         Tag((seen.0 & !BUCKET_MASK) | bucket)
     }
 
-    /// Without its bucket: no longer written back.
-    #[cfg(feature = "redis")]
-    pub(crate) fn untagged(self) -> Tag {
-        Tag(self.0 | NO_BUCKET)
-    }
 }
 
 #[cfg(all(test, feature = "redis"))]
@@ -109,7 +104,5 @@ mod tests {
         assert_eq!((every.kind(), every.buckets()), (1, Some(Buckets::Every)));
         assert_eq!(every.merge(Tag::new(1, 3)).buckets(), Some(Buckets::Every));
         assert_eq!(Tag::new(0, 1023).buckets(), Some(Buckets::One(1023)));
-        assert_eq!(three.untagged().buckets(), None);
-        assert_eq!(three.untagged().merge(three), three);
     }
 }

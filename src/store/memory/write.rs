@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::table::Mark;
 use super::tag::Tag;
 use super::{InMemoryStore, pack, seconds, unpack};
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 
 /// Writes to an [`InMemoryStore`] as of one instant.
 pub(crate) struct Writes<'a> {

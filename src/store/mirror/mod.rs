@@ -1,4 +1,11 @@
 //! [`MirrorStore`]: every revocation in local memory, kept in step with Redis.
+//!
+//! In this folder, by concern: `load/` (the first load, and reloading buckets that lost
+//! their place), `follow/` (the background task following the change feeds, their
+//! events, the wake-up channel), `write_back.rs` and `ledger/` (writing back what
+//! Redis lost, and the full records that takes), `health.rs` (what the mirror reports).
+//! May use: the Redis store (through its root re-exports) and the in-memory store (the
+//! local copy). Used by: applications, as a [`RevocationStore`](super::RevocationStore).
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -6,27 +13,23 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ::redis::Script;
-use async_trait::async_trait;
 
+use super::StoreError;
 use super::memory::InMemoryStore;
-use super::redis::RedisStore;
-use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
-use crate::key::RevocationKey;
+use super::redis::{Kind, RedisStore, Targets};
+use crate::store::key::RevocationKey;
 
-mod event;
-mod feeds;
+mod checks_and_writes;
 mod follow;
 mod health;
-mod index;
 mod ledger;
 mod load;
-mod records;
-mod wake;
 mod write_back;
 
 use self::follow::{FOLLOW_BLOCK, follow};
 pub use self::health::MirrorHealth;
 use self::ledger::Ledger;
+use self::write_back::Pending;
 
 /// How old the mirror's last word from Redis may be before checks go to Redis
 /// directly, unless configured.
@@ -111,6 +114,8 @@ struct Shared {
     /// Every live record in full, for writing back what Redis loses; `None` with
     /// write-back off.
     ledger: Option<Arc<Ledger>>,
+    /// Lost buckets waiting for the write-back task.
+    pending: Arc<Pending>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -175,8 +180,15 @@ impl MirrorStoreBuilder {
             progress: Mutex::new(Progress::default()),
             position_script: Script::new(load::POSITION),
             ledger,
+            pending: Arc::default(),
         });
         tokio::spawn(follow(Arc::downgrade(&shared)));
+        if shared.ledger.is_some() {
+            tokio::spawn(write_back::write_back(
+                Arc::downgrade(&shared),
+                Arc::clone(&shared.pending),
+            ));
+        }
         MirrorStore { shared }
     }
 }
@@ -259,6 +271,22 @@ impl Shared {
             && self.nanos(now).saturating_sub(last) <= self.staleness_bound_ns
     }
 
+    /// Notes a write this mirror made in its ledger at once, as its feed event would
+    /// later: a loss before the event is read must not leave it out of the write-back.
+    fn note_own(&self, targets: Targets, kind: Kind, hash: &RevocationKey, value: u64, ttl: Duration) {
+        let Some(ledger) = &self.ledger else { return };
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let expires_ms = ledger::now_ms().saturating_add(ttl_ms);
+        let buckets = match targets {
+            Targets::One(bucket) => bucket..bucket + 1,
+            Targets::Every => 0..self.redis.buckets(),
+        };
+        let mut noting = ledger.noting();
+        for bucket in buckets {
+            noting.record(bucket, kind, *hash, value, expires_ms);
+        }
+    }
+
     fn set_synced(&self, synced: bool) {
         if self.synced.swap(synced, Ordering::AcqRel) != synced {
             if synced {
@@ -268,110 +296,4 @@ impl Shared {
             }
         }
     }
-}
-
-#[async_trait]
-impl RevocationStore for MirrorStore {
-    async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
-        let shared = &*self.shared;
-        // One clock read serves both the expiry of entries and the staleness bound.
-        let now = Instant::now();
-        let known = shared.local().lookup_at(query, now);
-        if shared.fresh_at(now) {
-            return Ok(known);
-        }
-        match shared.redis.lookup(query).await {
-            Ok(remote) => Ok(known.union(remote)),
-            // What the mirror knows is still refused; the rest follows the policy.
-            Err(_) if known.revoked_by(query.issued_at).is_some() => Ok(known),
-            Err(error) => Err(error),
-        }
-    }
-
-    fn lookup_immediate(&self, query: &RevocationQuery) -> Option<Lookup> {
-        let now = Instant::now();
-        let shared = &*self.shared;
-        shared.fresh_at(now).then(|| shared.local().lookup_at(query, now))
-    }
-
-    /// Answered from memory, or by Redis with Redis's own timing (see `RedisStore`).
-    async fn lookup_within(&self, query: &RevocationQuery, _timeout: Duration) -> Result<Lookup, StoreError> {
-        self.lookup(query).await
-    }
-
-    fn name(&self) -> &'static str {
-        "mirror"
-    }
-
-    /// Ready while checks are answered from memory, or while Redis answers them.
-    async fn health(&self) -> super::StoreHealth {
-        self.store_health().await
-    }
-
-    async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        let written = self.shared.redis.revoke_token(token, ttl).await;
-        if in_redis(&written) {
-            self.shared.local().revoke_token(token, ttl).await?;
-        }
-        written
-    }
-
-    async fn revoke_token_of(
-        &self,
-        token: &RevocationKey,
-        subject: Option<&RevocationKey>,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let written = self.shared.redis.revoke_token_of(token, subject, ttl).await;
-        if in_redis(&written) {
-            self.shared.local().revoke_token(token, ttl).await?;
-        }
-        written
-    }
-
-    async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        let written = self.shared.redis.revoke_session(session, ttl).await;
-        if in_redis(&written) {
-            self.shared.local().revoke_session(session, ttl).await?;
-        }
-        written
-    }
-
-    async fn raise_subject_watermark(
-        &self,
-        subject: &RevocationKey,
-        issued_until: u64,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let written = self
-            .shared
-            .redis
-            .raise_subject_watermark(subject, issued_until, ttl)
-            .await;
-        if in_redis(&written) {
-            self.shared
-                .local()
-                .raise_subject_watermark(subject, issued_until, ttl)
-                .await?;
-        }
-        written
-    }
-
-    async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
-        let written = self.shared.redis.raise_global_watermark(issued_until, ttl).await;
-        if in_redis(&written) {
-            self.shared
-                .local()
-                .raise_global_watermark(issued_until, ttl)
-                .await?;
-        }
-        written
-    }
-}
-
-/// Whether a write reached Redis: it did, or it did without the confirmation asked for
-/// (applied, but not known durable). Either way the local copy records it too, so this
-/// replica refuses what it just revoked; the caller still gets the error.
-fn in_redis(written: &Result<(), StoreError>) -> bool {
-    written.as_ref().is_ok() || written.as_ref().is_err_and(StoreError::is_unacknowledged)
 }

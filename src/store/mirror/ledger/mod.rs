@@ -18,9 +18,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::event::apply_mark;
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 use crate::store::memory::{Buckets, InMemoryStore, Tag, Writes};
+use crate::store::mirror::follow::event::apply_mark;
 use crate::store::redis::Kind;
 
 /// A record to write back: where, what, and for how long still.
@@ -133,20 +133,6 @@ impl Ledger {
             }));
         }
         live
-    }
-
-    /// Forgets every record of `buckets` (all of them when `None`) for writing back,
-    /// before a load fills them again from Redis: the checks keep refusing them. A
-    /// slice of records at a time, letting other tasks run between the copy's shards.
-    pub(super) async fn clear(&self, buckets: Option<&[u32]>) {
-        self.local
-            .untag(|of| match (buckets, of) {
-                (None, _) => true,
-                (Some(buckets), Buckets::One(bucket)) => buckets.contains(&bucket),
-                // Kept for the other buckets: written back, it only ever refuses more.
-                (Some(_), Buckets::Every) => false,
-            })
-            .await;
     }
 
     /// Nothing to do: expired records are reclaimed by the local copy's own sweeper,

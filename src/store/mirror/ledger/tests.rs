@@ -1,8 +1,5 @@
 //! The ledger's tests: what it writes back, from the mirror's copy of full records.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use super::*;
 use crate::store::RevocationQuery;
 
@@ -86,40 +83,6 @@ fn a_record_the_mirror_applied_without_its_bucket_is_refused_but_not_written_bac
     ledger.record(2, Kind::Token, token(1), 1, now_ms() + 60_000);
     assert_eq!(ledger.live(None).len(), 1);
     assert_eq!(ledger.live(None)[0].bucket, 2);
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn clearing_buckets_lets_other_tasks_run_and_forgets_only_theirs_for_write_back() {
-    let ledger = ledger();
-    let later = now_ms() + 60_000;
-    // Many records in every shard of the copy, over three buckets.
-    let n = 200_000;
-    {
-        let mut noting = ledger.noting();
-        for i in 0..n {
-            noting.record((i % 3) as u32, Kind::Token, token(i), 1, later);
-        }
-    }
-    let others = Arc::new(AtomicU64::new(0));
-    let ticker = tokio::spawn({
-        let others = others.clone();
-        async move {
-            loop {
-                others.fetch_add(1, Ordering::Relaxed);
-                tokio::task::yield_now().await;
-            }
-        }
-    });
-    ledger.clear(Some(&[1])).await;
-    ticker.abort();
-    // One thread: the ticker ran only where the clear let go of it.
-    assert!(others.load(Ordering::Relaxed) >= 2, "the clear never yielded");
-    let left = ledger.live(None);
-    assert!(left.iter().all(|live| live.bucket != 1));
-    assert_eq!(left.len(), (0..n).filter(|i| i % 3 != 1).count());
-    assert!(refused(&ledger, token(1)), "the checks keep refusing it");
-    ledger.clear(None).await;
-    assert!(ledger.live(None).is_empty());
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 use crate::store::redis::Kind;
 
 /// Which kind of revocation a [`Record`] is.
