@@ -37,7 +37,7 @@ impl<T: Copy> Chunks<T> {
     }
 
     pub(super) fn push(&mut self, item: T) {
-        if self.len % CHUNK == 0 {
+        if self.len.is_multiple_of(CHUNK) {
             self.chunks.push(Vec::with_capacity(CHUNK));
         }
         if let Some(last) = self.chunks.last_mut() {
@@ -70,7 +70,6 @@ impl<T: Copy> Chunks<T> {
         let end = range.end.min(self.len);
         (range.start..end).filter_map(|i| self.get(i))
     }
-
 }
 
 impl<T> Index<usize> for Chunks<T> {

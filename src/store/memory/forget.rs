@@ -13,9 +13,6 @@ impl InMemoryStore {
     /// reload has it back.
     pub(crate) fn forget_marker(&self, key: &RevocationKey) -> bool {
         let table = &self.shared.table;
-        table
-            .write(table.shard_of(key))
-            .markers
-            .remove(key)
+        table.write(table.shard_of(key)).markers.remove(key)
     }
 }

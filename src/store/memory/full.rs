@@ -68,11 +68,21 @@ impl InMemoryStore {
             }
         };
         for index in 0..table.shard_count() {
-            let full = walk(table, index, |shard| shard.markers.records(), |hash, expires, tag| {
-                keep(tag, hash, 1, expires);
-            }) && walk(table, index, |shard| shard.subjects.records(), |hash, mark, tag| {
-                keep(tag, hash, u64::from(mark.issued_until), mark.expires);
-            });
+            let full = walk(
+                table,
+                index,
+                |shard| shard.markers.records(),
+                |hash, expires, tag| {
+                    keep(tag, hash, 1, expires);
+                },
+            ) && walk(
+                table,
+                index,
+                |shard| shard.subjects.records(),
+                |hash, mark, tag| {
+                    keep(tag, hash, u64::from(mark.issued_until), mark.expires);
+                },
+            );
             if !full {
                 return Vec::new();
             }
@@ -84,7 +94,6 @@ impl InMemoryStore {
         }
         live
     }
-
 }
 
 /// Calls `each` with every record of one map (`records` picks it) of shard `index`, a
@@ -143,7 +152,9 @@ mod tests {
 
         let all = store.live_records(|_| true);
         assert_eq!(all.len(), n as usize + 2);
-        let of_bucket_one = store.live_records(|buckets| buckets != Buckets::One(0) && buckets != Buckets::One(2) && buckets != Buckets::One(3));
+        let of_bucket_one = store.live_records(|buckets| {
+            buckets != Buckets::One(0) && buckets != Buckets::One(2) && buckets != Buckets::One(3)
+        });
         assert_eq!(of_bucket_one.len(), (n / 4) as usize + 2);
         let watermark = all.iter().find(|live| live.hash == subject).unwrap();
         assert_eq!((watermark.kind, watermark.value), (2, 100));
@@ -152,7 +163,10 @@ mod tests {
         let global = all.iter().find(|live| live.kind == 3).unwrap();
         assert_eq!((global.value, global.buckets), (50, Buckets::Every));
         let marker = all.iter().find(|live| live.hash == key(5)).unwrap();
-        assert_eq!((marker.kind, marker.value, marker.buckets), (0, 1, Buckets::One(1)));
+        assert_eq!(
+            (marker.kind, marker.value, marker.buckets),
+            (0, 1, Buckets::One(1))
+        );
         assert!(marker.ttl > Duration::from_secs(45) && marker.ttl <= minute + Duration::from_millis(63));
 
         // What is written back is refused too.

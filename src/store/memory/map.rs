@@ -143,5 +143,4 @@ impl<V: Copy> Map<V> {
             Self::Full(records) => Some(records),
         }
     }
-
 }

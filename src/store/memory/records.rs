@@ -187,7 +187,6 @@ impl<V: Copy> Records<V> {
             each(&record.key, record.value, record.tag);
         }
     }
-
 }
 
 #[cfg(test)]

@@ -99,8 +99,7 @@ impl Shard {
             Sweep::Markers(end) => {
                 let end = end.min(self.markers.slots());
                 let start = end.saturating_sub(SWEEP_SLOTS);
-                self.markers
-                    .retain_slots(start..end, |expires| *expires > now);
+                self.markers.retain_slots(start..end, |expires| *expires > now);
                 Some(if start > 0 {
                     Sweep::Markers(start)
                 } else {
@@ -110,8 +109,7 @@ impl Shard {
             Sweep::Subjects(end) => {
                 let end = end.min(self.subjects.slots());
                 let start = end.saturating_sub(SWEEP_SLOTS);
-                self.subjects
-                    .retain_slots(start..end, |mark| mark.expires > now);
+                self.subjects.retain_slots(start..end, |mark| mark.expires > now);
                 (start > 0).then_some(Sweep::Subjects(start))
             }
         }

@@ -84,7 +84,6 @@ impl Tag {
         };
         Tag((seen.0 & !BUCKET_MASK) | bucket)
     }
-
 }
 
 #[cfg(all(test, feature = "redis"))]

@@ -57,7 +57,13 @@ impl Writes<'_> {
     }
 
     /// [`Writes::raise_subject`], the record tagged `tag` (kept with full records only).
-    pub(crate) fn raise_subject_as(&self, tag: Tag, subject: &RevocationKey, issued_until: u64, ttl: Duration) {
+    pub(crate) fn raise_subject_as(
+        &self,
+        tag: Tag,
+        subject: &RevocationKey,
+        issued_until: u64,
+        ttl: Duration,
+    ) {
         let table = &self.store.shared.table;
         let raised = Mark {
             issued_until: seconds(issued_until),
@@ -65,12 +71,10 @@ impl Writes<'_> {
         };
         let index = table.shard_of(subject);
         let mut shard = table.write(index);
-        shard
-            .subjects
-            .upsert(subject, raised, tag, |mark, raised| {
-                mark.issued_until = mark.issued_until.max(raised.issued_until);
-                mark.expires = mark.expires.max(raised.expires);
-            });
+        shard.subjects.upsert(subject, raised, tag, |mark, raised| {
+            mark.issued_until = mark.issued_until.max(raised.issued_until);
+            mark.expires = mark.expires.max(raised.expires);
+        });
         table.count_subjects(index, &shard);
     }
 

@@ -77,8 +77,8 @@ const BATCH: usize = 1000;
 /// other languages must write a record and its event atomically (as the crate's
 /// scripts do): a reload that sees an event's sequence number must also see its record.
 ///
-/// Memory: about 100 bytes per live revocation with write-back on (its ledger keeps
-/// about 70 of them), about 35 without. 1M revocations load from Redis in under a
+/// Memory: about 45 bytes per live revocation with write-back on (the local copy keeps
+/// each record in full, once, for the checks and for writing back), about 35 without. 1M revocations load from Redis in under a
 /// second on a 2-core machine (see BENCHMARKS.md).
 ///
 /// Cheap to clone. The background task that follows the feed stops when the last
@@ -149,9 +149,9 @@ impl MirrorStoreBuilder {
     /// [`RedisStore::data_loss`]), the mirror writes every live record it holds for that
     /// bucket back, with the time it has left: never one removed on purpose (an
     /// unrevoke), nor one that expired meanwhile. Writes only raise a TTL or a watermark,
-    /// so several mirrors writing back the same records converge. It keeps each record
-    /// in full for that (about 70 bytes per live revocation more); turn it off to save
-    /// them where Redis is persistent and failovers are acknowledged.
+    /// so several mirrors writing back the same records converge. Its local copy keeps
+    /// each record in full for that (about 10 bytes per live revocation more); turn it
+    /// off to save them where Redis is persistent and failovers are acknowledged.
     pub fn write_back(mut self, on: bool) -> Self {
         self.write_back = on;
         self

@@ -40,7 +40,10 @@ fn keeps_the_longest_marker_and_the_highest_watermark_and_forgets_unrevoked() {
     assert_eq!((watermark.mark, watermark.bucket), (Some(100), 5));
     assert!(watermark.ttl > Duration::from_secs(50));
     assert_eq!(ledger.live(Some(&[5])).len(), 1);
-    assert!(refused(&ledger, token), "what the ledger holds, the checks refuse");
+    assert!(
+        refused(&ledger, token),
+        "what the ledger holds, the checks refuse"
+    );
     ledger.forget(3, Kind::Token, token);
     assert_eq!(ledger.live(Some(&[3])), Vec::new());
     assert!(!refused(&ledger, token));
