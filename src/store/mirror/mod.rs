@@ -78,7 +78,7 @@ const BATCH: usize = 1000;
 /// scripts do): a reload that sees an event's sequence number must also see its record.
 ///
 /// Memory: about 45 bytes per live revocation with write-back on (the local copy keeps
-/// each record in full, once, for the checks and for writing back), about 35 without. 1M revocations load from Redis in under a
+/// each record in full, once, for the checks and for writing back), 23 to 35 without. 1M revocations load from Redis in under a
 /// second on a 2-core machine (see BENCHMARKS.md).
 ///
 /// Cheap to clone. The background task that follows the feed stops when the last
@@ -150,7 +150,7 @@ impl MirrorStoreBuilder {
     /// bucket back, with the time it has left: never one removed on purpose (an
     /// unrevoke), nor one that expired meanwhile. Writes only raise a TTL or a watermark,
     /// so several mirrors writing back the same records converge. Its local copy keeps
-    /// each record in full for that (about 10 bytes per live revocation more); turn it
+    /// each record in full for that (12 to 20 bytes per live revocation more); turn it
     /// off to save them where Redis is persistent and failovers are acknowledged.
     pub fn write_back(mut self, on: bool) -> Self {
         self.write_back = on;
