@@ -78,8 +78,9 @@ const BATCH: usize = 1000;
 /// scripts do): a reload that sees an event's sequence number must also see its record.
 ///
 /// Memory: about 45 bytes per live revocation with write-back on (the local copy keeps
-/// each record in full, once, for the checks and for writing back), 23 to 35 without. 1M revocations load from Redis in under a
-/// second on a 2-core machine (see BENCHMARKS.md).
+/// each record in full, once, for the checks and for writing back), 23 to 35 without.
+/// 1M revocations load from Redis in under a second on a 2-core machine (see
+/// BENCHMARKS.md).
 ///
 /// Cheap to clone. The background task that follows the feed stops when the last
 /// clone is dropped.
