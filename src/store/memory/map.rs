@@ -15,7 +15,7 @@ use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 
 #[cfg(feature = "redis")]
-use super::records::Records;
+use super::full_records::records::Records;
 use super::table::ShortKey;
 use super::tag::Tag;
 use crate::store::key::RevocationKey;

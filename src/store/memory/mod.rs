@@ -2,16 +2,10 @@
 //! `table.rs` for the layout and what truncating keys costs).
 
 #[cfg(feature = "redis")]
-mod chunks;
-#[cfg(feature = "redis")]
 mod forget;
 #[cfg(feature = "redis")]
-mod full;
+mod full_records;
 mod map;
-#[cfg(feature = "redis")]
-mod positions;
-#[cfg(feature = "redis")]
-mod records;
 mod table;
 mod tag;
 mod write;

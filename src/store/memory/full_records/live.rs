@@ -12,10 +12,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::records::{Records, key_of};
-use super::table::{NEVER, Shard, Table};
-use super::tag::{Buckets, Tag};
-use super::{InMemoryStore, unpack};
 use crate::store::key::RevocationKey;
+use crate::store::memory::table::{NEVER, Shard, Table};
+use crate::store::memory::tag::{Buckets, Tag};
+use crate::store::memory::{InMemoryStore, unpack};
 
 /// Records a slice reads under one hold of a shard's lock: a few microseconds.
 const SLICE: usize = 512;

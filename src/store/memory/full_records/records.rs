@@ -16,21 +16,21 @@ use std::ops::Range;
 
 use super::chunks::Chunks;
 use super::positions::Index;
-use super::tag::Tag;
 use crate::store::key::RevocationKey;
+use crate::store::memory::tag::Tag;
 
 /// One record; `packed(1)` so that a 4-byte value does not pad it to 40 bytes. Its
 /// fields are only ever copied, never borrowed.
 #[repr(C, packed(1))]
-pub(super) struct Record<V> {
-    pub(super) key: Stored,
-    pub(super) value: V,
-    pub(super) tag: Tag,
+pub(crate) struct Record<V> {
+    pub(crate) key: Stored,
+    pub(crate) value: V,
+    pub(crate) tag: Tag,
 }
 
 /// A key as a record keeps it: all but its byte 8, which is the index of the shard
 /// that holds it (`Table::shard_of`).
-pub(super) type Stored = [u8; 31];
+pub(crate) type Stored = [u8; 31];
 
 fn stored(key: &[u8; 32]) -> Stored {
     let mut stored = [0; 31];
@@ -44,7 +44,7 @@ fn matches(stored: &Stored, key: &[u8; 32]) -> bool {
 }
 
 /// The whole key of a record kept by shard `shard`.
-pub(super) fn key_of(stored: &Stored, shard: u8) -> [u8; 32] {
+pub(crate) fn key_of(stored: &Stored, shard: u8) -> [u8; 32] {
     let mut key = [0; 32];
     key[..8].copy_from_slice(&stored[..8]);
     key[8] = shard;
@@ -69,7 +69,7 @@ fn hash_of(bytes: &[u8]) -> u64 {
 }
 
 /// Full records and their index.
-pub(super) struct Records<V> {
+pub(crate) struct Records<V> {
     records: Chunks<Record<V>>,
     at: Index,
 }
@@ -99,12 +99,12 @@ impl<V: Copy> Records<V> {
         self.at.find(hash_of(bytes), |i| matches(&records[i].key, bytes))
     }
 
-    pub(super) fn get(&self, key: &RevocationKey) -> Option<V> {
+    pub(crate) fn get(&self, key: &RevocationKey) -> Option<V> {
         self.position(key).map(|i| self.records[i].value)
     }
 
     /// Inserts a record, or folds `value` into the one there and merges the tags.
-    pub(super) fn upsert(&mut self, key: &RevocationKey, value: V, tag: Tag, fold: impl FnOnce(&mut V, V)) {
+    pub(crate) fn upsert(&mut self, key: &RevocationKey, value: V, tag: Tag, fold: impl FnOnce(&mut V, V)) {
         if let Some(i) = self.position(key) {
             let record = &mut self.records[i];
             let mut held = record.value;
@@ -131,7 +131,7 @@ impl<V: Copy> Records<V> {
     }
 
     /// Removes the record under `key`; returns whether there was one.
-    pub(super) fn remove(&mut self, key: &RevocationKey) -> bool {
+    pub(crate) fn remove(&mut self, key: &RevocationKey) -> bool {
         let Some(i) = self.position(key) else {
             return false;
         };
@@ -149,12 +149,12 @@ impl<V: Copy> Records<V> {
         }
     }
 
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.records.len()
     }
 
     /// Keeps the records whose value `keep` accepts (it may change it).
-    pub(super) fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
         let mut i = 0;
         while i < self.records.len() {
             let mut value = self.records[i].value;
@@ -171,7 +171,7 @@ impl<V: Copy> Records<V> {
     /// Drops the records among `slots` (positions) whose value `keep` refuses, from
     /// the last to the first: the record that moves into a hole is one looked at
     /// already (or one added since).
-    pub(super) fn retain_slots(&mut self, slots: Range<usize>, keep: impl Fn(&V) -> bool) {
+    pub(crate) fn retain_slots(&mut self, slots: Range<usize>, keep: impl Fn(&V) -> bool) {
         for i in slots.rev() {
             if let Some(record) = self.records.get(i)
                 && !keep(&{ record.value })
@@ -182,7 +182,7 @@ impl<V: Copy> Records<V> {
     }
 
     /// Calls `each` with every record among `slots` (positions).
-    pub(super) fn for_each_in(&self, slots: Range<usize>, mut each: impl FnMut(&Stored, V, Tag)) {
+    pub(crate) fn for_each_in(&self, slots: Range<usize>, mut each: impl FnMut(&Stored, V, Tag)) {
         for record in self.records.range(slots) {
             each(&record.key, record.value, record.tag);
         }
