@@ -305,6 +305,15 @@ impl RedisCluster {
         node.frozen = true;
     }
 
+    /// Lets a frozen node `index` run again (SIGCONT).
+    pub fn thaw(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        let pid = node.child.as_ref().expect("a started node").id().to_string();
+        let resumed = Command::new("kill").args(["-CONT", &pid]).status();
+        assert!(resumed.is_ok_and(|status| status.success()), "SIGCONT {pid}");
+        node.frozen = false;
+    }
+
     /// Waits until the running nodes agree the cluster is whole again (`cluster_state:ok`
     /// everywhere, every slot served by a running master, as the first running node sees
     /// it).

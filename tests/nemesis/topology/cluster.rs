@@ -1,0 +1,137 @@
+//! A Redis Cluster of 3 masters and 3 replicas, no persistence: a master killed (its
+//! replica promoted), killed right after writes its replica never received, flushed.
+
+use std::time::Duration;
+
+use tower_jwt_revoke::store::{RedisStore, RedisStoreBuilder};
+
+use super::super::faults::Fault;
+use super::super::rng::Rng;
+use super::{Topology, wait_until};
+use crate::support::cluster::{RedisCluster, node_command};
+
+pub struct Cluster {
+    cluster: RedisCluster,
+    /// The master the coming fault hits (an index in `nodes`).
+    victim: Option<usize>,
+    /// Its replica, stopped (SIGSTOP) until the master is killed.
+    frozen_replica: Option<usize>,
+    /// Killed, to start again when healing.
+    killed: Option<usize>,
+}
+
+impl Cluster {
+    pub fn start() -> Option<Self> {
+        Some(Self {
+            cluster: RedisCluster::start()?,
+            victim: None,
+            frozen_replica: None,
+            killed: None,
+        })
+    }
+
+    /// The index of the replica of master `master`.
+    fn replica_of(&self, master: usize) -> Option<usize> {
+        let id = node_command(&self.cluster.nodes[master], &["CLUSTER", "MYID"]);
+        let view = node_command(&self.cluster.nodes[master], &["CLUSTER", "NODES"]);
+        view.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 4 || !fields[2].contains("slave") || fields[3] != id {
+                return None;
+            }
+            let port: u16 = fields[1].split([':', '@']).nth(1)?.parse().ok()?;
+            self.cluster.nodes.iter().position(|node| node.port == port)
+        })
+    }
+
+    /// The buckets of `store` whose slot master `master` serves.
+    fn buckets_of(&self, master: usize, store: &RedisStore) -> Vec<u32> {
+        (0..store.buckets())
+            .filter(|&bucket| {
+                let slot = node_command(
+                    &self.cluster.nodes[master],
+                    &["CLUSTER", "KEYSLOT", &store.bucket_tag(bucket)],
+                );
+                slot.parse().ok().and_then(|slot| self.cluster.master_of(slot)) == Some(master)
+            })
+            .collect()
+    }
+}
+
+impl Topology for Cluster {
+    fn name(&self) -> &'static str {
+        "cluster"
+    }
+
+    fn faults(&self) -> &'static [Fault] {
+        &[
+            Fault::ClusterMasterKilled,
+            Fault::ClusterMasterKilledMissedWrites,
+            Fault::FlushAll,
+            Fault::MirrorRestart,
+        ]
+    }
+
+    fn builder(&self, prefix: &str) -> RedisStoreBuilder {
+        self.cluster.builder(prefix)
+    }
+
+    fn prepare(&mut self, fault: Fault, rng: &mut Rng, store: &RedisStore) -> Option<Vec<u32>> {
+        if fault == Fault::MirrorRestart {
+            return None;
+        }
+        let masters: Vec<usize> = self.cluster.masters().into_iter().map(|(index, _)| index).collect();
+        let victim = *rng.pick(&masters);
+        self.victim = Some(victim);
+        if fault == Fault::ClusterMasterKilledMissedWrites {
+            let replica = self.replica_of(victim).expect("every master has a replica");
+            self.cluster.freeze(replica);
+            node_command(&self.cluster.nodes[victim], &["CLIENT", "KILL", "TYPE", "replica"]);
+            self.frozen_replica = Some(replica);
+        }
+        Some(self.buckets_of(victim, store))
+    }
+
+    fn inject(&mut self, fault: Fault, _rng: &mut Rng) -> String {
+        let victim = self.victim.take().expect("prepared");
+        let port = self.cluster.nodes[victim].port;
+        match fault {
+            Fault::ClusterMasterKilled | Fault::ClusterMasterKilledMissedWrites => {
+                self.cluster.kill(victim);
+                self.killed = Some(victim);
+                if let Some(replica) = self.frozen_replica.take() {
+                    self.cluster.thaw(replica);
+                }
+                let took = wait_until(Duration::from_secs(30), || {
+                    self.cluster.wait_until_ok(Duration::from_millis(20))
+                });
+                let took = took.expect("the cluster promoted the replica within 30 s");
+                format!("master :{port} killed; replica promoted in {took:?}")
+            }
+            Fault::FlushAll => {
+                node_command(&self.cluster.nodes[victim], &["FLUSHALL"]);
+                format!("FLUSHALL on master :{port}")
+            }
+            other => unreachable!("{other} is not a cluster fault"),
+        }
+    }
+
+    fn answers(&self) -> bool {
+        self.cluster.wait_until_ok(Duration::from_millis(20))
+    }
+
+    fn heal(&mut self) {
+        if let Some(replica) = self.frozen_replica.take() {
+            self.cluster.thaw(replica);
+        }
+        if let Some(killed) = self.killed.take() {
+            // Back without its data, as a replica of the one promoted in its place.
+            self.cluster.restart(killed);
+        }
+        assert!(
+            self.cluster.wait_until_ok(Duration::from_secs(30)),
+            "the cluster did not become whole again within 30 s"
+        );
+        self.cluster.wait_for_replication();
+    }
+}
