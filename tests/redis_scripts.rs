@@ -2,7 +2,9 @@
 //! tests/support): writes never shorten a record or lower a watermark, and running one
 //! twice (what the store does when a connection died under a write) leaves the same
 //! record and two events numbered one after the other; and each keeps the bucket's
-//! index (what a mirror loads) at one member per record, with the record's expiry.
+//! index (what a mirror loads) at one member per record, with the record's expiry; the
+//! first write creates the bucket's epoch marker; and a write-back never brings back a
+//! marker lifted on purpose, while a fresh revocation does.
 
 mod support;
 
@@ -12,6 +14,8 @@ use redis::aio::MultiplexedConnection;
 const FEED: &str = include_str!("../src/store/redis/scripts/feed.lua");
 const MARK: &str = include_str!("../src/store/redis/scripts/mark.lua");
 const RAISE: &str = include_str!("../src/store/redis/scripts/raise.lua");
+const WRITE_BACK: &str = include_str!("../src/store/redis/scripts/write_back.lua");
+const UNMARK: &str = include_str!("../src/store/redis/admin/unmark.lua");
 
 const HASH: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
@@ -21,6 +25,8 @@ struct Keys {
     feed: String,
     seq: String,
     index: String,
+    epoch: String,
+    lifted: String,
 }
 
 fn keys(prefix: &str, code: &'static str) -> Keys {
@@ -30,24 +36,49 @@ fn keys(prefix: &str, code: &'static str) -> Keys {
         feed: format!("{prefix}:feed"),
         seq: format!("{prefix}:feed:seq"),
         index: format!("{prefix}:index"),
+        epoch: format!("{prefix}:epoch"),
+        lifted: format!("{prefix}:lifted:{code}:{HASH}"),
     }
 }
 
 async fn mark(connection: &mut MultiplexedConnection, keys: &Keys, ttl_ms: u64) {
-    let script = redis::Script::new(&format!("{FEED}{MARK}"));
-    let done: i64 = script
+    assert_eq!(run_mark(connection, keys, ttl_ms, "").await, 1);
+}
+
+/// `mark.lua` after `guard` (empty for a revocation, `write_back.lua` for a write-back):
+/// what it answered.
+async fn run_mark(connection: &mut MultiplexedConnection, keys: &Keys, ttl_ms: u64, guard: &str) -> i64 {
+    let script = redis::Script::new(&format!("{FEED}{guard}{MARK}"));
+    script
         .key(&keys.record)
         .key(&keys.feed)
         .key(&keys.seq)
         .key(&keys.index)
+        .key(&keys.epoch)
+        .key(&keys.lifted)
         .arg(1000)
         .arg(ttl_ms)
         .arg(keys.code)
         .arg(HASH)
         .invoke_async(connection)
         .await
-        .unwrap();
-    assert_eq!(done, 1);
+        .unwrap()
+}
+
+async fn unmark(connection: &mut MultiplexedConnection, keys: &Keys) -> i64 {
+    redis::Script::new(&format!("{FEED}{UNMARK}"))
+        .key(&keys.record)
+        .key(&keys.feed)
+        .key(&keys.seq)
+        .key(&keys.index)
+        .key(&keys.epoch)
+        .key(&keys.lifted)
+        .arg(1000)
+        .arg(keys.code)
+        .arg(HASH)
+        .invoke_async(connection)
+        .await
+        .unwrap()
 }
 
 async fn raise(connection: &mut MultiplexedConnection, keys: &Keys, mark: u64, ttl_ms: u64) {
@@ -57,6 +88,7 @@ async fn raise(connection: &mut MultiplexedConnection, keys: &Keys, mark: u64, t
         .key(&keys.feed)
         .key(&keys.seq)
         .key(&keys.index)
+        .key(&keys.epoch)
         .arg(1000)
         .arg(mark)
         .arg(ttl_ms)
@@ -221,4 +253,59 @@ async fn a_write_drops_the_expired_members_of_the_index() {
         [format!("x:{HASH}")],
         "the expired marker's member is gone"
     );
+}
+
+#[tokio::test]
+async fn the_first_write_creates_the_epoch_marker_and_later_ones_keep_it() {
+    let server = redis_or_skip!();
+    let mut connection = server.client().get_multiplexed_async_connection().await.unwrap();
+    let keys = keys(&support::unique_prefix(), "t");
+
+    let before: Option<String> = connection.get(&keys.epoch).await.unwrap();
+    assert_eq!(before, None);
+    mark(&mut connection, &keys, 60_000).await;
+    let first: Option<String> = connection.get(&keys.epoch).await.unwrap();
+    assert!(
+        first.is_some(),
+        "the bucket's first write left it without an epoch marker"
+    );
+    let pttl: i64 = connection.pttl(&keys.epoch).await.unwrap();
+    assert_eq!(pttl, -1, "an epoch marker has no TTL");
+    raise(&mut connection, &keys, 1_700_000_000, 60_000).await;
+    let later: Option<String> = connection.get(&keys.epoch).await.unwrap();
+    assert_eq!(later, first, "a later write changed the epoch marker");
+}
+
+#[tokio::test]
+async fn a_write_back_never_undoes_an_unrevoke_but_a_fresh_revocation_does() {
+    let server = redis_or_skip!();
+    let mut connection = server.client().get_multiplexed_async_connection().await.unwrap();
+    let keys = keys(&support::unique_prefix(), "t");
+
+    mark(&mut connection, &keys, 60_000).await;
+    assert_eq!(unmark(&mut connection, &keys).await, 1);
+    let tombstone: i64 = connection.pttl(&keys.lifted).await.unwrap();
+    assert!(
+        (55_000..=60_000).contains(&tombstone),
+        "the tombstone lasts what the marker had left: {tombstone} ms"
+    );
+    let events_before = events(&mut connection, &keys).await.len();
+
+    // A mirror that had not read the `del` event writes the marker back.
+    assert_eq!(run_mark(&mut connection, &keys, 60_000, WRITE_BACK).await, 0);
+    let exists: bool = connection.exists(&keys.record).await.unwrap();
+    assert!(!exists, "a write-back brought back a lifted revocation");
+    assert_eq!(
+        events(&mut connection, &keys).await.len(),
+        events_before,
+        "a skipped write-back announced something"
+    );
+
+    // Revoked again, on purpose: the tombstone goes, and a write-back goes through.
+    mark(&mut connection, &keys, 60_000).await;
+    let tombstone: bool = connection.exists(&keys.lifted).await.unwrap();
+    assert!(!tombstone, "a fresh revocation left the tombstone");
+    assert_eq!(run_mark(&mut connection, &keys, 90_000, WRITE_BACK).await, 1);
+    let pttl: i64 = connection.pttl(&keys.record).await.unwrap();
+    assert!(pttl > 85_000, "{pttl} ms");
 }

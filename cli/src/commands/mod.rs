@@ -51,6 +51,10 @@ impl Context {
             .prefix(global.prefix.as_str())
             .connect_timeout(global.connect_timeout)
             .command_timeout(global.timeout)
+            // A tool is not a service of the blocklist: it must not register the prefix
+            // it was given (a mistyped one would then look in use), and it lives too
+            // short a time to watch for losses.
+            .detect_data_loss(false)
             .build()?;
         Ok(Self {
             store,

@@ -43,10 +43,10 @@ pub(super) struct Feeds {
     index: HashMap<String, usize>,
     /// Where each event applied is noted in full, with write-back on.
     ledger: Option<Arc<Ledger>>,
-    /// The feeds to load lost their place because Redis lost data: they are reloaded
-    /// into the local copy as it is, never into a fresh one (which would forget what
-    /// Redis no longer holds), even when that is every feed.
-    pub(super) keep_copy: bool,
+    /// The copy was loaded once: from then on feeds that lose their place are reloaded
+    /// into the copy as it is, never into a fresh one (which would forget what Redis no
+    /// longer holds, before anyone noticed it lost it), even when that is every feed.
+    pub(super) loaded: bool,
     /// A load just ended: the next read of the feeds does not wait for an event, so
     /// the mirror serves locally as soon as it has what was written during the load
     /// (a blocking read with nothing new would hold that back for a whole block).
@@ -95,7 +95,7 @@ impl Feeds {
             streams,
             index,
             ledger,
-            keep_copy: false,
+            loaded: false,
             catch_up: false,
         }
     }

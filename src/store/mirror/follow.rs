@@ -35,19 +35,19 @@ impl Shared {
         wake: &Wake,
         tick: &mut Instant,
     ) -> Result<Step, StoreError> {
-        // Buckets Redis lost: written back, then reloaded below.
-        self.recover(feeds).await?;
+        // Buckets Redis lost: handed to the write-back task, and reloaded below.
+        self.recover(feeds).await;
         let unloaded = feeds.unloaded();
-        if unloaded.len() == feeds.streams.len() && !feeds.keep_copy {
+        if !feeds.loaded {
             self.set_synced(false);
             self.load_all(connection, feeds).await?;
+            feeds.loaded = true;
             return Ok(Step::Progressed);
         }
         if !unloaded.is_empty() {
             // Buckets with a gap may miss records until reloaded: checks go to Redis.
             self.set_synced(false);
             self.reload(connection, feeds, &unloaded).await?;
-            feeds.keep_copy = false;
             return Ok(Step::Progressed);
         }
         let timeout = self.redis.command_timeout();

@@ -50,8 +50,9 @@ impl Drop for InFlight {
 pub(super) const POSITION: &str = include_str!("position.lua");
 
 impl Shared {
-    /// Loads everything into a fresh local copy that replaces the old one: the start,
-    /// or a mirror that lost its place in every feed.
+    /// Loads everything into a fresh local copy that replaces the old one: the start
+    /// only. Later, even a mirror that lost its place in every feed reloads into the copy
+    /// it has (`reload`): Redis may have lost what the copy knows.
     pub(super) async fn load_all(&self, connection: &mut Conn, feeds: &mut Feeds) -> Result<(), StoreError> {
         let all: Vec<usize> = (0..feeds.streams.len()).collect();
         let positions = self.positions(connection, feeds, &all).await?;
@@ -74,9 +75,9 @@ impl Shared {
         Ok(())
     }
 
-    /// Reloads the buckets of the feeds `which` (each lost its place: a gap) into the
-    /// local copy as it is: the other buckets keep being followed, and what the copy
-    /// knows is only ever added to.
+    /// Reloads the buckets of the feeds `which` (each lost its place: a gap, or Redis
+    /// lost the bucket) into the local copy as it is: the other buckets keep being
+    /// followed, and what the copy and the ledger know is only ever added to.
     pub(super) async fn reload(
         &self,
         connection: &mut Conn,
@@ -91,9 +92,9 @@ impl Shared {
             .filter(|&&at| feeds.streams[at].bucket.is_none())
             .map(|&at| feeds.streams[at].pattern.clone())
             .collect();
-        if let Some(ledger) = &self.ledger {
-            ledger.clear(Some(&buckets)).await;
-        }
+        // The ledger is added to, like the copy: a bucket reloaded for a gap may have
+        // lost data that nobody has noticed yet, and what the ledger holds of it is what
+        // gets written back once somebody does.
         self.index_into(connection, &buckets, &self.local).await?;
         if !patterns.is_empty() {
             self.scan_into(connection, &patterns, &self.local).await?;

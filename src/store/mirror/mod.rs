@@ -9,7 +9,7 @@ use ::redis::Script;
 use async_trait::async_trait;
 
 use super::memory::InMemoryStore;
-use super::redis::RedisStore;
+use super::redis::{Kind, RedisStore, Targets};
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
 use crate::key::RevocationKey;
 
@@ -27,6 +27,7 @@ mod write_back;
 use self::follow::{FOLLOW_BLOCK, follow};
 pub use self::health::MirrorHealth;
 use self::ledger::Ledger;
+use self::write_back::Pending;
 
 /// How old the mirror's last word from Redis may be before checks go to Redis
 /// directly, unless configured.
@@ -111,6 +112,8 @@ struct Shared {
     /// Every live record in full, for writing back what Redis loses; `None` with
     /// write-back off.
     ledger: Option<Arc<Ledger>>,
+    /// Lost buckets waiting for the write-back task.
+    pending: Arc<Pending>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -166,8 +169,15 @@ impl MirrorStoreBuilder {
             progress: Mutex::new(Progress::default()),
             position_script: Script::new(load::POSITION),
             ledger: self.write_back.then(Arc::default),
+            pending: Arc::default(),
         });
         tokio::spawn(follow(Arc::downgrade(&shared)));
+        if shared.ledger.is_some() {
+            tokio::spawn(write_back::write_back(
+                Arc::downgrade(&shared),
+                Arc::clone(&shared.pending),
+            ));
+        }
         MirrorStore { shared }
     }
 }
@@ -250,6 +260,22 @@ impl Shared {
             && self.nanos(now).saturating_sub(last) <= self.staleness_bound_ns
     }
 
+    /// Notes a write this mirror made in its ledger at once, as its feed event would
+    /// later: a loss before the event is read must not leave it out of the write-back.
+    fn note_own(&self, targets: Targets, kind: Kind, hash: &RevocationKey, value: u64, ttl: Duration) {
+        let Some(ledger) = &self.ledger else { return };
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let expires_ms = ledger::now_ms().saturating_add(ttl_ms);
+        let buckets = match targets {
+            Targets::One(bucket) => bucket..bucket + 1,
+            Targets::Every => 0..self.redis.buckets(),
+        };
+        let mut noting = ledger.noting();
+        for bucket in buckets {
+            noting.record(bucket, kind, *hash, value, expires_ms);
+        }
+    }
+
     fn set_synced(&self, synced: bool) {
         if self.synced.swap(synced, Ordering::AcqRel) != synced {
             if synced {
@@ -303,6 +329,7 @@ impl RevocationStore for MirrorStore {
         let written = self.shared.redis.revoke_token(token, ttl).await;
         if in_redis(&written) {
             self.shared.local().revoke_token(token, ttl).await?;
+            self.shared.note_own(Targets::Every, Kind::Token, token, 1, ttl);
         }
         written
     }
@@ -316,6 +343,9 @@ impl RevocationStore for MirrorStore {
         let written = self.shared.redis.revoke_token_of(token, subject, ttl).await;
         if in_redis(&written) {
             self.shared.local().revoke_token(token, ttl).await?;
+            let bucket = self.shared.redis.bucket_for(token, subject);
+            self.shared
+                .note_own(Targets::One(bucket), Kind::Token, token, 1, ttl);
         }
         written
     }
@@ -324,6 +354,8 @@ impl RevocationStore for MirrorStore {
         let written = self.shared.redis.revoke_session(session, ttl).await;
         if in_redis(&written) {
             self.shared.local().revoke_session(session, ttl).await?;
+            self.shared
+                .note_own(Targets::Every, Kind::Session, session, 1, ttl);
         }
         written
     }
@@ -344,6 +376,9 @@ impl RevocationStore for MirrorStore {
                 .local()
                 .raise_subject_watermark(subject, issued_until, ttl)
                 .await?;
+            let bucket = self.shared.redis.bucket_of(subject);
+            self.shared
+                .note_own(Targets::One(bucket), Kind::Subject, subject, issued_until, ttl);
         }
         written
     }
@@ -355,6 +390,13 @@ impl RevocationStore for MirrorStore {
                 .local()
                 .raise_global_watermark(issued_until, ttl)
                 .await?;
+            self.shared.note_own(
+                Targets::Every,
+                Kind::Global,
+                &RevocationKey::ZERO,
+                issued_until,
+                ttl,
+            );
         }
         written
     }

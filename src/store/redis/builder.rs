@@ -157,7 +157,13 @@ impl RedisStoreBuilder {
     /// bucket's epoch marker every
     /// [`LOSS_CHECK_INTERVAL`](super::LOSS_CHECK_INTERVAL), logs a loss at `error` level,
     /// counts it in [`RedisStore::data_loss`] and the metrics, and tells its mirrors,
-    /// which write back what they hold.
+    /// which write back what they hold. Watching also *registers* the blocklist as soon
+    /// as the store reaches Redis: its key layout and every bucket's epoch marker, so
+    /// the blocklist exists (and a loss is visible) before its first revocation. Its
+    /// reads go over a connection of their own, never the one checks share.
+    ///
+    /// Turn it off for a short-lived tool that must not register a prefix it was only
+    /// asked to look at (the command-line tool does).
     pub fn detect_data_loss(mut self, on: bool) -> Self {
         self.detect_data_loss = Some(on);
         self

@@ -3,18 +3,28 @@
 //! means Redis lost that bucket's data (restarted without persistence, flushed, or a
 //! replica that never had the marker promoted), and with it, revocations.
 //!
-//! The marker is created by whichever store finds it missing first in a bucket that
-//! holds anything (`epoch.lua`: one atomic script per bucket, so concurrent stores agree
-//! on one value), from the server's clock. It has no TTL and nothing else writes it. A
-//! store that never saw a bucket's marker (it started after the loss) adopts the one it
-//! finds: it has nothing to compare.
+//! A loss is only visible to a store that knew the marker before it. So markers exist
+//! before the first revocation: a store *registers* the blocklist when its watch first
+//! reaches Redis (the key layout, and every bucket's marker: `epoch.lua`, one atomic
+//! script per bucket, so concurrent stores agree on one value), every write creates its
+//! bucket's marker when missing in the same script (`scripts/feed.lua`), and the watch
+//! creates again, at once, a marker it found missing. The value comes from the server's
+//! clock; the marker has no TTL and nothing else writes it. A store that never saw a
+//! bucket's marker (it started after the loss) adopts the one it finds: it has nothing
+//! to compare.
 //!
 //! The epoch catches what is lost whole. A snapshot reloaded, or a replica promoted,
 //! with only the *latest* writes missing keeps the epoch, but not the bucket's feed
-//! counter: the same script reads it, and a counter lower than one seen before under the
-//! same marker is a loss too (counters only ever grow). A
+//! counter: the same read returns it, and a counter lower than one seen before under
+//! the same marker is a loss too (counters only ever grow). A
 //! [`MirrorStore`](crate::store::MirrorStore) also notices it from its change feed (an
 //! event numbered at or below one it applied).
+//!
+//! The watch has a connection of its own: a slow read (a loaded machine, a Redis busy
+//! with a load) delays the watch and nothing else; it never drops, nor queues behind
+//! it, the connection that checks and revocations share. Each tick reads every marker
+//! and counter with plain `MGET`s (one on a server; one per bucket, all at once, on a
+//! cluster); a script runs only where a marker is missing.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,8 +34,11 @@ use std::time::{Duration, Instant};
 use ::redis::Script;
 use futures_util::future::join_all;
 
-use super::command::Budget;
+use super::conn::Conn;
+use super::scan::bounded;
+use super::schema::Schema;
 use super::{RedisStore, Shared};
+use crate::store::StoreError;
 use crate::telemetry;
 
 /// How often a store reads the epoch markers: well within a mirror's default staleness
@@ -57,7 +70,14 @@ pub(super) struct LossWatch {
     last: Mutex<Option<Instant>>,
     /// Buckets found lost and not yet taken by a mirror to write back.
     lost: Mutex<BTreeSet<u32>>,
+    /// When each bucket's loss was last counted: the same loss is often seen twice, by
+    /// the epoch watch and by a mirror's feed, a moment apart.
+    counted: Mutex<Vec<Option<Instant>>>,
 }
+
+/// Within this long of a bucket's counted loss, seeing it lost again is taken for the
+/// same loss seen a second way: written back again (harmless), not counted again.
+const SAME_LOSS: Duration = Duration::from_secs(2);
 
 impl LossWatch {
     pub(super) fn new(buckets: u32) -> Self {
@@ -68,6 +88,7 @@ impl LossWatch {
             written_back: AtomicU64::new(0),
             last: Mutex::new(None),
             lost: Mutex::new(BTreeSet::new()),
+            counted: Mutex::new(vec![None; usize::try_from(buckets).unwrap_or(1)]),
         }
     }
 
@@ -100,7 +121,20 @@ impl LossWatch {
             return;
         }
         lock(&self.lost).extend(buckets.iter().copied());
-        *lock(&self.last) = Some(Instant::now());
+        let now = Instant::now();
+        let mut new = false;
+        for &bucket in buckets {
+            if let Some(counted) = lock(&self.counted).get_mut(usize::try_from(bucket).unwrap_or(usize::MAX))
+            {
+                new |= !counted.is_some_and(|at| now.saturating_duration_since(at) < SAME_LOSS);
+                *counted = Some(now);
+            }
+        }
+        if !new {
+            tracing::debug!(%prefix, buckets = ?buckets, why, "the same data loss seen again");
+            return;
+        }
+        *lock(&self.last) = Some(now);
         let detected = self.detected.fetch_add(1, Ordering::AcqRel) + 1;
         telemetry::data_loss(store);
         tracing::error!(
@@ -149,11 +183,6 @@ impl RedisStore {
             .collect()
     }
 
-    /// Gives back buckets a mirror took but could not write back yet.
-    pub(crate) fn retry_lost(&self, buckets: &[u32]) {
-        lock(&self.shared.loss.lost).extend(buckets.iter().copied());
-    }
-
     /// Notes a loss a mirror found in the change feed (a sequence number that went
     /// backwards).
     pub(crate) fn report_loss(&self, buckets: &[u32], why: &'static str) {
@@ -175,54 +204,112 @@ impl RedisStore {
         telemetry::written_back(records);
     }
 
-    /// Reads (creating where missing) every bucket's epoch marker, and notes a loss
-    /// where one changed.
-    async fn check_epochs(&self) -> Result<(), crate::store::StoreError> {
+    /// Registers the blocklist: records the key layout (unless recorded) and creates
+    /// every bucket's missing epoch marker, so that a loss is visible from the start.
+    async fn register(&self, connection: &mut Conn, timeout: Duration) -> Result<(), StoreError> {
+        let set = self.shared.connection.layout().record();
+        bounded(timeout, set.query_async::<Option<String>>(connection)).await?;
+        self.shared.layout_recorded.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reads every bucket's epoch marker and feed counter, creating the markers that are
+    /// missing, and notes a loss where one changed.
+    async fn check_epochs(&self, connection: &mut Conn, timeout: Duration) -> Result<(), StoreError> {
         let schema = self.schema();
         let watch = &self.shared.loss;
-        let reads = (0..schema.buckets()).map(|bucket| {
-            let mut invocation = watch.script.prepare_invoke();
-            invocation.key(schema.epoch(bucket)).key(schema.feed_seq(bucket));
-            async move {
-                let invocation = &invocation;
-                let (epoch, seq): (Option<String>, Option<u64>) = self
-                    .run(
-                        "Redis epoch check failed",
-                        Budget::Check,
-                        bucket,
-                        |mut connection| async move { invocation.invoke_async(&mut connection).await },
-                    )
-                    .await?;
-                Ok::<_, crate::store::StoreError>((bucket, epoch, seq.unwrap_or(0)))
-            }
-        });
-        let mut lost = Vec::new();
-        let mut failed = None;
-        for read in join_all(reads).await {
-            match read {
-                Ok((bucket, epoch, seq)) => {
-                    if watch.compare(bucket, epoch, seq) {
-                        lost.push(bucket);
-                    }
+        let mut found = read_markers(connection, schema, timeout).await?;
+        let missing: Vec<u32> = (0..schema.buckets())
+            .filter(|&bucket| found[bucket as usize].0.is_none())
+            .collect();
+        if !missing.is_empty() {
+            let creations = missing.iter().map(|&bucket| {
+                let mut invocation = watch.script.prepare_invoke();
+                invocation.key(schema.epoch(bucket)).key(schema.feed_seq(bucket));
+                let mut connection = connection.clone();
+                async move {
+                    let (epoch, seq): (Option<String>, Option<u64>) =
+                        bounded(timeout, invocation.invoke_async(&mut connection)).await?;
+                    Ok::<_, StoreError>((bucket, epoch, seq.unwrap_or(0)))
                 }
-                Err(error) => failed = Some(error),
+            });
+            for created in join_all(creations).await {
+                let (bucket, epoch, seq) = created?;
+                found[bucket as usize] = (epoch, seq);
             }
+            // The layout went with the markers (or was never recorded): again.
+            self.register(connection, timeout).await?;
         }
+        let lost: Vec<u32> = found
+            .into_iter()
+            .zip(0..)
+            .filter_map(|((epoch, seq), bucket)| watch.compare(bucket, epoch, seq).then_some(bucket))
+            .collect();
         self.note_loss(
             &lost,
             "redis",
             "an epoch marker went missing or changed, or a feed counter went backwards",
         );
-        failed.map_or(Ok(()), Err)
+        Ok(())
     }
 }
 
-/// The store's background watch, while a clone of it lives: the persistence check once
-/// (tried again until Redis answers it), then the epoch markers every
-/// [`LOSS_CHECK_INTERVAL`].
+/// Every bucket's epoch marker and feed counter: one `MGET` on a server, one per bucket
+/// (its slot), all at once, on a cluster.
+async fn read_markers(
+    connection: &mut Conn,
+    schema: &Schema,
+    timeout: Duration,
+) -> Result<Vec<(Option<String>, u64)>, StoreError> {
+    let pairs = |values: Vec<Option<String>>| -> Result<Vec<(Option<String>, u64)>, StoreError> {
+        values
+            .chunks(2)
+            .map(|pair| {
+                let seq = match pair.get(1).and_then(Option::as_deref) {
+                    None => 0,
+                    Some(seq) => seq
+                        .parse()
+                        .map_err(|e| StoreError::new("a feed counter in Redis is not a number", e))?,
+                };
+                Ok((pair.first().cloned().flatten(), seq))
+            })
+            .collect()
+    };
+    let keys = |bucket: u32| [schema.epoch(bucket), schema.feed_seq(bucket)];
+    let found = if connection.is_cluster() {
+        let reads = (0..schema.buckets()).map(|bucket| {
+            let mut connection = connection.clone();
+            let mut mget = ::redis::cmd("MGET");
+            mget.arg(&keys(bucket));
+            async move { bounded(timeout, mget.query_async::<Vec<Option<String>>>(&mut connection)).await }
+        });
+        let mut values = Vec::new();
+        for read in join_all(reads).await {
+            values.extend(read?);
+        }
+        values
+    } else {
+        let mut mget = ::redis::cmd("MGET");
+        for bucket in 0..schema.buckets() {
+            mget.arg(&keys(bucket));
+        }
+        bounded(timeout, mget.query_async::<Vec<Option<String>>>(connection)).await?
+    };
+    if found.len() != 2 * schema.buckets() as usize {
+        return Err(StoreError::msg(
+            "Redis answered the epoch read with the wrong number of values",
+        ));
+    }
+    pairs(found)
+}
+
+/// The store's background watch, while a clone of it lives, on a connection of its own:
+/// the persistence check once (tried again until Redis answers it), the blocklist's
+/// registration, then the epoch markers every [`LOSS_CHECK_INTERVAL`].
 pub(super) async fn watch(shared: Weak<Shared>, detect_loss: bool) {
     let mut persistence_checked = false;
     let mut backoff = LOSS_CHECK_INTERVAL;
+    let mut connection: Option<Conn> = None;
     loop {
         let Some(strong) = shared.upgrade() else { return };
         let store = RedisStore { shared: strong };
@@ -236,9 +323,26 @@ pub(super) async fn watch(shared: Weak<Shared>, detect_loss: bool) {
                 }
             }
         }
-        if detect_loss && let Err(error) = store.check_epochs().await {
-            tracing::debug!(%error, "could not read the epoch markers");
-            failed = true;
+        if detect_loss {
+            // A slow Redis gets time: a late read only delays the watch.
+            let timeout = store.bulk_timeout();
+            let checked = async {
+                let connection = match &mut connection {
+                    Some(connection) => connection,
+                    slot => {
+                        let mut fresh = store.dedicated_connection().await?;
+                        store.register(&mut fresh, timeout).await?;
+                        slot.insert(fresh)
+                    }
+                };
+                store.check_epochs(connection, timeout).await
+            }
+            .await;
+            if let Err(error) = checked {
+                tracing::debug!(%error, "could not read the epoch markers; trying again on a new connection");
+                connection = None;
+                failed = true;
+            }
         }
         if !detect_loss && persistence_checked {
             return;

@@ -56,6 +56,7 @@ pub(crate) mod scan;
 pub mod schema;
 mod scripts;
 mod sentinel;
+mod write_back;
 
 pub use self::acknowledge::{Acknowledgement, DEFAULT_ACK_TIMEOUT};
 pub use self::admin::{Page, Record, RecordKind, Stats};
@@ -73,6 +74,7 @@ pub use self::schema::{DEFAULT_BUCKETS, MAX_BUCKETS};
 pub(crate) use self::schema::{Kind, Schema};
 use self::scripts::Scripts;
 pub(crate) use self::scripts::Targets;
+pub(crate) use self::write_back::Lost;
 
 /// The key prefix unless configured.
 pub const DEFAULT_PREFIX: &str = "revoked";

@@ -19,6 +19,7 @@
 //! | `{p:bB}:index`           | the bucket's live records by expiry (what a mirror loads) | its longest record's |
 //! | `{p:b0}:layout`          | `v2 buckets=<N>`: a store with another N refuses to connect | none (one key) |
 //! | `{p:bB}:epoch`           | the bucket's epoch marker (data-loss detection) | none (a number) |
+//! | `{p:bB}:lifted:t:{hash}` | `1`: a token marker lifted on purpose (`x` for a session's) | what the marker had left |
 //!
 //! `p` is the prefix, `{hash}` the lowercase hex [`RevocationKey`]. Writes also
 //! `PUBLISH` the bucket's number on the channel `p:wake` (`*` once, after a write to
@@ -160,14 +161,33 @@ impl Schema {
         format!("{}:index", self.tag(bucket))
     }
 
-    /// The keys a write script touches in `bucket` (see `scripts.rs`).
+    /// The keys a write script touches in `bucket` (see `scripts.rs`): the record, the
+    /// feed, its counter, the index, the epoch marker (created with the bucket's first
+    /// write) and the record's tombstone (a marker's; a watermark's is never used).
     pub(crate) fn write_keys(&self, bucket: u32, kind: Kind, hash: &RevocationKey) -> Vec<String> {
         vec![
             self.key_of(bucket, kind, hash),
             self.feed(bucket),
             self.feed_seq(bucket),
             self.index(bucket),
+            self.epoch(bucket),
+            self.lifted(bucket, kind, hash),
         ]
+    }
+
+    /// `{prefix:bB}:lifted:code:hash`: the tombstone of a marker lifted on purpose
+    /// (`unrevoke_token`, `unrevoke_session`), for as long as it had left to live, so a
+    /// mirror writing back what Redis lost does not bring it back. Not a record: its
+    /// code is not a kind's, so a scan passes it by.
+    pub(crate) fn lifted(&self, bucket: u32, kind: Kind, hash: &RevocationKey) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + 96);
+        self.push_tag(&mut key, bucket);
+        key.push_str(":lifted");
+        key.push(':');
+        key.push_str(kind.code());
+        key.push(':');
+        key.push_str(hash.hex().as_str());
+        key
     }
 
     /// The bucket's epoch marker: it only goes missing or changes when Redis lost data.

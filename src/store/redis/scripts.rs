@@ -23,7 +23,9 @@ const RAISE: &str = include_str!("scripts/raise.lua");
 
 pub(super) struct Scripts {
     mark: Script,
-    raise: Script,
+    pub(super) raise: Script,
+    /// A marker written back (see `write_back.rs`).
+    pub(super) write_back: Script,
 }
 
 impl Scripts {
@@ -31,6 +33,7 @@ impl Scripts {
         Self {
             mark: Script::new(&format!("{FEED}{MARK}")),
             raise: Script::new(&format!("{FEED}{RAISE}")),
+            write_back: super::write_back::marker_script(),
         }
     }
 }
@@ -217,7 +220,7 @@ impl RedisStore {
 
 /// One script run: `keys` in one bucket's slot, then `args`, then the wake channel and
 /// the bucket's number.
-fn invocation<'a>(
+pub(super) fn invocation<'a>(
     script: &'a Script,
     keys: WriteKeys,
     args: &[String],
@@ -234,7 +237,7 @@ fn invocation<'a>(
 }
 
 /// Whole milliseconds, rounded up, at least one (`PX 0` is an error).
-fn ttl_ms(ttl: Duration) -> u64 {
+pub(super) fn ttl_ms(ttl: Duration) -> u64 {
     let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     ms.saturating_add(u64::from(!ttl.subsec_nanos().is_multiple_of(1_000_000)))
         .max(1)

@@ -135,28 +135,32 @@ impl RedisStore {
         Ok(true)
     }
 
-    /// Whether anything was ever recorded under this store's prefix: a bucket's change
-    /// feed counter exists (every write creates it, and it never expires), or a record
-    /// does. `false` on a deployment that never saw this prefix, which is how a tool
-    /// tells a mistyped prefix from an empty blocklist.
+    /// Whether this prefix is a blocklist: a store registered it (its key layout, or a
+    /// bucket's epoch marker: a store watching for data loss records both when it
+    /// connects, before anything is revoked), a bucket's change feed counter exists
+    /// (every write creates it, and it never expires), or a record does. `false` on a
+    /// deployment that never saw this prefix, which is how a tool tells a mistyped
+    /// prefix from an empty blocklist.
     pub async fn in_use(&self) -> Result<bool, StoreError> {
         let schema = self.schema();
         let mut asks: Vec<_> = (0..schema.buckets())
             .map(|bucket| {
-                self.exists(
-                    bucket,
-                    [
-                        schema.feed_seq(bucket),
-                        schema.feed(bucket),
-                        schema.global(bucket),
-                    ],
-                )
+                let mut keys = vec![
+                    schema.feed_seq(bucket),
+                    schema.feed(bucket),
+                    schema.global(bucket),
+                    schema.epoch(bucket),
+                ];
+                if bucket == 0 {
+                    keys.push(self.layout_key());
+                }
+                self.exists(bucket, keys)
             })
             .collect();
         if let Some(v1) = self.v1() {
             asks.push(self.exists(
                 0,
-                [
+                vec![
                     v1.feed_seq(),
                     v1.feed(),
                     v1.key(Kind::Global, &RevocationKey::ZERO),
@@ -184,7 +188,7 @@ impl RedisStore {
     }
 
     /// `EXISTS` of keys that share `bucket`'s slot.
-    async fn exists(&self, bucket: u32, keys: [String; 3]) -> Result<u64, StoreError> {
+    async fn exists(&self, bucket: u32, keys: Vec<String>) -> Result<u64, StoreError> {
         let mut exists = ::redis::cmd("EXISTS");
         exists.arg(&keys);
         let exists = &exists;

@@ -7,6 +7,12 @@
 -- effort (mirrors read the feeds on their own schedule anyway), so its failure fails
 -- nothing. Classic PUBLISH has no key: on a cluster it reaches every node.
 --
+-- With KEYS[5], the bucket's epoch marker (see `epoch.lua`) is created here when it is
+-- missing, in the same script as the bucket's first write: a store that reads the
+-- markers can only ever miss a loss of writes made while no marker existed, and now
+-- there are none. Created after a loss too, with a new value, which is how a store
+-- that knew the old one tells.
+--
 -- With KEYS[4], the bucket's index (a sorted set: member `kind:hash` for a marker,
 -- `kind:hash:value` for a watermark, score the expiry in Unix milliseconds) is kept in
 -- step too: what a loading mirror reads instead of scanning every key. Its expired
@@ -22,6 +28,9 @@ end
 local function feed(kind, hash, value, wake, bucket, replaced)
   local pttl = redis.call('PTTL', KEYS[1])
   local now = redis.call('TIME')
+  if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 0 then
+    redis.call('SET', KEYS[5], now[1] .. '.' .. string.format('%06d', tonumber(now[2])))
+  end
   local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
   local expires = now_ms + pttl
   local seq = redis.call('INCR', KEYS[3])
