@@ -26,6 +26,8 @@
 #[macro_use]
 mod support;
 
+#[path = "nemesis/before_fault.rs"]
+mod before_fault;
 #[path = "nemesis/checker.rs"]
 mod checker;
 #[path = "nemesis/faults.rs"]

@@ -78,6 +78,7 @@ pub async fn recover(
     deadline: Duration,
     round: Option<usize>,
     fault: &str,
+    fault_at: Instant,
 ) -> Recovery {
     let started = Instant::now();
     let bound = Arc::new(bound.to_vec());
@@ -103,7 +104,10 @@ pub async fn recover(
         if last.contains(wrong) {
             "lost: still so at the deadline".to_owned()
         } else {
-            format!("late: right {:?} after Redis answered", converged.unwrap_or(deadline))
+            format!(
+                "late: right {:?} after Redis answered",
+                converged.unwrap_or(deadline)
+            )
         }
     };
     for wrong in at_window.iter().flatten() {
@@ -119,13 +123,16 @@ pub async fn recover(
                     scope: Some(entry.scope),
                     store,
                     detail: format!(
-                        "{}; made in round {} ({:?}, {:?}) through {}, {:?} before this check began",
+                        "{}; made in round {} ({:?}, {:?}) through {}, {}",
                         still(wrong),
                         entry.round,
                         entry.origin,
                         entry.binding,
                         entry.through,
-                        started.saturating_duration_since(entry.made),
+                        match fault_at.checked_duration_since(entry.made) {
+                            Some(before) => format!("{before:?} before the fault"),
+                            None => format!("{:?} after the fault", entry.made - fault_at),
+                        },
                     ),
                 }
             }

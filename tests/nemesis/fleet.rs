@@ -146,7 +146,13 @@ impl Load {
     }
 }
 
-fn violation(phase: &Phase, kind: Kind, scope: Option<super::model::Scope>, store: &str, detail: String) -> Violation {
+fn violation(
+    phase: &Phase,
+    kind: Kind,
+    scope: Option<super::model::Scope>,
+    store: &str,
+    detail: String,
+) -> Violation {
     Violation {
         kind,
         round: Some(phase.round.load(Ordering::Relaxed)),
@@ -174,7 +180,14 @@ async fn write_one(
         match plan.write(store).await {
             Ok(()) => {
                 stats.acknowledged.fetch_add(1, Ordering::Relaxed);
-                model.bind(&plan, made, round, Origin::Load, Binding::Acknowledged, "acknowledging store");
+                model.bind(
+                    &plan,
+                    made,
+                    round,
+                    Origin::Load,
+                    Binding::Acknowledged,
+                    "acknowledging store",
+                );
             }
             Err(_) => {
                 stats.write_failures.fetch_add(1, Ordering::Relaxed);
@@ -243,7 +256,11 @@ async fn check_one(replica: &Replica, model: &Model, phase: &Phase, stats: &Load
             let seen = replica.refused.lock().unwrap().contains(&entry.id);
             let own = entry.through == replica.name;
             if seen || own {
-                let why = if seen { "refused it before" } else { "it was revoked through it" };
+                let why = if seen {
+                    "refused it before"
+                } else {
+                    "it was revoked through it"
+                };
                 let found = violation(
                     phase,
                     Kind::MirrorForgot,
@@ -267,5 +284,8 @@ async fn check_one(replica: &Replica, model: &Model, phase: &Phase, stats: &Load
 
 /// A store the checker asks: a replica's mirror.
 pub fn named(replica: &Replica) -> super::checker::Named {
-    (replica.name.clone(), Arc::new(replica.mirror.clone()) as Arc<dyn RevocationStore>)
+    (
+        replica.name.clone(),
+        Arc::new(replica.mirror.clone()) as Arc<dyn RevocationStore>,
+    )
 }

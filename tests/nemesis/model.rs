@@ -133,7 +133,11 @@ impl Model {
                 session: Some(RevocationKey::session(None, &format!("live-session-{n}"))),
                 issued_at: Some(started_secs),
             };
-            model.accepted.lock().unwrap().push((query, "never revoked".into()));
+            model
+                .accepted
+                .lock()
+                .unwrap()
+                .push((query, "never revoked".into()));
         }
         model
     }
@@ -179,7 +183,15 @@ impl Model {
     }
 
     /// Records that `plan`, made at `made`, binds from now on.
-    pub fn bind(&self, plan: &Plan, made: Instant, round: usize, origin: Origin, binding: Binding, through: &str) {
+    pub fn bind(
+        &self,
+        plan: &Plan,
+        made: Instant,
+        round: usize,
+        origin: Origin,
+        binding: Binding,
+        through: &str,
+    ) {
         let entry = Bound {
             id: self.fresh(),
             scope: plan.scope,

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tower_jwt_revoke::RevocationKey;
-use tower_jwt_revoke::store::{MirrorStore, RedisStore, RevocationStore};
+use tower_jwt_revoke::store::{MirrorStore, RedisStore};
 
-use super::checker::{Named, Violation, recover};
+use super::before_fault;
+use super::checker::{Named, Recovery, Violation, recover};
 use super::faults::{Fault, Schedule};
 use super::fleet::{Fleet, Load, Phase, Replica, named};
-use super::model::{Binding, Model, Origin, Plan, SCOPES, Scope};
+use super::model::Model;
 use super::rng::Rng;
-use super::topology::Topology;
+use super::topology::{Topology, wait_until};
 
 /// How the run is sized and judged.
 #[derive(Debug, Clone)]
@@ -32,8 +32,6 @@ pub struct Settings {
 
 /// How long the checker keeps asking after the window, to tell late from lost.
 const DEADLINE: Duration = Duration::from_secs(8);
-/// How long a revocation made right before a fault may take to reach another mirror.
-const APPLY_WITHIN: Duration = Duration::from_secs(3);
 /// Older revocations re-checked after each fault, besides the round's own.
 const OLDER_SAMPLE: usize = 150;
 
@@ -45,6 +43,8 @@ pub struct Report {
     pub rounds: usize,
     pub faults: BTreeMap<Fault, usize>,
     pub before_fault: usize,
+    /// Of which on a cold deployment (their buckets' first revocations).
+    pub cold: usize,
     pub unrevoked: usize,
     pub load_revocations: u64,
     pub acknowledged: u64,
@@ -79,12 +79,16 @@ impl Report {
                 "{fault}: answering {}, agreeing {}{}",
                 millis(self.answering.iter().filter(|(f, _)| f == fault).map(|(_, d)| *d)),
                 millis(converged.filter_map(|(_, d)| *d)),
-                if never > 0 { format!(" ({never} never)") } else { String::new() },
+                if never > 0 {
+                    format!(" ({never} never)")
+                } else {
+                    String::new()
+                },
             ));
         }
         format!(
             "nemesis seed={} topology={} rounds={} faults[{}] revocations: before faults {} \
-             (another mirror refused them after {}), by the load {} ({} acknowledged), \
+             ({} on cold deployments; another mirror refused them after {}), by the load {} ({} acknowledged), \
              {} checked at the end; unrevoked {}; checks during the run {} ({} store errors); \
              violations={}\n  recovery: {}",
             self.seed,
@@ -92,6 +96,7 @@ impl Report {
             self.rounds,
             faults.join(" "),
             self.before_fault,
+            self.cold,
             millis(self.applied_after.iter().copied()),
             self.load_revocations,
             self.acknowledged,
@@ -105,30 +110,107 @@ impl Report {
     }
 }
 
+/// One deployment of services sharing a blocklist: its prefix, its mirrors, what it
+/// revoked.
+struct Deployment {
+    label: &'static str,
+    prefix: String,
+    fleet: Arc<Fleet>,
+    model: Arc<Model>,
+}
+
+impl Deployment {
+    /// Starts `mirrors` mirrors on a new prefix, and waits until they are in sync.
+    async fn start(topology: &dyn Topology, label: &'static str, mirrors: usize) -> Self {
+        let prefix = crate::support::unique_prefix();
+        let fleet = Arc::new(Fleet::new(
+            (0..mirrors)
+                .map(|slot| {
+                    let store = topology.builder(&prefix).build().expect("a store");
+                    Replica::start(format!("{label} mirror-{slot}"), store)
+                })
+                .collect(),
+        ));
+        for replica in fleet.all() {
+            replica
+                .mirror
+                .wait_until_synced(Duration::from_secs(20))
+                .await
+                .expect("a mirror in sync at the start");
+        }
+        Self {
+            label,
+            prefix,
+            fleet,
+            model: Arc::new(Model::new(6)),
+        }
+    }
+
+    fn store(&self, topology: &dyn Topology) -> RedisStore {
+        topology.builder(&self.prefix).build().expect("a store")
+    }
+
+    /// Every store the checker asks after a fault: the running mirrors (and `more`),
+    /// and a `RedisStore` and a `MirrorStore` started now.
+    fn stores(&self, topology: &dyn Topology, more: Option<&RedisStore>) -> Vec<Named> {
+        let mut stores: Vec<Named> = self.fleet.all().iter().map(|replica| named(replica)).collect();
+        if let Some(store) = more {
+            stores.push((
+                format!("{} acknowledging store", self.label),
+                Arc::new(store.clone()),
+            ));
+        }
+        stores.push((
+            format!("{} fresh RedisStore", self.label),
+            Arc::new(self.store(topology)),
+        ));
+        let mirror = MirrorStore::start(self.store(topology));
+        stores.push((format!("{} fresh MirrorStore", self.label), Arc::new(mirror)));
+        stores
+    }
+
+    /// The recovery check after a fault, on the revocations of `round` and a sample of
+    /// older ones.
+    async fn recover(
+        &self,
+        stores: &[Named],
+        settings: &Settings,
+        (round, fault, fault_at): (usize, Fault, Instant),
+        rng: &mut Rng,
+    ) -> Recovery {
+        let bound = self
+            .model
+            .live(Duration::from_secs(15), Some(round), OLDER_SAMPLE, rng);
+        let accepted = self.model.accepted.lock().unwrap().clone();
+        let deadline = settings.window + DEADLINE;
+        let fault_name = fault.name();
+        recover(
+            stores,
+            &bound,
+            &accepted,
+            settings.window,
+            deadline,
+            Some(round),
+            fault_name,
+            fault_at,
+        )
+        .await
+    }
+}
+
 /// Runs the nemesis against `topology`.
 pub async fn run(mut topology: impl Topology, settings: Settings) -> Report {
     let name = topology.name();
     let seed = settings.seed;
     let mut rng = Rng::for_topology(seed, name);
     eprintln!("nemesis {name}: seed {seed} (TOWER_JWT_REVOKE_NEMESIS_SEED={seed} reproduces the schedule)");
-    let prefix = crate::support::unique_prefix();
-    let build = |topology: &dyn Topology| topology.builder(&prefix).build().expect("a store");
-    let fleet = Arc::new(Fleet::new(
-        (0..settings.mirrors)
-            .map(|slot| Replica::start(format!("mirror-{slot}"), build(&topology)))
-            .collect(),
-    ));
-    for replica in fleet.all() {
-        replica
-            .mirror
-            .wait_until_synced(Duration::from_secs(20))
-            .await
-            .expect("a mirror in sync at the start");
-    }
-    let model = Arc::new(Model::new(6));
+    // The warm deployment lives through the run, under load; a cold one is started for
+    // some rounds, and the revocations made on it right before the fault are the first
+    // its buckets ever hold (the first logouts of a new deployment).
+    let warm = Deployment::start(&topology, "warm", settings.mirrors).await;
     let phase = Arc::new(Phase::default());
-    let acknowledging = topology.acknowledging(&prefix);
-    let load = Load::start(&fleet, &model, acknowledging.clone(), &phase, seed);
+    let acknowledging = topology.acknowledging(&warm.prefix);
+    let load = Load::start(&warm.fleet, &warm.model, acknowledging.clone(), &phase, seed);
     let mut report = Report {
         topology: name,
         seed,
@@ -148,62 +230,88 @@ pub async fn run(mut topology: impl Topology, settings: Settings) -> Report {
         let fault = schedule.next(&mut rng);
         phase.round.store(round, Ordering::Relaxed);
         *phase.fault.lock().unwrap() = fault.name().to_owned();
-        let any = fleet.get(0).mirror.redis().clone();
-        let at_risk = tokio::task::block_in_place(|| topology.prepare(fault, &mut rng, &any));
+        let cold = if rng.chance(0.5) {
+            Some(Deployment::start(&topology, "cold", 2).await)
+        } else {
+            None
+        };
+        tokio::task::block_in_place(|| topology.prepare(fault, &mut rng));
 
         // A handful of revocations, each refused by another mirror; then the fault at once.
-        let (made, unrevoked) = revoke_before_fault(&fleet, &model, &mut rng, round, at_risk.as_deref(), &any).await;
-        report.before_fault += made.len();
-        report.applied_after.extend(made.iter().filter_map(|(_, after)| *after));
-        report.unrevoked += unrevoked;
+        let mut made = 0;
+        for deployment in std::iter::once(&warm).chain(&cold) {
+            let store = deployment.fleet.get(0).mirror.redis().clone();
+            let at_risk = topology.at_risk(&store);
+            let (revoked, unrevoked) = before_fault::revoke(
+                &deployment.fleet,
+                &deployment.model,
+                &mut rng,
+                round,
+                at_risk.as_deref(),
+                &store,
+            )
+            .await;
+            made += revoked.len();
+            if deployment.label == "cold" {
+                report.cold += revoked.len();
+            }
+            report
+                .applied_after
+                .extend(revoked.iter().filter_map(|(_, after)| *after));
+            report.unrevoked += unrevoked;
+        }
+        report.before_fault += made;
+        let fault_at = Instant::now();
         let what = if fault == Fault::MirrorRestart {
-            let slot = rng.below(fleet.len());
-            let name = fleet.restart(slot, build(&topology));
+            let slot = rng.below(warm.fleet.len());
+            let name = warm.fleet.restart(slot, warm.store(&topology));
             format!("mirror in slot {slot} dropped; {name} started")
         } else {
             tokio::task::block_in_place(|| topology.inject(fault, &mut rng))
         };
         // From the end of the injection (a failover's included) until every master answers.
-        let answering = tokio::task::block_in_place(|| {
-            super::topology::wait_until(Duration::from_secs(30), || topology.answers())
-        })
-        .expect("Redis answers again within 30 s");
+        let answering =
+            tokio::task::block_in_place(|| wait_until(Duration::from_secs(30), || topology.answers()))
+                .unwrap_or_else(|| {
+                    panic!("seed {seed} {name} round {round} {fault}: Redis did not answer within 30 s")
+                });
 
-        // Stores started after the fault, and the running mirrors.
-        let mut stores: Vec<Named> = fleet.all().iter().map(|replica| named(replica)).collect();
-        if let Some(store) = &acknowledging {
-            stores.push(("acknowledging store".into(), Arc::new(store.clone())));
-        }
-        stores.push(("fresh RedisStore".into(), Arc::new(build(&topology))));
-        stores.push(("fresh MirrorStore".into(), Arc::new(MirrorStore::start(build(&topology)))));
-        let bound = model.live(Duration::from_secs(15), Some(round), OLDER_SAMPLE, &mut rng);
-        let accepted = model.accepted.lock().unwrap().clone();
-        let recovery = recover(
-            &stores,
-            &bound,
-            &accepted,
-            settings.window,
-            settings.window + DEADLINE,
-            Some(round),
-            fault.name(),
-        )
-        .await;
-        eprintln!(
-            "nemesis {name} seed {seed} round {round} {fault}: {what}; {} revoked right before; \
-             Redis answering {answering:?} after; stores agreeing {:?} after that; {} violations",
-            made.len(),
-            recovery.converged,
-            recovery.violations.len(),
+        let warm_stores = warm.stores(&topology, acknowledging.as_ref());
+        let cold_stores = cold.as_ref().map(|cold| cold.stores(&topology, None));
+        let mut cold_rng = Rng::for_topology(rng.next_u64(), "cold");
+        let (recovery, cold_recovery) = tokio::join!(
+            warm.recover(&warm_stores, &settings, (round, fault, fault_at), &mut rng),
+            async {
+                match (&cold, &cold_stores) {
+                    (Some(cold), Some(stores)) => Some(
+                        cold.recover(stores, &settings, (round, fault, fault_at), &mut cold_rng)
+                            .await,
+                    ),
+                    _ => None,
+                }
+            }
         );
-        for violation in &recovery.violations {
+        let mut converged = recovery.converged;
+        let mut violations = recovery.violations;
+        if let Some(cold) = cold_recovery {
+            converged = converged.zip(cold.converged).map(|(a, b)| a.max(b));
+            violations.extend(cold.violations);
+        }
+        eprintln!(
+            "nemesis {name} seed {seed} round {round} {fault}: {what}; {made} revoked right before{}; \
+             Redis answering {answering:?} after; stores agreeing {converged:?} after that; {} violations",
+            if cold.is_some() { " (on warm and cold)" } else { "" },
+            violations.len(),
+        );
+        for violation in &violations {
             eprintln!("nemesis VIOLATION seed={seed} topology={name} {violation}");
         }
         *report.faults.entry(fault).or_default() += 1;
         report.answering.push((fault, answering));
-        report.converged.push((fault, recovery.converged));
-        report.violations.extend(recovery.violations);
+        report.converged.push((fault, converged));
+        report.violations.extend(violations);
         report.rounds += 1;
-        drop(stores);
+        drop((warm_stores, cold_stores, cold));
         tokio::task::block_in_place(|| topology.heal());
     }
 
@@ -217,118 +325,36 @@ pub async fn run(mut topology: impl Topology, settings: Settings) -> Report {
         report.violations.push(violation.clone());
     }
 
-    // At the end: stores started after the last fault, every binding revocation.
-    let fresh_mirror = MirrorStore::start(build(&topology));
+    // At the end: stores started after the last fault, every binding revocation of the
+    // warm deployment (a cold one is gone with its round).
+    let fresh_mirror = MirrorStore::start(warm.store(&topology));
     let _ = fresh_mirror.wait_until_synced(Duration::from_secs(20)).await;
     let mut stores: Vec<Named> = vec![
-        ("fresh RedisStore at the end".into(), Arc::new(build(&topology))),
+        (
+            "fresh RedisStore at the end".into(),
+            Arc::new(warm.store(&topology)),
+        ),
         ("fresh MirrorStore at the end".into(), Arc::new(fresh_mirror)),
     ];
-    stores.extend(fleet.all().iter().map(|replica| named(replica)));
-    let bound = model.live(Duration::from_secs(15), None, 0, &mut rng);
+    stores.extend(warm.fleet.all().iter().map(|replica| named(replica)));
+    let bound = warm.model.live(Duration::from_secs(15), None, 0, &mut rng);
     report.checked_at_end = bound.len();
-    let accepted = model.accepted.lock().unwrap().clone();
-    let end = recover(&stores, &bound, &accepted, settings.window, settings.window, None, "none (end)").await;
+    let accepted = warm.model.accepted.lock().unwrap().clone();
+    let end = recover(
+        &stores,
+        &bound,
+        &accepted,
+        settings.window,
+        settings.window,
+        None,
+        "none (end)",
+        Instant::now(),
+    )
+    .await;
     for violation in &end.violations {
         eprintln!("nemesis VIOLATION seed={seed} topology={name} {violation}");
     }
     report.violations.extend(end.violations);
     eprintln!("{}", report.summary());
     report
-}
-
-/// The revocations made right before a fault: one of each scope and one more token, each
-/// through a random mirror and waited for until another mirror refuses it; and, half
-/// the time, a token revoked and unrevoked, waited for until every mirror accepts it.
-/// Where only some buckets are at risk, the subjects are picked in them.
-async fn revoke_before_fault(
-    fleet: &Fleet,
-    model: &Model,
-    rng: &mut Rng,
-    round: usize,
-    at_risk: Option<&[u32]>,
-    store: &RedisStore,
-) -> (Vec<(Scope, Option<Duration>)>, usize) {
-    let subject = |rng: &mut Rng| {
-        let buckets = at_risk?;
-        (0..).find_map(|n| {
-            let name = format!("at-risk-{round}-{}-{n}", rng.next_u64());
-            buckets
-                .contains(&store.bucket_of(&RevocationKey::subject(None, &name)))
-                .then_some(name)
-        })
-    };
-    let mut plans = Vec::new();
-    for scope in SCOPES.into_iter().chain([Scope::Token]) {
-        let name = subject(rng);
-        plans.push(model.plan(scope, rng, name));
-    }
-    let mut written = Vec::new();
-    for plan in plans {
-        let slot = rng.below(fleet.len());
-        let replica = fleet.get(slot);
-        let made = Instant::now();
-        if plan.write(&replica.mirror).await.is_ok() {
-            written.push((plan, slot, replica.name.clone(), made));
-        }
-    }
-    let mut made = Vec::new();
-    for (plan, slot, through, at) in written {
-        let after = applied_elsewhere(fleet, slot, &plan, at).await;
-        model.bind(&plan, at, round, Origin::BeforeFault, Binding::Applied, &through);
-        made.push((plan.scope, after));
-    }
-    let mut unrevoked = 0;
-    if rng.chance(0.5) {
-        let name = subject(rng);
-        let plan = model.plan(Scope::Token, rng, name);
-        let slot = rng.below(fleet.len());
-        let writer = fleet.get(slot);
-        if plan.write(&writer.mirror).await.is_ok()
-            && applied_elsewhere(fleet, slot, &plan, Instant::now()).await.is_some()
-            && writer.mirror.redis().unrevoke_token(plan.token().unwrap()).await.is_ok()
-        {
-            let everywhere = wait(APPLY_WITHIN, || {
-                fleet.all().iter().all(|replica| {
-                    replica
-                        .mirror
-                        .lookup_immediate(&plan.query)
-                        .is_some_and(|answer| answer.revoked_by(plan.query.issued_at).is_none())
-                })
-            })
-            .await;
-            if everywhere.is_some() {
-                let label = format!("unrevoked right before round {round}'s fault");
-                model.accepted.lock().unwrap().push((plan.query, label));
-                unrevoked += 1;
-            }
-        }
-    }
-    (made, unrevoked)
-}
-
-/// How long until a mirror other than the one in `slot` refused `plan`'s query.
-async fn applied_elsewhere(fleet: &Fleet, slot: usize, plan: &Plan, made: Instant) -> Option<Duration> {
-    wait(APPLY_WITHIN, || {
-        fleet.all().iter().enumerate().any(|(other, replica)| {
-            other != slot
-                && replica
-                    .mirror
-                    .lookup_immediate(&plan.query)
-                    .is_some_and(|answer| answer.revoked_by(plan.query.issued_at).is_some())
-        })
-    })
-    .await
-    .map(|_| made.elapsed())
-}
-
-async fn wait(within: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < within {
-        if done() {
-            return Some(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    None
 }

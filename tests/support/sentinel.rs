@@ -101,12 +101,22 @@ impl Process {
     }
 
     /// Starts a killed process again, on its port, in its directory, with its arguments
-    /// (a data node without persistence comes back empty; the Sentinels make a former
-    /// master a replica of the one they promoted).
+    /// but as a master: a data node without persistence comes back empty, and the
+    /// Sentinels make it a replica if they promoted another in its place (as they would
+    /// rewrite its configuration file).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "restart a killed process only");
+        let mut args = Vec::new();
+        let mut given = self.args.iter();
+        while let Some(arg) = given.next() {
+            if arg == "--replicaof" {
+                given.nth(1); // its host and port
+            } else {
+                args.push(arg.clone());
+            }
+        }
         let started = (0..50).any(|_| {
-            if let Some(mut again) = start_on(&self.server, &self.dir, &self.args, self.port) {
+            if let Some(mut again) = start_on(&self.server, &self.dir, &args, self.port) {
                 self.child = again.child.take();
                 true
             } else {

@@ -76,20 +76,31 @@ impl Topology for Cluster {
         self.cluster.builder(prefix)
     }
 
-    fn prepare(&mut self, fault: Fault, rng: &mut Rng, store: &RedisStore) -> Option<Vec<u32>> {
+    fn prepare(&mut self, fault: Fault, rng: &mut Rng) {
         if fault == Fault::MirrorRestart {
-            return None;
+            return;
         }
-        let masters: Vec<usize> = self.cluster.masters().into_iter().map(|(index, _)| index).collect();
+        let masters: Vec<usize> = self
+            .cluster
+            .masters()
+            .into_iter()
+            .map(|(index, _)| index)
+            .collect();
         let victim = *rng.pick(&masters);
         self.victim = Some(victim);
         if fault == Fault::ClusterMasterKilledMissedWrites {
             let replica = self.replica_of(victim).expect("every master has a replica");
             self.cluster.freeze(replica);
-            node_command(&self.cluster.nodes[victim], &["CLIENT", "KILL", "TYPE", "replica"]);
+            node_command(
+                &self.cluster.nodes[victim],
+                &["CLIENT", "KILL", "TYPE", "replica"],
+            );
             self.frozen_replica = Some(replica);
         }
-        Some(self.buckets_of(victim, store))
+    }
+
+    fn at_risk(&self, store: &RedisStore) -> Option<Vec<u32>> {
+        Some(self.buckets_of(self.victim?, store))
     }
 
     fn inject(&mut self, fault: Fault, _rng: &mut Rng) -> String {

@@ -31,9 +31,15 @@ pub trait Topology: Send {
     }
 
     /// Readies `fault`, before the revocations made right before it (a replica cut off,
-    /// a master chosen). Answers the buckets at risk when only some are (a cluster
-    /// master's), so those revocations can be made there.
-    fn prepare(&mut self, fault: Fault, rng: &mut Rng, store: &RedisStore) -> Option<Vec<u32>>;
+    /// a master chosen).
+    fn prepare(&mut self, fault: Fault, rng: &mut Rng);
+
+    /// The buckets of `store` the prepared fault puts at risk when only some are (a
+    /// cluster master's), so that the revocations before it are made there.
+    fn at_risk(&self, store: &RedisStore) -> Option<Vec<u32>> {
+        let _ = store;
+        None
+    }
 
     /// Injects `fault`; answers what it did, in words.
     fn inject(&mut self, fault: Fault, rng: &mut Rng) -> String;

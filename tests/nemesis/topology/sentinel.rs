@@ -9,8 +9,8 @@ use tower_jwt_revoke::store::{Acknowledgement, RedisStore, RedisStoreBuilder};
 use super::super::faults::Fault;
 use super::super::rng::Rng;
 use super::{Topology, command, info, wait_until};
-use crate::support::sentinel::{Process, Sentinels};
 use crate::support;
+use crate::support::sentinel::{Process, Sentinels};
 
 /// How long an acknowledging store waits for the replica.
 const ACK_TIMEOUT: Duration = Duration::from_millis(300);
@@ -83,7 +83,7 @@ impl Topology for Sentinel {
         Some(store)
     }
 
-    fn prepare(&mut self, fault: Fault, _rng: &mut Rng, _store: &RedisStore) -> Option<Vec<u32>> {
+    fn prepare(&mut self, fault: Fault, _rng: &mut Rng) {
         if fault == Fault::FailoverMissedWrites {
             // The replica stopped first, then its link cut: what the master writes from
             // now on reaches neither the replica's socket nor, once it runs again, the
@@ -95,7 +95,6 @@ impl Topology for Sentinel {
             command(&master.client(), &["CLIENT", "KILL", "TYPE", "replica"]).expect("CLIENT KILL");
             self.stopped_replica = Some(replica_port);
         }
-        None
     }
 
     fn inject(&mut self, fault: Fault, rng: &mut Rng) -> String {
@@ -158,7 +157,9 @@ impl Topology for Sentinel {
     fn heal(&mut self) {
         if let Some(port) = self.stopped_replica.take() {
             let data = &self.deployment.data;
-            let replica = [&data.master, &data.replica].into_iter().find(|node| node.port == port);
+            let replica = [&data.master, &data.replica]
+                .into_iter()
+                .find(|node| node.port == port);
             if let Some(pid) = replica.and_then(Process::pid) {
                 support::signal(pid, "CONT");
             }

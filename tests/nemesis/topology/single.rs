@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tower_jwt_revoke::store::{RedisStore, RedisStoreBuilder};
+use tower_jwt_revoke::store::RedisStoreBuilder;
 
 use super::super::faults::Fault;
 use super::super::rng::Rng;
@@ -49,7 +49,7 @@ impl Topology for Single {
         self.server.builder(prefix)
     }
 
-    fn prepare(&mut self, fault: Fault, _rng: &mut Rng, _store: &RedisStore) -> Option<Vec<u32>> {
+    fn prepare(&mut self, fault: Fault, _rng: &mut Rng) {
         if fault == Fault::RestartAof {
             // Turned on at runtime, Redis writes its data into a new AOF first; once
             // that is done, every write is appended (and fsynced) before it answers.
@@ -64,7 +64,6 @@ impl Topology for Single {
             });
             assert!(written.is_some(), "the AOF was not written within 20 s");
         }
-        None
     }
 
     fn inject(&mut self, fault: Fault, rng: &mut Rng) -> String {
@@ -91,7 +90,11 @@ impl Topology for Single {
                 format!("SIGSTOP for {paused:?}")
             }
             Fault::FlushAll | Fault::FlushDb => {
-                let name = if fault == Fault::FlushAll { "FLUSHALL" } else { "FLUSHDB" };
+                let name = if fault == Fault::FlushAll {
+                    "FLUSHALL"
+                } else {
+                    "FLUSHDB"
+                };
                 command(&self.server.client(), &[name]).expect("flush");
                 name.into()
             }
