@@ -43,6 +43,7 @@ mod run;
 #[path = "nemesis/topology/mod.rs"]
 mod topology;
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use self::run::{Report, Settings};
@@ -57,9 +58,34 @@ fn number(name: &str) -> Option<u64> {
     )
 }
 
+/// The run's seed, the same for every test of the process; a panic anywhere (a fault that
+/// could not be injected, a deployment that did not recover) says it too.
+fn seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| {
+        let seed = rng::seed();
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            eprintln!(
+                "nemesis seed {seed} ({}={seed} reproduces the schedule)",
+                rng::SEED_VAR
+            );
+            default(info);
+        }));
+        // `RUST_LOG=tower_jwt_revoke=debug` shows what the stores did.
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
+        seed
+    })
+}
+
 fn settings() -> Settings {
     Settings {
-        seed: rng::seed(),
+        seed: seed(),
         rounds: number("TOWER_JWT_REVOKE_NEMESIS_ROUNDS").map(|n| n as usize),
         soak: number("TOWER_JWT_REVOKE_NEMESIS_SOAK_SECS").map(Duration::from_secs),
         window: Duration::from_millis(number("TOWER_JWT_REVOKE_NEMESIS_WINDOW_MS").unwrap_or(2000)),

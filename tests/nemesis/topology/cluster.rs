@@ -22,8 +22,12 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Option<Self> {
+        let cluster = RedisCluster::start()?;
+        // A replica's first sync waits for Redis's diskless-sync delay (5 s): a master
+        // killed before it ends has a replica that holds nothing and cannot take over.
+        cluster.wait_for_replication();
         Some(Self {
-            cluster: RedisCluster::start()?,
+            cluster,
             victim: None,
             frozen_replica: None,
             killed: None,
@@ -116,7 +120,23 @@ impl Topology for Cluster {
                 let took = wait_until(Duration::from_secs(30), || {
                     self.cluster.wait_until_ok(Duration::from_millis(20))
                 });
-                let took = took.expect("the cluster promoted the replica within 30 s");
+                let took = took.unwrap_or_else(|| {
+                    let view = node_command(&self.cluster.nodes[(victim + 1) % 6], &["CLUSTER", "NODES"]);
+                    let logs: Vec<String> = (0..6)
+                        .filter(|&index| index != victim)
+                        .map(|index| {
+                            format!(
+                                "node :{}:\n{}",
+                                self.cluster.nodes[index].port,
+                                self.cluster.log_tail(index, 15)
+                            )
+                        })
+                        .collect();
+                    panic!(
+                        "the cluster did not promote the replica of :{port} within 30 s:\n{view}\n{}",
+                        logs.join("\n")
+                    )
+                });
                 format!("master :{port} killed; replica promoted in {took:?}")
             }
             Fault::FlushAll => {

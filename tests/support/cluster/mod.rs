@@ -305,6 +305,13 @@ impl RedisCluster {
         node.frozen = true;
     }
 
+    /// The last `lines` lines of node `index`'s log, for a failure message.
+    pub fn log_tail(&self, index: usize, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.nodes[index].log()).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// Lets a frozen node `index` run again (SIGCONT).
     pub fn thaw(&mut self, index: usize) {
         let node = &mut self.nodes[index];
