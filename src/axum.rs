@@ -165,8 +165,9 @@ impl IntoResponse for ClaimsRejection {
 }
 
 /// A revocation that failed answers with [`RevokeError::status`] (400 for the
-/// client's mistakes, 503 with `Retry-After: 1` when the store failed or did not
-/// confirm the revocation durable) and a JSON body
+/// client's mistakes, 503 with [`Retry-After`](RevokeError::retry_after) when the
+/// store failed or did not confirm the revocation durable, or the token cannot be
+/// verified now) and a JSON body
 /// `{"error": "…"}` that names no internals, so a logout handler can use `?`:
 ///
 /// ```
@@ -198,10 +199,11 @@ impl IntoResponse for RevokeError {
             other => other.to_string(),
         };
         let mut response = json_error(status, &message);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(delay) = self.retry_after() {
+            response.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from(crate::reject::retry_after_secs(delay)),
+            );
         }
         response
     }

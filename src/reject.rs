@@ -1,6 +1,8 @@
 //! Why a request is refused, and how that becomes a response.
 
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use std::time::Duration;
+
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::extract::MalformedRequest;
@@ -64,6 +66,20 @@ impl Rejection {
         HeaderValue::from_str(&value).ok()
     }
 
+    /// How long a client should wait before trying again, for a 503: the time until
+    /// the signing keys are fetched again for
+    /// [`VerifyError::KeyRefreshPending`], else one second. `None` for the other
+    /// statuses, which a retry would not change.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::InvalidToken(error) if error.is_server_side() => {
+                Some(error.retry_after().unwrap_or(Duration::from_secs(1)))
+            }
+            Self::StoreUnavailable => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
     /// The gRPC status code of the default gRPC response: 16 (`UNAUTHENTICATED`), or
     /// 14 (`UNAVAILABLE`) when the store is unavailable.
     pub fn grpc_status(&self) -> u16 {
@@ -120,10 +136,13 @@ where
 ///
 /// - HTTP: the [`status`](Rejection::status), a
 ///   [`WWW-Authenticate`](Rejection::www_authenticate) challenge on 400 and 401,
-///   `Retry-After: 1` on 503, and an empty body;
+///   [`Retry-After`](Rejection::retry_after) on 503 (in whole seconds, at least 1),
+///   and an empty body;
 /// - gRPC (`content-type: application/grpc…`): HTTP 200 with
 ///   `content-type: application/grpc`, [`grpc-status`](Rejection::grpc_status) and a
-///   `grpc-message`, and an empty body, as gRPC clients expect ("Trailers-Only").
+///   `grpc-message`, and an empty body, as gRPC clients expect ("Trailers-Only");
+///   an `UNAVAILABLE` carries `grpc-retry-pushback-ms`, the delay a client with a
+///   gRPC retry policy waits before its retry.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRejection;
 
@@ -137,19 +156,36 @@ impl<B: Default> OnRejection<B> for DefaultRejection {
             if let Ok(message) = HeaderValue::from_str(&percent_encode(&rejection.to_string())) {
                 headers.insert("grpc-message", message);
             }
+            if let Some(delay) = rejection.retry_after() {
+                headers.insert("grpc-retry-pushback-ms", HeaderValue::from(retry_after_ms(delay)));
+            }
             return response;
         }
         *response.status_mut() = rejection.status();
         if let Some(challenge) = rejection.www_authenticate() {
             response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
         }
-        if rejection.status() == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(delay) = rejection.retry_after() {
             response
                 .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(delay)));
         }
         response
     }
+}
+
+/// A `Retry-After` in whole seconds: rounded up (a client coming back earlier would be
+/// refused again), and at least one (`0` would invite a retry storm).
+pub(crate) fn retry_after_secs(delay: Duration) -> u64 {
+    let secs = delay
+        .as_secs()
+        .saturating_add(u64::from(delay.subsec_nanos() > 0));
+    secs.max(1)
+}
+
+/// The same delay in milliseconds, for `grpc-retry-pushback-ms`.
+pub(crate) fn retry_after_ms(delay: Duration) -> u64 {
+    retry_after_secs(delay).saturating_mul(1000)
 }
 
 /// Whether the request is a gRPC call.

@@ -62,7 +62,10 @@ pub enum Revocation {
 pub enum RevokeError {
     /// The token to revoke did not verify (and is not merely expired), so it names
     /// nothing that could be let in.
-    #[error("cannot revoke an invalid token")]
+    /// Or, when the [error](VerifyError::is_server_side) is the server's (the signing
+    /// keys are unavailable, or about to be fetched again), it cannot be verified now:
+    /// a 503, to retry.
+    #[error("{}", if .0.is_server_side() { "the token cannot be verified now; try again" } else { "cannot revoke an invalid token" })]
     InvalidToken(#[source] VerifyError),
     /// The verifier does not accept exactly one issuer, so a bare subject or session id
     /// does not say which tokens it names: use the `_for` or `_of` form.
@@ -107,9 +110,25 @@ impl RevokeError {
     /// refused already, and stays refused unless Redis fails over in the next moments.
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::InvalidToken(error) if error.is_server_side() => StatusCode::SERVICE_UNAVAILABLE,
             Self::InvalidToken(_) | Self::MissingClaim(_) => StatusCode::BAD_REQUEST,
             Self::AmbiguousIssuer => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Store(_) | Self::Unacknowledged(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl RevokeError {
+    /// When to try again, for the errors a retry can mend (those answered 503): the
+    /// time until the signing keys are fetched again for a token whose key is not
+    /// known yet ([`VerifyError::KeyRefreshPending`]), else one second.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::InvalidToken(error) if error.is_server_side() => {
+                Some(error.retry_after().unwrap_or(Duration::from_secs(1)))
+            }
+            Self::Store(_) | Self::Unacknowledged(_) => Some(Duration::from_secs(1)),
+            _ => None,
         }
     }
 }
@@ -180,8 +199,16 @@ impl Revoker {
     /// Verifies `token` and revokes it: for a token presented outside the layer (an
     /// admin endpoint, a refresh flow). A genuine but expired token is a successful
     /// no-op; a forged or malformed one is an error.
+    ///
+    /// A token naming a key the verifier's JWKS lacks has the keys fetched again
+    /// first (rate limited), as the layer does; when no fetch can be made now, the
+    /// error is [`VerifyError::KeyRefreshPending`] (503, retry).
     pub async fn revoke_token(&self, token: &str) -> Result<Revocation, RevokeError> {
-        match self.verifier.verify_for_revocation(token) {
+        let verified = self
+            .verifier
+            .refreshing(token, |token| self.verifier.verify_for_revocation(token))
+            .await;
+        match verified {
             Ok(Some(verified)) => self.revoke(&verified).await,
             Ok(None) => Ok(Revocation::AlreadyExpired),
             Err(error) => Err(RevokeError::InvalidToken(error)),

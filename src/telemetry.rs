@@ -12,7 +12,9 @@
 //! | `tower_jwt_revoke_written_back_total`         | counter   |                                |
 //!
 //! - `outcome`: `allowed`, `refused`, `failed_open`; `reason`: `none`, `anonymous`, `missing_token`,
-//!   `malformed_request`, `invalid_token`, `keys_unavailable`, `revoked_token`,
+//!   `malformed_request`, `invalid_token`, `keys_unavailable`, `key_refresh_pending`
+//!   (a `kid` the keys lack while a fetch of the provider's keys waits for its rate
+//!   limit: answered 503, and likely a key rotation, or made-up `kid`s), `revoked_token`,
 //!   `revoked_session`, `revoked_subject`, `revoked_all`, `store_unavailable`.
 //! - `store`: `memory`, `redis`, `mirror`, or `custom`; `kind`: `error`, `timeout`.
 //! - `scope`: `token`, `session`, `subject`, `all`; `result`: `recorded`,
@@ -32,6 +34,7 @@ use tracing::Span;
 
 use crate::reject::Rejection;
 use crate::store::RevokedBy;
+use crate::verify::VerifyError;
 
 /// How a check ended, for the `checks_total` counter and the request's span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,7 @@ impl Outcome {
         Self::Refused(match rejection {
             Rejection::MissingToken => "missing_token",
             Rejection::MalformedRequest(_) => "malformed_request",
+            Rejection::InvalidToken(VerifyError::KeyRefreshPending { .. }) => "key_refresh_pending",
             Rejection::InvalidToken(error) if error.is_server_side() => "keys_unavailable",
             Rejection::InvalidToken(_) => "invalid_token",
             Rejection::Revoked(RevokedBy::Token) => "revoked_token",
@@ -122,4 +126,32 @@ pub(crate) fn written_back(records: u64) {
     metrics::counter!("tower_jwt_revoke_written_back_total").increment(records);
     #[cfg(not(feature = "metrics"))]
     let _ = records;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    // A new key the keys lack yet (or made-up kids) must show apart from forged or
+    // expired tokens on a dashboard: it is a 503 the client retries.
+    #[test]
+    fn a_pending_key_refresh_has_a_reason_of_its_own() {
+        let pending = Rejection::InvalidToken(VerifyError::KeyRefreshPending {
+            retry_after: Duration::from_secs(3),
+        });
+        assert_eq!(
+            Outcome::refused(&pending),
+            Outcome::Refused("key_refresh_pending")
+        );
+        assert_eq!(
+            Outcome::refused(&Rejection::InvalidToken(VerifyError::UnknownKey)),
+            Outcome::Refused("invalid_token")
+        );
+        assert_eq!(
+            Outcome::refused(&Rejection::InvalidToken(VerifyError::KeysUnavailable)),
+            Outcome::Refused("keys_unavailable")
+        );
+    }
 }

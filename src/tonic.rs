@@ -53,7 +53,7 @@ use serde::de::DeserializeOwned;
 use tonic::{Code, Status};
 
 use crate::layer::RevocationLayer;
-use crate::reject::{OnRejection, Rejection};
+use crate::reject::{OnRejection, Rejection, retry_after_ms};
 use crate::revoke::RevokeError;
 use crate::token::VerifiedToken;
 use crate::verify::VerifyError;
@@ -87,14 +87,22 @@ fn unauthenticated(error: VerifyError) -> Status {
 }
 
 /// The status the layer answers a refusal with: `UNAUTHENTICATED`, or `UNAVAILABLE`
-/// when the store could not answer (a client retries that one).
+/// when the store could not answer or the signing keys are not fetched yet (a client
+/// retries that one; the status carries `grpc-retry-pushback-ms`, the
+/// [delay](Rejection::retry_after) a client with a gRPC retry policy waits).
 impl From<&Rejection> for Status {
     fn from(rejection: &Rejection) -> Self {
         let code = match rejection.grpc_status() {
             14 => Code::Unavailable,
             _ => Code::Unauthenticated,
         };
-        Status::new(code, rejection.to_string())
+        let mut status = Status::new(code, rejection.to_string());
+        if let Some(delay) = rejection.retry_after() {
+            status
+                .metadata_mut()
+                .insert("grpc-retry-pushback-ms", retry_after_ms(delay).into());
+        }
+        status
     }
 }
 
@@ -105,12 +113,23 @@ impl From<Rejection> for Status {
 }
 
 /// A failed revocation as a status: `INVALID_ARGUMENT` for the client's mistakes,
-/// `UNAVAILABLE` when the store failed or did not confirm the revocation durable
-/// (retry), `INTERNAL` for a verifier that cannot
-/// name an issuer. Messages name no internals.
+/// `UNAVAILABLE` when the store failed or did not confirm the revocation durable, or
+/// the token cannot be verified now (its signing keys unavailable or about to be
+/// fetched again): retry. `INTERNAL` for a verifier that cannot name an issuer.
+/// Messages name no internals.
 impl From<RevokeError> for Status {
     fn from(error: RevokeError) -> Self {
         match &error {
+            RevokeError::InvalidToken(cause) if cause.is_server_side() => {
+                tracing::warn!(error = %cause, "a token to revoke cannot be verified now");
+                let mut status = Status::unavailable("the token cannot be verified now; try again");
+                if let Some(delay) = error.retry_after() {
+                    status
+                        .metadata_mut()
+                        .insert("grpc-retry-pushback-ms", retry_after_ms(delay).into());
+                }
+                status
+            }
             RevokeError::Store(cause) => {
                 tracing::warn!(error = %cause, "a revocation was not recorded");
                 Status::unavailable("the revocation could not be recorded; try again")
@@ -171,6 +190,25 @@ mod tests {
         assert_eq!(revoked.message(), "token revoked");
         assert_eq!(
             Status::from(RevokeError::MissingClaim("sub")).code(),
+            Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_verified_now_is_unavailable_with_pushback_not_invalid() {
+        let pending = VerifyError::KeyRefreshPending {
+            retry_after: std::time::Duration::from_secs(7),
+        };
+        let status = Status::from(Rejection::InvalidToken(pending.clone()));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.metadata().get("grpc-retry-pushback-ms").unwrap(), "7000");
+        for cause in [pending, VerifyError::KeysUnavailable] {
+            let status = Status::from(RevokeError::InvalidToken(cause));
+            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+            assert!(status.metadata().get("grpc-retry-pushback-ms").is_some());
+        }
+        assert_eq!(
+            Status::from(RevokeError::InvalidToken(VerifyError::BadSignature)).code(),
             Code::InvalidArgument
         );
     }

@@ -2,6 +2,7 @@
 //! (epoch markers, a change feed going backwards), say so in health, and mirrors write
 //! back what they hold.
 
+mod common;
 mod support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -372,4 +373,113 @@ async fn undo_last_write(
         .query_async(&mut redis)
         .await
         .unwrap();
+}
+
+/// The revocations the README's durability promise is about: the bucket's first ones,
+/// made a moment before Redis loses them, already applied by another replica's mirror.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocations_made_just_before_a_loss_are_back_in_redis_within_a_second() {
+    let mut server = redis_or_skip!(private);
+    for fault in ["FLUSHALL", "restart without persistence"] {
+        let prefix = support::unique_prefix();
+        let (a, b) = (mirror(&server, &prefix, true), mirror(&server, &prefix, true));
+        a.wait_until_synced(Duration::from_secs(10)).await.unwrap();
+        b.wait_until_synced(Duration::from_secs(10)).await.unwrap();
+        let six = 0..6;
+        for n in six.clone() {
+            a.revoke_token_of(&token(n), Some(&subject(n)), Duration::from_secs(600))
+                .await
+                .unwrap();
+        }
+        let applied = eventually(Duration::from_secs(5), async || {
+            refused(&b)
+                .await
+                .is_some_and(|r| six.clone().all(|n| r.tokens.contains(&n)))
+        })
+        .await;
+        assert!(applied.is_some(), "replica B never refused the logouts");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if fault == "FLUSHALL" {
+            let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
+            let _: () = redis::cmd("FLUSHALL").query_async(&mut redis).await.unwrap();
+        } else {
+            server.kill();
+            server.restart();
+        }
+        let lost_at = Instant::now();
+        // A store started after the loss, without a mirror: it sees what Redis holds.
+        let direct = server.store(&prefix);
+        let back = eventually(Duration::from_secs(5), async || {
+            refused(&direct)
+                .await
+                .is_some_and(|r| six.clone().all(|n| r.tokens.contains(&n)))
+        })
+        .await;
+        let back =
+            back.unwrap_or_else(|| panic!("{fault} 0.1 s after the logouts: not written back within 5 s"));
+        eprintln!(
+            "{fault}: the logouts were back in Redis {} ms after the loss",
+            lost_at.elapsed().as_millis()
+        );
+        assert!(
+            lost_at.elapsed() < Duration::from_secs(1),
+            "{fault}: written back only after {back:?}"
+        );
+        for mirror in [&a, &b] {
+            let r = refused(mirror).await.expect("the mirror answers");
+            assert!(six.clone().all(|n| r.tokens.contains(&n)), "{fault}: {r:?}");
+        }
+    }
+}
+
+/// Background work never hurts requests: the loss watch's reads, stalled (here by a
+/// `CLIENT PAUSE WRITE` while it must create a marker, as a loaded machine or a busy
+/// Redis would) on an idle replica, cost no check an error and do not drop the
+/// connection checks share (whose in-flight checks would fail with it): they go over a
+/// connection of their own.
+#[tokio::test]
+async fn a_stalled_loss_watch_costs_no_check_a_failure() {
+    let server = redis_or_skip!(private);
+    let captured = common::captured::Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The test's runtime runs on this one thread, the store's watch included.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let prefix = support::unique_prefix();
+    let store = server.store(&prefix);
+    store.revoke_token_of(&token(0), Some(&subject(0)), Duration::from_secs(600)).await.unwrap();
+    let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
+    // The watch finds a marker missing on its next read, and must write one: paused.
+    let epoch = format!("{}:epoch", store.bucket_tag(store.bucket_of(&subject(0))));
+    let _: () = redis::cmd("DEL").arg(&epoch).query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(2000)
+        .arg("WRITE")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut checks = 0;
+    while started.elapsed() < Duration::from_millis(1800) {
+        let answer = store.lookup(&query(0)).await;
+        assert!(
+            answer.as_ref().is_ok_and(|answer| answer.token_revoked),
+            "check {checks}, {:?} into the stall: {answer:?}",
+            started.elapsed()
+        );
+        checks += 1;
+        // An idle replica: long enough between checks for the stall to be silence.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+    }
+    let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query_async(&mut redis).await.unwrap();
+    assert!(checks >= 4, "{checks}");
+    let said = captured.text();
+    assert!(
+        !said.contains("dropping the Redis connection"),
+        "the stalled watch dropped the connection checks share: {said}"
+    );
 }

@@ -9,87 +9,28 @@
 mod common;
 #[path = "common/provider.rs"]
 mod provider;
+#[path = "common/test_key.rs"]
+mod test_key;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use serde_json::{Value, json};
+use http::header::RETRY_AFTER;
+use serde_json::json;
 use tokio::task::JoinSet;
 use tower::Layer;
-use tower_jwt_revoke::jsonwebtoken::jwk::Jwk;
-use tower_jwt_revoke::jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tower_jwt_revoke::jwks::{Jwks, JwksError, OidcIssuer, StartMode};
 use tower_jwt_revoke::store::InMemoryStore;
 use tower_jwt_revoke::{JwtVerifier, KeyRing, RevocationLayer};
 
-use common::{AUDIENCE, ISSUER, SECRET, bearer, claims, claims_with, echo, mint_with, read_key, send};
+use common::{AUDIENCE, ISSUER, SECRET, bearer, claims_with, echo, send};
 use provider::Provider;
+use test_key::{TestKey, jwk_set};
 
 const JWKS: &str = "/jwks";
 /// How long a test waits for something that should happen within a second or two.
 const DEADLINE: Duration = Duration::from_secs(10);
-
-/// A signing key of the test keys, with its public half as a JWK.
-struct TestKey {
-    alg: Algorithm,
-    private: EncodingKey,
-}
-
-impl TestKey {
-    fn rsa() -> Self {
-        Self {
-            alg: Algorithm::RS256,
-            private: EncodingKey::from_rsa_pem(&read_key("rsa_private.pem")).unwrap(),
-        }
-    }
-
-    fn ec() -> Self {
-        Self {
-            alg: Algorithm::ES256,
-            private: EncodingKey::from_ec_pem(&read_key("ec_private.pem")).unwrap(),
-        }
-    }
-
-    /// The public JWK, with `alg` and this `kid`.
-    fn jwk(&self, kid: &str) -> Value {
-        tower_jwt_revoke::install_crypto_provider();
-        let jwk = Jwk::from_encoding_key(&self.private, self.alg).unwrap();
-        let mut jwk = serde_json::to_value(jwk).unwrap();
-        jwk["kid"] = json!(kid);
-        jwk
-    }
-
-    /// The public JWK with members changed (or removed, with `null`).
-    fn jwk_with(&self, kid: &str, changes: Value) -> Value {
-        let mut jwk = self.jwk(kid);
-        let map = jwk.as_object_mut().unwrap();
-        for (name, value) in changes.as_object().unwrap() {
-            if value.is_null() {
-                map.remove(name);
-            } else {
-                map.insert(name.clone(), value.clone());
-            }
-        }
-        jwk
-    }
-
-    /// A token of `claims`, signed with this key, naming `kid`.
-    fn sign(&self, kid: &str, claims: &Value) -> String {
-        let mut header = Header::new(self.alg);
-        header.kid = Some(kid.to_owned());
-        mint_with(&header, claims, &self.private)
-    }
-
-    /// A fresh token of "alice" from the common test issuer.
-    fn token(&self, kid: &str) -> String {
-        self.sign(kid, &claims("alice"))
-    }
-}
-
-fn jwk_set(keys: &[Value]) -> Value {
-    json!({ "keys": keys })
-}
 
 /// A layer verifying tokens of the common test issuer with `ring`.
 fn layer(ring: KeyRing) -> RevocationLayer {
@@ -151,10 +92,16 @@ async fn a_rotated_key_is_accepted_on_first_sight_and_a_removed_one_refused() {
     assert_eq!(status(&layer, &old.token("old")).await, StatusCode::OK);
 
     // The old key leaves the document: once refreshed in the background, its tokens
-    // are refused, the new key's are not.
+    // are refused, the new key's are not. (Tokens issued before the keys were
+    // fetched: one signed since, with a kid they lack, could name a key published
+    // since, and is a 503 until keys fetched after it say otherwise.)
     provider.serve(JWKS, &jwk_set(&[new.jwk("new")]));
+    let issued_earlier = old.sign(
+        "old",
+        &claims_with("alice", json!({ "iat": common::now() - 120 })),
+    );
     eventually("the old key's tokens are refused", || async {
-        status(&layer, &old.token("old")).await == StatusCode::UNAUTHORIZED
+        status(&layer, &issued_earlier).await == StatusCode::UNAUTHORIZED
     })
     .await;
     assert_eq!(status(&layer, &new.token("new")).await, StatusCode::OK);
@@ -186,16 +133,30 @@ async fn a_token_accepted_after_a_first_sight_fetch_reaches_the_handler_and_can_
     assert_eq!(status(&layer, &token).await, StatusCode::UNAUTHORIZED);
 }
 
-/// Sends `count` tokens naming random `kid`s at once; every one is refused.
-async fn flood(layer: &RevocationLayer, key: &TestKey, count: usize) {
+/// Sends `count` tokens naming random `kid`s at once; every one is refused: 401 when
+/// keys were fetched since it arrived, else 503 with a `Retry-After` of at most
+/// `interval` (when the keys are fetched again).
+async fn flood(layer: &RevocationLayer, key: &TestKey, count: usize, interval: Duration) {
     let mut requests = JoinSet::new();
     for _ in 0..count {
         let token = key.token(&uuid::Uuid::new_v4().to_string());
         let service = layer.layer(echo());
-        requests.spawn(async move { send(service, bearer(&token)).await.status() });
+        requests.spawn(async move { send(service, bearer(&token)).await });
     }
-    while let Some(status) = requests.join_next().await {
-        assert_eq!(status.unwrap(), StatusCode::UNAUTHORIZED);
+    let most = interval.as_secs() + u64::from(interval.subsec_nanos() > 0);
+    while let Some(response) = requests.join_next().await {
+        let response = response.unwrap();
+        match response.status() {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                let retry_after: u64 = response.headers()[RETRY_AFTER].to_str().unwrap().parse().unwrap();
+                assert!(
+                    (1..=most.max(1)).contains(&retry_after),
+                    "Retry-After: {retry_after}"
+                );
+            }
+            status => panic!("a made-up kid answered {status}"),
+        }
     }
 }
 
@@ -209,8 +170,8 @@ async fn a_flood_of_unknown_kids_fetches_at_most_once_per_interval() {
     let jwks = builder(&provider).build().await.unwrap();
     let layer = layer(jwks.key_ring());
     let start = Instant::now();
-    flood(&layer, &key, 300).await;
-    flood(&layer, &key, 300).await;
+    flood(&layer, &key, 300, Duration::from_secs(10)).await;
+    flood(&layer, &key, 300, Duration::from_secs(10)).await;
     let fetches = provider.hits(JWKS) - 1;
     let intervals = start.elapsed().as_secs() / 10 + 1;
     assert!(fetches >= 1, "an unknown kid causes a fetch");
@@ -233,7 +194,7 @@ async fn a_flood_of_unknown_kids_fetches_at_most_once_per_interval() {
     let layer = self::layer(jwks.key_ring());
     let start = Instant::now();
     for _ in 0..3 {
-        flood(&layer, &key, 200).await;
+        flood(&layer, &key, 200, interval).await;
         tokio::time::sleep(interval + Duration::from_millis(50)).await;
     }
     let fetches = provider.hits(path) - 1;

@@ -4,6 +4,9 @@
 //! The `oidc_resource_server` example discovers the provider, accepts the RFC 9068
 //! access token the provider issues (200), and once the provider sends its own
 //! Back-Channel Logout token for that subject, refuses the same access token (401).
+//! Restarted with a rotated signing key while made-up `kid`s keep the example's
+//! unknown-kid rate limit busy, the provider's new tokens are never a 401: 200, or
+//! 503 with a `Retry-After` after which they are 200.
 //!
 //! Gated like the Redis tests: without Node.js or the npm packages (`npm ci --prefix
 //! tests/oidc_provider`) it says so loudly and passes, unless
@@ -62,13 +65,23 @@ fn free_port() -> u16 {
 
 /// Starts the provider on a free port; `None` (after saying why) when it cannot run.
 fn start_provider(backchannel_logout_uri: &str) -> Option<Provider> {
+    start_provider_on(free_port(), backchannel_logout_uri, None)
+}
+
+/// Starts the provider on `port`, signing with the keys of `keys` (a directory and
+/// the comma-separated `kid`s, the first signing) when given.
+fn start_provider_on(
+    port: u16,
+    backchannel_logout_uri: &str,
+    keys: Option<(&std::path::Path, &str)>,
+) -> Option<Provider> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc_provider");
     if !dir.join("node_modules/oidc-provider").is_dir() {
         skip("tests/oidc_provider/node_modules is missing");
         return None;
     }
-    let port = free_port();
-    let spawned = Command::new("node")
+    let mut command = Command::new("node");
+    command
         .arg("provider.mjs")
         .current_dir(&dir)
         .env("PORT", port.to_string())
@@ -76,8 +89,11 @@ fn start_provider(backchannel_logout_uri: &str) -> Option<Provider> {
         .env("CLIENT_SECRET", CLIENT_SECRET)
         .env("BACKCHANNEL_LOGOUT_URI", backchannel_logout_uri)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
+        .stderr(Stdio::null());
+    if let Some((dir, kids)) = keys {
+        command.env("KEYS_DIR", dir).env("KEY_IDS", kids);
+    }
+    let spawned = command.spawn();
     let mut child = match spawned {
         Ok(child) => child,
         Err(error) => {
@@ -177,4 +193,157 @@ async fn a_token_from_a_real_provider_is_refused_after_the_providers_backchannel
         started.elapsed()
     );
     server.stop().await;
+}
+
+/// An access token from the provider (client credentials).
+async fn access_token(http: &reqwest::Client, provider: &Provider) -> String {
+    let token: Value = http
+        .post(format!("{}/token", provider.issuer))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("grant_type", "client_credentials"), ("scope", "api")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
+
+/// `token` with its header's `kid` replaced: what an attacker sends to make the API
+/// fetch keys (its signature no longer matters).
+fn with_kid(token: &str, kid: &str) -> String {
+    let mut parts = token.splitn(2, '.');
+    let header = common::b64url_decode(parts.next().unwrap());
+    let mut header: Value = serde_json::from_slice(&header).unwrap();
+    header["kid"] = Value::from(kid);
+    format!(
+        "{}.{}",
+        common::b64url(header.to_string().as_bytes()),
+        parts.next().unwrap()
+    )
+}
+
+fn kid_of(token: &str) -> String {
+    let header = common::b64url_decode(token.split('.').next().unwrap());
+    let header: Value = serde_json::from_slice(&header).unwrap();
+    header["kid"].as_str().unwrap_or_default().to_owned()
+}
+
+// Issue 23: the provider restarted with a rotated key, while made-up `kid`s keep the
+// API's unknown-kid rate limit busy. No request with a genuine new-key token may be
+// answered 401 (a client throws such a token away): each is 200, or 503 with a
+// `Retry-After` after which it is 200. Tokens of the old key, still published, stay 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_providers_key_rotation_is_never_a_401_for_its_new_tokens() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let keys = std::env::temp_dir().join(format!("tower-jwt-revoke-keys-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&keys).unwrap();
+    let port = free_port();
+    let logout_uri = format!("{api}/backchannel-logout");
+    let Some(provider) = start_provider_on(port, &logout_uri, Some((&keys, "k1"))) else {
+        return;
+    };
+    let app = oidc_resource_server::app(oidc_resource_server::OidcConfig {
+        issuer: provider.issuer.clone(),
+        audience: CLIENT_ID.into(),
+        token_type: Some("at+jwt".into()),
+        store: Arc::new(InMemoryStore::new()),
+    })
+    .await
+    .expect("the API discovers the provider");
+    let server = Background::spawn(|stopped| oidc_resource_server::serve(listener, app, stopped));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let me = {
+        let (http, api) = (http.clone(), api.clone());
+        move |token: String| {
+            let (http, api) = (http.clone(), api.clone());
+            async move {
+                http.get(format!("{api}/me"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        }
+    };
+
+    let old = access_token(&http, &provider).await;
+    assert_eq!(kid_of(&old), "k1");
+    assert_eq!(me(old.clone()).await.status(), 200);
+
+    // An attacker's made-up kids, from now to the end: each makes the API want a
+    // fetch, so a fetch for an unknown kid is always recent.
+    let attacking = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let attacker = tokio::spawn({
+        let (attacking, me, old) = (Arc::clone(&attacking), me.clone(), old.clone());
+        async move {
+            let mut answers = Vec::new();
+            while attacking.load(std::sync::atomic::Ordering::Relaxed) {
+                let forged = with_kid(&old, &uuid::Uuid::new_v4().to_string());
+                answers.push(me(forged).await.status().as_u16());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            answers
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The provider restarts with a new signing key, the old one still published.
+    drop(provider);
+    let provider = start_provider_on(port, &logout_uri, Some((&keys, "k2,k1"))).expect("restarts");
+    let new = access_token(&http, &provider).await;
+    assert_eq!(kid_of(&new), "k2");
+
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    loop {
+        let response = me(new.clone()).await;
+        let status = response.status().as_u16();
+        answers.push(status);
+        match status {
+            200 => break,
+            503 => {
+                let retry_after: u64 = response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=10).contains(&retry_after), "Retry-After: {retry_after}");
+                assert!(answers.len() < 2, "a 503 after its Retry-After: {answers:?}");
+                tokio::time::sleep(Duration::from_secs(retry_after)).await;
+            }
+            _ => panic!(
+                "a genuine new-key token answered {status} after {:?}: {answers:?}",
+                started.elapsed()
+            ),
+        }
+    }
+    eprintln!(
+        "new-key token answers: {answers:?}, 200 after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        me(old.clone()).await.status(),
+        200,
+        "the old key is still published"
+    );
+    assert_eq!(me(new).await.status(), 200);
+
+    attacking.store(false, std::sync::atomic::Ordering::Relaxed);
+    let forged = attacker.await.unwrap();
+    assert!(
+        forged.iter().all(|status| [401, 503].contains(status)),
+        "made-up kids: {forged:?}"
+    );
+    server.stop().await;
+    drop(provider);
+    let _ = std::fs::remove_dir_all(&keys);
 }

@@ -202,3 +202,35 @@ async fn export_then_import_into_an_empty_redis_restores_every_live_revocation()
     let replica = Replica::new(store(target.url(), &into.prefix));
     assert_eq!(replica.status(&alice).await, StatusCode::UNAUTHORIZED);
 }
+
+/// The on-call's first commands on a live deployment where services run but nobody has
+/// logged out yet: the services registered the blocklist when they connected, so the
+/// tool finds it (a prefix no service ever used still exits 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_commands_work_as_soon_as_a_service_has_connected() {
+    let server = redis_or_skip!();
+    let prefix = unique_prefix();
+    let cli = Cli::new(server.url(), &prefix);
+    let service = store(server.url(), &prefix);
+    // Registered when the service's watch first reaches Redis: at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !service.in_use().await.unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service never registered the blocklist"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let checked = cli.json(&["check", &token("alice", "s-alice", 0)], 0);
+    assert_eq!(checked["revoked"], false, "{checked}");
+    let stats = cli.json(&["stats"], 0);
+    assert_eq!(stats["tokens"], 0, "{stats}");
+    let revoked = cli.json(&["revoke", "subject", "u-1", "--issuer", ISSUER], 0);
+    assert_eq!(revoked["scope"], "subject", "{revoked}");
+    drop(service);
+
+    Cli::new(server.url(), &unique_prefix())
+        .run(&["check", &token("alice", "s-alice", 0)])
+        .assert_one_line_error(5);
+}

@@ -269,7 +269,10 @@ impl BackChannelLogout {
             }
             Err(error) if error.status().is_server_error() => {
                 tracing::warn!(%error, "back-channel logout not recorded; the provider should retry");
-                response::unavailable(&error.to_string(), limits.retry_after)
+                response::unavailable(
+                    &error.to_string(),
+                    error.retry_after().unwrap_or(limits.retry_after),
+                )
             }
             Err(error) => {
                 tracing::info!(%error, "back-channel logout refused");

@@ -36,6 +36,15 @@ pub enum LogoutError {
     /// may well be genuine, so the provider must deliver it again (503).
     #[error("the provider's signing keys are unavailable; retry later")]
     KeysUnavailable,
+    /// The token's `kid` names no key the provider's keys had when last fetched, and
+    /// no fetch could be made since it arrived (the rate limit): a key the provider
+    /// just rotated in, likely. 503 with a `Retry-After` of `retry_after`, when the
+    /// keys are fetched again.
+    #[error("the logout token's signing key is not known yet; retry later")]
+    KeyRefreshPending {
+        /// When the keys are fetched again (whole seconds).
+        retry_after: std::time::Duration,
+    },
     /// The `typ` header is neither absent, `JWT`, nor `logout+jwt` (or, with
     /// [`require_explicit_type`](super::BackChannelLogoutBuilder::require_explicit_type),
     /// not `logout+jwt`): an access token (`at+jwt`) or another explicitly typed JWT
@@ -78,8 +87,18 @@ impl LogoutError {
     /// instead of counting the logout as done.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Store(_) | Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) | Self::KeysUnavailable | Self::KeyRefreshPending { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The `Retry-After` this failure knows better than the receiver's setting.
+    pub(crate) fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::KeyRefreshPending { retry_after } => Some(*retry_after),
+            _ => None,
         }
     }
 }
@@ -131,13 +150,14 @@ pub(crate) async fn validate(
     raw: &str,
     explicit_only: bool,
 ) -> Result<LogoutToken, LogoutError> {
-    let verified = verifier.verify_refreshing(raw).await.map_err(|error| {
-        if error.is_server_side() {
-            LogoutError::KeysUnavailable
-        } else {
-            LogoutError::Token(error)
-        }
-    })?;
+    let verified = verifier
+        .verify_refreshing(raw)
+        .await
+        .map_err(|error| match error {
+            VerifyError::KeyRefreshPending { retry_after } => LogoutError::KeyRefreshPending { retry_after },
+            error if error.is_server_side() => LogoutError::KeysUnavailable,
+            error => LogoutError::Token(error),
+        })?;
     if !acceptable_type(header_type(raw)?.as_deref(), explicit_only) {
         return Err(LogoutError::WrongType);
     }

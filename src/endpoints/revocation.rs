@@ -135,6 +135,7 @@ impl TokenRevocation {
             }
             Err(error) if error.is_server_side() => {
                 tracing::warn!(%error, %client, "token revocation: cannot verify tokens now");
+                let retry_after = error.retry_after().unwrap_or(retry_after);
                 return response::unavailable("the token cannot be checked now; retry later", retry_after);
             }
             Err(error) if form.get("token_type_hint") == Some("refresh_token") => {
@@ -174,18 +175,9 @@ impl TokenRevocation {
     /// when the token's key is unknown (a key the issuer just started signing with).
     async fn verify(&self, token: &str) -> Result<Option<VerifiedToken>, VerifyError> {
         let verifier = self.inner.revoker.verifier();
-        let first = verifier.verify_for_revocation(token);
-        let refresher = match &first {
-            Err(VerifyError::UnknownKey | VerifyError::KeysUnavailable) => verifier.refresher_for(token),
-            _ => None,
-        };
-        match refresher {
-            Some(refresher) => {
-                refresher.refresh().await;
-                verifier.verify_for_revocation(token)
-            }
-            None => first,
-        }
+        verifier
+            .refreshing(token, |token| verifier.verify_for_revocation(token))
+            .await
     }
 }
 

@@ -48,6 +48,7 @@ pub(super) struct Settings {
     pub(super) retry_initial: Duration,
     pub(super) retry_max: Duration,
     pub(super) start_mode: StartMode,
+    pub(super) max_key_age: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -61,6 +62,7 @@ impl Default for Settings {
             retry_initial: DEFAULT_RETRY_INITIAL,
             retry_max: DEFAULT_RETRY_MAX,
             start_mode: StartMode::Fail,
+            max_key_age: None,
         }
     }
 }
@@ -112,8 +114,12 @@ macro_rules! settings_setters {
         /// Such a token is the first sign of a key rotation, so it triggers a fetch
         /// and is accepted on first sight if the provider has published its key.
         /// Anyone can send tokens with made-up `kid`s, though: however many arrive,
-        /// they cause at most one fetch per interval. Requests arriving while that
-        /// fetch runs wait for it; the others are refused (401) at once.
+        /// they cause at most one fetch per interval (and keys named by known `kid`s
+        /// verify as ever). Requests arriving while that fetch runs wait for it.
+        /// A token whose `kid` is unknown while the interval allows no fetch is
+        /// answered **503** with a `Retry-After` of the time left, and a fetch is
+        /// made by itself then: a client that retries after it gets its answer from
+        /// the keys fetched then (200 if the provider published its key, else 401).
         pub fn unknown_kid_interval(mut self, interval: std::time::Duration) -> Self {
             self.settings.unknown_kid_interval = interval;
             self
@@ -133,6 +139,25 @@ macro_rules! settings_setters {
         pub fn retry_backoff(mut self, initial: std::time::Duration, max: std::time::Duration) -> Self {
             self.settings.retry_initial = initial;
             self.settings.retry_max = max;
+            self
+        }
+
+        /// How long the last keys fetched are trusted while fetches fail (default: for
+        /// ever). Past it, the keys are withdrawn and every token is answered **503**
+        /// (`Retry-After`, "signing keys unavailable") until a fetch succeeds; the
+        /// log says so at error level and [`JwksHealth::expired`](crate::jwks::JwksHealth::expired)
+        /// turns true.
+        ///
+        /// The trade-off: without it, a provider that cannot be reached leaves the
+        /// service up, verifying with the keys it last saw, for as long as the outage
+        /// lasts, and so a key the provider withdrew (compromised, rotated out) in
+        /// the meantime stays trusted. With it, tokens signed with a withdrawn key are
+        /// refused at most this long after the last successful fetch, but an outage of
+        /// the provider longer than this takes the service down with it. Pick it
+        /// well above the refresh interval plus the outages to ride out (hours, not
+        /// minutes).
+        pub fn max_key_age(mut self, age: std::time::Duration) -> Self {
+            self.settings.max_key_age = Some(age);
             self
         }
 

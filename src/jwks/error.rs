@@ -22,7 +22,9 @@ use crate::KeyError;
 pub enum JwksError {
     /// The URL does not parse, or its scheme is not allowed: `https://` is required,
     /// except for loopback hosts (`127.0.0.1`, `[::1]`, `localhost`), where `http://`
-    /// is allowed for tests and local development.
+    /// is allowed for tests and local development when the configured issuer or JWKS
+    /// URL is on loopback too (a discovery document's `jwks_uri` from an `https://`
+    /// issuer may not name one).
     #[error("{url}: {reason}")]
     InvalidUrl {
         /// The URL as given (any password replaced).

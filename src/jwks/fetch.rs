@@ -23,26 +23,45 @@ pub(super) struct Document {
     pub(super) max_age: Option<Duration>,
 }
 
-/// Parses `url` and checks that keys may be fetched from it: over HTTPS, or plain
-/// HTTP to a loopback host only. Anything else could hand an attacker on the path the
-/// power to sign tokens we accept.
+/// Parses a configured `url` (an issuer, a JWKS URL) and checks that keys may be
+/// fetched from it: over HTTPS, or plain HTTP to a loopback host only. Anything else
+/// could hand an attacker on the path the power to sign tokens we accept.
 pub(super) fn parse_url(url: &str) -> Result<Url, JwksError> {
     let parsed = Url::parse(url).map_err(|_| JwksError::InvalidUrl {
         url: redact_text(url),
         reason: "not a valid absolute URL",
     })?;
-    check_url(&parsed).map_err(|reason| JwksError::InvalidUrl {
+    check_url(&parsed, &parsed).map_err(|reason| JwksError::InvalidUrl {
         url: redact(&parsed),
         reason,
     })?;
     Ok(parsed)
 }
 
-fn check_url(url: &Url) -> Result<(), &'static str> {
+/// Parses a `url` that a document fetched from `origin` names (a discovery
+/// document's `jwks_uri`), and checks it as [`check_url`] does from `origin`.
+pub(super) fn parse_url_from(url: &str, origin: &Url) -> Result<Url, JwksError> {
+    let parsed = parse_url(url)?;
+    check_url(&parsed, origin).map_err(|reason| JwksError::InvalidUrl {
+        url: redact(&parsed),
+        reason,
+    })?;
+    Ok(parsed)
+}
+
+/// Whether keys may be fetched from `url` when the configured URL (the issuer, or
+/// the JWKS URL) is `origin`: over HTTPS, or plain HTTP to a loopback host when
+/// `origin` is on loopback too. A provider configured over HTTPS, or a redirect from
+/// it, must not point fetches at plain-HTTP services of this machine (whatever
+/// answers there, an attacker's local process included, would choose our keys).
+fn check_url(url: &Url, origin: &Url) -> Result<(), &'static str> {
     match url.scheme() {
         "https" if url.host_str().is_some() => Ok(()),
         "https" => Err("the URL has no host"),
-        "http" if is_loopback(url) => Ok(()),
+        "http" if is_loopback(url) && is_loopback(origin) => Ok(()),
+        "http" if is_loopback(url) => Err(
+            "plain http:// to a loopback host is allowed only when the configured issuer or JWKS URL is on loopback too",
+        ),
         "http" => Err("plain http:// is allowed for loopback hosts only; use https://"),
         _ => Err("the scheme must be https://"),
     }
@@ -83,10 +102,11 @@ pub(super) fn redact_text(url: &str) -> String {
 /// honoured, except for a loopback `target`: a local provider is never reached
 /// through a proxy.
 pub(super) fn client(target: &Url, timeout: Duration) -> Result<Client, JwksError> {
-    let policy = redirect::Policy::custom(|attempt| {
+    let origin = target.clone();
+    let policy = redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() > MAX_REDIRECTS {
             attempt.error("too many redirects")
-        } else if let Err(reason) = check_url(attempt.url()) {
+        } else if let Err(reason) = check_url(attempt.url(), &origin) {
             attempt.error(format!("redirect refused: {reason}"))
         } else {
             attempt.follow()
@@ -231,5 +251,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    // A provider configured over HTTPS must not send key fetches to plain-HTTP
+    // services of this machine, by its discovery document or by a redirect.
+    #[test]
+    fn loopback_http_only_from_a_loopback_origin() {
+        let https = parse_url("https://idp.example/realms/x").unwrap();
+        let local = parse_url("http://127.0.0.1:8080/").unwrap();
+        for target in [
+            "http://127.0.0.1:6379/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:2375/jwks",
+        ] {
+            let error = parse_url_from(target, &https).expect_err(target).to_string();
+            assert!(error.contains("configured issuer or JWKS URL"), "{error}");
+            assert!(
+                check_url(&Url::parse(target).unwrap(), &https).is_err(),
+                "redirect to {target}"
+            );
+            assert!(parse_url_from(target, &local).is_ok(), "{target} from loopback");
+            assert!(check_url(&Url::parse(target).unwrap(), &local).is_ok());
+        }
+        for target in ["https://idp.example/jwks", "https://127.0.0.1/jwks"] {
+            assert!(parse_url_from(target, &https).is_ok(), "{target}");
+            assert!(parse_url_from(target, &local).is_ok(), "{target}");
+        }
+        assert!(parse_url_from("http://idp.example/jwks", &local).is_err());
     }
 }

@@ -44,13 +44,17 @@ pub struct JwksHealth {
     pub last_error: Option<String>,
     /// How many fetches in a row failed; 0 once one succeeds.
     pub consecutive_failures: u32,
+    /// Whether the last good keys were withdrawn for being older than the
+    /// [maximum key age](super::JwksBuilder::max_key_age): every token is answered 503
+    /// until a fetch succeeds.
+    pub expired: bool,
 }
 
 impl JwksHealth {
     /// Whether the keys in use are those of the last fetch: loaded, and no fetch has
     /// failed since.
     pub fn is_current(&self) -> bool {
-        self.loaded && self.consecutive_failures == 0
+        self.loaded && self.consecutive_failures == 0 && !self.expired
     }
 }
 
@@ -59,6 +63,11 @@ pub(super) struct State {
     pub(super) health: JwksHealth,
     /// When the last fetch caused by an unknown `kid` started (the rate limit).
     pub(super) last_unknown_kid_fetch: Option<Instant>,
+    /// When the fetch scheduled for tokens refused by that rate limit runs, if one is.
+    pub(super) scheduled_fetch: Option<Instant>,
+    /// When the last successful fetch started: a token issued before it names no key
+    /// the provider published later.
+    pub(super) last_success_started: Option<SystemTime>,
     /// The skipped keys already warned about, as (kid, reason), so that a provider
     /// publishing an encryption key beside its signing keys (Keycloak does) is
     /// reported once, not at every refresh.
@@ -70,8 +79,18 @@ impl State {
         Self {
             health: JwksHealth::default(),
             last_unknown_kid_fetch: None,
+            scheduled_fetch: None,
+            last_success_started: None,
             warned_skipped: HashSet::new(),
         }
+    }
+
+    /// Whether the last document fetched had a key with this `kid` that cannot be
+    /// used here (so a token naming it is refused, however fresh the keys).
+    pub(super) fn skipped(&self, kid: &str) -> bool {
+        self.warned_skipped
+            .iter()
+            .any(|(skipped, _)| skipped.as_deref() == Some(kid))
     }
 
     /// Logs the keys a document had that cannot be used: at warn the first time each
@@ -99,6 +118,8 @@ impl State {
         let health = &mut self.health;
         if !health.loaded {
             tracing::info!(%url, keys = key_count, "JWKS loaded");
+        } else if health.expired {
+            tracing::warn!(%url, keys = key_count, "JWKS fetched again: tokens are verified again");
         } else if health.consecutive_failures > 0 {
             tracing::info!(
                 %url,
@@ -114,6 +135,21 @@ impl State {
         health.last_success = Some(now);
         health.last_attempt = Some(now);
         health.consecutive_failures = 0;
+        health.expired = false;
+    }
+
+    /// Records that the keys were withdrawn, `max_age` after the last success.
+    pub(super) fn record_expiry(&mut self, url: &str, max_age: Duration) {
+        let health = &mut self.health;
+        health.expired = true;
+        health.key_count = 0;
+        tracing::error!(
+            %url,
+            ?max_age,
+            failures = health.consecutive_failures,
+            last_error = health.last_error.as_deref().unwrap_or("none"),
+            "JWKS keys withdrawn: no fetch succeeded within the maximum key age; every token is answered 503 until one does"
+        );
     }
 
     /// Records a failed fetch; returns how many failed in a row.

@@ -3,7 +3,10 @@
 //!
 //! Feature `jwks` (on by default). Documents are fetched with reqwest over HTTPS
 //! (rustls, the platform's root certificates); plain `http://` is allowed for loopback
-//! hosts only, for tests and local development.
+//! hosts only, for tests and local development, and only when the configured issuer
+//! or JWKS URL is on loopback itself (neither a discovery document nor a redirect
+//! can send fetches from an `https://` provider to this machine's plain-HTTP
+//! services).
 //!
 //! The keys land in a [`KeyRing`](crate::KeyRing) that a [`JwtVerifier`](crate::JwtVerifier)
 //! reads on every request (a lock-free pointer load: no cost over keys configured by
@@ -12,7 +15,9 @@
 //! refreshes on the provider's `Cache-Control: max-age` or an interval; a provider
 //! that is down leaves the last good keys in place, which is logged and shown by
 //! [`Jwks::health`]. A verification that fails only because no keys could be fetched
-//! yet is answered **503**, not 401.
+//! yet is answered **503**, not 401; so is a token naming an unknown `kid` while the
+//! rate limit on such fetches allows none, with the `Retry-After` of the fetch then
+//! made by itself.
 //!
 //! ```no_run
 //! use tower_jwt_revoke::store::InMemoryStore;

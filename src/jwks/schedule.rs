@@ -43,10 +43,13 @@ pub(super) async fn wait_until(next: Instant, due: &mut watch::Receiver<Instant>
 /// configured as zero cannot turn the background task into a busy loop against the
 /// provider; never later than the clock can say.
 pub(super) fn due_in(delay: Duration) -> Instant {
-    let delay = delay.max(Duration::from_millis(100));
-    let now = Instant::now();
-    now.checked_add(delay)
-        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 60 * 60))
+    after(Instant::now(), delay.max(Duration::from_millis(100)))
+}
+
+/// The instant `delay` after `from`, or as late as the clock can say.
+pub(super) fn after(from: Instant, delay: Duration) -> Instant {
+    from.checked_add(delay)
+        .unwrap_or_else(|| from + Duration::from_secs(30 * 365 * 24 * 60 * 60))
 }
 
 /// `delay` less up to 10 %, at random, so that replicas started together do not

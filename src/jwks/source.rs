@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::{Client, Url};
 use tokio::sync::watch;
@@ -18,8 +18,8 @@ use super::document;
 use super::error::JwksError;
 use super::fetch;
 use super::health::{JwksHealth, State};
-use super::schedule::{Wake, due_in, jitter, wait_until};
-use crate::verify::{Refresh, WeakKeyRing};
+use super::schedule::{Wake, after, due_in, jitter, wait_until};
+use crate::verify::{Asking, Refresh, Refreshed, WeakKeyRing};
 use crate::{KeyRing, KeySet};
 
 /// The media type of a JWK Set (RFC 7517 §8.5), and the JSON most providers send.
@@ -37,7 +37,11 @@ const JWKS_ACCEPT: &str = "application/jwk-set+json, application/json;q=0.9";
 ///   [`refresh_interval`](JwksBuilder::refresh_interval);
 /// - a token naming a `kid` the keys lack triggers a fetch, at most one per
 ///   [`unknown_kid_interval`](JwksBuilder::unknown_kid_interval), and is accepted on
-///   first sight when the provider has published its key (a rotation);
+///   first sight when the provider has published its key (a rotation); within the
+///   interval it is a 503 whose `Retry-After` is the fetch then made by itself
+///   ([`VerifyError::KeyRefreshPending`](crate::VerifyError::KeyRefreshPending));
+/// - with a [`max_key_age`](JwksBuilder::max_key_age), keys not refreshed for that
+///   long are withdrawn (503) until a fetch succeeds;
 /// - when a fetch fails, the last good keys stay in use, the failure is logged at
 ///   warn (the recovery at info) and shown by [`health`](Self::health), and fetches
 ///   are retried with backoff;
@@ -92,13 +96,19 @@ struct Inner {
     metadata: OnceLock<ProviderMetadata>,
     /// One fetch at a time; requests with unknown `kid`s queue here behind it.
     fetch_lock: tokio::sync::Mutex<()>,
-    /// Fetches ended so far, so that a waiter can tell one ended while it waited.
-    fetches: AtomicU64,
+    /// Fetches started so far, so that a request waiting for the lock can tell
+    /// whether a fetch started after it asked (then the keys are as fresh as its own
+    /// fetch would make them).
+    fetches_started: AtomicU64,
     state: Mutex<State>,
     /// When the background task fetches next. Every fetch moves it, and the task,
     /// watching, wakes to the new time; when this is dropped (with the rest), the
     /// task stops at once rather than at its next wake-up.
     next_due: watch::Sender<Instant>,
+    /// When the keys of the last successful fetch get too old to trust
+    /// ([`max_key_age`](JwksBuilder::max_key_age)); watched by a task of its own,
+    /// which withdraws them then.
+    keys_expire: watch::Sender<Instant>,
     /// The runtime the background task runs on; fetches for unknown `kid`s run there
     /// too, in tasks of their own.
     runtime: tokio::runtime::Handle,
@@ -128,7 +138,9 @@ impl Jwks {
         }
         let ring = KeyRing::empty();
         let (next_due, due_watch) = watch::channel(Instant::now());
+        let (keys_expire, expiry_watch) = watch::channel(due_in(Duration::MAX));
         let start_mode = settings.start_mode;
+        let max_key_age = settings.max_key_age;
         let inner = Arc::new_cyclic(|me| Inner {
             source,
             client,
@@ -137,9 +149,10 @@ impl Jwks {
             jwks_url,
             metadata: OnceLock::new(),
             fetch_lock: tokio::sync::Mutex::new(()),
-            fetches: AtomicU64::new(0),
+            fetches_started: AtomicU64::new(0),
             state: Mutex::new(State::new()),
             next_due,
+            keys_expire,
             runtime: runtime.clone(),
             me: me.clone(),
         });
@@ -149,6 +162,9 @@ impl Jwks {
             inner.fetch().await?;
         }
         runtime.spawn(refresh_in_background(Arc::downgrade(&inner), due_watch));
+        if max_key_age.is_some() {
+            runtime.spawn(expire_in_background(Arc::downgrade(&inner), expiry_watch));
+        }
         Ok(Self { ring, inner })
     }
 
@@ -220,8 +236,9 @@ impl Inner {
 
     /// Fetches, installs and records. The caller holds `fetch_lock`.
     async fn fetch(&self) -> Result<(), JwksError> {
+        self.fetches_started.fetch_add(1, Ordering::AcqRel);
+        let started = SystemTime::now();
         let outcome = self.fetch_keys().await;
-        self.fetches.fetch_add(1, Ordering::AcqRel);
         let url = self.shown_url();
         let mut state = self.state();
         let (outcome, next_in) = match outcome {
@@ -230,8 +247,12 @@ impl Inner {
                 if let Some(ring) = self.ring.upgrade() {
                     ring.replace(keys);
                 }
+                if let Some(max_key_age) = self.settings.max_key_age {
+                    self.keys_expire.send_replace(due_in(max_key_age));
+                }
                 let next_in = jitter(self.settings.refresh_after(max_age));
                 state.record_success(&url, count, next_in);
+                state.last_success_started = Some(started);
                 (Ok(()), next_in)
             }
             Err(error) => {
@@ -257,7 +278,8 @@ impl Inner {
             ) => {
                 let metadata =
                     discovery::fetch_metadata(&self.client, issuer, discovery_url, timeout).await?;
-                let url = fetch::parse_url(&metadata.jwks_uri)?;
+                // Plain HTTP to loopback only from an issuer on loopback.
+                let url = fetch::parse_url_from(&metadata.jwks_uri, discovery_url)?;
                 let _ = self.metadata.set(metadata);
                 self.jwks_url.get_or_init(|| url)
             }
@@ -279,43 +301,58 @@ impl Inner {
 impl Refresh for Inner {
     /// A refresh asked for by a token naming an unknown `kid` (or arriving before any
     /// keys).
-    fn refresh(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    fn refresh(&self, asking: Asking) -> Pin<Box<dyn Future<Output = Refreshed> + Send + '_>> {
         Box::pin(async move {
+            let asked = self.fetches_started.load(Ordering::Acquire);
             let Some(inner) = self.me.upgrade() else {
-                return;
+                return Refreshed::Later(RETRY_SOON);
             };
             // In a task of its own: a request dropped while it waits (its client went
             // away) must not cancel the fetch that other requests are waiting for.
-            let _ = self
-                .runtime
-                .spawn(async move { inner.refresh_for_unknown_kid().await })
-                .await;
+            self.runtime
+                .spawn(async move { inner.refresh_for_unknown_kid(asked, &asking).await })
+                .await
+                .unwrap_or(Refreshed::Later(RETRY_SOON))
         })
     }
 }
 
+/// The `Retry-After` when no better one is known (the runtime shutting down).
+const RETRY_SOON: Duration = Duration::from_secs(1);
+
 impl Inner {
-    /// Joins a fetch under way, else fetches unless one did so for an unknown `kid`
-    /// within the unknown-`kid` interval.
-    async fn refresh_for_unknown_kid(&self) {
-        let seen = self.fetches.load(Ordering::Acquire);
+    /// Makes sure the ring holds keys fetched after the token that asked was issued
+    /// or, failing that, after it asked (`asked`: the fetches started then): joins a
+    /// fetch under way, else fetches, unless one was made for an unknown `kid` within
+    /// the unknown-`kid` interval. Then a fetch is scheduled for when the interval
+    /// allows one, and the request told to come back then.
+    async fn refresh_for_unknown_kid(&self, asked: u64, asking: &Asking) -> Refreshed {
         let _fetching = self.fetch_lock.lock().await;
-        if self.fetches.load(Ordering::Acquire) != seen {
-            // A fetch ended while this waited: its keys are as fresh as ours would be.
-            return;
-        }
+        let fetched_since = self.fetches_started.load(Ordering::Acquire) != asked;
         {
             let mut state = self.state();
+            let issued_before_fetch = asking
+                .issued_before
+                .zip(state.last_success_started)
+                .is_some_and(|(issued, fetched)| fetched >= issued);
+            let unusable = asking.kid.as_deref().is_some_and(|kid| state.skipped(kid));
+            if state.health.consecutive_failures == 0 && (fetched_since || issued_before_fetch || unusable) {
+                // The keys in the ring were fetched after the token was signed (or
+                // after it arrived), or name its key as unusable: a fetch now would
+                // not bring its key.
+                return Refreshed::Fresh;
+            }
             let now = Instant::now();
-            if state
-                .last_unknown_kid_fetch
-                .is_some_and(|last| now.duration_since(last) < self.settings.unknown_kid_interval)
-            {
-                tracing::debug!(
-                    url = %self.shown_url(),
-                    "a token names an unknown kid (or came before any keys), but keys were fetched for one recently"
-                );
-                return;
+            if let Some(last) = state.last_unknown_kid_fetch {
+                let allowed = after(last, self.settings.unknown_kid_interval);
+                if now < allowed {
+                    tracing::debug!(
+                        url = %self.shown_url(),
+                        "a token names an unknown kid (or came before any keys), but keys were fetched for one recently: fetching them when allowed"
+                    );
+                    self.schedule_fetch(&mut state, allowed);
+                    return Refreshed::Later(whole_seconds(allowed - now));
+                }
             }
             state.last_unknown_kid_fetch = Some(now);
         }
@@ -323,9 +360,83 @@ impl Inner {
             url = %self.shown_url(),
             "a token names an unknown kid (or came before any keys): fetching keys"
         );
-        // A failure is logged and recorded by `fetch`; the token is then refused.
-        let _ = self.fetch().await;
+        match self.fetch().await {
+            Ok(()) => Refreshed::Fresh,
+            // Logged and recorded by `fetch`; tried again when the interval allows.
+            Err(_) => {
+                let allowed = after(Instant::now(), self.settings.unknown_kid_interval);
+                self.schedule_fetch(&mut self.state(), allowed);
+                Refreshed::Later(whole_seconds(self.settings.unknown_kid_interval))
+            }
+        }
     }
+
+    /// Has a fetch made at `at` (the end of the unknown-`kid` interval), for the
+    /// requests told to come back then. One task per distinct time: `at` only moves
+    /// with a fetch, at most one per interval, so made-up `kid`s cannot pile tasks up.
+    fn schedule_fetch(&self, state: &mut State, at: Instant) {
+        if state.scheduled_fetch == Some(at) {
+            return;
+        }
+        state.scheduled_fetch = Some(at);
+        let asked = self.fetches_started.load(Ordering::Acquire);
+        let me = self.me.clone();
+        self.runtime.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let Some(inner) = me.upgrade() else {
+                return;
+            };
+            inner.scheduled_fetch(asked, at).await;
+        });
+    }
+
+    /// The fetch [`schedule_fetch`](Self::schedule_fetch) planned for `at`, unless
+    /// one was made since it was planned (`asked`: the fetches started then).
+    async fn scheduled_fetch(&self, asked: u64, at: Instant) {
+        let _fetching = self.fetch_lock.lock().await;
+        {
+            let mut state = self.state();
+            if state.scheduled_fetch == Some(at) {
+                state.scheduled_fetch = None;
+            }
+            let fetched_since = self.fetches_started.load(Ordering::Acquire) != asked;
+            if fetched_since && state.health.consecutive_failures == 0 {
+                return;
+            }
+            let now = Instant::now();
+            if state
+                .last_unknown_kid_fetch
+                .is_some_and(|last| now < after(last, self.settings.unknown_kid_interval))
+            {
+                // A request fetched since (and failed): it scheduled the next one.
+                return;
+            }
+            state.last_unknown_kid_fetch = Some(now);
+        }
+        tracing::debug!(url = %self.shown_url(), "fetching keys for tokens that named an unknown kid earlier");
+        if self.fetch().await.is_err() {
+            let allowed = after(Instant::now(), self.settings.unknown_kid_interval);
+            self.schedule_fetch(&mut self.state(), allowed);
+        }
+    }
+
+    /// Withdraws the keys fetched last if they are still those that expire at `at`.
+    fn expire_keys(&self, at: Instant) {
+        let mut state = self.state();
+        if *self.keys_expire.borrow() != at {
+            return; // A fetch succeeded meanwhile.
+        }
+        if let Some(ring) = self.ring.upgrade() {
+            ring.clear();
+        }
+        state.record_expiry(&self.shown_url(), self.settings.max_key_age.unwrap_or_default());
+    }
+}
+
+/// `delay` rounded up to whole seconds, at least one: a client told to come back
+/// after it finds the fetch made.
+fn whole_seconds(delay: Duration) -> Duration {
+    Duration::from_secs(crate::reject::retry_after_secs(delay))
 }
 
 /// Fetches whenever the last fetch says the next is due, until the keys' last user is
@@ -347,5 +458,26 @@ async fn refresh_in_background(inner: Weak<Inner>, mut due: watch::Receiver<Inst
             continue;
         }
         let _ = inner.fetch().await;
+    }
+}
+
+/// Withdraws the keys once they are older than the maximum key age without a fetch
+/// having succeeded since, until the keys' last user is gone.
+async fn expire_in_background(inner: Weak<Inner>, mut expiry: watch::Receiver<Instant>) {
+    loop {
+        let at = *expiry.borrow_and_update();
+        match wait_until(at, &mut expiry).await {
+            Wake::Due => {}
+            Wake::Moved => continue,
+            Wake::Stopped => return,
+        }
+        match inner.upgrade() {
+            Some(inner) => inner.expire_keys(at),
+            None => return,
+        }
+        // Nothing more to withdraw until a fetch succeeds and moves the time.
+        if expiry.changed().await.is_err() {
+            return;
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! [`VerifyError`]: why a token was refused.
 
+use std::time::Duration;
+
 /// Why a token was refused by [`JwtVerifier::verify`](crate::JwtVerifier::verify).
 ///
 /// Its [`Display`](std::fmt::Display) text is safe to show a client (it names no
@@ -55,11 +57,32 @@ pub enum VerifyError {
     /// genuine, so this is the server's failure, answered 503, not 401.
     #[error("signing keys unavailable")]
     KeysUnavailable,
+    /// No key matches the header's `kid`, and no fetch of the provider's keys could
+    /// be made since the token arrived (the rate limit of a JWKS source's
+    /// `unknown_kid_interval`, or a provider that failed): the token may be signed with a key the provider just
+    /// published. A 503: the keys are fetched again by themselves within
+    /// `retry_after`, the `Retry-After` of the answer.
+    #[error("unknown key id; the signing keys are fetched again shortly")]
+    KeyRefreshPending {
+        /// When to try again: the keys are fetched again by then (whole seconds).
+        retry_after: Duration,
+    },
 }
 
 impl VerifyError {
-    /// Whether this failure is the server's (its keys are unavailable), not the token's.
+    /// Whether this failure is the server's (its keys are unavailable or about to be
+    /// fetched again), not the token's: answered 503, never 401.
     pub fn is_server_side(&self) -> bool {
-        matches!(self, Self::KeysUnavailable)
+        matches!(self, Self::KeysUnavailable | Self::KeyRefreshPending { .. })
+    }
+
+    /// When a client should try again, when the failure says: for
+    /// [`KeyRefreshPending`](Self::KeyRefreshPending), the time until the keys are
+    /// fetched again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::KeyRefreshPending { retry_after } => Some(*retry_after),
+            _ => None,
+        }
     }
 }

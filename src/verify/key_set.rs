@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use jsonwebtoken::jwk::Jwk;
@@ -129,7 +130,33 @@ impl KeySet {
 /// Asks a key source for fresh keys (a JWKS fetch); resolves when that fetch ended, or
 /// at once when the source's rate limit refuses one now.
 pub(crate) trait Refresh: Send + Sync + 'static {
-    fn refresh(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    fn refresh(&self, asking: Asking) -> Pin<Box<dyn Future<Output = Refreshed> + Send + '_>>;
+}
+
+/// What a refresh is told of the token that asked for it (read from the token before
+/// its signature could be checked: anyone can choose these, and they only decide
+/// between a 401 and a 503 for that token).
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(not(feature = "jwks"), allow(dead_code))] // read by the JWKS source
+pub(crate) struct Asking {
+    /// The header's `kid`.
+    pub(crate) kid: Option<String>,
+    /// Its `iat` plus the verifier's leeway (an issuer's clock may run behind ours):
+    /// keys fetched after this were published after the token was signed, so a `kid`
+    /// missing from them is not the provider's.
+    pub(crate) issued_before: Option<SystemTime>,
+}
+
+/// What a [`Refresh`] achieved for the request that asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "jwks"), allow(dead_code))] // made by the JWKS source
+pub(crate) enum Refreshed {
+    /// A fetch that started after the request asked has succeeded: a `kid` the keys
+    /// still lack is not the provider's.
+    Fresh,
+    /// No such fetch could be made now (the rate limit, or the provider failed): the
+    /// keys are fetched again by themselves within this delay, whole seconds.
+    Later(Duration),
 }
 
 /// A [`KeySet`] that can be replaced while the service runs: every verifier (and so
@@ -187,12 +214,20 @@ impl KeyRing {
         self.shared.current.store(Some(Arc::new(keys)));
     }
 
-    /// The current keys, or `None` before any were loaded.
+    /// Withdraws the keys: tokens are refused with a 503 until the next
+    /// [`replace`](Self::replace) (keys older than a JWKS source's maximum age).
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    pub(crate) fn clear(&self) {
+        self.shared.current.store(None);
+    }
+
+    /// The current keys, or `None` before any were loaded (or once withdrawn).
     pub fn current(&self) -> Option<Arc<KeySet>> {
         self.shared.current.load_full()
     }
 
-    /// Whether keys were ever loaded.
+    /// Whether keys are loaded: ever replaced, and not withdrawn since by a JWKS
+    /// source's maximum key age (`max_key_age`).
     pub fn is_loaded(&self) -> bool {
         self.shared.current.load().is_some()
     }

@@ -21,9 +21,9 @@ pub(crate) use self::decode::same_media_type;
 use self::decode::{Failure, Purpose, b64};
 pub use self::error::VerifyError;
 pub use self::key::{KeyError, VerificationKey};
-pub(crate) use self::key_set::Refresh;
 #[cfg(feature = "jwks")]
 pub(crate) use self::key_set::WeakKeyRing;
+pub(crate) use self::key_set::{Asking, Refresh, Refreshed};
 pub use self::key_set::{KeyRing, KeySet, SkippedKey};
 use crate::token::VerifiedToken;
 
@@ -98,17 +98,67 @@ impl JwtVerifier {
     /// that can refresh them (a JWKS), asks for a refresh once (rate limited by the
     /// source) and tries again. A token signed with a key the provider just published
     /// is then accepted on first sight.
+    ///
+    /// A `kid` still unknown because the rate limit (or a failing provider) allowed no
+    /// fetch since the token arrived is [`VerifyError::KeyRefreshPending`], a 503
+    /// with the `Retry-After` of the fetch the source then makes by itself; only a
+    /// `kid` missing from keys fetched after the token arrived is
+    /// [`VerifyError::UnknownKey`].
     pub async fn verify_refreshing(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
-        match self.verify(token) {
+        self.refreshing(token, |token| self.verify(token)).await
+    }
+
+    /// Runs `verify`; when it fails for want of the token's key and a source can
+    /// refresh the keys, refreshes once and runs it again (see
+    /// [`verify_refreshing`](Self::verify_refreshing)).
+    pub(crate) async fn refreshing<T>(
+        &self,
+        token: &str,
+        verify: impl Fn(&str) -> Result<T, VerifyError>,
+    ) -> Result<T, VerifyError> {
+        match verify(token) {
             Err(error @ (VerifyError::UnknownKey | VerifyError::KeysUnavailable)) => {
                 let Some(refresher) = self.refresher_for(token) else {
                     return Err(error);
                 };
-                refresher.refresh().await;
-                self.verify(token)
+                let refreshed = refresher.refresh(self.asking(token)).await;
+                match (verify(token), refreshed) {
+                    (Err(VerifyError::UnknownKey), Refreshed::Later(retry_after)) => {
+                        Err(VerifyError::KeyRefreshPending { retry_after })
+                    }
+                    (outcome, _) => outcome,
+                }
             }
             outcome => outcome,
         }
+    }
+
+    /// What a key source is told of `token` when it asks for fresh keys: its `kid`,
+    /// and when it was issued at the latest (`iat` plus the leeway), unverified.
+    fn asking(&self, token: &str) -> Asking {
+        #[derive(serde::Deserialize)]
+        struct Header {
+            #[serde(default)]
+            kid: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Claims {
+            #[serde(default)]
+            iat: Option<serde_json::Number>,
+        }
+        let mut parts = token.split('.');
+        let decoded = |part: Option<&str>| part.and_then(|part| b64(part).ok());
+        let kid = decoded(parts.next())
+            .and_then(|header| serde_json::from_slice::<Header>(&header).ok())
+            .and_then(|header| header.kid);
+        let issued_before = decoded(parts.next())
+            .and_then(|payload| serde_json::from_slice::<Claims>(&payload).ok())
+            .and_then(|claims| claims.iat?.as_f64())
+            .filter(|iat| iat.is_finite() && *iat >= 0.0)
+            .and_then(|iat| Duration::try_from_secs_f64(iat).ok())
+            .and_then(|iat| iat.checked_add(Duration::from_secs(self.inner.leeway_secs)))
+            .and_then(|latest| UNIX_EPOCH.checked_add(latest));
+        Asking { kid, issued_before }
     }
 
     /// The refresher of the ring that verifies `token`, if that ring can refresh.

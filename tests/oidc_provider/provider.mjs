@@ -4,6 +4,11 @@
 //   PORT                    port to listen on (127.0.0.1)
 //   CLIENT_ID, CLIENT_SECRET the API's client; also the `aud` of its access tokens
 //   BACKCHANNEL_LOGOUT_URI  where the provider sends logout tokens
+//   KEYS_DIR, KEY_IDS       optional: the signing keys, RS256, one per `kid` of the
+//                           comma-separated KEY_IDS (the first signs), each kept in
+//                           KEYS_DIR/<kid>.json and made there on first use. Restarted
+//                           with another first kid, the provider has rotated its key.
+//                           Without them, oidc-provider's development key.
 //
 // It issues RFC 9068 access tokens (`typ: at+jwt`, RS256) by the client-credentials
 // grant, publishes discovery and JWKS, and sends OpenID Connect Back-Channel Logout
@@ -11,7 +16,10 @@
 // for every client of an ending session). A test asks for one with
 // `POST /test/backchannel-logout?sub=...`, since a client-credentials grant has no
 // browser session to end. Prints `listening on ISSUER` once it accepts connections.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 
 import Provider from 'oidc-provider';
 
@@ -26,7 +34,25 @@ if (!port || !clientId || !clientSecret || !backchannelLogoutUri) {
 const issuer = `http://127.0.0.1:${port}`;
 const resource = 'urn:tower-jwt-revoke:api';
 
+// The signing keys, when the test chooses them (a rotation across restarts).
+function signingKeys(dir, kids) {
+  return kids.map((kid) => {
+    const file = path.join(dir, `${kid}.json`);
+    if (!fs.existsSync(file)) {
+      const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const jwk = { ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
+      fs.writeFileSync(file, JSON.stringify(jwk));
+    }
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  });
+}
+const keyIds = (process.env.KEY_IDS ?? '').split(',').filter(Boolean);
+const jwks = process.env.KEYS_DIR && keyIds.length
+  ? { keys: signingKeys(process.env.KEYS_DIR, keyIds) }
+  : undefined;
+
 const provider = new Provider(issuer, {
+  ...(jwks ? { jwks } : {}),
   clients: [{
     client_id: clientId,
     client_secret: clientSecret,
@@ -58,7 +84,7 @@ const provider = new Provider(issuer, {
         audience: clientId,
         accessTokenTTL: 300,
         accessTokenFormat: 'jwt',
-        jwt: { sign: { alg: 'RS256' } },
+        jwt: { sign: { alg: 'RS256', ...(jwks ? { kid: keyIds[0] } : {}) } },
       }),
     },
   },

@@ -115,11 +115,18 @@ pub(super) fn answer_of<'a>(
     with_v1: bool,
     values: &mut impl Iterator<Item = Field<'a>>,
 ) -> Result<Lookup, StoreError> {
-    let answer = read_answer(query, values)?;
-    match with_v1 {
-        true => Ok(answer.union(read_answer(query, values)?)),
-        false => Ok(answer),
+    let mut answer = read_answer(query, values)?;
+    if with_v1 {
+        answer = answer.union(read_answer(query, values)?);
     }
+    // Values beyond the keys asked for answer a question nobody asked: the reply is
+    // not the one this check's `MGET` gets.
+    if values.next().is_some() {
+        return Err(StoreError::msg(
+            "Redis answered an MGET with more values than keys",
+        ));
+    }
+    Ok(answer)
 }
 
 fn watermark(value: Option<&[u8]>) -> Result<Option<u64>, StoreError> {
@@ -195,5 +202,14 @@ mod tests {
         assert!(answer(vec![Value::Nil, Value::Nil, Value::BulkString(b"soon".to_vec())]).is_err());
         let reply = Value::Int(3);
         assert!(reply_values(&reply).is_err());
+    }
+
+    #[test]
+    fn a_reply_with_more_values_than_keys_is_an_error() {
+        let reply = Value::Array(vec![Value::Nil; 4]);
+        let read = answer_of(&query(), false, &mut reply_values(&reply).unwrap());
+        assert!(read.is_err(), "four values for three keys: {read:?}");
+        let reply = Value::Array(vec![Value::Nil; 3]);
+        assert!(answer_of(&query(), false, &mut reply_values(&reply).unwrap()).is_ok());
     }
 }

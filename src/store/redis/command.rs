@@ -16,7 +16,7 @@ use crate::store::StoreError;
 /// machine), not Redis failing, and the caller's own bound decides how long it may be
 /// (the layer's check timeout, the [`Revoker`](crate::Revoker)'s); this limit only
 /// keeps a direct caller from waiting without end.
-const QUEUED_LIMIT: u32 = 10;
+pub(super) const QUEUED_LIMIT: u32 = 10;
 
 /// How much time a retry on a fresh connection gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +206,7 @@ fn later(at: Instant, after: Duration) -> tokio::time::Instant {
 /// `READONLY` is one: the node is a replica now (a master demoted by a Sentinel
 /// failover), and a fresh connection goes to the new master. (A cluster's connection
 /// follows that by itself, and never comes here with it.)
-fn is_dead_connection(error: &RedisError) -> bool {
+pub(super) fn is_dead_connection(error: &RedisError) -> bool {
     !error.is_timeout()
         && (error.is_io_error()
             || error.is_connection_dropped()

@@ -47,6 +47,9 @@ pub const LOSS_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 const EPOCH: &str = include_str!("epoch.lua");
 
+/// How soon the watch tries again after a failed read, doubling up to a second.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+
 /// What a store noticed Redis lose, for health and dashboards
 /// ([`RedisStore::data_loss`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -308,7 +311,7 @@ async fn read_markers(
 /// registration, then the epoch markers every [`LOSS_CHECK_INTERVAL`].
 pub(super) async fn watch(shared: Weak<Shared>, detect_loss: bool) {
     let mut persistence_checked = false;
-    let mut backoff = LOSS_CHECK_INTERVAL;
+    let mut backoff = RETRY_FIRST;
     let mut connection: Option<Conn> = None;
     loop {
         let Some(strong) = shared.upgrade() else { return };
@@ -349,11 +352,13 @@ pub(super) async fn watch(shared: Weak<Shared>, detect_loss: bool) {
         }
         drop(store);
         let wait = if failed {
-            // Capped low: a Redis back from a restart must be checked soon after.
+            // Soon, and capped low: a Redis back from a restart without its data must be
+            // checked at once, before anything is written back too late.
+            let wait = backoff;
             backoff = (backoff * 2).min(Duration::from_secs(1));
-            backoff
+            wait
         } else {
-            backoff = LOSS_CHECK_INTERVAL;
+            backoff = RETRY_FIRST;
             LOSS_CHECK_INTERVAL
         };
         tokio::time::sleep(wait).await;

@@ -287,7 +287,7 @@ impl RevocationStore for RedisStore {
         let reply: Result<CheckReply, StoreError> = self
             .run_on("Redis revocation lookup failed", Budget::Check, bucket, |live| {
                 // Sent now, on the check connection when there is one with a slot free.
-                let pending = live.check.as_ref().and_then(|check| check.send(packed));
+                let pending = live.check.as_ref().and_then(|check| check.send(packed, keys));
                 let mut connection = live.connection.clone();
                 async move {
                     match pending {

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 
 use super::RedisStore;
 use super::acknowledge::Acknowledgement;
-use super::command::Budget;
+use super::command::{Budget, QUEUED_LIMIT, is_dead_connection};
 use super::schema::Kind;
 use crate::key::RevocationKey;
 use crate::store::StoreError;
@@ -174,6 +174,13 @@ impl RedisStore {
     /// on it for `acknowledgement`: `WAIT` counts the writes of the connection it runs
     /// on, and blocks that connection meanwhile (which on the shared one would hold up
     /// every check behind it).
+    ///
+    /// Timed and retried as the other writes are: a write fails when Redis stays silent
+    /// for the command timeout, counted from when this task could look (a busy runtime
+    /// that wakes it late does not make Redis silent), and a write that finds its
+    /// connection dead is tried once more, with the rest, on a fresh one (every write
+    /// is idempotent). Whatever goes wrong once the writes are through is
+    /// [unacknowledged](StoreError::is_unacknowledged): they are applied.
     async fn acknowledged(
         &self,
         invocations: &[(u32, ScriptInvocation<'_>)],
@@ -184,18 +191,55 @@ impl RedisStore {
         // layout matches this store's (see the `layout` module), which the pooled
         // connection below does not check again.
         self.shared.connection.get(self.prefix()).await?;
-        let mut exclusive = self.shared.connection.exclusive().await?;
-        let connection = exclusive.connection();
+        let timeout = self.command_timeout();
+        let mut retried = false;
+        loop {
+            let mut exclusive = self.shared.connection.exclusive().await?;
+            let connection = exclusive.connection();
+            match self.write_exclusively(connection, invocations, what).await {
+                Ok(()) => return acknowledgement.confirm(connection, timeout).await,
+                Err(Some(error)) if is_dead_connection(&error) && !retried => {
+                    tracing::debug!(%error, "Redis connection found dead under a write; trying once more on a fresh one");
+                    retried = true;
+                }
+                Err(Some(error)) => return Err(StoreError::new(what, error)),
+                Err(None) => return Err(StoreError::timeout("Redis did not answer the revocation in time")),
+            }
+        }
+    }
+
+    /// The writes of [`acknowledged`](Self::acknowledged), in order; `Err(None)` when
+    /// Redis stayed silent.
+    async fn write_exclusively(
+        &self,
+        connection: &mut ::redis::aio::MultiplexedConnection,
+        invocations: &[(u32, ScriptInvocation<'_>)],
+        what: &'static str,
+    ) -> Result<(), Option<::redis::RedisError>> {
         let timeout = self.command_timeout();
         for (_, invocation) in invocations {
             // `invoke_async` loads the script when the server does not know it yet.
-            match tokio::time::timeout(timeout, invocation.invoke_async::<i64>(connection)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => return Err(StoreError::new(what, error)),
-                Err(_) => return Err(StoreError::timeout("Redis did not answer the revocation in time")),
+            let mut write = std::pin::pin!(invocation.invoke_async::<i64>(connection));
+            let mut round = std::time::Instant::now();
+            let sent = round;
+            loop {
+                if let Ok(outcome) = tokio::time::timeout(timeout, write.as_mut()).await {
+                    outcome.map_err(Some)?;
+                    break;
+                }
+                tokio::task::yield_now().await;
+                let now = std::time::Instant::now();
+                // Believed only when this task ran about on time, as on the shared
+                // connection (`command.rs`); bounded all the same.
+                let behind = now.saturating_duration_since(round).saturating_sub(timeout);
+                if behind < timeout / 4 || now.saturating_duration_since(sent) >= timeout.saturating_mul(QUEUED_LIMIT) {
+                    tracing::debug!(what, "Redis stayed silent under an acknowledged write");
+                    return Err(None);
+                }
+                round = now;
             }
         }
-        acknowledgement.confirm(connection, timeout).await
+        Ok(())
     }
 
     /// `PUBLISH {prefix}:wake *`: every bucket has news. Best effort, as in the scripts:

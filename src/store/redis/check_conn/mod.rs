@@ -76,8 +76,8 @@ struct Queue {
     /// Commands queued and not yet handed to the writer.
     out: Vec<u8>,
     /// The slots waiting for an answer, in the order their commands were queued (the
-    /// order Redis answers in).
-    waiting: VecDeque<u32>,
+    /// order Redis answers in), each with the number of values its `MGET` asked for.
+    waiting: VecDeque<(u32, usize)>,
     free: Vec<u32>,
     /// Why the connection is dead, once it is.
     dead: Option<&'static str>,
@@ -126,9 +126,13 @@ impl CheckConnection {
         })
     }
 
-    /// Queues `command` (whole RESP, an `MGET`): the answer is the future's. `None`
-    /// when every slot is taken (the caller sends it another way).
-    pub(crate) fn send(&self, command: &[u8]) -> Option<Pending> {
+    /// Queues `command` (whole RESP, an `MGET` of `keys` keys): the answer is the
+    /// future's. `None` when every slot is taken (the caller sends it another way).
+    ///
+    /// A reply with another number of values than `keys` is a protocol error: the
+    /// connection is dropped (and the check fails) rather than the values read as
+    /// answers to keys they may not be about.
+    pub(crate) fn send(&self, command: &[u8], keys: usize) -> Option<Pending> {
         let core = &self.handle.core;
         let mut queue = core.lock_queue();
         if let Some(why) = queue.dead {
@@ -137,7 +141,7 @@ impl CheckConnection {
         let slot = queue.free.pop()?;
         let wake_writer = queue.out.is_empty();
         queue.out.extend_from_slice(command);
-        queue.waiting.push_back(slot);
+        queue.waiting.push_back((slot, keys));
         drop(queue);
         if wake_writer {
             core.written.notify_one();
@@ -201,7 +205,7 @@ impl Core {
             std::mem::take(&mut queue.waiting)
         };
         tracing::debug!(%why, "the Redis check connection is closed");
-        for slot in waiting {
+        for (slot, _) in waiting {
             self.answer(slot, Err(Failure::Dead(why)));
         }
         // A writer waiting for work sees the connection dead and stops.
@@ -258,10 +262,25 @@ async fn read_loop(core: Arc<Core>, mut reader: OwnedReadHalf) {
                 }
             };
             buffer.advance(used);
-            let Some(slot) = core.lock_queue().waiting.pop_front() else {
+            let Some((slot, keys)) = core.lock_queue().waiting.pop_front() else {
                 return core.kill("Redis answered a check nobody sent");
             };
             let answer = match reply {
+                Reply::Values(values) if values.len() != keys => {
+                    tracing::warn!(
+                        keys,
+                        values = values.len(),
+                        "the Redis check connection read an MGET reply with another number of values than keys"
+                    );
+                    // The slot was popped: fail it, then everything behind it.
+                    core.answer(
+                        slot,
+                        Err(Failure::Dead(
+                            "Redis answered a check with another number of values than keys",
+                        )),
+                    );
+                    return core.kill("Redis answered a check with another number of values than keys");
+                }
                 Reply::Values(values) => Ok(values),
                 Reply::Error(text) => Err(Failure::Refused(text)),
             };

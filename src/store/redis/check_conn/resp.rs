@@ -12,6 +12,12 @@ pub(crate) const MAX_VALUES: usize = 8;
 /// read as present but not a number.
 const MAX_VALUE: usize = 24;
 
+/// The longest value a reply may carry at all. A check reads only revocations, whose
+/// values are `1` or a watermark of at most 20 digits, so anything far longer is not
+/// a blocklist's (and only its presence would be kept anyway): a server announcing
+/// `$4000000000` is refused at once rather than buffered.
+pub(crate) const MAX_BULK: usize = 512;
+
 /// The longest line (`*8`, `$1234`, an error's text) a reply may have: a reply that
 /// goes on longer is not Redis speaking RESP2.
 const MAX_LINE: usize = 4096;
@@ -75,6 +81,11 @@ pub(crate) struct Values {
 }
 
 impl Values {
+    /// How many values the reply held.
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
     /// Each value: `None` for a key that is not there, else its bytes (a value too long
     /// to keep reads as `-`, which is present and not a number).
     pub(crate) fn iter(&self) -> impl Iterator<Item = Option<&[u8]>> {
@@ -157,6 +168,11 @@ pub(crate) fn parse(buffer: &[u8]) -> Result<Parsed, ProtocolError> {
                     Some((b'$', len)) => {
                         let len =
                             number(len).ok_or(ProtocolError("Redis sent a string of no known length"))?;
+                        if len > MAX_BULK {
+                            return Err(ProtocolError(
+                                "Redis announced a value longer than any revocation's",
+                            ));
+                        }
                         let end = at
                             .checked_add(len)
                             .ok_or(ProtocolError("Redis sent an endless string"))?;
@@ -285,5 +301,13 @@ mod tests {
             assert!(parse(reply).is_err(), "{:?}", String::from_utf8_lossy(reply));
         }
         assert!(parse(&[b'*'; MAX_LINE + 1]).is_err(), "an endless line");
+    }
+
+    #[test]
+    fn a_value_announced_longer_than_the_cap_is_refused_before_it_arrives() {
+        assert!(parse(b"*1\r\n$4000000000\r\n").is_err());
+        assert!(parse(format!("*1\r\n${}\r\n", MAX_BULK + 1).as_bytes()).is_err());
+        let at_cap = format!("*1\r\n${MAX_BULK}\r\n{}\r\n", "x".repeat(MAX_BULK));
+        assert_eq!(values(at_cap.as_bytes()), vec![Some(b"-".to_vec())]);
     }
 }

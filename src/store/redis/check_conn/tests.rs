@@ -93,7 +93,7 @@ async fn concurrent_checks_each_get_their_own_answer_and_a_killed_server_fails_t
             let i = n % 400;
             let command = mget(&[&format!("k{i}"), "absent"]);
             let values = connection
-                .send(&command)
+                .send(&command, 2)
                 .expect("a free slot")
                 .await
                 .expect("answered");
@@ -108,11 +108,11 @@ async fn concurrent_checks_each_get_their_own_answer_and_a_killed_server_fails_t
     // A check given up before its answer frees its slot when the answer comes: all
     // 4096 slots can be taken again afterwards.
     for _ in 0..SLOTS {
-        drop(connection.send(&mget(&["k1"])).expect("a free slot"));
+        drop(connection.send(&mget(&["k1"]), 1).expect("a free slot"));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let waiting: Vec<Pending> = (0..SLOTS)
-        .map(|_| connection.send(&mget(&["k1"])).expect("every slot free again"))
+        .map(|_| connection.send(&mget(&["k1"]), 1).expect("every slot free again"))
         .collect();
     for pending in waiting {
         assert_eq!(owned(&pending.await.unwrap()), vec![Some(b"1".to_vec())]);
@@ -124,11 +124,11 @@ async fn concurrent_checks_each_get_their_own_answer_and_a_killed_server_fails_t
         .arg(5000)
         .query_async::<()>(&mut seed)
         .await;
-    let waiting = connection.send(&mget(&["k2"])).expect("a free slot");
+    let waiting = connection.send(&mget(&["k2"]), 1).expect("a free slot");
     server.child.kill().unwrap();
     let error = waiting.await.expect_err("the server was killed");
     assert!(error.is_io_error() || error.is_connection_dropped(), "{error}");
-    let later = connection.send(&mget(&["k2"])).expect("answers at once").await;
+    let later = connection.send(&mget(&["k2"]), 1).expect("answers at once").await;
     assert!(later.is_err(), "a dead connection answers nothing");
     assert!(connection.is_dead());
 }
@@ -165,7 +165,7 @@ async fn checks_of_tasks_ready_together_go_out_in_one_write() {
         (0..CHECKS)
             .map(|_| {
                 let connection = connection.clone();
-                tokio::spawn(async move { connection.send(&mget(&["k"])).expect("a free slot").await })
+                tokio::spawn(async move { connection.send(&mget(&["k"]), 1).expect("a free slot").await })
             })
             .collect::<Vec<_>>()
     })
@@ -189,7 +189,7 @@ async fn check_reads(url: &str, key: &str) -> Option<Vec<u8>> {
         .await
         .expect("connects");
     let values = connection
-        .send(&mget(&[key]))
+        .send(&mget(&[key]), 1)
         .expect("a free slot")
         .await
         .expect("answered");
@@ -254,6 +254,86 @@ async fn the_handshake_authenticates_and_selects_the_urls_database() {
     let connection = CheckConnection::connect(&target, Duration::from_secs(2))
         .await
         .expect("nothing to refuse yet");
-    let answer = connection.send(&mget(&["k"])).expect("a free slot").await;
+    let answer = connection.send(&mget(&["k"]), 1).expect("a free slot").await;
     assert!(answer.is_err(), "an unauthenticated check must fail, not answer");
+}
+
+/// A hostile "Redis" on a free loopback port: it reads the first command, answers it
+/// with `reply`, then sends `filler` bytes until the client hangs up or `limit` bytes
+/// went out. Resolves to how many filler bytes were sent.
+async fn hostile_server(
+    reply: &'static [u8],
+    filler: u8,
+    limit: usize,
+) -> (u16, tokio::task::JoinHandle<usize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut command = [0u8; 1024];
+        let _ = socket.read(&mut command).await;
+        if socket.write_all(reply).await.is_err() {
+            return 0;
+        }
+        let chunk = vec![filler; 64 * 1024];
+        let mut sent = 0;
+        while sent < limit {
+            if socket.write_all(&chunk).await.is_err() {
+                break;
+            }
+            sent += chunk.len();
+        }
+        sent
+    });
+    (port, server)
+}
+
+async fn connect_to(port: u16) -> CheckConnection {
+    let target = Target::of_url(&format!("redis://127.0.0.1:{port}/")).expect("a TCP URL");
+    CheckConnection::connect(&target, Duration::from_secs(2))
+        .await
+        .expect("connects")
+}
+
+// A server announcing a 4 GB value must not make the reader buffer it: the length
+// alone is a protocol error, the connection is dropped and the check fails (a 503).
+#[tokio::test]
+async fn a_hostile_bulk_length_drops_the_connection_instead_of_buffering() {
+    let limit = 64 * 1024 * 1024;
+    let (port, server) = hostile_server(b"*1\r\n$4000000000\r\n", b'x', limit).await;
+    let connection = connect_to(port).await;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        connection.send(&mget(&["k"]), 1).expect("a free slot"),
+    )
+    .await
+    .expect("the check fails at once rather than waiting for 4 GB");
+    let error = answer.expect_err("no answer from a hostile server");
+    assert!(
+        error.is_io_error(),
+        "a dead connection, for the store to replace: {error}"
+    );
+    assert!(connection.is_dead());
+    let sent = tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the client hung up")
+        .unwrap();
+    assert!(sent < limit, "the client kept reading: {sent} bytes");
+}
+
+// An MGET of one key answered with two values is not the answer to that MGET: the
+// connection is dropped rather than the values read as answers.
+#[tokio::test]
+async fn an_mget_reply_with_more_values_than_keys_drops_the_connection() {
+    let (port, _server) = hostile_server(b"*2\r\n$1\r\n1\r\n$-1\r\n", b'\n', 0).await;
+    let connection = connect_to(port).await;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        connection.send(&mget(&["k"]), 1).expect("a free slot"),
+    )
+    .await
+    .expect("answered");
+    let error = answer.expect_err("two values for one key are a protocol error");
+    assert!(error.is_io_error(), "{error}");
+    assert!(connection.is_dead());
 }
