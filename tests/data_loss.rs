@@ -450,11 +450,18 @@ async fn a_stalled_loss_watch_costs_no_check_a_failure() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let prefix = support::unique_prefix();
     let store = server.store(&prefix);
-    store.revoke_token_of(&token(0), Some(&subject(0)), Duration::from_secs(600)).await.unwrap();
+    store
+        .revoke_token_of(&token(0), Some(&subject(0)), Duration::from_secs(600))
+        .await
+        .unwrap();
     let mut redis = server.client().get_multiplexed_async_connection().await.unwrap();
     // The watch finds a marker missing on its next read, and must write one: paused.
     let epoch = format!("{}:epoch", store.bucket_tag(store.bucket_of(&subject(0))));
-    let _: () = redis::cmd("DEL").arg(&epoch).query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(&epoch)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     let _: () = redis::cmd("CLIENT")
         .arg("PAUSE")
         .arg(2000)
@@ -475,7 +482,11 @@ async fn a_stalled_loss_watch_costs_no_check_a_failure() {
         // An idle replica: long enough between checks for the stall to be silence.
         tokio::time::sleep(Duration::from_millis(350)).await;
     }
-    let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     assert!(checks >= 4, "{checks}");
     let said = captured.text();
     assert!(

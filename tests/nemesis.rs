@@ -98,16 +98,15 @@ async fn nemesis(topology: Option<impl Topology>) {
         return; // skipped, and said why
     };
     let report: Report = run::run(topology, settings()).await;
-    let listed: Vec<String> = report.violations.iter().map(ToString::to_string).collect();
     assert!(
-        listed.is_empty(),
+        report.violations.is_empty(),
         "seed {} ({}={} reproduces the schedule), topology {}: {} violations:\n{}",
         report.seed,
         rng::SEED_VAR,
         report.seed,
         report.topology,
-        listed.len(),
-        listed.join("\n")
+        report.violations.len(),
+        checker::grouped(&report.violations).join("\n")
     );
 }
 

@@ -207,3 +207,47 @@ async fn pass(
     all.sort_by_key(|(store, _)| *store);
     all
 }
+
+/// The violations in a few lines: one per round, fault, kind, store and outcome, with
+/// how many of each scope, and one example.
+pub fn grouped(violations: &[Violation]) -> Vec<String> {
+    let mut groups: Vec<(String, Vec<&Violation>)> = Vec::new();
+    for violation in violations {
+        let outcome = violation.detail.split(';').next().unwrap_or_default();
+        let key = format!(
+            "{}, fault {}: {:?} by {} ({outcome})",
+            violation
+                .round
+                .map_or("end".to_owned(), |round| format!("round {round}")),
+            violation.fault,
+            violation.kind,
+            violation.store,
+        );
+        match groups.iter_mut().find(|(known, _)| *known == key) {
+            Some((_, members)) => members.push(violation),
+            None => groups.push((key, vec![violation])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(key, members)| {
+            let mut scopes = std::collections::BTreeMap::new();
+            for member in &members {
+                *scopes.entry(member.scope).or_insert(0) += 1;
+            }
+            let scopes: Vec<String> = scopes
+                .into_iter()
+                .map(|(scope, n)| match scope {
+                    Some(scope) => format!("{scope:?} {n}"),
+                    None => format!("{n}"),
+                })
+                .collect();
+            format!(
+                "{key}: {} [{}], e.g. {}",
+                members.len(),
+                scopes.join(", "),
+                members[0]
+            )
+        })
+        .collect()
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tower_jwt_revoke::store::{MirrorStore, RedisStore};
 
 use super::before_fault;
-use super::checker::{Named, Recovery, Violation, recover};
+use super::checker::{Named, Recovery, Violation, grouped, recover};
 use super::faults::{Fault, Schedule};
 use super::fleet::{Fleet, Load, Phase, Replica, named};
 use super::model::Model;
@@ -300,11 +300,14 @@ pub async fn run(mut topology: impl Topology, settings: Settings) -> Report {
         eprintln!(
             "nemesis {name} seed {seed} round {round} {fault}: {what}; {made} revoked right before{}; \
              Redis answering {answering:?} after; stores agreeing {converged:?} after that; {} violations",
-            if cold.is_some() { " (on warm and cold)" } else { "" },
+            cold.as_ref().map_or(String::new(), |cold| format!(
+                " (on warm and cold, prefix {})",
+                cold.prefix
+            )),
             violations.len(),
         );
-        for violation in &violations {
-            eprintln!("nemesis VIOLATION seed={seed} topology={name} {violation}");
+        for line in grouped(&violations) {
+            eprintln!("nemesis VIOLATION seed={seed} topology={name} {line}");
         }
         *report.faults.entry(fault).or_default() += 1;
         report.answering.push((fault, answering));
@@ -320,10 +323,11 @@ pub async fn run(mut topology: impl Topology, settings: Settings) -> Report {
     report.acknowledged = stats.acknowledged.load(Ordering::Relaxed);
     report.load_checks = stats.checks.load(Ordering::Relaxed);
     report.load_check_failures = stats.check_failures.load(Ordering::Relaxed);
-    for violation in stats.violations.lock().unwrap().iter() {
-        eprintln!("nemesis VIOLATION seed={seed} topology={name} (seen by the load) {violation}");
-        report.violations.push(violation.clone());
+    let seen = stats.violations.lock().unwrap().clone();
+    for line in grouped(&seen) {
+        eprintln!("nemesis VIOLATION seed={seed} topology={name} (seen by the load) {line}");
     }
+    report.violations.extend(seen);
 
     // At the end: stores started after the last fault, every binding revocation of the
     // warm deployment (a cold one is gone with its round).
@@ -351,8 +355,8 @@ pub async fn run(mut topology: impl Topology, settings: Settings) -> Report {
         Instant::now(),
     )
     .await;
-    for violation in &end.violations {
-        eprintln!("nemesis VIOLATION seed={seed} topology={name} {violation}");
+    for line in grouped(&end.violations) {
+        eprintln!("nemesis VIOLATION seed={seed} topology={name} {line}");
     }
     report.violations.extend(end.violations);
     eprintln!("{}", report.summary());

@@ -232,7 +232,9 @@ impl RedisStore {
                 // Believed only when this task ran about on time, as on the shared
                 // connection (`command.rs`); bounded all the same.
                 let behind = now.saturating_duration_since(round).saturating_sub(timeout);
-                if behind < timeout / 4 || now.saturating_duration_since(sent) >= timeout.saturating_mul(QUEUED_LIMIT) {
+                if behind < timeout / 4
+                    || now.saturating_duration_since(sent) >= timeout.saturating_mul(QUEUED_LIMIT)
+                {
                     tracing::debug!(what, "Redis stayed silent under an acknowledged write");
                     return Err(None);
                 }
