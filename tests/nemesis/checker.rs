@@ -49,6 +49,14 @@ impl fmt::Display for Violation {
     }
 }
 
+/// The fault a check follows: its round (`None`: the end of the run), its name, when
+/// it was injected.
+pub struct After<'a> {
+    pub round: Option<usize>,
+    pub fault: &'a str,
+    pub at: Instant,
+}
+
 /// A store the checker asks, by name.
 pub type Named = (String, Arc<dyn RevocationStore>);
 
@@ -74,12 +82,14 @@ pub async fn recover(
     stores: &[Named],
     bound: &[Bound],
     accepted: &[(RevocationQuery, String)],
-    window: Duration,
-    deadline: Duration,
-    round: Option<usize>,
-    fault: &str,
-    fault_at: Instant,
+    (window, deadline): (Duration, Duration),
+    after: After<'_>,
 ) -> Recovery {
+    let After {
+        round,
+        fault,
+        at: fault_at,
+    } = after;
     let started = Instant::now();
     let bound = Arc::new(bound.to_vec());
     let accepted = Arc::new(accepted.to_vec());

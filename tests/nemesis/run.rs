@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tower_jwt_revoke::store::{MirrorStore, RedisStore};
 
 use super::before_fault;
-use super::checker::{Named, Recovery, Violation, grouped, recover};
+use super::checker::{After, Named, Recovery, Violation, grouped, recover};
 use super::faults::{Fault, Schedule};
 use super::fleet::{Fleet, Load, Phase, Replica, named};
 use super::model::Model;
@@ -183,18 +183,12 @@ impl Deployment {
             .live(Duration::from_secs(15), Some(round), OLDER_SAMPLE, rng);
         let accepted = self.model.accepted.lock().unwrap().clone();
         let deadline = settings.window + DEADLINE;
-        let fault_name = fault.name();
-        recover(
-            stores,
-            &bound,
-            &accepted,
-            settings.window,
-            deadline,
-            Some(round),
-            fault_name,
-            fault_at,
-        )
-        .await
+        let after = After {
+            round: Some(round),
+            fault: fault.name(),
+            at: fault_at,
+        };
+        recover(stores, &bound, &accepted, (settings.window, deadline), after).await
     }
 }
 
@@ -344,17 +338,13 @@ pub async fn run(mut topology: impl Topology, settings: Settings) -> Report {
     let bound = warm.model.live(Duration::from_secs(15), None, 0, &mut rng);
     report.checked_at_end = bound.len();
     let accepted = warm.model.accepted.lock().unwrap().clone();
-    let end = recover(
-        &stores,
-        &bound,
-        &accepted,
-        settings.window,
-        settings.window,
-        None,
-        "none (end)",
-        Instant::now(),
-    )
-    .await;
+    let after = After {
+        round: None,
+        fault: "none (end)",
+        at: Instant::now(),
+    };
+    let window = (settings.window, settings.window);
+    let end = recover(&stores, &bound, &accepted, window, after).await;
     for line in grouped(&end.violations) {
         eprintln!("nemesis VIOLATION seed={seed} topology={name} {line}");
     }
