@@ -252,8 +252,16 @@ pub fn grouped(violations: &[Violation]) -> Vec<String> {
                     None => format!("{n}"),
                 })
                 .collect();
+            let acknowledged = members
+                .iter()
+                .filter(|member| member.detail.contains("Acknowledged"))
+                .count();
+            let acknowledged = match acknowledged {
+                0 => String::new(),
+                n => format!("; {n} acknowledged"),
+            };
             format!(
-                "{key}: {} [{}], e.g. {}",
+                "{key}: {} [{}{acknowledged}], e.g. {}",
                 members.len(),
                 scopes.join(", "),
                 members[0]
