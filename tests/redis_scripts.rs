@@ -11,10 +11,10 @@ mod support;
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
-const FEED: &str = include_str!("../src/store/redis/scripts/feed.lua");
-const MARK: &str = include_str!("../src/store/redis/scripts/mark.lua");
-const RAISE: &str = include_str!("../src/store/redis/scripts/raise.lua");
-const WRITE_BACK: &str = include_str!("../src/store/redis/scripts/write_back.lua");
+const FEED: &str = include_str!("../src/store/redis/write/scripts/feed.lua");
+const MARK: &str = include_str!("../src/store/redis/write/scripts/mark.lua");
+const RAISE: &str = include_str!("../src/store/redis/write/scripts/raise.lua");
+const WRITE_BACK: &str = include_str!("../src/store/redis/write/scripts/write_back.lua");
 const UNMARK: &str = include_str!("../src/store/redis/admin/unmark.lua");
 
 const HASH: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";

@@ -8,13 +8,13 @@ use ::redis::cluster::ClusterClientBuilder;
 use ::redis::sentinel::{SentinelClient, SentinelServerType};
 use deadpool_redis::{Config, ConnectionInfo, Manager, Pool, Runtime};
 
-use super::acknowledge::Acknowledgement;
-use super::check_conn::Target;
-use super::connection::{Backend, ClusterBackend, Connection};
-use super::layout::Layout;
+use super::connect::check::Target;
+use super::connect::sentinel::{SentinelManager, SentinelPool};
+use super::connect::shared::{Backend, ClusterBackend, Connection};
+use super::schema::layout::Layout;
 use super::schema::{DEFAULT_BUCKETS, MAX_BUCKETS, Schema};
-use super::scripts::Scripts;
-use super::sentinel::{SentinelManager, SentinelPool};
+use super::write::Scripts;
+use super::write::acknowledge::Acknowledgement;
 use super::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_MAX_LEN, DEFAULT_PREFIX, RedisStore,
     Settings,

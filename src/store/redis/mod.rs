@@ -25,56 +25,58 @@
 //!
 //! The version 1 schema (`{prefix}:t:{hash}`, one feed) is read and written too during
 //! an upgrade ([`RedisStoreBuilder::v1_transition`], [`RedisStore::migrate_v1`]).
+//!
+//! # In this folder, by concern
+//!
+//! | folder | holds | may use |
+//! |--------|-------|---------|
+//! | `connect/` | the shared connection, a cluster's or a server's, the checks' own RESP connection, Sentinel, pooled connections | `schema/` (the layout check) |
+//! | `schema/` | key names, the recorded layout, the v1 schema | `connect/`, `read/` |
+//! | `read/` | a check's `MGET`, reading keys node by node | `connect/`, `schema/` |
+//! | `write/` | the write scripts, acknowledged writes, write-back | `connect/`, `schema/` |
+//! | `durability/` | persistence settings, the epoch watch (loss detection) | `connect/`, `schema/` |
+//! | `admin/` | an operator's reads and writes (the command-line tool's) | all of the above |
+//!
+//! This file holds [`RedisStore`]; `checks_and_writes.rs` its
+//! [`RevocationStore`](crate::store::RevocationStore) implementation; `builder.rs` its
+//! builder. The [`MirrorStore`](crate::store::MirrorStore) uses the
+//! store through the few items re-exported here (`Conn`, `Kind`, `Targets`, `Lost`,
+//! `scan`), never its folders.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use deadpool_redis::Pool;
 
-use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
-use crate::key::RevocationKey;
+use super::StoreError;
 
-mod acknowledge;
 mod admin;
 mod builder;
-mod check;
-mod check_conn;
-mod command;
-mod conn;
-mod connect_error;
-mod connection;
-mod epoch;
-mod exclusive;
-mod key_names;
-mod layout;
-mod legacy;
-mod persistence;
-pub(crate) mod scan;
+mod checks_and_writes;
+mod connect;
+mod durability;
+mod read;
 pub mod schema;
-mod scripts;
-mod sentinel;
-mod write_back;
+mod write;
 
-pub use self::acknowledge::{Acknowledgement, DEFAULT_ACK_TIMEOUT};
 pub use self::admin::{Page, Record, RecordKind, Stats};
 pub use self::builder::RedisStoreBuilder;
-use self::check::{CheckReply, answer_of, check_keys, give_command, reply_values, take_command};
-use self::command::Budget;
-pub(crate) use self::conn::{Conn, Node};
-use self::connection::Connection;
-use self::epoch::LossWatch;
-pub use self::epoch::{DataLoss, LOSS_CHECK_INTERVAL};
-pub use self::legacy::MigrationReport;
-pub(crate) use self::legacy::V1;
-pub use self::persistence::{Persistence, PersistenceSource};
+pub(crate) use self::connect::conn::{Conn, Node};
+use self::connect::shared::Connection;
+use self::durability::epoch::LossWatch;
+pub use self::durability::epoch::{DataLoss, LOSS_CHECK_INTERVAL};
+pub use self::durability::persistence::{Persistence, PersistenceSource};
+pub(crate) use self::read::scan;
+pub use self::schema::v1::MigrationReport;
+pub(crate) use self::schema::v1::V1;
 pub use self::schema::{DEFAULT_BUCKETS, MAX_BUCKETS};
 pub(crate) use self::schema::{Kind, Schema};
-use self::scripts::Scripts;
-pub(crate) use self::scripts::Targets;
-pub(crate) use self::write_back::Lost;
+use self::write::Scripts;
+pub(crate) use self::write::Targets;
+pub use self::write::acknowledge::{Acknowledgement, DEFAULT_ACK_TIMEOUT};
+pub(crate) use self::write::write_back::Lost;
 
 /// The key prefix unless configured.
 pub const DEFAULT_PREFIX: &str = "revoked";
@@ -255,140 +257,5 @@ impl RedisStore {
             .connection
             .cluster()
             .map(|cluster| cluster.seeds.as_slice())
-    }
-}
-
-#[async_trait]
-impl RevocationStore for RedisStore {
-    /// One `MGET` of the bucket the token is checked in (one slot, one node); during a
-    /// v1 transition the same `MGET` also reads the v1 keys (a single server).
-    async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
-        let schema = self.schema();
-        let bucket = self.bucket_for(&query.token, query.subject.as_ref());
-        let mut scratch = take_command();
-        let v1 = self.v1();
-        let keys = check_keys(query).count() * if v1.is_some() { 2 } else { 1 };
-        check_conn::push_array_len(&mut scratch.packed, keys + 1);
-        check_conn::push_bulk(&mut scratch.packed, b"MGET");
-        for (kind, hash) in check_keys(query) {
-            scratch.key.clear();
-            schema.push_key_of(&mut scratch.key, bucket, kind, hash);
-            scratch.mget.arg(scratch.key.as_str());
-            check_conn::push_bulk(&mut scratch.packed, scratch.key.as_bytes());
-        }
-        if let Some(v1) = &v1 {
-            for (kind, hash) in check_keys(query) {
-                let key = v1.key(kind, hash);
-                check_conn::push_bulk(&mut scratch.packed, key.as_bytes());
-                scratch.mget.arg(key);
-            }
-        }
-        let (mget, packed) = (&scratch.mget, scratch.packed.as_slice());
-        let reply: Result<CheckReply, StoreError> = self
-            .run_on("Redis revocation lookup failed", Budget::Check, bucket, |live| {
-                // Sent now, on the check connection when there is one with a slot free.
-                let pending = live.check.as_ref().and_then(|check| check.send(packed, keys));
-                let mut connection = live.connection.clone();
-                async move {
-                    match pending {
-                        Some(pending) => pending.await.map(CheckReply::Values),
-                        None => mget.query_async(&mut connection).await.map(CheckReply::Value),
-                    }
-                }
-            })
-            .await;
-        give_command(scratch);
-        match reply? {
-            CheckReply::Values(values) => answer_of(query, v1.is_some(), &mut values.iter().map(Ok)),
-            CheckReply::Value(value) => answer_of(query, v1.is_some(), &mut reply_values(&value)?),
-        }
-    }
-
-    /// Redis's own timing: a check fails when Redis stays silent for the command
-    /// timeout, not when it waited behind a burst queued in this process (bounded at
-    /// a few command timeouts while Redis keeps answering others).
-    async fn lookup_within(&self, query: &RevocationQuery, _timeout: Duration) -> Result<Lookup, StoreError> {
-        self.lookup(query).await
-    }
-
-    fn name(&self) -> &'static str {
-        "redis"
-    }
-
-    /// A `PING`; on a cluster, one to every master, so that a master whose buckets
-    /// cannot be checked makes the store not ready (the log names it).
-    async fn health(&self) -> super::StoreHealth {
-        let ping = self
-            .run("Redis PING failed", Budget::Check, 0, |mut connection| async move {
-                ::redis::cmd("PING").query_async::<String>(&mut connection).await
-            })
-            .await;
-        let loss = self.data_loss();
-        let ping = match ping {
-            Ok(_) if self.is_cluster() => self.ping_every_master().await,
-            other => other.map(drop),
-        };
-        let health = match ping {
-            Ok(_) => super::StoreHealth {
-                reachable: Some(true),
-                ..super::StoreHealth::ready("redis")
-            },
-            Err(error) => super::StoreHealth {
-                reachable: Some(false),
-                ..super::StoreHealth::not_ready("redis", error.to_string())
-            },
-        };
-        super::StoreHealth {
-            data_losses: (loss.detected > 0).then_some(loss.detected),
-            written_back: (loss.written_back > 0).then_some(loss.written_back),
-            ..health
-        }
-    }
-
-    /// Not knowing the token's subject, nor so which bucket it is checked in, writes the
-    /// marker to every bucket; the [`Revoker`](crate::Revoker) calls
-    /// [`revoke_token_of`](RevocationStore::revoke_token_of) instead, one write.
-    async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.mark(Targets::Every, Kind::Token, token, ttl).await
-    }
-
-    /// One write, to the bucket the token is checked in.
-    async fn revoke_token_of(
-        &self,
-        token: &RevocationKey,
-        subject: Option<&RevocationKey>,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let bucket = self.bucket_for(token, subject);
-        self.mark(Targets::One(bucket), Kind::Token, token, ttl).await
-    }
-
-    /// A copy in every bucket: the tokens of the session are checked in their subject's
-    /// bucket, which the `sid` does not tell.
-    async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.mark(Targets::Every, Kind::Session, session, ttl).await
-    }
-
-    async fn raise_subject_watermark(
-        &self,
-        subject: &RevocationKey,
-        issued_until: u64,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let bucket = self.bucket_of(subject);
-        self.raise(Targets::One(bucket), Kind::Subject, subject, issued_until, ttl)
-            .await
-    }
-
-    /// A copy in every bucket, so that every check still reads one bucket.
-    async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
-        self.raise(
-            Targets::Every,
-            Kind::Global,
-            &RevocationKey::ZERO,
-            issued_until,
-            ttl,
-        )
-        .await
     }
 }

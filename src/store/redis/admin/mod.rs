@@ -3,6 +3,10 @@
 //! revocation with its change-feed event, and restoring records from a backup. The
 //! command-line tool (`tower-jwt-revoke`, package `tower-jwt-revoke-cli`) is built on
 //! these, so that it never re-implements the key schema.
+//!
+//! May use: every other folder of the store. Used by: nothing inside the crate; the
+//! command-line tool and operators' code, through [`RedisStore`](super::RedisStore)'s
+//! methods.
 
 mod record;
 mod scan;

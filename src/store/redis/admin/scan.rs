@@ -4,7 +4,7 @@
 use super::Record;
 use crate::key::RevocationKey;
 use crate::store::StoreError;
-use crate::store::redis::scan::{Scanned, read_keys, scan_step};
+use crate::store::redis::read::scan::{Scanned, read_keys, scan_step};
 use crate::store::redis::{Conn, Kind, Node, RedisStore, V1};
 
 /// One page of [`RedisStore::scan_page`]: the records found, and where to go on.
@@ -134,7 +134,8 @@ impl RedisStore {
 
     /// Every master's v2 keys, then the v1 keys while the transition is on.
     async fn passes(&self, connection: &mut Conn) -> Result<Vec<Pass>, StoreError> {
-        let masters = crate::store::redis::scan::bounded(self.bulk_timeout(), connection.masters()).await?;
+        let masters =
+            crate::store::redis::read::scan::bounded(self.bulk_timeout(), connection.masters()).await?;
         let pattern = self.schema().pattern(None);
         let mut passes: Vec<Pass> = masters
             .into_iter()

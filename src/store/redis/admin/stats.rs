@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::{Record, RecordKind};
 use crate::key::RevocationKey;
 use crate::store::StoreError;
-use crate::store::redis::command::Budget;
-use crate::store::redis::scan::bounded;
+use crate::store::redis::connect::command::Budget;
+use crate::store::redis::read::scan::bounded;
 use crate::store::redis::{Conn, Node, RedisStore};
 
 /// How many keys one `SCAN` step of [`RedisStore::stats`] looks at.

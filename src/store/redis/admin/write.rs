@@ -9,15 +9,15 @@ use futures_util::future::join_all;
 use super::Record;
 use crate::key::RevocationKey;
 use crate::store::StoreError;
-use crate::store::redis::command::Budget;
-use crate::store::redis::scripts::{Targets, WriteKeys};
+use crate::store::redis::connect::command::Budget;
+use crate::store::redis::write::{Targets, WriteKeys};
 use crate::store::redis::{Kind, RedisStore};
 
 /// `feed.lua`, then the removal that ends with its `feed` call.
 static UNMARK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{}{}",
-        include_str!("../scripts/feed.lua"),
+        include_str!("../write/scripts/feed.lua"),
         include_str!("unmark.lua")
     ))
 });

@@ -1,8 +1,8 @@
 //! The store's public names for its Redis keys (see the `schema` module for what
 //! each holds), for operators and for services in other languages.
 
-use super::RedisStore;
 use crate::key::RevocationKey;
+use crate::store::redis::RedisStore;
 
 impl RedisStore {
     /// The key prefix.

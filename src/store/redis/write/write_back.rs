@@ -14,20 +14,20 @@ use std::time::Duration;
 use ::redis::Script;
 use futures_util::future::join_all;
 
-use super::RedisStore;
-use super::conn::Conn;
-use super::scan::bounded;
-use super::schema::Kind;
-use super::scripts::{invocation, ttl_ms};
 use crate::key::RevocationKey;
 use crate::store::StoreError;
+use crate::store::redis::RedisStore;
+use crate::store::redis::connect::conn::Conn;
+use crate::store::redis::read::scan::bounded;
+use crate::store::redis::schema::Kind;
+use crate::store::redis::write::{invocation, ttl_ms};
 
 const FEED: &str = include_str!("scripts/feed.lua");
 const GUARD: &str = include_str!("scripts/write_back.lua");
 const MARK: &str = include_str!("scripts/mark.lua");
 
 /// The write-back of a marker: skipped when its tombstone says it was lifted.
-pub(super) fn marker_script() -> Script {
+pub(crate) fn marker_script() -> Script {
     Script::new(&format!("{FEED}{GUARD}{MARK}"))
 }
 

@@ -67,6 +67,19 @@
 //!
 //! The prefix must not contain `{` or `}` (it sits inside the hash tag).
 
+//!
+//! # In this folder
+//!
+//! The key names (`mod.rs`), the store's public names for them (`names.rs`), the layout
+//! recorded beside a blocklist so that a store with another bucket count is refused
+//! (`layout.rs`), and the version 1 schema kept for upgrades (`v1.rs`). May use:
+//! `connect/` and `read/` (the v1 migration reads keys node by node). Used by: every
+//! other part of the store, and the mirror.
+
+pub(crate) mod layout;
+mod names;
+pub(crate) mod v1;
+
 use crate::key::RevocationKey;
 
 /// The number of buckets unless configured.

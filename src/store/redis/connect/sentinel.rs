@@ -18,7 +18,7 @@ use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleR
 use tokio::sync::Mutex;
 
 /// A pool of connections to the master the Sentinels name.
-pub(super) type SentinelPool = managed::Pool<SentinelManager>;
+pub(crate) type SentinelPool = managed::Pool<SentinelManager>;
 
 /// How many connect timeouts connecting through Sentinel may take as a whole: asking
 /// the Sentinels (one after the other, when the first do not answer), then the master.
@@ -26,7 +26,7 @@ const SENTINEL_HANDSHAKE: u32 = 3;
 
 /// A connection from `pool` within the handshake's time, or what failed (and why, when
 /// the pool said).
-pub(super) async fn get(
+pub(crate) async fn get(
     pool: &SentinelPool,
     connect_timeout: Duration,
 ) -> Result<Object<SentinelManager>, (&'static str, Option<PoolError<RedisError>>)> {
@@ -39,7 +39,7 @@ pub(super) async fn get(
 
 /// Makes connections to the master the Sentinels name, and keeps only those still
 /// talking to a master.
-pub(super) struct SentinelManager {
+pub(crate) struct SentinelManager {
     /// Locked while one connection is being made: the client caches its connections to
     /// the Sentinels, and asks them one after the other.
     client: Mutex<SentinelClient>,
@@ -47,7 +47,7 @@ pub(super) struct SentinelManager {
 }
 
 impl SentinelManager {
-    pub(super) fn new(client: SentinelClient, config: AsyncConnectionConfig) -> Self {
+    pub(crate) fn new(client: SentinelClient, config: AsyncConnectionConfig) -> Self {
         Self {
             client: Mutex::new(client),
             config,

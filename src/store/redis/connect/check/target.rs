@@ -57,7 +57,7 @@ impl Target {
 
     /// A socket to the server, authenticated and on the right database, within
     /// `timeout` as a whole.
-    pub(super) async fn connect(&self, timeout: Duration) -> Result<TcpStream, RedisError> {
+    pub(crate) async fn connect(&self, timeout: Duration) -> Result<TcpStream, RedisError> {
         tokio::time::timeout(timeout, self.handshake())
             .await
             .map_err(|_| RedisError::from((ErrorKind::Io, "timed out making the Redis check connection")))?

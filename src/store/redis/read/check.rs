@@ -10,8 +10,8 @@ use std::cell::RefCell;
 
 use ::redis::{Cmd, Value};
 
-use super::Kind;
 use crate::key::RevocationKey;
+use crate::store::redis::Kind;
 use crate::store::{Lookup, RevocationQuery, StoreError};
 
 /// How many spare commands a thread keeps: about as many as checks in flight on it.
@@ -20,7 +20,7 @@ const SPARE: usize = 64;
 /// The keys one check reads in one schema, as a kind and its hash (the token's, for the
 /// global watermark, which has none): token, global, then session and subject when
 /// the query has them.
-pub(super) fn check_keys(query: &RevocationQuery) -> impl Iterator<Item = (Kind, &RevocationKey)> {
+pub(crate) fn check_keys(query: &RevocationQuery) -> impl Iterator<Item = (Kind, &RevocationKey)> {
     [
         Some((Kind::Token, &query.token)),
         Some((Kind::Global, &query.token)),
@@ -33,15 +33,15 @@ pub(super) fn check_keys(query: &RevocationQuery) -> impl Iterator<Item = (Kind,
 
 /// An `MGET` being built (for redis-rs, and packed for the check connection), and the
 /// buffer its keys are written in.
-pub(super) struct Scratch {
-    pub(super) mget: Cmd,
-    pub(super) packed: Vec<u8>,
-    pub(super) key: String,
+pub(crate) struct Scratch {
+    pub(crate) mget: Cmd,
+    pub(crate) packed: Vec<u8>,
+    pub(crate) key: String,
 }
 
 /// A check's reply: read by the check connection, or parsed by redis-rs.
-pub(super) enum CheckReply {
-    Values(super::check_conn::Values),
+pub(crate) enum CheckReply {
+    Values(crate::store::redis::connect::check::Values),
     Value(Value),
 }
 
@@ -54,7 +54,7 @@ thread_local! {
 
 /// An empty `MGET`: a spare one, or a new one sized for a check during a v1 transition
 /// (eight keys of up to 200 bytes).
-pub(super) fn take_command() -> Scratch {
+pub(crate) fn take_command() -> Scratch {
     let spare = SPARE_COMMANDS.try_with(|spare| spare.try_borrow_mut().ok()?.pop());
     let mut scratch = spare.ok().flatten().unwrap_or_else(|| Scratch {
         mget: Cmd::with_capacity(9, 2048),
@@ -67,7 +67,7 @@ pub(super) fn take_command() -> Scratch {
 
 /// Keeps `scratch` for a later check on this thread (unless enough are spare already).
 /// One lost with a check that was given up costs only its allocation, the next time.
-pub(super) fn give_command(mut scratch: Scratch) {
+pub(crate) fn give_command(mut scratch: Scratch) {
     scratch.mget.clear();
     scratch.packed.clear();
     scratch.key.clear();
@@ -82,10 +82,10 @@ pub(super) fn give_command(mut scratch: Scratch) {
 
 /// One value of an `MGET` reply: a string, nothing (a key that is not there), or an
 /// error (a value of another type: never read as "not revoked").
-pub(super) type Field<'a> = Result<Option<&'a [u8]>, StoreError>;
+pub(crate) type Field<'a> = Result<Option<&'a [u8]>, StoreError>;
 
 /// The values of an `MGET` reply redis-rs parsed, in key order.
-pub(super) fn reply_values(reply: &Value) -> Result<impl Iterator<Item = Field<'_>>, StoreError> {
+pub(crate) fn reply_values(reply: &Value) -> Result<impl Iterator<Item = Field<'_>>, StoreError> {
     match reply {
         Value::Array(values) => Ok(values.iter().map(|value| match value {
             Value::Nil => Ok(None),
@@ -110,7 +110,7 @@ fn text<'a>(value: Option<Field<'a>>) -> Field<'a> {
 
 /// The answer of a check's reply: one schema's, or (during a v1 transition) the union of
 /// both schemas', in [`check_keys`] order.
-pub(super) fn answer_of<'a>(
+pub(crate) fn answer_of<'a>(
     query: &RevocationQuery,
     with_v1: bool,
     values: &mut impl Iterator<Item = Field<'a>>,

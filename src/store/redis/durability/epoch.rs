@@ -34,11 +34,11 @@ use std::time::{Duration, Instant};
 use ::redis::Script;
 use futures_util::future::join_all;
 
-use super::conn::Conn;
-use super::scan::bounded;
-use super::schema::Schema;
-use super::{RedisStore, Shared};
 use crate::store::StoreError;
+use crate::store::redis::connect::conn::Conn;
+use crate::store::redis::read::scan::bounded;
+use crate::store::redis::schema::Schema;
+use crate::store::redis::{RedisStore, Shared};
 use crate::telemetry;
 
 /// How often a store reads the epoch markers: well within a mirror's default staleness
@@ -65,7 +65,7 @@ pub struct DataLoss {
 }
 
 /// The epoch markers a store knows, and what it noticed.
-pub(super) struct LossWatch {
+pub(crate) struct LossWatch {
     script: Script,
     known: Mutex<Vec<Known>>,
     detected: AtomicU64,
@@ -83,7 +83,7 @@ pub(super) struct LossWatch {
 const SAME_LOSS: Duration = Duration::from_secs(2);
 
 impl LossWatch {
-    pub(super) fn new(buckets: u32) -> Self {
+    pub(crate) fn new(buckets: u32) -> Self {
         Self {
             script: Script::new(EPOCH),
             known: Mutex::new(vec![Known::default(); usize::try_from(buckets).unwrap_or(1)]),
@@ -95,7 +95,7 @@ impl LossWatch {
         }
     }
 
-    pub(super) fn report(&self) -> DataLoss {
+    pub(crate) fn report(&self) -> DataLoss {
         DataLoss {
             detected: self.detected.load(Ordering::Acquire),
             since_last: lock(&self.last).map(|at| at.elapsed()),
@@ -119,7 +119,7 @@ impl LossWatch {
     }
 
     /// Notes a loss of `buckets`, found by the store or by a mirror's feed.
-    pub(super) fn lost(&self, buckets: &[u32], store: &'static str, prefix: &str, why: &'static str) {
+    pub(crate) fn lost(&self, buckets: &[u32], store: &'static str, prefix: &str, why: &'static str) {
         if buckets.is_empty() {
             return;
         }
@@ -167,7 +167,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl RedisStore {
     /// Starts the store's watch (the persistence check, the epoch markers) when a Tokio
     /// runtime is there to run it; it ends with the last clone of the store.
-    pub(super) fn watch_in_background(&self) {
+    pub(crate) fn watch_in_background(&self) {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(watch(Arc::downgrade(&self.shared), self.shared.detect_data_loss));
         }
@@ -309,7 +309,7 @@ async fn read_markers(
 /// The store's background watch, while a clone of it lives, on a connection of its own:
 /// the persistence check once (tried again until Redis answers it), the blocklist's
 /// registration, then the epoch markers every [`LOSS_CHECK_INTERVAL`].
-pub(super) async fn watch(shared: Weak<Shared>, detect_loss: bool) {
+pub(crate) async fn watch(shared: Weak<Shared>, detect_loss: bool) {
     let mut persistence_checked = false;
     let mut backoff = RETRY_FIRST;
     let mut connection: Option<Conn> = None;

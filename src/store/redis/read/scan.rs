@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use ::redis::{RedisError, Value};
 
-use super::{Conn, Node};
 use crate::store::StoreError;
+use crate::store::redis::{Conn, Node};
 
 /// A key `SCAN` found, with what it held when read: `value` is `None` when the key
 /// went away meanwhile; `pttl_ms` is `PTTL`'s answer (`-1`: no TTL, `-2`: gone).
@@ -103,10 +103,10 @@ pub(crate) async fn bounded<T>(
     }
 }
 
-impl super::RedisStore {
+impl crate::store::redis::RedisStore {
     /// `PING`s every master of a cluster, each within the command timeout; fails at
     /// the first that does not answer (the log names it).
-    pub(super) async fn ping_every_master(&self) -> Result<(), StoreError> {
+    pub(crate) async fn ping_every_master(&self) -> Result<(), StoreError> {
         let timeout = self.command_timeout();
         let shared = &*self.shared;
         let (live, _) = shared.connection.get(shared.schema.prefix()).await?;

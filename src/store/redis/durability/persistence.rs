@@ -9,15 +9,15 @@ use std::fmt;
 
 use ::redis::{RedisError, Value};
 
-use super::RedisStore;
-use super::conn::{Conn, Node};
 use crate::store::StoreError;
+use crate::store::redis::RedisStore;
+use crate::store::redis::connect::conn::{Conn, Node};
 
 /// How many command timeouts the whole check may take: a few round trips per master.
 const CHECK_BUDGET: u32 = 10;
 
 /// What one Redis server keeps of its data when it restarts, as the store read it
-/// ([`RedisStore::persistence`](super::RedisStore::persistence)).
+/// ([`RedisStore::persistence`](crate::store::redis::RedisStore::persistence)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Persistence {
@@ -79,7 +79,7 @@ impl fmt::Display for Persistence {
 }
 
 /// Reads the persistence settings of `node`.
-pub(super) async fn read(connection: &mut Conn, node: &Node) -> Result<Persistence, RedisError> {
+pub(crate) async fn read(connection: &mut Conn, node: &Node) -> Result<Persistence, RedisError> {
     let mut config = ::redis::cmd("CONFIG");
     // One pattern per `CONFIG GET`: servers before 7.0 take only one.
     let mut settings = HashMap::new();
@@ -140,7 +140,7 @@ fn pairs(value: Value) -> Vec<(String, String)> {
 
 /// Reads every master's settings and warns (once: the caller runs this once per store)
 /// when a restart would lose revocations. Answers the settings of each master.
-pub(super) async fn check(
+pub(crate) async fn check(
     connection: &mut Conn,
     prefix: &str,
 ) -> Result<Vec<(Node, Persistence)>, RedisError> {
@@ -177,7 +177,7 @@ impl RedisStore {
     }
 
     /// The check at start: reads and warns.
-    pub(super) async fn check_persistence(&self) -> Result<(), StoreError> {
+    pub(crate) async fn check_persistence(&self) -> Result<(), StoreError> {
         let found = self.read_persistence(true).await?;
         let append_only = found.iter().all(|(_, persistence)| persistence.append_only);
         self.check_acknowledgement(append_only).await

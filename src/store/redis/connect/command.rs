@@ -6,21 +6,21 @@ use std::time::{Duration, Instant};
 
 use ::redis::RedisError;
 
-use super::RedisStore;
-use super::conn::Conn;
-use super::connection::{Age, Live};
 use crate::store::StoreError;
+use crate::store::redis::RedisStore;
+use crate::store::redis::connect::conn::Conn;
+use crate::store::redis::connect::shared::{Age, Live};
 
 /// How many command timeouts a command may wait while its connection keeps answering
 /// the commands ahead of it. Such a wait is a queue in this process (a burst, a busy
 /// machine), not Redis failing, and the caller's own bound decides how long it may be
 /// (the layer's check timeout, the [`Revoker`](crate::Revoker)'s); this limit only
 /// keeps a direct caller from waiting without end.
-pub(super) const QUEUED_LIMIT: u32 = 10;
+pub(crate) const QUEUED_LIMIT: u32 = 10;
 
 /// How much time a retry on a fresh connection gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Budget {
+pub(crate) enum Budget {
     /// What is left of the first try's command timeout: a check has the layer's
     /// timer running and must be answered (or not) within it.
     Check,
@@ -55,7 +55,7 @@ impl RedisStore {
     /// commands for its buckets while the other masters keep answering theirs; and
     /// the connection is replaced then (at most once a second), so that a master failed
     /// over while frozen does not keep its buckets failing.
-    pub(super) async fn run<T, F, Fut>(
+    pub(crate) async fn run<T, F, Fut>(
         &self,
         what: &'static str,
         budget: Budget,
@@ -72,7 +72,7 @@ impl RedisStore {
 
     /// [`run`](Self::run), for a command that needs more of the connection than its
     /// multiplexed part (a check, which goes to the check connection when there is one).
-    pub(super) async fn run_on<T, F, Fut>(
+    pub(crate) async fn run_on<T, F, Fut>(
         &self,
         what: &'static str,
         budget: Budget,
@@ -206,7 +206,7 @@ fn later(at: Instant, after: Duration) -> tokio::time::Instant {
 /// `READONLY` is one: the node is a replica now (a master demoted by a Sentinel
 /// failover), and a fresh connection goes to the new master. (A cluster's connection
 /// follows that by itself, and never comes here with it.)
-pub(super) fn is_dead_connection(error: &RedisError) -> bool {
+pub(crate) fn is_dead_connection(error: &RedisError) -> bool {
     !error.is_timeout()
         && (error.is_io_error()
             || error.is_connection_dropped()

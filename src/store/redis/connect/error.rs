@@ -7,20 +7,20 @@ use crate::store::StoreError;
 
 /// A failure to connect, shared by everyone who waited for that connection.
 #[derive(Clone)]
-pub(super) struct ConnectError {
+pub(crate) struct ConnectError {
     context: &'static str,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl ConnectError {
-    pub(super) fn new(
+    pub(crate) fn new(
         context: &'static str,
         source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
         Self { context, source }
     }
 
-    pub(super) fn into_store_error(self) -> StoreError {
+    pub(crate) fn into_store_error(self) -> StoreError {
         match self.source {
             Some(source) => StoreError::new(self.context, Shared(source)),
             None => StoreError::msg(self.context),

@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
-use super::scan::{Scanned, read_keys, scan_step};
-use super::schema::{Kind, glob_escape};
-use super::scripts::{Targets, WriteKeys};
-use super::{Node, RedisStore};
 use crate::key::RevocationKey;
 use crate::store::StoreError;
+use crate::store::redis::read::scan::{Scanned, read_keys, scan_step};
+use crate::store::redis::schema::{Kind, glob_escape};
+use crate::store::redis::write::{Targets, WriteKeys};
+use crate::store::redis::{Node, RedisStore};
 
 /// How many keys one `SCAN` step of the migration brings at most.
 const BATCH: usize = 1000;
@@ -89,7 +89,7 @@ impl RedisStore {
     ///
     /// An upgrade loses no revocation when it goes:
     ///
-    /// 1. Deploy the new version with [`v1_transition(true)`](super::RedisStoreBuilder::v1_transition)
+    /// 1. Deploy the new version with [`v1_transition(true)`](crate::store::redis::RedisStoreBuilder::v1_transition)
     ///    on every replica. While replicas of the old version still run, they read and
     ///    write only v1; the new ones read both schemas in the same `MGET` and write
     ///    both, so every replica sees every revocation.

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use ::redis::Cmd;
 
-use super::conn::Conn;
-use super::schema::Schema;
+use crate::store::redis::connect::conn::Conn;
+use crate::store::redis::schema::Schema;
 
 /// What a store expects to find, and where.
 #[derive(Debug, Clone)]

@@ -9,17 +9,17 @@ use ::redis::cluster::ClusterClient;
 use deadpool_redis::Pool;
 use tokio::sync::watch;
 
-use super::check_conn::{CheckConnection, Target};
-use super::conn::Conn;
-use super::connect_error::ConnectError;
-use super::layout::{CheckFailed, Layout};
-use super::sentinel::{self, SentinelPool};
 use crate::store::StoreError;
+use crate::store::redis::connect::check::{CheckConnection, Target};
+use crate::store::redis::connect::conn::Conn;
+use crate::store::redis::connect::error::ConnectError;
+use crate::store::redis::connect::sentinel::{self, SentinelPool};
+use crate::store::redis::schema::layout::{CheckFailed, Layout};
 
 /// Where connections come from: one server's pool, the pool of the master Sentinel
 /// names, or a cluster client (whose one connection holds a multiplexed connection to
 /// each node and routes by slot).
-pub(super) enum Backend {
+pub(crate) enum Backend {
     Single(Pool),
     Sentinel(SentinelPool),
     Cluster(Box<ClusterBackend>),
@@ -27,24 +27,24 @@ pub(super) enum Backend {
 
 /// A cluster: the client the store's connections come from, and what a subscriber
 /// (a connection of its own, for wake-ups) is made from.
-pub(super) struct ClusterBackend {
-    pub(super) client: ClusterClient,
-    pub(super) seeds: Vec<String>,
+pub(crate) struct ClusterBackend {
+    pub(crate) client: ClusterClient,
+    pub(crate) seeds: Vec<String>,
 }
 
 /// How many connect timeouts connecting to a cluster may take as a whole.
 const CLUSTER_HANDSHAKE: u32 = 3;
 
 /// How long a cluster's connection serves before a silent node may replace it.
-pub(super) const CLUSTER_REFRESH_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const CLUSTER_REFRESH_AFTER: Duration = Duration::from_secs(1);
 
-/// The shared connection of a [`RedisStore`](super::RedisStore).
+/// The shared connection of a [`RedisStore`](crate::store::redis::RedisStore).
 ///
 /// A connection is made by a task of its own, whose result every caller waiting for it
 /// gets at once. Callers queued one behind the other on a lock would each need a turn
 /// of a busy runtime before the next could pass, and a cold start under a burst would
 /// spend the callers' timeouts on that queue.
-pub(super) struct Connection {
+pub(crate) struct Connection {
     inner: Arc<Inner>,
 }
 
@@ -74,10 +74,10 @@ type Attempt = Result<Live, ConnectError>;
 
 /// A connection in service.
 #[derive(Clone)]
-pub(super) struct Live {
-    pub(super) connection: Conn,
+pub(crate) struct Live {
+    pub(crate) connection: Conn,
     /// The checks' own connection to the same server, when it could be made.
-    pub(super) check: Option<CheckConnection>,
+    pub(crate) check: Option<CheckConnection>,
     /// Which connection this is: a failure reported late must not drop the one that
     /// has replaced it meanwhile.
     id: u64,
@@ -99,20 +99,20 @@ impl Live {
     }
 
     /// Notes that Redis answered a command for `bucket` on this connection.
-    pub(super) fn answered(&self, bucket: u32) {
+    pub(crate) fn answered(&self, bucket: u32) {
         self.clock(bucket)
             .fetch_max(nanos(self.epoch, Instant::now()), Ordering::Relaxed);
     }
 
     /// Whether Redis answered anything for `bucket` on this connection at or after
     /// `since`.
-    pub(super) fn answered_since(&self, bucket: u32, since: Instant) -> bool {
+    pub(crate) fn answered_since(&self, bucket: u32, since: Instant) -> bool {
         self.clock(bucket).load(Ordering::Relaxed) >= nanos(self.epoch, since)
     }
 
     /// Whether this is a cluster's connection, which reconnects to a node that fails
     /// with an error by itself, and is replaced only when a node falls silent.
-    pub(super) fn is_cluster(&self) -> bool {
+    pub(crate) fn is_cluster(&self) -> bool {
         self.connection.is_cluster()
     }
 }
@@ -124,13 +124,13 @@ fn nanos(epoch: Instant, at: Instant) -> u64 {
 /// Whether a connection was made for the caller that asked for it: a failure on a
 /// connection just made is Redis failing, not a connection gone stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Age {
+pub(crate) enum Age {
     Fresh,
     Reused,
 }
 
 impl Connection {
-    pub(super) fn new(
+    pub(crate) fn new(
         backend: Backend,
         connect_timeout: Duration,
         buckets: u32,
@@ -155,13 +155,13 @@ impl Connection {
         }
     }
 
-    pub(super) fn connect_timeout(&self) -> Duration {
+    pub(crate) fn connect_timeout(&self) -> Duration {
         self.inner.connect_timeout
     }
 
     /// Starts connecting now when a Tokio runtime is there to do it, so the first
     /// requests do not wait for the connection (nor queue behind its round trips).
-    pub(super) fn connect_in_background(&self, prefix: &str) {
+    pub(crate) fn connect_in_background(&self, prefix: &str) {
         if tokio::runtime::Handle::try_current().is_err() {
             return;
         }
@@ -172,7 +172,7 @@ impl Connection {
     }
 
     /// The shared connection, connecting when there is none.
-    pub(super) async fn get(&self, prefix: &str) -> Result<(Live, Age), StoreError> {
+    pub(crate) async fn get(&self, prefix: &str) -> Result<(Live, Age), StoreError> {
         let mut attempt = {
             let mut state = self.inner.lock();
             let pending = match &*state {
@@ -200,7 +200,7 @@ impl Connection {
 
     /// Drops the connection `live` after a failure, unless it has been replaced
     /// already, so the next command reconnects.
-    pub(super) fn discard(&self, live: &Live, why: &str) {
+    pub(crate) fn discard(&self, live: &Live, why: &str) {
         let mut state = self.inner.lock();
         if matches!(&*state, State::Ready(current) if current.id == live.id) {
             *state = State::Idle;
@@ -218,7 +218,7 @@ impl Connection {
     /// At most once per [`CLUSTER_REFRESH_AFTER`]: while the frozen master is still in
     /// the slot map (before the failover), each new connection meets the same silence,
     /// and reconnecting on every timed-out check would only add handshakes to it.
-    pub(super) fn refresh_cluster(&self, live: &Live, why: &str) {
+    pub(crate) fn refresh_cluster(&self, live: &Live, why: &str) {
         if live.is_cluster() && live.made.elapsed() >= CLUSTER_REFRESH_AFTER {
             self.discard(live, why);
         }
@@ -227,22 +227,22 @@ impl Connection {
     /// A connection of its own, for commands that block (`XREAD BLOCK`) or come in
     /// large numbers (a mirror's load), which would stall every request pipelined
     /// behind them on the shared one.
-    pub(super) async fn dedicated(&self) -> Result<Conn, StoreError> {
+    pub(crate) async fn dedicated(&self) -> Result<Conn, StoreError> {
         self.inner.take().await.map_err(ConnectError::into_store_error)
     }
 
     /// Where connections come from.
-    pub(super) fn backend(&self) -> &Backend {
+    pub(crate) fn backend(&self) -> &Backend {
         &self.inner.backend
     }
 
     /// The key layout every connection is checked against.
-    pub(super) fn layout(&self) -> &Layout {
+    pub(crate) fn layout(&self) -> &Layout {
         self.inner.layout()
     }
 
     /// The cluster's seeds and client, when the store is on a cluster.
-    pub(super) fn cluster(&self) -> Option<&ClusterBackend> {
+    pub(crate) fn cluster(&self) -> Option<&ClusterBackend> {
         match &self.inner.backend {
             Backend::Cluster(cluster) => Some(cluster),
             Backend::Single(_) | Backend::Sentinel(_) => None,

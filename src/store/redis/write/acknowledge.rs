@@ -20,7 +20,7 @@ use crate::store::StoreError;
 pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What a revocation waits for before it returns; see
-/// [`RedisStoreBuilder::acknowledge`](super::RedisStoreBuilder::acknowledge).
+/// [`RedisStoreBuilder::acknowledge`](crate::store::redis::RedisStoreBuilder::acknowledge).
 ///
 /// ```
 /// use std::time::Duration;
@@ -97,7 +97,7 @@ impl Acknowledgement {
     }
 
     /// Whether there is anything to wait for.
-    pub(super) fn is_needed(&self) -> bool {
+    pub(crate) fn is_needed(&self) -> bool {
         self.replicas > 0 || self.fsync
     }
 
@@ -110,7 +110,7 @@ impl Acknowledgement {
     /// answers `WAIT` when its timeout ends, so only a Redis that stopped answering
     /// altogether meets it. Every failure here comes after the writes were applied, and
     /// so is an [unacknowledged](StoreError::is_unacknowledged) one.
-    pub(super) async fn confirm<C: ConnectionLike>(
+    pub(crate) async fn confirm<C: ConnectionLike>(
         &self,
         connection: &mut C,
         guard: Duration,
@@ -176,9 +176,9 @@ fn refused_waitaof(error: RedisError) -> StoreError {
     )
 }
 
-impl super::RedisStore {
+impl crate::store::redis::RedisStore {
     /// What each revocation waits for, if anything (see
-    /// [`RedisStoreBuilder::acknowledge`](super::RedisStoreBuilder::acknowledge)).
+    /// [`RedisStoreBuilder::acknowledge`](crate::store::redis::RedisStoreBuilder::acknowledge)).
     pub fn acknowledgement(&self) -> Option<Acknowledgement> {
         self.shared.acknowledge
     }
@@ -186,7 +186,7 @@ impl super::RedisStore {
     /// At start, with an fsync acknowledgement: says once, at `error` level, when the
     /// server cannot give one (no `WAITAOF` before Redis 7.2, or no append-only file), so
     /// that every acknowledged revocation would fail.
-    pub(super) async fn check_acknowledgement(&self, append_only: bool) -> Result<(), StoreError> {
+    pub(crate) async fn check_acknowledgement(&self, append_only: bool) -> Result<(), StoreError> {
         if !self.acknowledgement().is_some_and(|ack| ack.fsync_required()) {
             return Ok(());
         }

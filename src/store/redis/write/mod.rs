@@ -2,6 +2,16 @@
 //! the revocation in one bucket and appends its event to that bucket's change feed (one
 //! slot: a cluster runs it on one node). A write to every bucket is one script per
 //! bucket, run concurrently.
+//!
+//! Here too: the writes confirmed by replicas or the append-only file
+//! (`acknowledge.rs`), and the writes a mirror makes to put back what Redis lost
+//! (`write_back.rs`).
+//!
+//! May use: `connect/` and `schema/`. Used by: the store's revocations, `admin/`
+//! (restores), the mirror (write-back).
+
+pub(crate) mod acknowledge;
+pub(crate) mod write_back;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -9,31 +19,31 @@ use std::time::Duration;
 use ::redis::{Script, ScriptInvocation};
 use futures_util::future::join_all;
 
-use super::RedisStore;
-use super::acknowledge::Acknowledgement;
-use super::command::{Budget, QUEUED_LIMIT, is_dead_connection};
-use super::schema::Kind;
+use self::acknowledge::Acknowledgement;
 use crate::key::RevocationKey;
 use crate::store::StoreError;
+use crate::store::redis::RedisStore;
+use crate::store::redis::connect::command::{Budget, QUEUED_LIMIT, is_dead_connection};
+use crate::store::redis::schema::Kind;
 
 /// `feed.lua` defines the `feed` function the others end with.
 const FEED: &str = include_str!("scripts/feed.lua");
 const MARK: &str = include_str!("scripts/mark.lua");
 const RAISE: &str = include_str!("scripts/raise.lua");
 
-pub(super) struct Scripts {
+pub(crate) struct Scripts {
     mark: Script,
-    pub(super) raise: Script,
+    pub(crate) raise: Script,
     /// A marker written back (see `write_back.rs`).
-    pub(super) write_back: Script,
+    pub(crate) write_back: Script,
 }
 
 impl Scripts {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             mark: Script::new(&format!("{FEED}{MARK}")),
             raise: Script::new(&format!("{FEED}{RAISE}")),
-            write_back: super::write_back::marker_script(),
+            write_back: crate::store::redis::write::write_back::marker_script(),
         }
     }
 }
@@ -246,7 +256,7 @@ impl RedisStore {
 
     /// `PUBLISH {prefix}:wake *`: every bucket has news. Best effort, as in the scripts:
     /// mirrors read every feed on their tick anyway.
-    pub(super) async fn announce_every_bucket(&self) {
+    pub(crate) async fn announce_every_bucket(&self) {
         let mut publish = ::redis::cmd("PUBLISH");
         publish.arg(self.schema().wake()).arg("*");
         let publish = &publish;
@@ -266,7 +276,7 @@ impl RedisStore {
 
 /// One script run: `keys` in one bucket's slot, then `args`, then the wake channel and
 /// the bucket's number.
-pub(super) fn invocation<'a>(
+pub(crate) fn invocation<'a>(
     script: &'a Script,
     keys: WriteKeys,
     args: &[String],
@@ -283,7 +293,7 @@ pub(super) fn invocation<'a>(
 }
 
 /// Whole milliseconds, rounded up, at least one (`PX 0` is an error).
-pub(super) fn ttl_ms(ttl: Duration) -> u64 {
+pub(crate) fn ttl_ms(ttl: Duration) -> u64 {
     let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     ms.saturating_add(u64::from(!ttl.subsec_nanos().is_multiple_of(1_000_000)))
         .max(1)

@@ -4,19 +4,19 @@
 
 use ::redis::aio::MultiplexedConnection;
 
-use super::connection::{Backend, Connection};
-use super::sentinel::{self, SentinelManager};
 use crate::store::StoreError;
+use crate::store::redis::connect::sentinel::{self, SentinelManager};
+use crate::store::redis::connect::shared::{Backend, Connection};
 
 /// A connection only one caller uses, back to its pool when dropped: for a write and
 /// the `WAIT` that must follow it on the same connection.
-pub(super) enum Exclusive {
+pub(crate) enum Exclusive {
     Single(deadpool_redis::Connection),
     Sentinel(deadpool::managed::Object<SentinelManager>),
 }
 
 impl Exclusive {
-    pub(super) fn connection(&mut self) -> &mut MultiplexedConnection {
+    pub(crate) fn connection(&mut self) -> &mut MultiplexedConnection {
         match self {
             Self::Single(connection) => connection,
             Self::Sentinel(connection) => connection,
@@ -26,7 +26,7 @@ impl Exclusive {
 
 impl Connection {
     /// A connection for one caller alone, from the pool (not on a cluster).
-    pub(super) async fn exclusive(&self) -> Result<Exclusive, StoreError> {
+    pub(crate) async fn exclusive(&self) -> Result<Exclusive, StoreError> {
         let timeout = self.connect_timeout();
         let timed_out = |_| StoreError::timeout("timed out connecting to Redis");
         match self.backend() {

@@ -1,0 +1,8 @@
+//! Reading the blocklist: a check's one `MGET` (`check.rs`: which keys, in which order,
+//! and what the reply means) and reading keys node by node for the bulk readers
+//! (`scan.rs`: the v1 migration, an operator's listing, a mirror's load of v1 keys).
+//!
+//! May use: `connect/` and `schema/`. Used by: the store's `lookup`, `admin/`, the mirror.
+
+pub(crate) mod check;
+pub(crate) mod scan;
