@@ -2,18 +2,18 @@
 """Draws the HTTP load results as an SVG: requests/s and p99 latency by mode.
 
     python3 benches/chart.py [benches/results/http_load.tsv] [BENCHMARKS.svg]
-    python3 benches/chart.py --peers benches/results/peers.txt [BENCHMARKS.svg]
-    python3 benches/chart.py --peers benches/results/peers.txt --targets benches/results/targets.tsv
+    python3 benches/chart.py --peers benches/results/peers-2026-12-04.txt --targets benches/results/targets.tsv
 
 With --targets, a third panel draws each performance target of issue 11 as measured
 against its limit (columns: target, measured, limit, better = lower|higher, unit,
 source): a bar per target, scaled so that the limit sits on one line, green where it is
 met and red where it is missed.
 
-Reads the TSV written by benches/http_load.sh (columns: mode, req_per_s, p50_ms,
-p99_ms, ...), or with --peers the `RESULT peer=...` lines of ../shared/peers/bench.sh
-runs (the peer names of its README: rust-naive-noredis, rust-naive, ours-memory,
-ours-redis, ours-mirror), drawing each server's median over its runs. Standard library
+Reads the TSV written by benches/http_load.sh (columns: mode, req_per_s, p99_ms, ...,
+and round when there are several), or with --peers the `RESULT peer=...` lines of the
+earlier peer rig's runs kept in benches/results/ (peer names rust-naive-noredis,
+rust-naive, ours-memory, ours-redis, ours-mirror: the same five servers as
+http_load.sh's modes), drawing each server's median over its runs. Standard library
 only.
 """
 
@@ -31,16 +31,8 @@ COLORS = {
     "redis": "#d62728",
 }
 LABELS = {
-    "baseline": "baseline (jsonwebtoken only)",
-    "baseline_redis": "baseline + hand-written GET",
-    "memory": "layer + InMemoryStore",
-    "mirror": "layer + MirrorStore",
-    "redis": "layer + RedisStore",
-}
-
-PEER_LABELS = {
-    "baseline": "rust-naive-noredis (no revocation)",
-    "baseline_redis": "rust-naive (hand-written GET)",
+    "baseline": "hand-written, no revocation",
+    "baseline_redis": "hand-written, one Redis GET",
     "memory": "axum_logout, InMemoryStore",
     "mirror": "axum_logout, MirrorStore",
     "redis": "axum_logout, RedisStore",
@@ -57,24 +49,25 @@ PEER_MODES = {
 
 
 def read_peers(path):
-    """Median req/s and p99 per server over the RESULT lines of bench.sh runs."""
-    runs = {}
+    """Median req/s and p99 per server over the RESULT lines of the peer rig's runs, the
+    servers run in rounds (a round ends where a server comes again)."""
+    rounds, current = [], {}
     for line in open(path):
         m = re.search(r"RESULT peer=(\S+) rps=([\d.]+) .*?p99=([\d.]+)(ms|us)", line)
         if m and m.group(1) in PEER_MODES:
+            mode = PEER_MODES[m.group(1)]
+            if mode in current:
+                rounds.append(current)
+                current = {}
             p99 = float(m.group(3)) / (1000 if m.group(4) == "us" else 1)
-            runs.setdefault(m.group(1), []).append((float(m.group(2)), p99))
-    if not runs:
+            current[mode] = {"mode": mode, "req_per_s": m.group(2), "p99_ms": p99}
+    if current:
+        rounds.append(current)
+    if not rounds:
         sys.exit(f"chart.py: no RESULT lines of known peers in {path}")
-    return [
-        {
-            "mode": PEER_MODES[peer],
-            "req_per_s": statistics.median(r for r, _ in runs[peer]),
-            "p99_ms": statistics.median(p for _, p in runs[peer]),
-        }
-        for peer in PEER_MODES
-        if peer in runs
-    ]
+    return medians(
+        [dict(row, round=str(n)) for n, servers in enumerate(rounds) for row in servers.values()]
+    )
 
 
 def read(path):
@@ -83,6 +76,39 @@ def read(path):
     if not rows:
         sys.exit(f"chart.py: no rows in {path}")
     return rows
+
+
+# What each mode is compared with: the layer in memory or a mirror with no revocation at
+# all, the layer on Redis with the hand-written Redis check.
+AGAINST = {"memory": "baseline", "mirror": "baseline", "redis": "baseline_redis"}
+
+
+def medians(rows):
+    """One row per mode: its median req/s and p99 over the rounds, and the median over the
+    rounds of its req/s against the mode it is compared with in the same round."""
+    by_round = {}
+    for row in rows:
+        by_round.setdefault(row.get("round", "1"), {})[row["mode"]] = row
+    modes = list(dict.fromkeys(row["mode"] for row in rows))
+    out = []
+    for mode in modes:
+        mine = [servers[mode] for servers in by_round.values() if mode in servers]
+        ref = AGAINST.get(mode)
+        ratios = [
+            float(servers[mode]["req_per_s"]) / float(servers[ref]["req_per_s"])
+            for servers in by_round.values()
+            if mode in servers and ref in servers
+        ]
+        out.append(
+            {
+                "mode": mode,
+                "req_per_s": statistics.median(float(r["req_per_s"]) for r in mine),
+                "p99_ms": statistics.median(float(r["p99_ms"]) for r in mine),
+                "ratio": statistics.median(ratios) if ratios else None,
+                "rounds": len(ratios),
+            }
+        )
+    return out
 
 
 def panel(rows, key, title, unit, fmt, x0, width, height, top, baseline_ratio):
@@ -96,8 +122,6 @@ def panel(rows, key, title, unit, fmt, x0, width, height, top, baseline_ratio):
         f'<text x="{x0}" y="{top - 14}" font-size="15" font-weight="bold">{escape(title)}</text>'
     )
     bar_h = (height - 20) / len(rows)
-    base = next((float(r[key]) for r in rows if r["mode"] == "baseline"), None)
-    hand_written = next((float(r[key]) for r in rows if r["mode"] == "baseline_redis"), None)
     for i, (row, value) in enumerate(zip(rows, values)):
         y = top + i * bar_h
         w = bar_area * value / vmax
@@ -112,11 +136,10 @@ def panel(rows, key, title, unit, fmt, x0, width, height, top, baseline_ratio):
             f'height="{bar_h * 0.7:.1f}" fill="{color}"/>'
         )
         text = fmt(value) + unit
-        # Redis is compared with the hand-written Redis check; the rest with no revocation.
-        if baseline_ratio and row["mode"] == "redis" and hand_written:
-            text += f"  ({100 * value / hand_written:.0f}% of hand-written GET)"
-        elif baseline_ratio and base and row["mode"] != "baseline":
-            text += f"  ({100 * value / base:.0f}% of baseline)"
+        if baseline_ratio and row.get("ratio") is not None:
+            what = "hand-written GET" if AGAINST[row["mode"]] == "baseline_redis" else "no revocation"
+            rounds = f", median of {row['rounds']} rounds" if row["rounds"] > 1 else ""
+            text += f"  ({100 * row['ratio']:.0f}% of {what}{rounds})"
         out.append(
             f'<text x="{x0 + label_w + w + 6:.1f}" y="{y + bar_h * 0.55}" font-size="12">'
             f"{escape(text)}</text>"
@@ -133,7 +156,7 @@ def targets_panel(rows, x0, width, top):
     that 1.0, the limit, is one vertical line and a bar left of it is a target met."""
     out = [
         f'<text x="{x0}" y="{top - 14}" font-size="15" font-weight="bold">'
-        f"Targets (issue 11): measured against the limit, the line</text>"
+        f"Targets: each measured against its limit, the dashed line</text>"
     ]
     label_w, bar_h = 330, 24
     scale = (width - label_w - 200) / 1.5  # the limit at two thirds of the bar area
@@ -187,9 +210,7 @@ def main():
         args = args[1:]
     source = args[0] if args else ("benches/results/peers.txt" if peers else "benches/results/http_load.tsv")
     target = args[1] if len(args) > 1 else "BENCHMARKS.svg"
-    rows = read_peers(source) if peers else read(source)
-    if peers:
-        LABELS.update(PEER_LABELS)
+    rows = read_peers(source) if peers else medians(read(source))
     width, panel_h = 820, 40 + 42 * len(rows)
     targets_h = 75 + 24 * len(targets) if targets else 0
     height = 2 * panel_h + 115 + targets_h
@@ -213,7 +234,7 @@ def main():
         parts += drawn
     parts.append(
         f'<text x="20" y="{height - 12}" font-size="11" fill="#555">'
-        f"Source: {escape(source)} ({'../shared/peers/bench.sh, medians' if peers else 'benches/http_load.sh'}); chart: benches/chart.py"
+        f"Source: {escape(source)} (medians per server{', peer rig' if peers else ', benches/http_load.sh'}); chart: benches/chart.py"
         + "</text>"
     )
     if targets:

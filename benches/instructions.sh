@@ -4,15 +4,17 @@
 #
 #   bash benches/instructions.sh NAME=SERVER [NAME=SERVER...]
 #
-# e.g., after `cargo build --release --all-features --example axum_logout` and one
-# `../shared/peers/bench.sh rust-naive` (which builds the peer):
+# e.g., after `cargo build --release --all-features --example axum_logout --example baseline_server`,
+# the hand-written peer (one Redis GET per request), the same without revocation, and ours:
 #
 #   bash benches/instructions.sh \
-#     peer=/tmp/tower-jwt-revoke-peers/rust-naive/target/release/rust-naive \
-#     ours=target/release/examples/axum_logout
+#     peer=target/release/examples/baseline_server \
+#     peer_norevocation="env -u REDIS_URL target/release/examples/baseline_server" \
+#     ours=target/release/examples/axum_logout \
+#     ours_memory="env -u REDIS_URL target/release/examples/axum_logout"
 #
-# Each SERVER follows the peers' contract (../shared/peers/README.md: BIND, JWT_SECRET,
-# REDIS_URL, `listening on http://ADDR`, POST /login, GET /me). Each runs under
+# Each SERVER follows the contract of examples/baseline_server.rs and axum_logout (BIND,
+# JWT_SECRET, REDIS_URL, `listening on http://ADDR`, POST /login, GET /me). Each runs under
 # `valgrind --tool=callgrind` beside a private redis-server on a free loopback port;
 # wrk warms it up for $WARMUP, the counters are zeroed, wrk runs $DURATION of
 # `GET /me` (1 thread, $CONNECTIONS connections) and the counters are dumped (a SERVER
@@ -28,7 +30,7 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-5s}
 CONNECTIONS=${CONNECTIONS:-16}
 OUT=${OUT:-target/callgrind}
-[ $# -ge 1 ] || { sed -n '2,21p' "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,25p' "$0"; exit 2; }
 for tool in valgrind callgrind_control callgrind_annotate wrk redis-server curl python3; do
     command -v "$tool" >/dev/null || { echo "needs $tool on PATH" >&2; exit 1; }
 done

@@ -1,11 +1,13 @@
-//! The baselines `benches/http_load.sh` compares the layer against: the `axum_logout`
-//! example's `POST /login` and `GET /me`, verified by a tiny hand-written middleware
-//! calling jsonwebtoken directly, with **no** revocation check (so no logout either);
-//! or, with `REDIS_URL`, with the revocation check one writes by hand: one
-//! `GET revoked:t:{jti}` per request on a shared multiplexed connection.
+//! The hand-written peers `benches/http_load.sh` compares the layer against: the
+//! `axum_logout` example's `POST /login` and `GET /me`, verified by a tiny hand-written
+//! middleware calling jsonwebtoken directly, with **no** revocation check (so no logout
+//! either); or, with `REDIS_URL`, with the revocation check one writes by hand: one
+//! `GET revoked:t:{jti}` per request on a shared multiplexed connection, and a
+//! `POST /logout` that `SET`s that key for the token's remaining lifetime.
 //!
 //! ```text
 //! cargo run --release --example baseline_server
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run --release --example baseline_server
 //! ```
 //!
 //! | variable          | meaning                   | default          |
@@ -13,7 +15,7 @@
 //! | `BIND`            | address to listen on      | `127.0.0.1:3000` |
 //! | `JWT_SECRET`      | HS256 secret              | a dev secret     |
 //! | `ACCESS_TTL_SECS` | access token lifetime     | `900`            |
-//! | `REDIS_URL`       | also `GET` Redis per request | no Redis      |
+//! | `REDIS_URL`       | check (and `/logout`) in Redis | no revocation |
 //!
 //! Tokens, claims, validation (signature, `exp`, `iss`, `iat` required, 30 s leeway)
 //! and the `/me` answer are the same as `axum_logout`'s, so the difference between
@@ -76,6 +78,7 @@ fn app(secret: &[u8], access_ttl: Duration, redis: Option<MultiplexedConnection>
     };
     Router::new()
         .route("/me", get(me))
+        .route("/logout", post(logout))
         .route_layer(middleware::from_fn_with_state(state.clone(), verify))
         .route("/login", post(login))
         .with_state(state)
@@ -98,7 +101,7 @@ async fn verify(State(state): State<AppState>, mut request: Request, next: Next)
     };
     if let Some(mut redis) = state.redis.clone() {
         let revoked: Result<Option<String>, _> = redis::cmd("GET")
-            .arg(format!("revoked:t:{}", claims.jti))
+            .arg(revoked_key(&claims.jti))
             .query_async(&mut redis)
             .await;
         match revoked {
@@ -109,6 +112,36 @@ async fn verify(State(state): State<AppState>, mut request: Request, next: Next)
     }
     request.extensions_mut().insert(claims);
     next.run(request).await
+}
+
+fn revoked_key(jti: &str) -> String {
+    format!("revoked:t:{jti}")
+}
+
+/// The hand-written logout: the token's key, for what is left of its lifetime. Without
+/// Redis there is nothing to revoke into: 404, as if the route did not exist.
+async fn logout(State(state): State<AppState>, Extension(claims): Extension<Claims>) -> Response {
+    let Some(mut redis) = state.redis.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let remaining = claims.exp.saturating_sub(now);
+    if remaining > 0 {
+        let written: Result<(), _> = redis::cmd("SET")
+            .arg(revoked_key(&claims.jti))
+            .arg(1)
+            .arg("EX")
+            .arg(remaining)
+            .query_async(&mut redis)
+            .await;
+        if written.is_err() {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn invalid_token() -> Response {

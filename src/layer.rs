@@ -32,7 +32,8 @@ pub enum FailurePolicy {
     FailOpen,
 }
 
-/// A [`Layer`] that verifies each request's JWT and refuses revoked tokens.
+/// A [`Layer`](https://docs.rs/tower-layer/0.3/tower_layer/trait.Layer.html) that verifies
+/// each request's JWT and refuses revoked tokens.
 ///
 /// For every request it reads the token (by default from `Authorization: Bearer`),
 /// verifies it with the [`JwtVerifier`], asks the store in one call whether it, its

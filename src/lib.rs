@@ -10,27 +10,35 @@
 //!   ([`JwtVerifier`]), ask the store, then call the inner service with a
 //!   [`VerifiedToken`] in the request extensions; refuse with a [`Rejection`] otherwise.
 //! - [`store`]: where revocations live. [`InMemoryStore`](store::InMemoryStore) for one
-//!   process, `RedisStore` (feature `redis`) for many replicas sharing one blocklist,
-//!   and `MirrorStore` (feature `redis`) for a local copy of it that answers checks
-//!   without a network round trip. Neither the layer nor the [`Revoker`] names the
-//!   store's type, so the store can come from configuration.
+//!   process, [`RedisStore`](store/struct.RedisStore.html) (feature `redis`) for many
+//!   replicas sharing one blocklist, and [`MirrorStore`](store/struct.MirrorStore.html)
+//!   (feature `redis`) for a local copy of it that answers checks without a network round
+//!   trip. Neither the layer nor the [`Revoker`] names the store's type, so the store can
+//!   come from configuration.
 //! - [`Revoker`]: log out a token, a subject everywhere, a session, or everyone.
 //! - [`health`]: a readiness service for probes, 200 or 503 with the store's state.
 //! - [`authorize`]: per-route checks on the verified claims (a scope, a role, an
 //!   audience, a closure), answered 403 `insufficient_scope`.
-//! - `endpoints` (feature `endpoints`, on by default): HTTP endpoints that record revocations: the
-//!   OpenID Connect Back-Channel Logout receiver, so that logging out at the identity
-//!   provider stops the access tokens it issued, and an RFC 7009 revocation endpoint.
-//! - Axum (feature `axum`): [`VerifiedToken`] and `Claims<C>` are extractors,
-//!   [`RevokeError`] is a response, and `RevocationLayer::with_rejection_response`
+//! - [`endpoints`](endpoints/index.html) (feature `endpoints`, on by default): HTTP
+//!   endpoints that record revocations: the OpenID Connect Back-Channel Logout receiver,
+//!   so that logging out at the identity provider stops the access tokens it issued, and
+//!   an RFC 7009 revocation endpoint.
+//! - Axum (feature `axum`): [`VerifiedToken`] and [`Claims<C>`](struct.Claims.html) are
+//!   extractors, [`RevokeError`] is a response, and
+//!   [`RevocationLayer::with_rejection_response`](struct.RevocationLayer.html#method.with_rejection_response)
 //!   takes a closure returning `impl IntoResponse`.
-//! - Keys from an identity provider (feature `jwks`): `jwks::Jwks` fetches a JWKS
-//!   URL and `jwks::OidcIssuer` discovers an issuer's; both refresh in the background
-//!   and when a token names an unknown `kid`, and keep the last good keys while the
-//!   provider is down. Several issuers, each with its own keys, fit in one verifier.
-//! - Tonic (feature `tonic`): `tonic::RequestExt` reads the token from a
+//! - Keys from an identity provider (feature `jwks`): [`Jwks`](jwks/struct.Jwks.html)
+//!   fetches a JWKS URL and [`OidcIssuer`](jwks/struct.OidcIssuer.html) discovers an
+//!   issuer's; both refresh in the background and when a token names an unknown `kid`,
+//!   and keep the last good keys while the provider is down. Several issuers, each with
+//!   its own keys, fit in one verifier.
+//! - Tonic (feature `tonic`, off by default): `tonic::RequestExt` reads the token from a
 //!   `tonic::Request`, and `RevocationLayer::with_status_rejection` builds rejections
 //!   as `tonic::Status`.
+//!
+//! Links to an item of a feature that is off lead nowhere: build these docs with the
+//! features you use (`cargo doc --open` has the default ones), or read them on docs.rs,
+//! which has every feature.
 //!
 //! # Example
 //!
@@ -80,7 +88,7 @@
 //! |---------------|---------|---------------------------------------------------------|
 //! | `aws_lc_rs`   | yes     | verify signatures with aws-lc-rs                        |
 //! | `rust_crypto` | no      | verify signatures with the RustCrypto crates            |
-//! | `redis`       | yes     | `RedisStore` (one server or a Redis Cluster), `MirrorStore`, and re-exports of `redis`/`deadpool_redis` |
+//! | `redis`       | yes     | [`RedisStore`](store/struct.RedisStore.html) (one server or a Redis Cluster), [`MirrorStore`](store/struct.MirrorStore.html), and re-exports of `redis`/`deadpool_redis` |
 //! | `axum`        | yes     | extractors, `IntoResponse` for errors, axum-native rejections |
 //! | `endpoints`   | yes     | back-channel logout receiver, RFC 7009 revocation endpoint |
 //! | `jwks`        | yes     | keys from a JWKS URL or OpenID Connect discovery (reqwest, rustls) |
@@ -88,7 +96,9 @@
 //! | `tonic`       | no      | `tonic::RequestExt`, rejections as `tonic::Status`       |
 //!
 //! The README documents the Redis key schema for services in other languages; the
-//! `store::schema` module (feature `redis`) says why it is cut as it is.
+//! [`store::schema`](store/schema/index.html) module (feature `redis`) says why it is cut
+//! as it is. The README's "Features" section says what each feature costs in
+//! dependencies.
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

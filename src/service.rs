@@ -93,8 +93,9 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         .join(": ")
 }
 
-/// The [`Service`] made by [`RevocationLayer`](crate::RevocationLayer): `S` is the
-/// inner service, `Reject` the rejection.
+/// The [`Service`](https://docs.rs/tower-service/0.3/tower_service/trait.Service.html) made by
+/// [`RevocationLayer`](crate::RevocationLayer): `S` is the inner service, `Reject` the
+/// rejection.
 pub struct RevocationService<S, Reject = crate::reject::DefaultRejection> {
     inner: S,
     config: Arc<Config<Reject>>,

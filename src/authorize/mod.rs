@@ -104,8 +104,9 @@ impl Denied {
     }
 }
 
-/// A [`Layer`] that lets a request through only when its [`VerifiedToken`] passes a
-/// [`ClaimsCheck`]; see the [module docs](self).
+/// A [`Layer`](https://docs.rs/tower-layer/0.3/tower_layer/trait.Layer.html) that lets a
+/// request through only when its [`VerifiedToken`] passes a [`ClaimsCheck`]; see the
+/// [module docs](self).
 ///
 /// - token passes: the inner service runs;
 /// - token fails: **403** with `WWW-Authenticate: Bearer error="insufficient_scope"`
@@ -152,7 +153,8 @@ impl<S, Check> Layer<S> for AuthorizeLayer<Check> {
     }
 }
 
-/// The [`Service`] made by [`AuthorizeLayer`].
+/// The [`Service`](https://docs.rs/tower-service/0.3/tower_service/trait.Service.html) made by
+/// [`AuthorizeLayer`].
 pub struct AuthorizeService<S, Check> {
     inner: S,
     check: Arc<Check>,

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::Shared;
-use super::feeds::Feeds;
+use super::follow::feeds::Feeds;
 use crate::store::redis::{Conn, Lost};
 
 /// How many records are written back at once (one round trip).

@@ -21,18 +21,18 @@ use ::redis::aio::MultiplexedConnection;
 use ::redis::{AsyncConnectionConfig, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::Notify;
 
-use super::Shared;
 use crate::store::StoreError;
+use crate::store::mirror::Shared;
 
 /// Which buckets were woken since the follower last looked.
 #[derive(Clone)]
-pub(super) struct Wake {
+pub(crate) struct Wake {
     flags: Arc<[AtomicBool]>,
     notify: Arc<Notify>,
 }
 
 impl Wake {
-    pub(super) fn new(buckets: u32) -> Self {
+    pub(crate) fn new(buckets: u32) -> Self {
         Self {
             flags: (0..buckets).map(|_| AtomicBool::new(false)).collect(),
             notify: Arc::new(Notify::new()),
@@ -40,7 +40,7 @@ impl Wake {
     }
 
     /// The buckets woken since the last call.
-    pub(super) fn take(&self) -> Vec<u32> {
+    pub(crate) fn take(&self) -> Vec<u32> {
         self.flags
             .iter()
             .enumerate()
@@ -50,7 +50,7 @@ impl Wake {
     }
 
     /// Waits for a wake-up.
-    pub(super) async fn notified(&self) {
+    pub(crate) async fn notified(&self) {
         self.notify.notified().await;
     }
 
@@ -69,7 +69,7 @@ impl Wake {
 
     /// Subscribes, in a task of its own, to the wake channel on one of the cluster's seed
     /// nodes, moving to the next when that one goes away, while the mirror lives.
-    pub(super) fn start(&self, shared: &Arc<Shared>) {
+    pub(crate) fn start(&self, shared: &Arc<Shared>) {
         let Some(seeds) = shared.redis.cluster_seeds().map(<[String]>::to_vec) else {
             return;
         };

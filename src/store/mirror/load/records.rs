@@ -12,22 +12,22 @@ use crate::store::redis::scan::{Scanned, read_keys};
 use crate::store::redis::{Conn, Kind, Node};
 
 /// A v1 record key a load found, parsed.
-pub(super) struct Found {
-    pub(super) key: String,
-    pub(super) kind: Kind,
-    pub(super) hash: RevocationKey,
+pub(crate) struct Found {
+    pub(crate) key: String,
+    pub(crate) kind: Kind,
+    pub(crate) hash: RevocationKey,
 }
 
 /// A record as read: `value` is `None` when the key went away meanwhile (or is not a
 /// string). `pttl_ms` as `PTTL` answers.
-pub(super) struct Read {
-    pub(super) found: Found,
-    pub(super) value: Option<String>,
-    pub(super) pttl_ms: i64,
+pub(crate) struct Read {
+    pub(crate) found: Found,
+    pub(crate) value: Option<String>,
+    pub(crate) pttl_ms: i64,
 }
 
 /// Reads `found` (one `SCAN` step's keys) on `node`, in order.
-pub(super) async fn read(
+pub(crate) async fn read(
     mut connection: Conn,
     node: &Node,
     found: Vec<Found>,

@@ -27,12 +27,12 @@ use crate::store::redis::{Conn, Kind};
 const PAGE: usize = 4000;
 
 /// A record an index names.
-pub(super) struct Indexed {
-    pub(super) kind: Kind,
-    pub(super) hash: RevocationKey,
+pub(crate) struct Indexed {
+    pub(crate) kind: Kind,
+    pub(crate) hash: RevocationKey,
     /// The watermark; `1` for a marker (its value in Redis).
-    pub(super) value: u64,
-    pub(super) expires_ms: u64,
+    pub(crate) value: u64,
+    pub(crate) expires_ms: u64,
 }
 
 /// One member, `kind:hash` or `kind:hash:value` (a watermark); `None` when malformed
@@ -70,7 +70,7 @@ enum From {
 }
 
 /// Reads every live record of the index `key`, `apply`ing each page as it comes.
-pub(super) async fn read(
+pub(crate) async fn read(
     connection: &Conn,
     key: &str,
     now_ms: u64,

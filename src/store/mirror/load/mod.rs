@@ -1,6 +1,15 @@
 //! Loading: every live record of some feeds' buckets, read from each bucket's index
 //! (`index.rs`; the v1 keys of a transition with `SCAN` on every master), and the
 //! position in each feed to follow from, noted before.
+//!
+//! In this folder: reading an index page by page (`index.rs`), reading v1 records
+//! during a transition (`records.rs`), and the script that reads a feed's position
+//! (`position.lua`). May use: the Redis store's root re-exports, `follow/` (cursors,
+//! applying records), the ledger. Used by: the follower, for the first load and every
+//! reload.
+
+mod index;
+mod records;
 
 use std::collections::VecDeque;
 use std::sync::PoisonError;
@@ -9,11 +18,11 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::task::JoinHandle;
 
-use super::event::{apply, apply_mark};
-use super::feeds::{Cursor, Feeds};
-use super::index::{self, Indexed};
+use self::index::Indexed;
+use self::records::{Found, Read};
+use super::follow::event::{apply, apply_mark};
+use super::follow::feeds::{Cursor, Feeds};
 use super::ledger::now_ms;
-use super::records::{self, Found, Read};
 use super::{BATCH, Shared};
 use crate::store::StoreError;
 use crate::store::memory::{InMemoryStore, Writes};

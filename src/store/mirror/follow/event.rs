@@ -2,15 +2,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::ledger::Ledger;
 use crate::key::RevocationKey;
 use crate::store::memory::{InMemoryStore, Writes};
+use crate::store::mirror::ledger::Ledger;
 use crate::store::redis::Kind;
 
 /// Records one revocation in the local copy, as `writes` (`value` as Redis holds it:
 /// `1` for a marker, else the watermark). Idempotent: markers keep the longest TTL,
 /// watermarks the highest value.
-pub(super) fn apply(writes: &Writes<'_>, kind: Kind, hash: &RevocationKey, value: &str, ttl: Duration) {
+pub(crate) fn apply(writes: &Writes<'_>, kind: Kind, hash: &RevocationKey, value: &str, ttl: Duration) {
     match kind {
         Kind::Token | Kind::Session => apply_mark(writes, kind, hash, 1, ttl),
         Kind::Subject | Kind::Global => match value.parse::<u64>() {
@@ -24,7 +24,7 @@ pub(super) fn apply(writes: &Writes<'_>, kind: Kind, hash: &RevocationKey, value
 }
 
 /// [`apply`], the value read already (ignored for a marker).
-pub(super) fn apply_mark(writes: &Writes<'_>, kind: Kind, hash: &RevocationKey, mark: u64, ttl: Duration) {
+pub(crate) fn apply_mark(writes: &Writes<'_>, kind: Kind, hash: &RevocationKey, mark: u64, ttl: Duration) {
     if ttl.is_zero() {
         return;
     }
@@ -36,25 +36,25 @@ pub(super) fn apply_mark(writes: &Writes<'_>, kind: Kind, hash: &RevocationKey, 
 }
 
 /// A feed entry as `XREAD` returns it: its id and its field/value list.
-pub(super) type FeedEntry = (String, Vec<String>);
+pub(crate) type FeedEntry = (String, Vec<String>);
 
 /// The `kind` of an event that removes a marker (an operator's `unrevoke`); its
 /// `value` is the kind of the marker removed, `t` or `x`.
 const DELETE: &str = "del";
 
 /// One change-feed event.
-pub(super) struct Event {
-    pub(super) seq: u64,
-    pub(super) kind: Kind,
-    pub(super) hash: RevocationKey,
-    pub(super) value: String,
-    pub(super) expires_ms: u64,
+pub(crate) struct Event {
+    pub(crate) seq: u64,
+    pub(crate) kind: Kind,
+    pub(crate) hash: RevocationKey,
+    pub(crate) value: String,
+    pub(crate) expires_ms: u64,
     /// A `del` event: the marker of `kind` under `hash` was removed.
-    pub(super) deleted: bool,
+    pub(crate) deleted: bool,
 }
 
 impl Event {
-    pub(super) fn parse(fields: &[String]) -> Option<Self> {
+    pub(crate) fn parse(fields: &[String]) -> Option<Self> {
         let field = |name: &str| {
             fields
                 .chunks_exact(2)
@@ -85,7 +85,7 @@ impl Event {
 
     /// Applies the event to the local copy: records a revocation still live, or
     /// forgets a removed marker.
-    pub(super) fn apply_to(&self, local: &InMemoryStore) {
+    pub(crate) fn apply_to(&self, local: &InMemoryStore) {
         if self.deleted {
             local.forget_marker(&self.hash);
         } else if let Some(ttl) = self.remaining() {
@@ -95,7 +95,7 @@ impl Event {
 
     /// Notes the event in the ledger (write-back): the record in `bucket`, or its
     /// removal.
-    pub(super) fn note_in(&self, ledger: &Ledger, bucket: u32) {
+    pub(crate) fn note_in(&self, ledger: &Ledger, bucket: u32) {
         if self.deleted {
             ledger.forget(bucket, self.kind, self.hash);
         } else if let Ok(value) = self.value.parse::<u64>() {
@@ -103,7 +103,7 @@ impl Event {
         }
     }
 
-    pub(super) fn remaining(&self) -> Option<Duration> {
+    pub(crate) fn remaining(&self) -> Option<Duration> {
         let now_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
         let left = self.expires_ms.checked_sub(now_ms)?;
         (left > 0).then(|| Duration::from_millis(left))

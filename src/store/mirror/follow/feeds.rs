@@ -9,65 +9,65 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::BATCH;
 use super::event::{Event, FeedEntry};
-use super::ledger::Ledger;
 use crate::store::StoreError;
 use crate::store::memory::InMemoryStore;
+use crate::store::mirror::BATCH;
+use crate::store::mirror::ledger::Ledger;
 use crate::store::redis::scan::bounded;
 use crate::store::redis::{Conn, RedisStore};
 
 /// One change feed.
-pub(super) struct Stream {
+pub(crate) struct Stream {
     /// The stream's key.
-    pub(super) key: String,
+    pub(crate) key: String,
     /// Its sequence counter's key.
-    pub(super) seq_key: String,
+    pub(crate) seq_key: String,
     /// The `SCAN` pattern of the records it announces.
-    pub(super) pattern: String,
+    pub(crate) pattern: String,
     /// A bucket's feed (v2), or v1's.
-    pub(super) bucket: Option<u32>,
+    pub(crate) bucket: Option<u32>,
 }
 
 /// Where the mirror stands in one feed: the last event applied.
 #[derive(Debug, Clone)]
-pub(super) struct Cursor {
-    pub(super) last_id: String,
-    pub(super) last_seq: u64,
+pub(crate) struct Cursor {
+    pub(crate) last_id: String,
+    pub(crate) last_seq: u64,
 }
 
 /// Every feed the mirror follows, with its cursor (`None`: to be loaded).
-pub(super) struct Feeds {
-    pub(super) streams: Vec<Stream>,
-    pub(super) cursors: Vec<Option<Cursor>>,
+pub(crate) struct Feeds {
+    pub(crate) streams: Vec<Stream>,
+    pub(crate) cursors: Vec<Option<Cursor>>,
     index: HashMap<String, usize>,
     /// Where each event applied is noted in full, with write-back on.
     ledger: Option<Arc<Ledger>>,
     /// The copy was loaded once: from then on feeds that lose their place are reloaded
     /// into the copy as it is, never into a fresh one (which would forget what Redis no
     /// longer holds, before anyone noticed it lost it), even when that is every feed.
-    pub(super) loaded: bool,
+    pub(crate) loaded: bool,
     /// A load just ended: the next read of the feeds does not wait for an event, so
     /// the mirror serves locally as soon as it has what was written during the load
     /// (a blocking read with nothing new would hold that back for a whole block).
-    pub(super) catch_up: bool,
+    pub(crate) catch_up: bool,
 }
 
 /// What one read of some feeds found.
 #[derive(Debug, Default)]
-pub(super) struct Read {
+pub(crate) struct Read {
     /// Some feed returned a full batch: more may be waiting.
-    pub(super) behind: bool,
+    pub(crate) behind: bool,
     /// Feeds with a gap (trimmed events, or a writer that skipped numbers): their
     /// cursors are dropped, and they must be reloaded.
-    pub(super) gaps: usize,
+    pub(crate) gaps: usize,
     /// Buckets whose feed went backwards (an event numbered at or below one already
     /// applied): Redis lost their latest writes.
-    pub(super) lost: Vec<u32>,
+    pub(crate) lost: Vec<u32>,
 }
 
 impl Feeds {
-    pub(super) fn new(redis: &RedisStore, ledger: Option<Arc<Ledger>>) -> Self {
+    pub(crate) fn new(redis: &RedisStore, ledger: Option<Arc<Ledger>>) -> Self {
         let schema = redis.schema();
         let mut streams: Vec<Stream> = (0..schema.buckets())
             .map(|bucket| Stream {
@@ -101,19 +101,19 @@ impl Feeds {
     }
 
     /// Feeds whose cursor is gone: all of them before the first load.
-    pub(super) fn unloaded(&self) -> Vec<usize> {
+    pub(crate) fn unloaded(&self) -> Vec<usize> {
         (0..self.cursors.len())
             .filter(|&at| self.cursors[at].is_none())
             .collect()
     }
 
     /// The sum of the last sequence numbers applied (events applied, all feeds).
-    pub(super) fn applied(&self) -> u64 {
+    pub(crate) fn applied(&self) -> u64 {
         self.cursors.iter().flatten().map(|cursor| cursor.last_seq).sum()
     }
 
     /// The feed of a v2 bucket.
-    pub(super) fn of_bucket(&self, bucket: u32) -> Option<usize> {
+    pub(crate) fn of_bucket(&self, bucket: u32) -> Option<usize> {
         self.streams
             .iter()
             .position(|stream| stream.bucket == Some(bucket))
@@ -121,7 +121,7 @@ impl Feeds {
 
     /// Reads every feed on a single server, waiting up to `block` for an event (not at
     /// all when it is zero).
-    pub(super) async fn read_blocking(
+    pub(crate) async fn read_blocking(
         &mut self,
         connection: &mut Conn,
         block: Duration,
@@ -159,7 +159,7 @@ impl Feeds {
 
     /// Reads the feeds `which` without waiting, all at once (a cluster: each feed's
     /// `XREAD` goes to the node of its slot).
-    pub(super) async fn read_now(
+    pub(crate) async fn read_now(
         &mut self,
         connection: &Conn,
         which: &[usize],

@@ -1,5 +1,15 @@
 //! The background task that keeps the local copy in step: load, then follow the change
 //! feeds; reload only the bucket whose feed has a gap; reconnect on errors.
+//!
+//! In this folder: the change feeds and where the mirror stands in each (`feeds.rs`),
+//! one event and how it is applied (`event.rs`), and the wake-up channel a mirror on a
+//! cluster listens to (`wake.rs`). May use: the Redis store's root re-exports, the
+//! local copy, the ledger. Used by: the mirror (its background task), `load/` (cursors,
+//! applying records).
+
+pub(crate) mod event;
+pub(crate) mod feeds;
+mod wake;
 
 use std::pin::pin;
 use std::sync::{PoisonError, Weak};
@@ -7,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{Either, select};
 
+use self::feeds::{Feeds, Read};
+use self::wake::Wake;
 use super::Shared;
-use super::feeds::{Feeds, Read};
-use super::wake::Wake;
 use crate::store::StoreError;
 use crate::store::redis::Conn;
 
