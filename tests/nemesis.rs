@@ -13,6 +13,8 @@
 //!   `TOWER_JWT_REVOKE_NEMESIS_SOAK_SECS=<s>` seconds per topology (default: one round
 //!   per fault kind).
 //! - `TOWER_JWT_REVOKE_NEMESIS_WINDOW_MS=<ms>`: the recovery window (default 2000).
+//! - `TOWER_JWT_REVOKE_NEMESIS_VERBOSE=1`: every violation on its own line (by default
+//!   they are grouped by round, fault, store and outcome).
 //!
 //! ```text
 //! TOWER_JWT_REVOKE_NEMESIS_SEED=42 cargo test --all-features --test nemesis -- --nocapture
