@@ -219,7 +219,8 @@ async fn pass(
 }
 
 /// The violations in a few lines: one per round, fault, kind, store and outcome, with
-/// how many of each scope, and one example. With `TOWER_JWT_REVOKE_NEMESIS_VERBOSE=1`, every violation on a line of its own too.
+/// how many of each scope, and one example. With `TOWER_JWT_REVOKE_NEMESIS_VERBOSE=1`,
+/// every violation on a line of its own too.
 pub fn grouped(violations: &[Violation]) -> Vec<String> {
     if std::env::var("TOWER_JWT_REVOKE_NEMESIS_VERBOSE").is_ok_and(|value| value == "1") {
         for violation in violations {
