@@ -103,45 +103,39 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod authorize;
-#[cfg(feature = "axum")]
-mod axum;
-mod crypto;
 #[cfg(feature = "endpoints")]
 #[cfg_attr(docsrs, doc(cfg(feature = "endpoints")))]
 pub mod endpoints;
-mod extract;
-mod future;
-pub mod health;
+mod frameworks;
 #[cfg(feature = "jwks")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub mod jwks;
-mod key;
 mod layer;
-mod reject;
+mod observe;
 mod revoke;
-mod service;
 pub mod store;
-mod telemetry;
-mod token;
+mod verify;
+
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
-pub mod tonic;
-mod unverified;
-mod verify;
+#[doc(inline)]
+pub use crate::frameworks::tonic;
+#[doc(inline)]
+pub use crate::observe::health;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use crate::axum::{Claims, ClaimsRejection, MissingVerifiedToken, RejectionResponse};
-pub use crate::crypto::install_crypto_provider;
-pub use crate::extract::{MalformedRequest, TokenSource};
-pub use crate::future::ResponseFuture;
-pub use crate::key::RevocationKey;
+pub use crate::frameworks::axum::{Claims, ClaimsRejection, MissingVerifiedToken, RejectionResponse};
+pub use crate::layer::extract::{MalformedRequest, TokenSource};
+pub use crate::layer::future::ResponseFuture;
+pub use crate::layer::reject::{DefaultRejection, OnRejection, Rejection};
+pub use crate::layer::service::RevocationService;
 pub use crate::layer::{DEFAULT_CHECK_TIMEOUT, FailurePolicy, RevocationLayer};
-pub use crate::reject::{DefaultRejection, OnRejection, Rejection};
 pub use crate::revoke::{DEFAULT_REVOKE_TIMEOUT, Revocation, RevokeError, Revoker};
-pub use crate::service::RevocationService;
-pub use crate::token::{RegisteredClaims, VerifiedToken};
-pub use crate::unverified::UnverifiedToken;
+pub use crate::store::key::RevocationKey;
+pub use crate::verify::crypto::install_crypto_provider;
+pub use crate::verify::token::{RegisteredClaims, VerifiedToken};
+pub use crate::verify::unverified::UnverifiedToken;
 pub use crate::verify::{
     DEFAULT_LEEWAY_SECS, DEFAULT_MAX_TOKEN_LEN, DEFAULT_MAX_TOKEN_LIFETIME, JwtVerifier, JwtVerifierBuilder,
     KeyError, KeyRing, KeySet, SessionClaim, SkippedKey, VerificationKey, VerifyError,

@@ -284,7 +284,9 @@ fn revocation_request(token: &str) -> Request<String> {
 async fn an_rfc_7009_revocation_of_a_new_kid_within_the_rate_limit_is_a_503_not_a_200() {
     let rotation = Rotation::start().await;
     let layer = layer(rotation.ring());
-    let endpoint = TokenRevocation::builder(layer.revoker(), basic_auth(CLIENT.0, CLIENT.1)).build();
+    let endpoint = TokenRevocation::builder(layer.revoker(), basic_auth(CLIENT.0, CLIENT.1))
+        .build()
+        .expect("one issuer: the clients' authorization server is the verifier's");
     let for_client =
         |key: &TestKey, kid: &str| key.sign(kid, &claims_with("alice", json!({ "client_id": "web" })));
 

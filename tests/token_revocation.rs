@@ -9,7 +9,7 @@ use http::header::{ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTE
 use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tower::Layer;
-use tower_jwt_revoke::endpoints::{ClientRequest, TokenRevocation, basic_auth};
+use tower_jwt_revoke::endpoints::{BuildError, ClientRequest, TokenRevocation, basic_auth};
 use tower_jwt_revoke::jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tower_jwt_revoke::store::InMemoryStore;
 use tower_jwt_revoke::{RevocationLayer, Revoker};
@@ -38,7 +38,9 @@ impl App {
     fn new() -> Self {
         let layer = RevocationLayer::new(common::verifier(5), InMemoryStore::new());
         let clients = basic_auth(WEB.0, WEB.1).client(CLI.0, CLI.1);
-        let endpoint = TokenRevocation::builder(layer.revoker(), clients).build();
+        let endpoint = TokenRevocation::builder(layer.revoker(), clients)
+            .build()
+            .unwrap();
         Self { layer, endpoint }
     }
 
@@ -149,13 +151,91 @@ async fn a_token_issued_to_another_client_is_not_revoked() {
     );
     assert_eq!(app.status(&token).await, StatusCode::UNAUTHORIZED);
 
-    // A token naming no client (no `client_id`, no `azp`) is any authenticated client's.
+    // `azp` names the client when `client_id` is absent.
+    let by_azp = mint(&claims_with("dave", json!({ "azp": CLI.0 })));
+    let response = app.revoke(Some(WEB), &format!("token={by_azp}")).await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "unauthorized_client");
+    assert_eq!(app.status(&by_azp).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_token_naming_no_client_is_nobodys_unless_allowed() {
+    let app = App::new();
     let unnamed = mint(&common::claims("dave"));
-    assert_eq!(
-        app.revoke(Some(WEB), &format!("token={unnamed}")).await.status(),
-        StatusCode::OK
+    let response = app.revoke(Some(WEB), &format!("token={unnamed}")).await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "unauthorized_client");
+    assert!(
+        error_of(&response).1.contains("names no client"),
+        "{:?}",
+        response.body()
     );
+    let empty = mint(&claims_with("dave", json!({ "client_id": "" })));
+    let response = app.revoke(Some(WEB), &format!("token={empty}")).await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "unauthorized_client");
+    assert_eq!(app.status(&unnamed).await, StatusCode::OK, "not revoked");
+
+    let permissive = TokenRevocation::builder(app.layer.revoker(), basic_auth(WEB.0, WEB.1))
+        .allow_unowned_tokens()
+        .build()
+        .unwrap();
+    let response = send(
+        permissive.clone(),
+        request(Some(WEB), &format!("token={unnamed}")),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK, "{:?}", response.body());
     assert_eq!(app.status(&unnamed).await, StatusCode::UNAUTHORIZED);
+    // Allowing unowned tokens does not make another client's token ownerless.
+    let cli_token = token_for("dave", CLI.0);
+    let response = send(permissive, request(Some(WEB), &format!("token={cli_token}"))).await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "unauthorized_client");
+}
+
+/// Two authorization servers (tenants) behind one verifier, each with a client `web`.
+fn two_tenants() -> RevocationLayer {
+    let verifier = common::verifier_builder(5)
+        .issuer("tenant-a")
+        .issuer("tenant-b")
+        .build()
+        .unwrap();
+    RevocationLayer::new(verifier, InMemoryStore::new())
+}
+
+#[tokio::test]
+async fn ownership_is_the_issuer_and_the_client_id_not_the_client_id_alone() {
+    let layer = two_tenants();
+    let endpoint = TokenRevocation::builder(layer.revoker(), basic_auth(WEB.0, WEB.1))
+        .client_issuer("tenant-a")
+        .build()
+        .unwrap();
+    let of_tenant = |issuer: &str| mint(&claims_with("ivan", json!({ "iss": issuer, "client_id": WEB.0 })));
+    let status = |token: String| send(layer.layer(echo()), bearer(&token));
+
+    // Tenant B's client `web` is another client than tenant A's `web`.
+    let theirs = of_tenant("tenant-b");
+    let response = send(endpoint.clone(), request(Some(WEB), &format!("token={theirs}"))).await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "unauthorized_client");
+    assert_eq!(status(theirs).await.status(), StatusCode::OK, "not revoked");
+
+    let ours = of_tenant("tenant-a");
+    let response = send(endpoint, request(Some(WEB), &format!("token={ours}"))).await;
+    assert_eq!(response.status(), StatusCode::OK, "{:?}", response.body());
+    assert_eq!(status(ours).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn a_verifier_of_several_issuers_needs_the_clients_issuer_named() {
+    let layer = two_tenants();
+    let error = TokenRevocation::builder(layer.revoker(), basic_auth(WEB.0, WEB.1))
+        .build()
+        .unwrap_err();
+    assert_eq!(error, BuildError::NoClientIssuer);
+    assert!(error.to_string().contains("client_issuer"), "{error}");
+    // A check of its own says whose tokens are whose: nothing to guess.
+    let custom = TokenRevocation::builder(layer.revoker(), basic_auth(WEB.0, WEB.1))
+        .issued_to(|token, client| token.issuer() == Some("tenant-a") && client == WEB.0)
+        .build();
+    assert!(custom.is_ok());
 }
 
 #[tokio::test]
@@ -236,7 +316,9 @@ async fn a_failing_store_is_a_503_with_retry_after_never_a_200() {
     for failure in [Failure::Error, Failure::Hang] {
         let revoker = Revoker::new(common::verifier(5), BrokenStore::new(failure))
             .with_timeout(std::time::Duration::from_millis(100));
-        let endpoint = TokenRevocation::builder(revoker, basic_auth(WEB.0, WEB.1)).build();
+        let endpoint = TokenRevocation::builder(revoker, basic_auth(WEB.0, WEB.1))
+            .build()
+            .unwrap();
         let response = send(
             endpoint,
             request(Some(WEB), &format!("token={}", token_for("gina", WEB.0))),
@@ -259,7 +341,9 @@ async fn client_authentication_is_any_closure() {
         let id = request.param("client_id")?;
         (id == "poster" && request.param("client_secret") == Some("posted secret")).then(|| id.to_owned())
     };
-    let endpoint = TokenRevocation::builder(layer.revoker(), clients).build();
+    let endpoint = TokenRevocation::builder(layer.revoker(), clients)
+        .build()
+        .unwrap();
     let token = token_for("hank", "poster");
 
     let denied = send(

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::{AuthorizeLayer, ClaimsCheck, Denied};
-use crate::token::VerifiedToken;
+use crate::verify::token::VerifiedToken;
 
 /// Requires the token to grant `scope` (one scope; call `.layer` twice, or write a
 /// closure, for several). An empty `scope` is granted to no token.

@@ -44,8 +44,8 @@ pub use self::checks::{
     RequireAudience, RequireRole, RequireScope, require_audience, require_client_role, require_role,
     require_scope,
 };
-use crate::reject::is_grpc;
-use crate::token::VerifiedToken;
+use crate::layer::reject::is_grpc;
+use crate::verify::token::VerifiedToken;
 
 /// A check a verified token must pass. Closures `Fn(&VerifiedToken) -> bool` are
 /// checks; [`require_scope`] and its siblings build the common ones.

@@ -1,21 +1,21 @@
 //! [`BackChannelLogout`]: the OpenID Connect Back-Channel Logout 1.0 receiver.
 
-use std::convert::Infallible;
+use http::request::Parts;
+
+use super::form::Form;
+use super::form_endpoint::{FormEndpoint, form_service, limit_settings};
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use http::{Request, Response};
-use http_body::Body;
-use tower_service::Service;
+use http::Response;
 
 use super::logout_token::{self, LogoutError, LogoutToken};
-use super::response::{self, EndpointFuture};
-use super::{BuildError, Limits, form};
-use crate::key::RevocationKey;
+use super::response::{self};
+use super::{BuildError, Limits};
 use crate::revoke::{RevokeError, Revoker};
-use crate::store::{BoxError, RevocationQuery, StoreError};
+use crate::store::key::RevocationKey;
+use crate::store::{RevocationQuery, StoreError};
 use crate::verify::{JwtVerifier, same_media_type};
 
 /// The receiver of [OpenID Connect Back-Channel Logout 1.0]: a Tower service the
@@ -50,9 +50,12 @@ use crate::verify::{JwtVerifier, same_media_type};
 ///
 /// # Replays
 ///
-/// Each logout token acted on is recorded in the store under
-/// [`RevocationKey::token`]`(iss, jti)`, for as long as the verifier would accept it,
-/// and a token found there is refused. The record is written after the revocation, so
+/// Each logout token acted on is recorded in the store under a key of its `iss` and
+/// `jti`, for as long as the verifier would accept it, and a token found there is
+/// refused. The key is hashed in a domain of its own (`tower-jwt-revoke/v1/logout-token`),
+/// not as a token revocation: remembering a logout token never revokes an access token
+/// that happens to share its `jti`, and a revoked access token never makes a genuine
+/// logout token look like a replay. The record is written after the revocation, so
 /// a store failure in between leaves the provider's retry free to succeed. The check
 /// and the record are two store calls, not one atomic step: two deliveries of the same
 /// token racing each other (or reaching two replicas within a mirror's staleness bound)
@@ -170,7 +173,7 @@ impl BackChannelLogout {
     pub async fn log_out(&self, logout_token: &str) -> Result<LoggedOut, LogoutError> {
         let receiver = &*self.inner;
         let token = logout_token::validate(&receiver.verifier, logout_token, receiver.explicit_only).await?;
-        let seen = RevocationKey::token(Some(&token.issuer), &token.jti);
+        let seen = RevocationKey::logout_token(&token.issuer, &token.jti);
         if self.already_seen(seen).await? {
             return Err(LogoutError::Replayed);
         }
@@ -247,17 +250,15 @@ impl BackChannelLogout {
         })
         .map_err(LogoutError::Store)
     }
+}
 
-    async fn answer<B>(self, request: Request<B>) -> Response<String>
-    where
-        B: Body,
-        B::Error: Into<BoxError>,
-    {
+impl FormEndpoint for BackChannelLogout {
+    fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    async fn respond(self, _parts: Parts, form: Form) -> Response<String> {
         let limits = self.inner.limits;
-        let form = match form::read(request, limits).await {
-            Ok((_, form)) => form,
-            Err(refused) => return refused.into_response(),
-        };
         let outcome = match form.get("logout_token") {
             Some(logout_token) => self.log_out(logout_token).await,
             None => Err(LogoutError::MissingToken),
@@ -282,24 +283,7 @@ impl BackChannelLogout {
     }
 }
 
-impl<B> Service<Request<B>> for BackChannelLogout
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = EndpointFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        EndpointFuture::new(self.clone().answer(request))
-    }
-}
+form_service!(BackChannelLogout);
 
 /// Builds a [`BackChannelLogout`]; see [`BackChannelLogout::builder`].
 #[must_use]
@@ -341,33 +325,21 @@ impl BackChannelLogoutBuilder {
         self
     }
 
-    /// The largest body read (default [`DEFAULT_MAX_BODY_LEN`](super::DEFAULT_MAX_BODY_LEN));
-    /// larger ones are answered 413.
-    pub fn max_body_len(mut self, bytes: usize) -> Self {
-        self.limits.max_body_len = bytes;
-        self
-    }
-
-    /// How long the body may take to arrive (default
-    /// [`DEFAULT_BODY_TIMEOUT`](super::DEFAULT_BODY_TIMEOUT)); after it, 408.
-    pub fn body_timeout(mut self, timeout: Duration) -> Self {
-        self.limits.body_timeout = timeout;
-        self
-    }
-
-    /// The `Retry-After` of a 503, rounded down to whole seconds, at least one (default
-    /// [`DEFAULT_RETRY_AFTER`](super::DEFAULT_RETRY_AFTER)).
-    pub fn retry_after(mut self, delay: Duration) -> Self {
-        self.limits.retry_after = delay;
-        self
-    }
+    limit_settings!();
 
     /// Builds the receiver, refusing a verifier that could never accept a logout token
-    /// as the specification wants it: one without an issuer, without an audience, or
-    /// requiring another `typ`.
+    /// as the specification wants it (one without an issuer, without an audience, or
+    /// requiring another `typ`), and one that would let an issuer's key sign logout
+    /// tokens for another issuer ([`BuildError::SharedIssuerKeys`]).
     pub fn build(self) -> Result<BackChannelLogout, BuildError> {
         if self.verifier.issuers().is_empty() {
             return Err(BuildError::NoIssuer);
+        }
+        if let Some((first, second)) = self.verifier.issuers_sharing_keys() {
+            return Err(BuildError::SharedIssuerKeys {
+                first: first.to_owned(),
+                second: second.to_owned(),
+            });
         }
         if self.verifier.audiences().is_empty() {
             return Err(BuildError::NoAudience);

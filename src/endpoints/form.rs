@@ -1,20 +1,23 @@
 //! Reading a form POST: method, content type, a bounded body, unique parameters.
 
+use std::collections::HashMap;
+
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use super::Limits;
 use super::response;
+use super::{Limits, MAX_FORM_PARAMS};
 use crate::store::BoxError;
 
 /// The parameters of an `application/x-www-form-urlencoded` body, each present at most
 /// once.
 #[derive(Debug, Default)]
 pub(crate) struct Form {
-    params: Vec<(String, String)>,
+    // std's hasher is keyed per process, so no sender can pick names that collide.
+    params: HashMap<String, String>,
 }
 
 impl Form {
@@ -22,21 +25,32 @@ impl Form {
     /// "parameters sent without a value MUST be treated as if they were omitted").
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.params
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+            .get(name)
+            .map(String::as_str)
             .filter(|value| !value.is_empty())
     }
 
-    fn parse(body: &[u8]) -> Result<Self, Refused> {
-        let mut params: Vec<(String, String)> = Vec::new();
+    /// Every parameter, in no particular order (the fuzz targets check them).
+    #[cfg(fuzzing)]
+    pub(crate) fn into_params(self) -> Vec<(String, String)> {
+        self.params.into_iter().collect()
+    }
+
+    /// Parses `body` in time linear in its length: each name is looked up once in a
+    /// hash map, and parsing stops at the first parameter over [`MAX_FORM_PARAMS`].
+    /// This runs before any authentication, on whatever anyone sends.
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, Refused> {
+        let mut params = HashMap::new();
         for (key, value) in form_urlencoded::parse(body) {
+            if params.len() == MAX_FORM_PARAMS {
+                return Err(Refused::TooManyParams);
+            }
             // RFC 6749 §3.1 and §3.2: parameters MUST NOT be included more than once. A
             // repeated one is ambiguous (which token did the sender mean?), so refused.
-            if params.iter().any(|(seen, _)| *seen == key) {
+            if params.contains_key(key.as_ref()) {
                 return Err(Refused::Repeated(printable(&key)));
             }
-            params.push((key.into_owned(), value.into_owned()));
+            params.insert(key.into_owned(), value.into_owned());
         }
         Ok(Self { params })
     }
@@ -52,6 +66,8 @@ pub(crate) enum Refused {
     Unreadable,
     /// A parameter, named as [`printable`] quotes it.
     Repeated(String),
+    /// More than [`MAX_FORM_PARAMS`] parameters.
+    TooManyParams,
 }
 
 impl Refused {
@@ -75,6 +91,9 @@ impl Refused {
             ),
             Self::Unreadable => response::invalid_request("the request body could not be read"),
             Self::Repeated(name) => response::invalid_request(&format!("parameter {name} is repeated")),
+            Self::TooManyParams => {
+                response::invalid_request(&format!("the form has more than {MAX_FORM_PARAMS} parameters"))
+            }
         }
     }
 }
@@ -174,6 +193,119 @@ mod tests {
         );
         let odd = Form::parse(b"%22%3E=a&%22%3E=b").unwrap_err().into_response();
         assert!(odd.body().contains("(a parameter)"), "{}", odd.body());
+    }
+
+    /// `n` distinct one-to-four-letter names, `a=&b=&…`, as an attacker would pack them
+    /// into a body.
+    fn distinct_names(n: usize) -> String {
+        let letters = b"abcdefghijklmnopqrstuvwxyz";
+        let mut body = String::new();
+        for i in 0..n {
+            let mut rest = i;
+            loop {
+                body.push(char::from(letters[rest % 26]));
+                rest /= 26;
+                if rest == 0 {
+                    break;
+                }
+            }
+            body.push_str("=&");
+        }
+        body
+    }
+
+    #[test]
+    fn the_most_parameters_a_form_may_have_are_accepted() {
+        let form = Form::parse(distinct_names(MAX_FORM_PARAMS).as_bytes()).unwrap();
+        assert_eq!(form.params.len(), MAX_FORM_PARAMS);
+    }
+
+    #[test]
+    fn more_parameters_are_refused_with_400_before_any_are_compared() {
+        for n in [MAX_FORM_PARAMS + 1, 16_000] {
+            let body = distinct_names(n);
+            let refused = Form::parse(body.as_bytes()).unwrap_err().into_response();
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{n}");
+            assert!(
+                refused
+                    .body()
+                    .contains(&format!("more than {MAX_FORM_PARAMS} parameters")),
+                "{}",
+                refused.body()
+            );
+        }
+    }
+
+    #[test]
+    fn empty_segments_are_not_parameters() {
+        // `&&&…` parses to nothing (and in linear time): not counted against the cap.
+        let body = "&".repeat(64 * 1024) + "token=x";
+        assert_eq!(Form::parse(body.as_bytes()).unwrap().get("token"), Some("x"));
+    }
+
+    mod properties {
+        use std::collections::BTreeMap;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Names and values as senders write them: any characters, urlencoded.
+        fn encode(pairs: &[(String, String)]) -> String {
+            let mut body = form_urlencoded::Serializer::new(String::new());
+            for (name, value) in pairs {
+                body.append_pair(name, value);
+            }
+            body.finish()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(
+                std::env::var("FORM_PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(512)
+            ))]
+
+            /// Whatever the bytes, parsing answers (a form or a refusal) and never panics;
+            /// a refusal is always a 400.
+            #[test]
+            fn any_bytes_parse_or_are_refused_with_400(body in proptest::collection::vec(any::<u8>(), 0..4096)) {
+                match Form::parse(&body) {
+                    Ok(form) => prop_assert!(form.params.len() <= MAX_FORM_PARAMS),
+                    Err(refused) => prop_assert_eq!(refused.into_response().status(), StatusCode::BAD_REQUEST),
+                }
+            }
+
+            /// Distinct names round-trip, each value under its name, up to the cap; one
+            /// more parameter is refused, and so is any repeated name.
+            #[test]
+            fn parsing_agrees_with_a_model(
+                params in proptest::collection::btree_map(".{1,12}", ".{0,12}", 0..80),
+                repeat in any::<prop::sample::Index>(),
+            ) {
+                let pairs: Vec<(String, String)> = params.clone().into_iter().collect();
+                let parsed = Form::parse(encode(&pairs).as_bytes());
+                if pairs.len() > MAX_FORM_PARAMS {
+                    prop_assert!(matches!(parsed, Err(Refused::TooManyParams)));
+                } else {
+                    let form = parsed.unwrap();
+                    let model: BTreeMap<&str, &str> = params
+                        .iter()
+                        .map(|(name, value)| (name.as_str(), value.as_str()))
+                        .collect();
+                    for (name, value) in &model {
+                        prop_assert_eq!(form.get(name), Some(*value).filter(|v| !v.is_empty()));
+                    }
+                    prop_assert_eq!(form.params.len(), model.len());
+                }
+                if !pairs.is_empty() && pairs.len() < MAX_FORM_PARAMS {
+                    let mut repeated = pairs.clone();
+                    repeated.push(repeat.get(&pairs).clone());
+                    prop_assert!(matches!(
+                        Form::parse(encode(&repeated).as_bytes()),
+                        Err(Refused::Repeated(_))
+                    ));
+                }
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::store::StoreError;
-use crate::token::VerifiedToken;
+use crate::verify::token::VerifiedToken;
 use crate::verify::{JwtVerifier, VerifyError, same_media_type};
 
 /// The member of the `events` claim that makes a JWT a logout token (§2.4).

@@ -24,6 +24,7 @@
 //! | body over the limit                             | 413                                      |
 //! | body not sent within the timeout                | 408                                      |
 //! | a parameter missing, empty, or repeated         | 400 `invalid_request`                     |
+//! | more than [`MAX_FORM_PARAMS`] parameters        | 400 `invalid_request`                     |
 //! | the store failed or timed out                   | 503 `temporarily_unavailable`, `Retry-After`: the sender retries; never a 200 |
 //!
 //! Every answer carries `Cache-Control: no-store`; errors are OAuth-style JSON
@@ -60,7 +61,7 @@
 //!
 //! let layer = RevocationLayer::new(access, InMemoryStore::new()); // RedisStore for replicas
 //! let receiver = BackChannelLogout::builder(logout, layer.revoker()).build()?;
-//! let revocation = TokenRevocation::builder(layer.revoker(), basic_auth("shop-web", "client secret")).build();
+//! let revocation = TokenRevocation::builder(layer.revoker(), basic_auth("shop-web", "client secret")).build()?;
 //!
 //! let app: Router = Router::new()
 //!     .route("/me", get(|| async { "refused once the provider logs the session out" }))
@@ -77,6 +78,7 @@
 mod backchannel;
 mod client_auth;
 mod form;
+mod form_endpoint;
 mod logout_token;
 mod response;
 mod revocation;
@@ -89,10 +91,27 @@ pub use self::logout_token::{BACKCHANNEL_LOGOUT_EVENT, LogoutError};
 pub use self::response::EndpointFuture;
 pub use self::revocation::{TokenRevocation, TokenRevocationBuilder};
 
+/// The form parser alone, for the fuzz targets in `fuzz/` (cargo-fuzz builds with
+/// `--cfg fuzzing`); not part of the API, and absent from every other build.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn fuzz_parse_form(body: &[u8]) -> Result<Vec<(String, String)>, String> {
+    match form::Form::parse(body) {
+        Ok(form) => Ok(form.into_params()),
+        Err(refused) => Err(refused.into_response().into_body()),
+    }
+}
+
 /// The largest request body read, unless configured: 64 KiB. A logout token or an
 /// access token is a few KiB at most; the limit stops a sender from making the
 /// endpoint buffer megabytes.
 pub const DEFAULT_MAX_BODY_LEN: usize = 64 * 1024;
+
+/// The most parameters a form may have: 64. Both protocols need a handful (`token`,
+/// `token_type_hint`, client credentials; `logout_token`); a body of thousands of
+/// one-letter names is refused with 400 after the 65th, before any client
+/// authentication, so that what anyone can send costs next to nothing to parse.
+pub const MAX_FORM_PARAMS: usize = 64;
 
 /// How long the endpoints wait for the whole request body, unless configured: 10 s.
 /// A client trickling a body byte by byte is answered 408 rather than held forever.
@@ -118,6 +137,30 @@ pub enum BuildError {
     /// token verifier reused by mistake?), so it would refuse every logout token.
     #[error("the logout-token verifier requires typ {0:?}, which no logout token carries")]
     WrongRequiredType(String),
+    /// The logout-token verifier accepts two issuers with the same keys (one
+    /// [`key_ring`](crate::JwtVerifierBuilder::key_ring) and several
+    /// [`issuer`](crate::JwtVerifierBuilder::issuer)s, say): a key of either would sign
+    /// logout tokens naming the other, and log its users out. Give each issuer its own
+    /// keys with [`issuer_keys`](crate::JwtVerifierBuilder::issuer_keys), or build one
+    /// receiver per issuer.
+    #[error(
+        "the logout-token verifier accepts issuers {first:?} and {second:?} with the same keys; \
+         give each its own with JwtVerifierBuilder::issuer_keys"
+    )]
+    SharedIssuerKeys {
+        /// One issuer.
+        first: String,
+        /// Another, verified with the same keys.
+        second: String,
+    },
+    /// The revocation endpoint's verifier accepts several issuers, and nothing says
+    /// which one the authenticated clients belong to: set
+    /// [`client_issuer`](TokenRevocationBuilder::client_issuer).
+    #[error(
+        "the verifier accepts several issuers: name the one whose clients this endpoint \
+         authenticates with TokenRevocationBuilder::client_issuer"
+    )]
+    NoClientIssuer,
 }
 
 /// The settings both endpoints share: how much of a request they read, and what a 503

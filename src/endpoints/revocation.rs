@@ -1,26 +1,30 @@
 //! [`TokenRevocation`]: an RFC 7009 token revocation endpoint.
 
-use std::convert::Infallible;
+use http::request::Parts;
+
+use super::form::Form;
+use super::form_endpoint::{FormEndpoint, form_service, limit_settings};
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use http::header::WWW_AUTHENTICATE;
-use http::{HeaderValue, Request, Response, StatusCode};
-use http_body::Body;
+use http::{HeaderValue, Response, StatusCode};
 use serde::Deserialize;
-use tower_service::Service;
 
 use super::client_auth::{ClientAuth, ClientRequest};
-use super::response::{self, EndpointFuture};
-use super::{Limits, form};
+use super::response::{self};
+use super::{BuildError, Limits};
 use crate::revoke::Revoker;
-use crate::store::BoxError;
-use crate::token::VerifiedToken;
 use crate::verify::VerifyError;
+use crate::verify::token::VerifiedToken;
 
 type IssuedTo = dyn Fn(&VerifiedToken, &str) -> bool + Send + Sync;
+
+/// How the endpoint decides whether a token was issued to the client asking.
+enum Owner {
+    Named(NamedClient),
+    Custom(Box<IssuedTo>),
+}
 
 /// An [RFC 7009] token revocation endpoint, for applications that issue their own
 /// access tokens: an OAuth client POSTs `token=…` (and optionally
@@ -33,7 +37,8 @@ type IssuedTo = dyn Fn(&VerifiedToken, &str) -> bool + Send + Sync;
 /// | client not authenticated                              | 401 `invalid_client`, `WWW-Authenticate: Basic` |
 /// | no `token`                                            | 400 `invalid_request`                    |
 /// | a valid access token issued to this client            | revoked, 200                             |
-/// | a valid access token issued to another client         | 400 `unauthorized_client` (§2.1: the server "verifies whether the token was issued to the client making the revocation request") |
+/// | a valid access token issued to another client, or by another authorization server | 400 `unauthorized_client` (§2.1: the server "verifies whether the token was issued to the client making the revocation request"; §2.2.1: errors are RFC 6749 §5.2's) |
+/// | a valid access token naming no client (no `client_id`, no `azp`) | 400 `unauthorized_client`, unless [`allow_unowned_tokens`](TokenRevocationBuilder::allow_unowned_tokens) |
 /// | an unknown, invalid or expired token                  | 200 (§2.2: the purpose, a token that no longer works, is achieved) |
 /// | `token_type_hint=refresh_token` and no valid access token | 400 `unsupported_token_type` (§2.2.1): this endpoint revokes access tokens only, and a 200 would tell the client its refresh token is dead when it is not |
 /// | any other hint                                        | ignored (§2.1: a hint that does not match extends the search; §2.2: an invalid one "is ignored") |
@@ -58,7 +63,7 @@ type IssuedTo = dyn Fn(&VerifiedToken, &str) -> bool + Send + Sync;
 /// let secret = b"a long random secret of 32 bytes";
 /// let verifier = JwtVerifier::builder().key(VerificationKey::hmac(Algorithm::HS256, secret)?).build()?;
 /// let layer = RevocationLayer::new(verifier, InMemoryStore::new());
-/// let endpoint = TokenRevocation::builder(layer.revoker(), basic_auth("web", "web secret")).build();
+/// let endpoint = TokenRevocation::builder(layer.revoker(), basic_auth("web", "web secret")).build()?;
 ///
 /// let now = jsonwebtoken::get_current_timestamp();
 /// let claims = serde_json::json!({ "sub": "alice", "client_id": "web", "jti": "1", "iat": now, "exp": now + 600 });
@@ -82,7 +87,7 @@ pub struct TokenRevocation {
 struct Endpoint {
     revoker: Revoker,
     clients: Box<dyn ClientAuth>,
-    issued_to: Box<IssuedTo>,
+    owner: Owner,
     limits: Limits,
 }
 
@@ -104,22 +109,17 @@ impl TokenRevocation {
         TokenRevocationBuilder {
             revoker,
             clients: Box::new(clients),
-            issued_to: Box::new(issued_to_named_client),
+            issued_to: None,
+            client_issuer: None,
+            allow_unowned: false,
             limits: Limits::default(),
         }
     }
 
-    async fn answer<B>(self, request: Request<B>) -> Response<String>
-    where
-        B: Body,
-        B::Error: Into<BoxError>,
-    {
+    /// The answer to a revocation request's form (see [`FormEndpoint`]).
+    async fn answer(self, parts: Parts, form: Form) -> Response<String> {
         let endpoint = &*self.inner;
         let retry_after = endpoint.limits.retry_after;
-        let (parts, form) = match form::read(request, endpoint.limits).await {
-            Ok(read) => read,
-            Err(refused) => return refused.into_response(),
-        };
         let Some(client) = endpoint.clients.authenticate(&ClientRequest::new(&parts, &form)) else {
             tracing::info!("token revocation refused: client not authenticated");
             return invalid_client();
@@ -151,13 +151,24 @@ impl TokenRevocation {
                 return response::ok();
             }
         };
-        if !(endpoint.issued_to)(&verified, &client) {
-            tracing::info!(%client, token = %verified.revocation_key(), "token revocation refused: another client's token");
-            return response::error(
-                StatusCode::BAD_REQUEST,
-                "unauthorized_client",
-                "the token was not issued to this client",
-            );
+        let ownership = match &endpoint.owner {
+            Owner::Named(named) => named.owns(&verified, &client),
+            Owner::Custom(issued_to) if issued_to(&verified, &client) => Ownership::Owned,
+            Owner::Custom(_) => Ownership::AnotherClients,
+        };
+        // §2.1: the server "verifies whether the token was issued to the client making
+        // the revocation request. If this validation fails, the request is refused", with
+        // an error of RFC 6749 §5.2 (§2.2.1): 400 `unauthorized_client`.
+        let refused = match ownership {
+            Ownership::Owned => None,
+            Ownership::AnotherClients => Some("the token was not issued to this client"),
+            Ownership::Unowned => {
+                Some("the token names no client (client_id or azp), so no client may revoke it")
+            }
+        };
+        if let Some(description) = refused {
+            tracing::info!(%client, token = %verified.revocation_key(), description, "token revocation refused");
+            return response::error(StatusCode::BAD_REQUEST, "unauthorized_client", description);
         }
         match endpoint.revoker.revoke(&verified).await {
             Ok(revocation) => {
@@ -181,31 +192,61 @@ impl TokenRevocation {
     }
 }
 
-/// The default of [`TokenRevocationBuilder::issued_to`]: a token naming its client in
-/// `client_id` (RFC 9068 §2.2) or else `azp` (OpenID Connect) belongs to that client
-/// only; one naming none may be revoked by any authenticated client (it had to present
-/// the token, which already lets it use it).
-fn issued_to_named_client(token: &VerifiedToken, client: &str) -> bool {
-    #[derive(Deserialize)]
-    struct Named {
-        #[serde(default)]
-        client_id: Option<String>,
-        #[serde(default)]
-        azp: Option<String>,
+/// The default of [`TokenRevocationBuilder::issued_to`]: a token is a client's when it
+/// names that client in `client_id` (RFC 9068 §2.2) or else `azp` (OpenID Connect), and
+/// comes from the authorization server the client is registered with (client ids are
+/// unique per server only). A token naming no client is nobody's, unless
+/// [`allow_unowned_tokens`](TokenRevocationBuilder::allow_unowned_tokens).
+#[derive(Debug)]
+struct NamedClient {
+    /// The `iss` of the clients' authorization server; `None` when the verifier checks
+    /// no issuer, so that every token it accepts comes from its one set of keys.
+    issuer: Option<String>,
+    allow_unowned: bool,
+}
+
+impl NamedClient {
+    fn owns(&self, token: &VerifiedToken, client: &str) -> Ownership {
+        #[derive(Deserialize)]
+        struct Named {
+            #[serde(default)]
+            client_id: Option<String>,
+            #[serde(default)]
+            azp: Option<String>,
+        }
+        let Ok(named) = token.claims::<Named>() else {
+            // A `client_id` or `azp` that is not a string names no client we could match.
+            return Ownership::AnotherClients;
+        };
+        let owner = named
+            .client_id
+            .filter(|id| !id.is_empty())
+            .or(named.azp.filter(|id| !id.is_empty()));
+        let Some(owner) = owner else {
+            return if self.allow_unowned {
+                Ownership::Owned
+            } else {
+                Ownership::Unowned
+            };
+        };
+        let same_server = match &self.issuer {
+            Some(issuer) => token.issuer() == Some(issuer.as_str()),
+            None => true,
+        };
+        if same_server && owner == client {
+            Ownership::Owned
+        } else {
+            Ownership::AnotherClients
+        }
     }
-    match token.claims::<Named>() {
-        Ok(Named {
-            client_id: Some(owner),
-            ..
-        })
-        | Ok(Named {
-            client_id: None,
-            azp: Some(owner),
-        }) => owner == client,
-        Ok(_) => true,
-        // A `client_id` that is not a string names no client we could match.
-        Err(_) => false,
-    }
+}
+
+/// Whose a valid token is, as far as the authenticated client is concerned.
+enum Ownership {
+    Owned,
+    AnotherClients,
+    /// The token names no client.
+    Unowned,
 }
 
 /// 401 `invalid_client` with a Basic challenge (RFC 6749 §5.2).
@@ -222,31 +263,26 @@ fn invalid_client() -> Response<String> {
     answer
 }
 
-impl<B> Service<Request<B>> for TokenRevocation
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = EndpointFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+impl FormEndpoint for TokenRevocation {
+    fn limits(&self) -> Limits {
+        self.inner.limits
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        EndpointFuture::new(self.clone().answer(request))
+    async fn respond(self, parts: Parts, form: Form) -> Response<String> {
+        self.answer(parts, form).await
     }
 }
+
+form_service!(TokenRevocation);
 
 /// Builds a [`TokenRevocation`]; see [`TokenRevocation::builder`].
 #[must_use]
 pub struct TokenRevocationBuilder {
     revoker: Revoker,
     clients: Box<dyn ClientAuth>,
-    issued_to: Box<IssuedTo>,
+    issued_to: Option<Box<IssuedTo>>,
+    client_issuer: Option<String>,
+    allow_unowned: bool,
     limits: Limits,
 }
 
@@ -254,6 +290,9 @@ impl fmt::Debug for TokenRevocationBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenRevocationBuilder")
             .field("revoker", &self.revoker)
+            .field("client_issuer", &self.client_issuer)
+            .field("allow_unowned", &self.allow_unowned)
+            .field("custom_issued_to", &self.issued_to.is_some())
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -262,9 +301,14 @@ impl fmt::Debug for TokenRevocationBuilder {
 impl TokenRevocationBuilder {
     /// Decides whether a valid token was issued to the authenticated client (its id is
     /// the second argument); a token that was not is refused with 400
-    /// `unauthorized_client`. By default a token naming a client in `client_id`
-    /// (RFC 9068) or else `azp` must name this one, and a token naming none may be
-    /// revoked by any authenticated client.
+    /// `unauthorized_client`. This replaces the default check, and with it what
+    /// [`client_issuer`](Self::client_issuer) and
+    /// [`allow_unowned_tokens`](Self::allow_unowned_tokens) configure.
+    ///
+    /// By default a token is the client's when it names it in `client_id` (RFC 9068)
+    /// or else `azp`, and its `iss` is the clients' authorization server
+    /// ([`client_issuer`](Self::client_issuer)); a token naming no client is no
+    /// client's, and refused.
     ///
     /// ```
     /// # use tower_jwt_revoke::endpoints::TokenRevocationBuilder;
@@ -275,40 +319,64 @@ impl TokenRevocationBuilder {
     /// # }
     /// ```
     pub fn issued_to(mut self, check: impl Fn(&VerifiedToken, &str) -> bool + Send + Sync + 'static) -> Self {
-        self.issued_to = Box::new(check);
+        self.issued_to = Some(Box::new(check));
         self
     }
 
-    /// The largest body read (default [`DEFAULT_MAX_BODY_LEN`](super::DEFAULT_MAX_BODY_LEN));
-    /// larger ones are answered 413.
-    pub fn max_body_len(mut self, bytes: usize) -> Self {
-        self.limits.max_body_len = bytes;
+    /// The issuer (`iss`) of the authorization server the clients authenticated here
+    /// are registered with. Client ids are unique per server only (RFC 6749 §2.2), so a
+    /// token is a client's only when its `iss` is this one as well as its `client_id`
+    /// (or `azp`) the client's.
+    ///
+    /// Unset, it is the revoker's verifier's issuer when that accepts exactly one;
+    /// when the verifier checks no `iss`, every token it accepts comes from its one
+    /// set of keys, and `client_id` alone names the client. A verifier that accepts
+    /// several issuers needs it: [`build`](Self::build) refuses to guess.
+    pub fn client_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.client_issuer = Some(issuer.into());
         self
     }
 
-    /// How long the body may take to arrive (default
-    /// [`DEFAULT_BODY_TIMEOUT`](super::DEFAULT_BODY_TIMEOUT)); after it, 408.
-    pub fn body_timeout(mut self, timeout: Duration) -> Self {
-        self.limits.body_timeout = timeout;
+    /// Lets any authenticated client revoke a valid token that names no client (no
+    /// `client_id`, no `azp`). By default such a token is refused with 400
+    /// `unauthorized_client`: nothing says it was issued to the client asking, which
+    /// RFC 7009 §2.1 requires the server to verify. Turn it on when your tokens carry
+    /// no client at all and any of your clients may end any of them.
+    pub fn allow_unowned_tokens(mut self) -> Self {
+        self.allow_unowned = true;
         self
     }
 
-    /// The `Retry-After` of a 503, rounded down to whole seconds, at least one (default
-    /// [`DEFAULT_RETRY_AFTER`](super::DEFAULT_RETRY_AFTER)).
-    pub fn retry_after(mut self, delay: Duration) -> Self {
-        self.limits.retry_after = delay;
-        self
-    }
+    limit_settings!();
 
-    /// Builds the endpoint.
-    pub fn build(self) -> TokenRevocation {
-        TokenRevocation {
+    /// Builds the endpoint; fails when the clients' authorization server cannot be
+    /// told ([`BuildError::NoClientIssuer`]): the verifier accepts several issuers, and
+    /// neither [`client_issuer`](Self::client_issuer) nor a custom
+    /// [`issued_to`](Self::issued_to) says whose clients these are.
+    pub fn build(self) -> Result<TokenRevocation, BuildError> {
+        let owner = match self.issued_to {
+            Some(custom) => Owner::Custom(custom),
+            None => {
+                let verifier = self.revoker.verifier();
+                let issuer = match (self.client_issuer, verifier.issuers()) {
+                    (Some(issuer), _) => Some(issuer),
+                    (None, []) => None,
+                    (None, [only]) => Some(only.clone()),
+                    (None, _) => return Err(BuildError::NoClientIssuer),
+                };
+                Owner::Named(NamedClient {
+                    issuer,
+                    allow_unowned: self.allow_unowned,
+                })
+            }
+        };
+        Ok(TokenRevocation {
             inner: Arc::new(Endpoint {
                 revoker: self.revoker,
                 clients: self.clients,
-                issued_to: self.issued_to,
+                owner,
                 limits: self.limits,
             }),
-        }
+        })
     }
 }

@@ -3,8 +3,8 @@
 use std::time::SystemTime;
 
 use super::{Revocation, RevokeError, Revoker};
-use crate::telemetry;
-use crate::unverified::UnverifiedToken;
+use crate::observe::telemetry;
+use crate::verify::unverified::UnverifiedToken;
 
 impl Revoker {
     /// Revokes a token named by its **unverified** claims: for an operator who holds a

@@ -25,14 +25,118 @@
 //! only move forward. The store answers all four in one call per request
 //! ([`RevocationStore::lookup`]); deciding what the answer means is
 //! [`Lookup::revoked_by`]'s job, so every store behaves the same.
+//!
+//! # Implement your own
+//!
+//! A store is one read ([`lookup`](RevocationStore::lookup): everything it knows
+//! about one token, its subject and its session) and four writes. Writes are
+//! idempotent and only ever add: a marker keeps its longest time to live, a watermark
+//! its highest value. Here is a whole store over two maps (a real one also drops what
+//! expired, and keeps the maps where its replicas can share them):
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use std::sync::Mutex;
+//! use std::time::{Duration, Instant};
+//!
+//! use tower_jwt_revoke::store::{Lookup, RevocationQuery, RevocationStore, StoreError};
+//! use tower_jwt_revoke::{RevocationKey, async_trait};
+//!
+//! #[derive(Default)]
+//! struct MapStore {
+//!     /// Tokens and sessions, each until it expires.
+//!     markers: Mutex<BTreeMap<RevocationKey, Instant>>,
+//!     /// Subjects: issued until, until when. The global watermark is kept apart.
+//!     watermarks: Mutex<BTreeMap<RevocationKey, (u64, Instant)>>,
+//!     global: Mutex<Option<(u64, Instant)>>,
+//! }
+//!
+//! impl MapStore {
+//!     fn mark(&self, key: &RevocationKey, ttl: Duration) {
+//!         let until = Instant::now() + ttl;
+//!         let mut markers = self.markers.lock().unwrap();
+//!         let kept = markers.entry(*key).or_insert(until);
+//!         *kept = (*kept).max(until);
+//!     }
+//!
+//!     fn raise(kept: &mut (u64, Instant), issued_until: u64, ttl: Duration) {
+//!         *kept = (kept.0.max(issued_until), kept.1.max(Instant::now() + ttl));
+//!     }
+//!
+//!     fn marked(&self, key: Option<&RevocationKey>) -> bool {
+//!         let markers = self.markers.lock().unwrap();
+//!         key.and_then(|key| markers.get(key)).is_some_and(|until| *until > Instant::now())
+//!     }
+//!
+//!     fn live((mark, until): (u64, Instant)) -> Option<u64> {
+//!         (until > Instant::now()).then_some(mark)
+//!     }
+//! }
+//!
+//! #[async_trait]
+//! impl RevocationStore for MapStore {
+//!     async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
+//!         Ok(Lookup {
+//!             token_revoked: self.marked(Some(&query.token)),
+//!             session_revoked: self.marked(query.session.as_ref()),
+//!             subject_watermark: query
+//!                 .subject
+//!                 .and_then(|subject| self.watermarks.lock().unwrap().get(&subject).copied())
+//!                 .and_then(Self::live),
+//!             global_watermark: self.global.lock().unwrap().and_then(Self::live),
+//!         })
+//!     }
+//!
+//!     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
+//!         Ok(self.mark(token, ttl))
+//!     }
+//!
+//!     async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
+//!         Ok(self.mark(session, ttl))
+//!     }
+//!
+//!     async fn raise_subject_watermark(
+//!         &self,
+//!         subject: &RevocationKey,
+//!         issued_until: u64,
+//!         ttl: Duration,
+//!     ) -> Result<(), StoreError> {
+//!         let mut watermarks = self.watermarks.lock().unwrap();
+//!         let kept = watermarks.entry(*subject).or_insert((issued_until, Instant::now()));
+//!         Ok(Self::raise(kept, issued_until, ttl))
+//!     }
+//!
+//!     async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
+//!         let mut global = self.global.lock().unwrap();
+//!         let kept = global.get_or_insert((issued_until, Instant::now()));
+//!         Ok(Self::raise(kept, issued_until, ttl))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), StoreError> {
+//! let store = MapStore::default();
+//! let token = RevocationKey::token(Some("https://id.example.com"), "7f3a");
+//! store.revoke_token(&token, Duration::from_secs(900)).await?;
+//! let query = RevocationQuery { token, subject: None, session: None, issued_at: Some(1) };
+//! assert!(store.lookup(&query).await?.token_revoked);
+//! // Then: `RevocationLayer::new(verifier, store)`, like any other store.
+//! # Ok(()) }
+//! ```
+//!
+//! The rest has defaults: [`health`](RevocationStore::health) (ready),
+//! [`lookup_immediate`](RevocationStore::lookup_immediate) (none: every check awaits
+//! `lookup`), [`revoke_token_of`](RevocationStore::revoke_token_of) (forgets the
+//! subject).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 
 mod error;
+pub(crate) mod key;
 mod memory;
 #[cfg(feature = "redis")]
 mod mirror;
@@ -53,7 +157,7 @@ pub use self::redis::{
     MAX_BUCKETS, MigrationReport, RedisStore, RedisStoreBuilder, schema,
 };
 #[cfg(feature = "redis")]
-pub use self::redis::{Page, Record, RecordKind, Stats};
+pub use self::redis::{MAX_RECORD_TTL, MAX_WATERMARK, Page, Record, RecordKind, Stats};
 
 /// A boxed error from a store's backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

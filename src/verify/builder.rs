@@ -136,7 +136,7 @@ impl JwtVerifierBuilder {
     /// Also makes sure jsonwebtoken has a signature backend (see
     /// [`install_crypto_provider`](crate::install_crypto_provider)).
     pub fn build(self) -> Result<JwtVerifier, KeyError> {
-        crate::crypto::install_crypto_provider();
+        crate::verify::crypto::install_crypto_provider();
         let leeway_secs = self.leeway_secs.unwrap_or(DEFAULT_LEEWAY_SECS);
         let keys = match (self.key_ring, self.keys.is_empty()) {
             (Some(_), false) => return Err(KeyError::KeysAndKeyRing),

@@ -13,8 +13,8 @@ use serde::de::IgnoredAny;
 use super::error::VerifyError;
 use super::key_set::KeyRing;
 use super::{JwtVerifier, SessionClaim};
-use crate::key::RevocationKey;
-use crate::token::{RegisteredClaims, VerifiedToken};
+use crate::store::key::RevocationKey;
+use crate::verify::token::{RegisteredClaims, VerifiedToken};
 
 impl JwtVerifier {
     /// One pass over the token: split, check the header, pick the key, verify the
@@ -79,7 +79,7 @@ impl JwtVerifier {
                     false => Err(VerifyError::BadSignature),
                 };
             }
-            let verifier = (crate::crypto::provider().verifier_factory)(&key.algorithm, &key.key)
+            let verifier = (crate::verify::crypto::provider().verifier_factory)(&key.algorithm, &key.key)
                 .map_err(|_| VerifyError::AlgorithmNotAllowed)?;
             verifier
                 .verify(signing_input.as_bytes(), &signature)
@@ -282,11 +282,11 @@ struct Payload<'a> {
     session_state: Option<String>,
     #[serde(default)]
     iss: Option<String>,
-    #[serde(default, deserialize_with = "crate::token::iat_date")]
+    #[serde(default, deserialize_with = "crate::verify::token::iat_date")]
     iat: Option<u64>,
-    #[serde(default, deserialize_with = "crate::token::nbf_date")]
+    #[serde(default, deserialize_with = "crate::verify::token::nbf_date")]
     nbf: Option<u64>,
-    #[serde(deserialize_with = "crate::token::exp_date")]
+    #[serde(deserialize_with = "crate::verify::token::exp_date")]
     exp: u64,
     #[serde(default, borrow)]
     aud: Option<Audience<'a>>,

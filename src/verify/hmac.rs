@@ -9,7 +9,7 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-/// A ready HMAC key of the backend this crate verifies with (see [`crate::crypto`]).
+/// A ready HMAC key of the backend this crate verifies with (see [`crate::verify::crypto`]).
 #[derive(Clone)]
 pub(crate) struct HmacKey(Backend);
 
@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn accepts_what_jsonwebtoken_signs_and_nothing_else() {
-        crate::crypto::install_crypto_provider();
+        crate::verify::crypto::install_crypto_provider();
         for algorithm in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
             let key = HmacKey::prepare(algorithm, &DecodingKey::from_secret(b"secret")).expect("an HMAC key");
             let (input, signature) = signed(algorithm, b"secret");

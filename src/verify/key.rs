@@ -132,7 +132,7 @@ impl VerificationKey {
     fn pinned(algorithm: Algorithm, key: DecodingKey) -> Result<Self, KeyError> {
         // A program that builds keys first and signs its own tokens next must not
         // meet jsonwebtoken's "no CryptoProvider" panic in between.
-        crate::crypto::install_crypto_provider();
+        crate::verify::crypto::install_crypto_provider();
         if algorithm.family() != key.family() {
             return Err(KeyError::AlgorithmMismatch { algorithm });
         }

@@ -226,6 +226,13 @@ impl KeyRing {
         self.shared.current.load_full()
     }
 
+    /// Whether `self` and `other` are the same ring (clones of one another), whose
+    /// keys are therefore always the same.
+    #[cfg_attr(not(feature = "endpoints"), allow(dead_code))]
+    pub(crate) fn same_ring(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Whether keys are loaded: ever replaced, and not withdrawn since by a JWKS
     /// source's maximum key age (`max_key_age`).
     pub fn is_loaded(&self) -> bool {

@@ -5,11 +5,14 @@
 //! one token's decoding and validation in `decode.rs`.
 
 mod builder;
+pub(crate) mod crypto;
 mod decode;
 mod error;
 mod hmac;
 mod key;
 mod key_set;
+pub(crate) mod token;
+pub(crate) mod unverified;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +28,7 @@ pub use self::key::{KeyError, VerificationKey};
 pub(crate) use self::key_set::WeakKeyRing;
 pub(crate) use self::key_set::{Asking, Refresh, Refreshed};
 pub use self::key_set::{KeyRing, KeySet, SkippedKey};
-use crate::token::VerifiedToken;
+use crate::verify::token::VerifiedToken;
 
 /// Tokens longer than this are refused before any parsing (8 KiB, a generous bound
 /// for a JWT; browsers cap a cookie at 4 KiB).
@@ -79,7 +82,7 @@ impl JwtVerifier {
     /// so the application's own `jsonwebtoken::encode` works even when Cargo compiled
     /// both backends in.
     pub fn builder() -> JwtVerifierBuilder {
-        crate::crypto::install_crypto_provider();
+        crate::verify::crypto::install_crypto_provider();
         JwtVerifierBuilder::default()
     }
 
@@ -178,6 +181,23 @@ impl JwtVerifier {
     /// [`issuer_keys`](JwtVerifierBuilder::issuer_keys).
     pub fn issuer_key_ring(&self, issuer: &str) -> Option<&KeyRing> {
         self.inner.issuer_keys.get(issuer)
+    }
+
+    /// Two accepted issuers whose tokens are verified with the same keys, if any: the
+    /// verifier's own ring serving two issuers that have no ring of their own, or one
+    /// ring given to two issuers. Either issuer's key then signs tokens that pass for
+    /// the other's.
+    #[cfg(feature = "endpoints")]
+    pub(crate) fn issuers_sharing_keys(&self) -> Option<(&str, &str)> {
+        let inner = &*self.inner;
+        let ring_of = |issuer: &str| inner.issuer_keys.get(issuer).unwrap_or(&inner.keys);
+        // Issuers are few (a configuration, not input): pairwise is fine here.
+        inner.issuers.iter().enumerate().find_map(|(i, first)| {
+            inner.issuers[i + 1..]
+                .iter()
+                .find(|second| ring_of(first).same_ring(ring_of(second)))
+                .map(|second| (first.as_str(), second.as_str()))
+        })
     }
 
     /// The issuers accepted (`iss`); empty when `iss` is not checked.

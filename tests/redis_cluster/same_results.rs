@@ -59,19 +59,7 @@ async fn a_revocation_through_one_replica_is_honoured_by_another_on_the_cluster(
     let prefix = support::unique_prefix();
     // Direct: two routers with their own stores (own cluster connections), like two pods.
     let (replica_a, replica_b) = (demo_app(cluster.store(&prefix)), demo_app(cluster.store(&prefix)));
-    let token = login(&replica_a, "carol").await;
-    assert_eq!(
-        call(&replica_b, "GET", "/me", Some(&token), None).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        call(&replica_a, "POST", "/logout", Some(&token), None).await.0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        call(&replica_b, "GET", "/me", Some(&token), None).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    logout_on_one_replica_is_refused_by_another(&replica_a, &replica_b, "carol").await;
 
     // Mirrored: the other replica refuses it within the propagation bound.
     let mirrored_a = demo_app(synced_mirror(&cluster, &prefix).await);

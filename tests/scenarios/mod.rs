@@ -129,6 +129,38 @@ pub fn demo_app(store: impl RevocationStore) -> axum::Router {
 
 /// Waits until the Unix clock enters a new second, so a token minted next has an
 /// `iat` after a watermark set before (watermarks have one-second resolution).
+/// A user logs in on replica A, is served by B, logs out on A: B refuses the token.
+pub async fn logout_on_one_replica_is_refused_by_another(a: &axum::Router, b: &axum::Router, user: &str) {
+    let token = login(a, user).await;
+    assert_eq!(call(b, "GET", "/me", Some(&token), None).await.0, StatusCode::OK);
+    assert_eq!(
+        call(a, "POST", "/logout", Some(&token), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(b, "GET", "/me", Some(&token), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// While the store cannot answer: a fail-closed layer answers 503 to every token, even
+/// a revoked one (the store cannot tell, and a 401 would log valid clients out); a
+/// fail-open layer lets a valid one in.
+pub async fn outage_fails_closed_or_open<S>(closed: &S, open: &S, valid: &str, revoked: &str)
+where
+    S: tower::Service<Request<Body>, Response = http::Response<Body>, Error = std::convert::Infallible>
+        + Clone,
+{
+    for _ in 0..3 {
+        assert_eq!(status_with(closed, valid).await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status_with(open, valid).await, StatusCode::OK);
+    }
+    assert_eq!(
+        status_with(closed, revoked).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
 pub async fn next_second() {
     let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     tokio::time::sleep(

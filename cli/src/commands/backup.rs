@@ -1,7 +1,7 @@
 //! `export` and `import`: every live revocation as JSON lines, and back.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 
 use serde::Serialize;
 use tower_jwt_revoke::store::Record;
@@ -13,6 +13,10 @@ use crate::output::written;
 
 /// How many keys one `SCAN` step of `export` looks at.
 const STEP: usize = 1000;
+
+/// The longest line `import` reads: a record is about 200 bytes, so anything near this
+/// is not one, and a file without line breaks must not be read into memory whole.
+const MAX_LINE_LEN: usize = 64 * 1024;
 
 pub async fn export(context: &mut Context, export: Export) -> Result<Exit, Failure> {
     context.require_in_use().await?;
@@ -68,30 +72,7 @@ pub async fn import(context: &mut Context, import: Import) -> Result<Exit, Failu
     };
     // Everything is read and checked before anything is written: a damaged file
     // restores nothing rather than part of it.
-    let mut records = Vec::new();
-    for (index, line) in reader.lines().enumerate() {
-        let line =
-            line.map_err(|error| Failure::input(format!("cannot read line {}: {error}", index + 1)))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record: Record = serde_json::from_str(&line).map_err(|error| {
-            Failure::input(format!("line {}: not a revocation record: {error}", index + 1))
-        })?;
-        if record.ttl_ms.is_none() && record.expires_ms.is_none() {
-            return Err(Failure::input(format!(
-                "line {}: a record without a TTL",
-                index + 1
-            )));
-        }
-        if record.kind != tower_jwt_revoke::store::RecordKind::All && record.hash.is_none() {
-            return Err(Failure::input(format!(
-                "line {}: a record without a hash",
-                index + 1
-            )));
-        }
-        records.push(record);
-    }
+    let records = read_records(reader)?;
     let (mut restored, mut expired) = (0u64, 0u64);
     for record in &records {
         if context.store.restore(record).await? {
@@ -108,4 +89,40 @@ pub async fn import(context: &mut Context, import: Import) -> Result<Exit, Failu
     let text = format!("restored {restored} revocations; skipped {expired} expired since the export");
     context.out.answer(&Imported { restored, expired }, text)?;
     Ok(Exit::Ok)
+}
+
+/// Every record of a backup, each checked as [`Record::problem`] would at restore time;
+/// the first bad line fails the whole import, named by its number.
+fn read_records(mut reader: impl BufRead) -> Result<Vec<Record>, Failure> {
+    let mut records = Vec::new();
+    let mut line = Vec::new();
+    for number in 1.. {
+        line.clear();
+        // One byte past the cap tells a line at the cap from a longer one.
+        let read = reader
+            .by_ref()
+            .take(MAX_LINE_LEN as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|error| Failure::input(format!("cannot read line {number}: {error}")))?;
+        if read == 0 {
+            break;
+        }
+        if line.len() > MAX_LINE_LEN {
+            return Err(Failure::input(format!(
+                "line {number}: longer than {MAX_LINE_LEN} bytes, not a revocation record"
+            )));
+        }
+        let text = std::str::from_utf8(&line)
+            .map_err(|_| Failure::input(format!("line {number}: not UTF-8 text")))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let record: Record = serde_json::from_str(text)
+            .map_err(|error| Failure::input(format!("line {number}: not a revocation record: {error}")))?;
+        if let Some(problem) = record.problem() {
+            return Err(Failure::input(format!("line {number}: {problem}")));
+        }
+        records.push(record);
+    }
+    Ok(records)
 }

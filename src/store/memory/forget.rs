@@ -2,7 +2,7 @@
 
 use super::InMemoryStore;
 use super::table::ShortKey;
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 
 impl InMemoryStore {
     /// Drops the token or session marker under `key`; returns whether there was one.

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use self::table::NEVER;
 use self::table::{ShortKey, Table};
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 
 /// How often the background sweeper reclaims expired entries, unless configured.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
@@ -75,7 +75,7 @@ impl InMemoryStore {
 
     /// An empty store whose background sweeper runs every `interval`.
     pub fn with_sweep_interval(interval: Duration) -> Self {
-        crate::crypto::install_crypto_provider();
+        crate::verify::crypto::install_crypto_provider();
         Self {
             shared: Arc::new(Shared {
                 table: Table::new(Instant::now()),

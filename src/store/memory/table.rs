@@ -25,7 +25,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use super::map::Map;
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 
 /// Sixteenths of a second: the unit of stored expiries.
 const TICKS_PER_SEC: u64 = 16;

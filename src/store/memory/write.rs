@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::table::{Mark, ShortKey};
 use super::{InMemoryStore, pack, seconds, unpack};
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 
 /// Writes to an [`InMemoryStore`] as of one instant.
 pub(crate) struct Writes<'a> {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::MirrorStore;
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 use crate::store::redis::{Kind, Targets};
 use crate::store::{Lookup, RevocationQuery, RevocationStore, StoreError, StoreHealth};
 

@@ -17,7 +17,7 @@ use ::redis::Script;
 use super::StoreError;
 use super::memory::InMemoryStore;
 use super::redis::{Kind, RedisStore, Targets};
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 
 mod checks_and_writes;
 mod follow;

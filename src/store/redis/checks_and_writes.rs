@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::connect::command::Budget;
 use super::read::check::{CheckReply, answer_of, check_keys, give_command, reply_values, take_command};
 use super::{Kind, RedisStore, Targets, connect};
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 use crate::store::{Lookup, RevocationQuery, RevocationStore, StoreError, StoreHealth};
 
 #[async_trait]

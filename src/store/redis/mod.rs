@@ -61,7 +61,7 @@ mod read;
 pub mod schema;
 mod write;
 
-pub use self::admin::{Page, Record, RecordKind, Stats};
+pub use self::admin::{MAX_RECORD_TTL, MAX_WATERMARK, Page, Record, RecordKind, Stats};
 pub use self::builder::RedisStoreBuilder;
 pub(crate) use self::connect::conn::{Conn, Node};
 use self::connect::shared::Connection;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 use crate::store::memory::{InMemoryStore, Writes};
 use crate::store::mirror::ledger::Ledger;
 use crate::store::redis::Kind;

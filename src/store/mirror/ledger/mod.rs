@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 mod packed;
 
 use self::packed::{Record, Records};
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 use crate::store::redis::Kind;
 
 /// A record to write back: where, what, and for how long still.

@@ -6,7 +6,7 @@
 
 use hashbrown::HashTable;
 
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 use crate::store::redis::Kind;
 
 /// One record as Redis holds it: where, its value (`1` for a marker, else the

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use ::redis::Value;
 
-use crate::key::RevocationKey;
 use crate::store::StoreError;
+use crate::store::key::RevocationKey;
 use crate::store::redis::scan::bounded;
 use crate::store::redis::{Conn, Kind};
 

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use crate::key::RevocationKey;
 use crate::store::StoreError;
+use crate::store::key::RevocationKey;
 use crate::store::redis::scan::{Scanned, read_keys};
 use crate::store::redis::{Conn, Kind, Node};
 

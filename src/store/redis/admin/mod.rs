@@ -13,6 +13,6 @@ mod scan;
 mod stats;
 mod write;
 
-pub use self::record::{Record, RecordKind};
+pub use self::record::{MAX_RECORD_TTL, MAX_WATERMARK, Record, RecordKind};
 pub use self::scan::Page;
 pub use self::stats::Stats;

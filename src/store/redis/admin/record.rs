@@ -5,8 +5,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 use crate::store::redis::Kind;
+
+/// The longest time to live a [`Record`] may have: 2³² − 1 seconds, the most any
+/// revocation is ever kept (a token whose `exp` is beyond any clock). Longer ones are
+/// refused by [`RedisStore::restore`](super::super::RedisStore::restore) rather than
+/// handed to Redis, which would refuse them half-way through a restore.
+pub const MAX_RECORD_TTL: Duration = Duration::from_secs(u32::MAX as u64);
+
+/// The largest watermark a [`Record`] may carry: 2³² − 1 seconds since 1970 (the
+/// year 2106). A watermark revokes the tokens issued until it, so a larger one would
+/// only ever be a damaged or forged backup.
+pub const MAX_WATERMARK: u64 = u32::MAX as u64;
 
 /// Which kind of revocation a [`Record`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -136,6 +147,29 @@ impl Record {
             None => self.ttl_ms?,
         };
         (left > 0).then(|| Duration::from_millis(left))
+    }
+
+    /// Why this record cannot be restored, if it cannot: no TTL, no hash (but the
+    /// global watermark), a time to live beyond [`MAX_RECORD_TTL`], or a watermark
+    /// that is not a number of seconds up to [`MAX_WATERMARK`]. What
+    /// [`RedisStore::restore`](super::super::RedisStore::restore) refuses, for a tool
+    /// that checks a whole backup before it writes any of it. An expired record is
+    /// valid (restoring it is a no-op).
+    pub fn problem(&self) -> Option<&'static str> {
+        if self.ttl_ms.is_none() && self.expires_ms.is_none() {
+            return Some("a record without a TTL");
+        }
+        if self.kind != RecordKind::All && self.hash.is_none() {
+            return Some("a record without a hash");
+        }
+        if self.remaining().is_some_and(|left| left > MAX_RECORD_TTL) {
+            return Some("a time to live longer than any revocation lasts");
+        }
+        let is_watermark = matches!(self.kind, RecordKind::Subject | RecordKind::All);
+        if is_watermark && self.watermark().is_none_or(|mark| mark > MAX_WATERMARK) {
+            return Some("a watermark that is not a number of seconds since 1970");
+        }
+        None
     }
 
     /// The watermark of a subject or global record.

@@ -2,8 +2,8 @@
 //! every master of a cluster in turn.
 
 use super::Record;
-use crate::key::RevocationKey;
 use crate::store::StoreError;
+use crate::store::key::RevocationKey;
 use crate::store::redis::read::scan::{Scanned, read_keys, scan_step};
 use crate::store::redis::{Conn, Kind, Node, RedisStore, V1};
 

@@ -7,8 +7,8 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 use super::{Record, RecordKind};
-use crate::key::RevocationKey;
 use crate::store::StoreError;
+use crate::store::key::RevocationKey;
 use crate::store::redis::connect::command::Budget;
 use crate::store::redis::read::scan::bounded;
 use crate::store::redis::{Conn, Node, RedisStore};

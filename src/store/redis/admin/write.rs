@@ -7,8 +7,8 @@ use ::redis::Script;
 use futures_util::future::join_all;
 
 use super::Record;
-use crate::key::RevocationKey;
 use crate::store::StoreError;
+use crate::store::key::RevocationKey;
 use crate::store::redis::connect::command::Budget;
 use crate::store::redis::write::{Targets, WriteKeys};
 use crate::store::redis::{Kind, RedisStore};
@@ -101,11 +101,12 @@ impl RedisStore {
     /// store would have written it knowing only its hash: a subject watermark to its
     /// subject's bucket, anything else to every bucket.
     ///
-    /// Fails on a record without a TTL (nothing says how long to keep it), a watermark
-    /// that is not a number, or a token, session or subject without a hash.
+    /// Fails, writing nothing, on a record [`Record::problem`] finds wrong: without a
+    /// TTL (nothing says how long to keep it), a token, session or subject without a
+    /// hash, a TTL or a watermark out of range.
     pub async fn restore(&self, record: &Record) -> Result<bool, StoreError> {
-        if record.ttl_ms.is_none() && record.expires_ms.is_none() {
-            return Err(StoreError::msg("a record without a TTL cannot be restored"));
+        if let Some(problem) = record.problem() {
+            return Err(StoreError::msg(problem));
         }
         let Some(ttl) = record.remaining() else {
             return Ok(false);

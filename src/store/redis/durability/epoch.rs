@@ -34,12 +34,12 @@ use std::time::{Duration, Instant};
 use ::redis::Script;
 use futures_util::future::join_all;
 
+use crate::observe::telemetry;
 use crate::store::StoreError;
 use crate::store::redis::connect::conn::Conn;
 use crate::store::redis::read::scan::bounded;
 use crate::store::redis::schema::Schema;
 use crate::store::redis::{RedisStore, Shared};
-use crate::telemetry;
 
 /// How often a store reads the epoch markers: well within a mirror's default staleness
 /// bound, so a loss is noticed before the copy would count as stale anyway.

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 
 use ::redis::{Cmd, Value};
 
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 use crate::store::redis::Kind;
 use crate::store::{Lookup, RevocationQuery, StoreError};
 

@@ -80,7 +80,7 @@ pub(crate) mod layout;
 mod names;
 pub(crate) mod v1;
 
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 
 /// The number of buckets unless configured.
 pub const DEFAULT_BUCKETS: u32 = 16;

@@ -1,7 +1,7 @@
 //! The store's public names for its Redis keys (see the `schema` module for what
 //! each holds), for operators and for services in other languages.
 
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 use crate::store::redis::RedisStore;
 
 impl RedisStore {

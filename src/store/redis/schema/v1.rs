@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use crate::key::RevocationKey;
 use crate::store::StoreError;
+use crate::store::key::RevocationKey;
 use crate::store::redis::read::scan::{Scanned, read_keys, scan_step};
 use crate::store::redis::schema::{Kind, glob_escape};
 use crate::store::redis::write::{Targets, WriteKeys};

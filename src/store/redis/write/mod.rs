@@ -20,8 +20,8 @@ use ::redis::{Script, ScriptInvocation};
 use futures_util::future::join_all;
 
 use self::acknowledge::Acknowledgement;
-use crate::key::RevocationKey;
 use crate::store::StoreError;
+use crate::store::key::RevocationKey;
 use crate::store::redis::RedisStore;
 use crate::store::redis::connect::command::{Budget, QUEUED_LIMIT, is_dead_connection};
 use crate::store::redis::schema::Kind;

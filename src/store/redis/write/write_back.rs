@@ -14,8 +14,8 @@ use std::time::Duration;
 use ::redis::Script;
 use futures_util::future::join_all;
 
-use crate::key::RevocationKey;
 use crate::store::StoreError;
+use crate::store::key::RevocationKey;
 use crate::store::redis::RedisStore;
 use crate::store::redis::connect::conn::Conn;
 use crate::store::redis::read::scan::bounded;

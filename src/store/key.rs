@@ -16,6 +16,10 @@ const TOKEN_BY_ID: &[u8] = b"tower-jwt-revoke/v1/token";
 const TOKEN_BY_SIGNING_INPUT: &[u8] = b"tower-jwt-revoke/v1/token-signing-input";
 const SUBJECT: &[u8] = b"tower-jwt-revoke/v1/subject";
 const SESSION: &[u8] = b"tower-jwt-revoke/v1/session";
+/// The back-channel receiver's record of a logout token it acted on: a domain of its
+/// own, so that it never names an access token with the same `iss` and `jti`.
+#[cfg(feature = "endpoints")]
+const LOGOUT_TOKEN: &[u8] = b"tower-jwt-revoke/v1/logout-token";
 
 /// A hashed identifier of a token, a subject or a session, as stored.
 ///
@@ -41,6 +45,15 @@ impl RevocationKey {
     /// token can carry several valid signatures, and each must hit the same key.
     pub fn token_without_id(signing_input: &str) -> Self {
         Self::derive(TOKEN_BY_SIGNING_INPUT, &[signing_input.as_bytes()])
+    }
+
+    /// The key under which the back-channel logout receiver remembers a logout token
+    /// (`iss`, `jti`) it acted on, to refuse its replays. Stored like a token
+    /// revocation, but hashed in its own domain: a logout token and an access token
+    /// with the same `jti` are different tokens, and neither may stand for the other.
+    #[cfg(feature = "endpoints")]
+    pub(crate) fn logout_token(issuer: &str, jti: &str) -> Self {
+        Self::derive(LOGOUT_TOKEN, &[issuer.as_bytes(), jti.as_bytes()])
     }
 
     /// The key of a subject (`sub`) of an issuer.
@@ -143,6 +156,15 @@ mod tests {
         assert_ne!(token, subject);
         assert_ne!(subject, session);
         assert_ne!(token, session);
+    }
+
+    #[cfg(feature = "endpoints")]
+    #[test]
+    fn a_logout_token_record_is_no_token_revocation() {
+        assert_ne!(
+            RevocationKey::logout_token("iss", "x"),
+            RevocationKey::token(Some("iss"), "x")
+        );
     }
 
     #[test]

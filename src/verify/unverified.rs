@@ -7,9 +7,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use crate::key::RevocationKey;
 use crate::store::RevocationQuery;
-use crate::token::RegisteredClaims;
+use crate::store::key::RevocationKey;
+use crate::verify::token::RegisteredClaims;
 use crate::verify::{DEFAULT_MAX_TOKEN_LEN, SessionClaim, VerifyError};
 
 /// A token's registered claims and revocation keys, read **without** checking its

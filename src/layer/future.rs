@@ -10,8 +10,8 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::reject::OnRejection;
-use crate::service::{StoreCheck, reject};
+use crate::layer::reject::OnRejection;
+use crate::layer::service::{StoreCheck, reject};
 
 /// What is held while the store answers: the readied inner service and the request.
 pub(crate) struct Pending<S, ReqBody, ResBody> {

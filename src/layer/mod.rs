@@ -1,4 +1,15 @@
 //! [`RevocationLayer`]: configuration, and the [`Layer`] that applies it.
+//!
+//! In this folder: the layer and its settings (`mod.rs`), the service and its per-request
+//! flow (`service.rs`), its response future (`future.rs`), where a token is read from
+//! (`extract.rs`) and the rejections and their responses (`reject.rs`): tower-http's
+//! split. May use: the verifier, the stores, telemetry. Used by: applications, the
+//! frameworks' helpers.
+
+pub(crate) mod extract;
+pub(crate) mod future;
+pub(crate) mod reject;
+pub(crate) mod service;
 
 use std::any::Any;
 use std::fmt;
@@ -7,10 +18,10 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
-use crate::extract::TokenSource;
-use crate::reject::DefaultRejection;
+use crate::layer::extract::TokenSource;
+use crate::layer::reject::DefaultRejection;
+use crate::layer::service::{Config, RevocationService};
 use crate::revoke::Revoker;
-use crate::service::{Config, RevocationService};
 use crate::store::RevocationStore;
 use crate::verify::JwtVerifier;
 
@@ -91,7 +102,7 @@ impl RevocationLayer {
     /// `store` is any [`RevocationStore`], an `Arc<dyn RevocationStore>` chosen at run
     /// time included.
     pub fn new(verifier: JwtVerifier, store: impl RevocationStore) -> Self {
-        crate::crypto::install_crypto_provider();
+        crate::verify::crypto::install_crypto_provider();
         Self {
             verifier,
             store: shared_store(store),

@@ -53,10 +53,10 @@ use serde::de::DeserializeOwned;
 use tonic::{Code, Status};
 
 use crate::layer::RevocationLayer;
-use crate::reject::{OnRejection, Rejection, retry_after_ms};
+use crate::layer::reject::{OnRejection, Rejection, retry_after_ms};
 use crate::revoke::RevokeError;
-use crate::token::VerifiedToken;
 use crate::verify::VerifyError;
+use crate::verify::token::VerifiedToken;
 
 /// Reads what [`RevocationLayer`] verified from a `tonic::Request`.
 pub trait RequestExt {

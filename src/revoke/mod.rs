@@ -5,10 +5,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
 
-use crate::key::RevocationKey;
+use crate::observe::telemetry;
+use crate::store::key::RevocationKey;
 use crate::store::{RevocationStore, StoreError};
-use crate::telemetry;
-use crate::token::VerifiedToken;
+use crate::verify::token::VerifiedToken;
 use crate::verify::{JwtVerifier, VerifyError};
 
 mod unverified;
@@ -139,7 +139,7 @@ impl Revoker {
     /// checked with, since its leeway and maximum lifetime decide how long records
     /// last.
     pub fn new(verifier: JwtVerifier, store: impl RevocationStore) -> Self {
-        crate::crypto::install_crypto_provider();
+        crate::verify::crypto::install_crypto_provider();
         Self::from_shared(verifier, crate::layer::shared_store(store))
     }
 

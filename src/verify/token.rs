@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer};
 
-use crate::key::RevocationKey;
+use crate::store::key::RevocationKey;
 use crate::verify::VerifyError;
 
 /// A token that passed [`JwtVerifier`](crate::JwtVerifier): its registered claims, its

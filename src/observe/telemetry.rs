@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use tracing::Span;
 
-use crate::reject::Rejection;
+use crate::layer::reject::Rejection;
 use crate::store::RevokedBy;
 use crate::verify::VerifyError;
 

@@ -12,13 +12,13 @@ use tower_service::Service;
 use tracing::Span;
 use tracing::field::Empty;
 
-use crate::extract::{TokenSource, find_token};
-use crate::future::{Pending, ResponseFuture};
 use crate::layer::FailurePolicy;
-use crate::reject::{OnRejection, Rejection};
+use crate::layer::extract::{TokenSource, find_token};
+use crate::layer::future::{Pending, ResponseFuture};
+use crate::layer::reject::{OnRejection, Rejection};
+use crate::observe::telemetry::{self, Outcome};
 use crate::store::{RevocationQuery, RevocationStore};
-use crate::telemetry::{self, Outcome};
-use crate::token::VerifiedToken;
+use crate::verify::token::VerifiedToken;
 use crate::verify::{JwtVerifier, VerifyError};
 
 /// The check that runs after verification: one store call, under a timeout. It yields
@@ -96,7 +96,7 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 /// The [`Service`](https://docs.rs/tower-service/0.3/tower_service/trait.Service.html) made by
 /// [`RevocationLayer`](crate::RevocationLayer): `S` is the inner service, `Reject` the
 /// rejection.
-pub struct RevocationService<S, Reject = crate::reject::DefaultRejection> {
+pub struct RevocationService<S, Reject = crate::layer::reject::DefaultRejection> {
     inner: S,
     config: Arc<Config<Reject>>,
 }

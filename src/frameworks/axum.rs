@@ -11,10 +11,10 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::layer::RevocationLayer;
-use crate::reject::{OnRejection, Rejection};
+use crate::layer::reject::{OnRejection, Rejection};
 use crate::revoke::RevokeError;
-use crate::token::VerifiedToken;
 use crate::verify::VerifyError;
+use crate::verify::token::VerifiedToken;
 
 /// `VerifiedToken` is an extractor: a handler behind
 /// [`RevocationLayer`] takes the verified token as an argument.
@@ -202,7 +202,7 @@ impl IntoResponse for RevokeError {
         if let Some(delay) = self.retry_after() {
             response.headers_mut().insert(
                 RETRY_AFTER,
-                HeaderValue::from(crate::reject::retry_after_secs(delay)),
+                HeaderValue::from(crate::layer::reject::retry_after_secs(delay)),
             );
         }
         response

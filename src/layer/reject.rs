@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
-use crate::extract::MalformedRequest;
+use crate::layer::extract::MalformedRequest;
 use crate::store::RevokedBy;
 use crate::verify::VerifyError;
 
