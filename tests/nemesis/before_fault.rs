@@ -28,10 +28,13 @@ pub async fn revoke(
 ) -> (Vec<(Scope, Option<Duration>)>, usize) {
     // No bucket at risk (a master serving none of them): any subject will do.
     let at_risk = at_risk.filter(|buckets| !buckets.is_empty());
+    // Which names land where depends on the prefix (random): the search draws nothing
+    // from `rng`, so that the rest of the schedule replays from the seed.
     let subject = |rng: &mut Rng| {
+        let tag = rng.next_u64();
         let buckets = at_risk?;
         (0..100_000).find_map(|n| {
-            let name = format!("at-risk-{round}-{}-{n}", rng.next_u64());
+            let name = format!("at-risk-{round}-{tag}-{n}");
             buckets
                 .contains(&store.bucket_of(&RevocationKey::subject(None, &name)))
                 .then_some(name)

@@ -272,9 +272,12 @@ pub async fn run(mut topology: impl Topology, settings: Settings) -> Report {
 
         let warm_stores = warm.stores(&topology, acknowledging.as_ref());
         let cold_stores = cold.as_ref().map(|cold| cold.stores(&topology, None));
+        // The samples depend on how much the load wrote (timing): drawn from generators
+        // of their own, so that the schedule replays from the seed.
+        let mut warm_rng = Rng::for_topology(rng.next_u64(), "warm");
         let mut cold_rng = Rng::for_topology(rng.next_u64(), "cold");
         let (recovery, cold_recovery) = tokio::join!(
-            warm.recover(&warm_stores, &settings, (round, fault, fault_at), &mut rng),
+            warm.recover(&warm_stores, &settings, (round, fault, fault_at), &mut warm_rng),
             async {
                 match (&cold, &cold_stores) {
                     (Some(cold), Some(stores)) => Some(

@@ -23,9 +23,7 @@ pub struct Cluster {
 impl Cluster {
     pub fn start() -> Option<Self> {
         let cluster = RedisCluster::start()?;
-        // A replica's first sync waits for Redis's diskless-sync delay (5 s): a master
-        // killed before it ends has a replica that holds nothing and cannot take over.
-        cluster.wait_for_replication();
+        replicas_in_step(&cluster);
         Some(Self {
             cluster,
             victim: None,
@@ -60,6 +58,20 @@ impl Cluster {
             })
             .collect()
     }
+}
+
+/// Waits until every replica has synced with its master. A replica's first sync waits
+/// for Redis's diskless-sync delay (5 s): a master killed before it ends has a replica
+/// that holds nothing and never takes over.
+fn replicas_in_step(cluster: &RedisCluster) {
+    let in_step = wait_until(Duration::from_secs(30), || {
+        cluster.nodes.iter().filter(|node| node.is_running()).all(|node| {
+            let replication = node_command(node, &["INFO", "replication"]);
+            replication.contains("role:master") || replication.contains("master_link_status:up")
+        })
+    });
+    assert!(in_step.is_some(), "the replicas did not sync within 30 s");
+    cluster.wait_for_replication();
 }
 
 impl Topology for Cluster {
@@ -163,6 +175,6 @@ impl Topology for Cluster {
             self.cluster.wait_until_ok(Duration::from_secs(30)),
             "the cluster did not become whole again within 30 s"
         );
-        self.cluster.wait_for_replication();
+        replicas_in_step(&self.cluster);
     }
 }
