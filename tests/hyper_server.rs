@@ -21,7 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tower_jwt_revoke::store::{InMemoryStore, RevocationStore};
 
-#[path = "../examples/hyper_server.rs"]
+#[path = "../examples/hyper_server/main.rs"]
 #[allow(dead_code)]
 mod hyper_server;
 

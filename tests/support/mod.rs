@@ -38,7 +38,13 @@ fn skip(reason: &str) {
     if required() {
         panic!("TOWER_JWT_REVOKE_REQUIRE_REDIS=1 but {reason}");
     }
-    eprintln!("\n!!! SKIPPED: {reason}. Install redis-server, or set REDIS_SERVER_BIN or REDIS_URL. !!!\n");
+    // Straight to the process's stderr: the test harness captures `eprintln!` of a
+    // passing test, and a skip must show where `cargo test` is read.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!! SKIPPED: {reason}. Install redis-server, or set REDIS_SERVER_BIN or REDIS_URL. !!!\n"
+    );
 }
 
 fn binary() -> Option<PathBuf> {
