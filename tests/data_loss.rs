@@ -494,3 +494,50 @@ async fn a_stalled_loss_watch_costs_no_check_a_failure() {
         "the stalled watch dropped the connection checks share: {said}"
     );
 }
+
+/// A promoted replica (or a reloaded snapshot) that missed a bucket's latest writes,
+/// made and lost between two of the loss watch's reads, and no write since: the
+/// counter never went backwards under the watch's eyes, but it is below what the
+/// mirrors applied, which is a loss too; they write the revocation back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn latest_writes_lost_between_two_watch_reads_are_noticed_from_what_mirrors_applied() {
+    let server = redis_or_skip!(private);
+    let prefix = support::unique_prefix();
+    let (a, b) = (mirror(&server, &prefix, true), mirror(&server, &prefix, true));
+    a.wait_until_synced(Duration::from_secs(10)).await.unwrap();
+    b.wait_until_synced(Duration::from_secs(10)).await.unwrap();
+    // Every store has read its markers and counters at least once.
+    tokio::time::sleep(tower_jwt_revoke::store::LOSS_CHECK_INTERVAL * 2).await;
+
+    a.revoke_token_of(&token(0), Some(&subject(3)), Duration::from_secs(600))
+        .await
+        .unwrap();
+    let applied = eventually(Duration::from_secs(2), async || {
+        refused(&b)
+            .await
+            .is_some_and(|refused| refused.tokens.contains(&0))
+    })
+    .await;
+    assert!(applied.is_some(), "replica B never applied the logout");
+    undo_last_write(&server, a.redis(), &token(0), &subject(3)).await;
+
+    let direct = server.store(&prefix);
+    let logged_out = RevocationQuery {
+        subject: Some(subject(3)),
+        ..query(0)
+    };
+    let back = eventually(Duration::from_secs(3), async || {
+        direct
+            .lookup(&logged_out)
+            .await
+            .is_ok_and(|answer| answer.token_revoked)
+    })
+    .await;
+    assert!(
+        back.is_some(),
+        "the lost logout was never written back: {:?} {:?}",
+        a.health(),
+        b.health()
+    );
+    assert!(a.health().data_losses + b.health().data_losses >= 1);
+}

@@ -99,6 +99,13 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .applied_seq = feeds.applied();
+        // What the mirror applied tells the store's loss watch what Redis held, even
+        // where the watch never read the counter that high.
+        for (stream, cursor) in feeds.streams.iter().zip(&feeds.cursors) {
+            if let (Some(bucket), Some(cursor)) = (stream.bucket, cursor) {
+                self.redis.note_applied(bucket, cursor.last_seq);
+            }
+        }
         let Read { behind, gaps, lost } = read;
         if !lost.is_empty() {
             self.redis.report_loss(&lost, "a change feed went backwards");

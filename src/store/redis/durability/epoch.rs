@@ -28,7 +28,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ::redis::Script;
@@ -36,19 +36,15 @@ use futures_util::future::join_all;
 
 use crate::observe::telemetry;
 use crate::store::StoreError;
+use crate::store::redis::RedisStore;
 use crate::store::redis::connect::conn::Conn;
 use crate::store::redis::read::scan::bounded;
-use crate::store::redis::schema::Schema;
-use crate::store::redis::{RedisStore, Shared};
 
 /// How often a store reads the epoch markers: well within a mirror's default staleness
 /// bound, so a loss is noticed before the copy would count as stale anyway.
 pub const LOSS_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 const EPOCH: &str = include_str!("epoch.lua");
-
-/// How soon the watch tries again after a failed read, doubling up to a second.
-const RETRY_FIRST: Duration = Duration::from_millis(100);
 
 /// What a store noticed Redis lose, for health and dashboards
 /// ([`RedisStore::data_loss`]).
@@ -76,6 +72,11 @@ pub(crate) struct LossWatch {
     /// When each bucket's loss was last counted: the same loss is often seen twice, by
     /// the epoch watch and by a mirror's feed, a moment apart.
     counted: Mutex<Vec<Option<Instant>>>,
+    /// The highest feed event each bucket's mirror applied: a counter found below it
+    /// (under the same marker) is a loss even when this watch never read the counter
+    /// that high (writes made, and lost, between two of its reads: a replica promoted
+    /// without the latest writes, whose own marker it does have).
+    applied: Vec<AtomicU64>,
 }
 
 /// Within this long of a bucket's counted loss, seeing it lost again is taken for the
@@ -92,6 +93,7 @@ impl LossWatch {
             last: Mutex::new(None),
             lost: Mutex::new(BTreeSet::new()),
             counted: Mutex::new(vec![None; usize::try_from(buckets).unwrap_or(1)]),
+            applied: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -112,10 +114,35 @@ impl LossWatch {
         let Some(slot) = known.get_mut(usize::try_from(bucket).unwrap_or(usize::MAX)) else {
             return false;
         };
-        let lost = slot.epoch.is_some() && (slot.epoch != epoch || seq < slot.seq);
+        let applied = self.applied.get(usize::try_from(bucket).unwrap_or(usize::MAX));
+        let floor = slot
+            .seq
+            .max(applied.map_or(0, |applied| applied.load(Ordering::Acquire)));
+        let lost = slot.epoch.is_some() && (slot.epoch != epoch || seq < floor);
         slot.seq = if lost { seq } else { slot.seq.max(seq) };
         slot.epoch = epoch;
+        if lost && let Some(applied) = applied {
+            // The mirror reloads the bucket from where its counter stands now.
+            applied.store(0, Ordering::Release);
+        }
         lost
+    }
+
+    /// Notes that a mirror applied `bucket`'s events up to `seq`.
+    fn applied(&self, bucket: u32, seq: u64) {
+        if let Some(applied) = self.applied.get(usize::try_from(bucket).unwrap_or(usize::MAX)) {
+            applied.fetch_max(seq, Ordering::AcqRel);
+        }
+    }
+
+    /// Forgets what a mirror applied of `buckets`: it lost its place in them, and
+    /// reloads them from where their counters stand now.
+    fn reloading(&self, buckets: &[u32]) {
+        for &bucket in buckets {
+            if let Some(applied) = self.applied.get(usize::try_from(bucket).unwrap_or(usize::MAX)) {
+                applied.store(0, Ordering::Release);
+            }
+        }
     }
 
     /// Notes a loss of `buckets`, found by the store or by a mirror's feed.
@@ -169,7 +196,10 @@ impl RedisStore {
     /// runtime is there to run it; it ends with the last clone of the store.
     pub(crate) fn watch_in_background(&self) {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(watch(Arc::downgrade(&self.shared), self.shared.detect_data_loss));
+            runtime.spawn(super::watch::watch(
+                Arc::downgrade(&self.shared),
+                self.shared.detect_data_loss,
+            ));
         }
     }
 
@@ -179,11 +209,20 @@ impl RedisStore {
         self.shared.loss.report()
     }
 
-    /// The buckets found lost since the last call, for a mirror to write back.
+    /// The buckets found lost since the last call, for a mirror to write back (and
+    /// reload: what it applied of them no longer counts).
     pub(crate) fn take_lost_buckets(&self) -> Vec<u32> {
-        std::mem::take(&mut *lock(&self.shared.loss.lost))
+        let lost: Vec<u32> = std::mem::take(&mut *lock(&self.shared.loss.lost))
             .into_iter()
-            .collect()
+            .collect();
+        self.shared.loss.reloading(&lost);
+        lost
+    }
+
+    /// Notes that a mirror of this store applied `bucket`'s feed up to event `seq`, so
+    /// that a counter found lower later is known for a loss.
+    pub(crate) fn note_applied(&self, bucket: u32, seq: u64) {
+        self.shared.loss.applied(bucket, seq);
     }
 
     /// Notes a loss a mirror found in the change feed (a sequence number that went
@@ -207,9 +246,9 @@ impl RedisStore {
         telemetry::written_back(records);
     }
 
-    /// Registers the blocklist: records the key layout (unless recorded) and creates
-    /// every bucket's missing epoch marker, so that a loss is visible from the start.
-    async fn register(&self, connection: &mut Conn, timeout: Duration) -> Result<(), StoreError> {
+    /// Records the blocklist's key layout (unless recorded): with the epoch markers the
+    /// first [`check_epochs`](Self::check_epochs) creates, what registers a blocklist.
+    pub(super) async fn register(&self, connection: &mut Conn, timeout: Duration) -> Result<(), StoreError> {
         let set = self.shared.connection.layout().record();
         bounded(timeout, set.query_async::<Option<String>>(connection)).await?;
         self.shared.layout_recorded.store(true, Ordering::Relaxed);
@@ -218,10 +257,14 @@ impl RedisStore {
 
     /// Reads every bucket's epoch marker and feed counter, creating the markers that are
     /// missing, and notes a loss where one changed.
-    async fn check_epochs(&self, connection: &mut Conn, timeout: Duration) -> Result<(), StoreError> {
+    pub(super) async fn check_epochs(
+        &self,
+        connection: &mut Conn,
+        timeout: Duration,
+    ) -> Result<(), StoreError> {
         let schema = self.schema();
         let watch = &self.shared.loss;
-        let mut found = read_markers(connection, schema, timeout).await?;
+        let mut found = super::watch::read_markers(connection, schema, timeout).await?;
         let missing: Vec<u32> = (0..schema.buckets())
             .filter(|&bucket| found[bucket as usize].0.is_none())
             .collect();
@@ -254,113 +297,5 @@ impl RedisStore {
             "an epoch marker went missing or changed, or a feed counter went backwards",
         );
         Ok(())
-    }
-}
-
-/// Every bucket's epoch marker and feed counter: one `MGET` on a server, one per bucket
-/// (its slot), all at once, on a cluster.
-async fn read_markers(
-    connection: &mut Conn,
-    schema: &Schema,
-    timeout: Duration,
-) -> Result<Vec<(Option<String>, u64)>, StoreError> {
-    let pairs = |values: Vec<Option<String>>| -> Result<Vec<(Option<String>, u64)>, StoreError> {
-        values
-            .chunks(2)
-            .map(|pair| {
-                let seq = match pair.get(1).and_then(Option::as_deref) {
-                    None => 0,
-                    Some(seq) => seq
-                        .parse()
-                        .map_err(|e| StoreError::new("a feed counter in Redis is not a number", e))?,
-                };
-                Ok((pair.first().cloned().flatten(), seq))
-            })
-            .collect()
-    };
-    let keys = |bucket: u32| [schema.epoch(bucket), schema.feed_seq(bucket)];
-    let found = if connection.is_cluster() {
-        let reads = (0..schema.buckets()).map(|bucket| {
-            let mut connection = connection.clone();
-            let mut mget = ::redis::cmd("MGET");
-            mget.arg(&keys(bucket));
-            async move { bounded(timeout, mget.query_async::<Vec<Option<String>>>(&mut connection)).await }
-        });
-        let mut values = Vec::new();
-        for read in join_all(reads).await {
-            values.extend(read?);
-        }
-        values
-    } else {
-        let mut mget = ::redis::cmd("MGET");
-        for bucket in 0..schema.buckets() {
-            mget.arg(&keys(bucket));
-        }
-        bounded(timeout, mget.query_async::<Vec<Option<String>>>(connection)).await?
-    };
-    if found.len() != 2 * schema.buckets() as usize {
-        return Err(StoreError::msg(
-            "Redis answered the epoch read with the wrong number of values",
-        ));
-    }
-    pairs(found)
-}
-
-/// The store's background watch, while a clone of it lives, on a connection of its own:
-/// the persistence check once (tried again until Redis answers it), the blocklist's
-/// registration, then the epoch markers every [`LOSS_CHECK_INTERVAL`].
-pub(crate) async fn watch(shared: Weak<Shared>, detect_loss: bool) {
-    let mut persistence_checked = false;
-    let mut backoff = RETRY_FIRST;
-    let mut connection: Option<Conn> = None;
-    loop {
-        let Some(strong) = shared.upgrade() else { return };
-        let store = RedisStore { shared: strong };
-        let mut failed = false;
-        if !persistence_checked {
-            match store.check_persistence().await {
-                Ok(()) => persistence_checked = true,
-                Err(error) => {
-                    tracing::debug!(%error, "could not read Redis's persistence settings yet");
-                    failed = true;
-                }
-            }
-        }
-        if detect_loss {
-            // A slow Redis gets time: a late read only delays the watch.
-            let timeout = store.bulk_timeout();
-            let checked = async {
-                let connection = match &mut connection {
-                    Some(connection) => connection,
-                    slot => {
-                        let mut fresh = store.dedicated_connection().await?;
-                        store.register(&mut fresh, timeout).await?;
-                        slot.insert(fresh)
-                    }
-                };
-                store.check_epochs(connection, timeout).await
-            }
-            .await;
-            if let Err(error) = checked {
-                tracing::debug!(%error, "could not read the epoch markers; trying again on a new connection");
-                connection = None;
-                failed = true;
-            }
-        }
-        if !detect_loss && persistence_checked {
-            return;
-        }
-        drop(store);
-        let wait = if failed {
-            // Soon, and capped low: a Redis back from a restart without its data must be
-            // checked at once, before anything is written back too late.
-            let wait = backoff;
-            backoff = (backoff * 2).min(Duration::from_secs(1));
-            wait
-        } else {
-            backoff = RETRY_FIRST;
-            LOSS_CHECK_INTERVAL
-        };
-        tokio::time::sleep(wait).await;
     }
 }

@@ -1,6 +1,6 @@
 //! What Redis keeps, and noticing what it lost: the persistence settings read once at
 //! start (`persistence.rs`), and the epoch markers every store watches, on a connection
-//! of its own, to notice a loss (`epoch.rs`, `epoch.lua`), which its mirrors then write
+//! of its own, to notice a loss (`epoch.rs`, `epoch.lua`, the watch's loop in `watch.rs`), which its mirrors then write
 //! back.
 //!
 //! May use: `connect/`, `schema/`. Used by: the store (its background watch, health) and
@@ -8,3 +8,4 @@
 
 pub(crate) mod epoch;
 pub(crate) mod persistence;
+mod watch;
