@@ -80,6 +80,12 @@ impl RevocationKey {
         Some(Self(bytes))
     }
 
+    /// The key whose hash is `bytes` (as [`as_bytes`](Self::as_bytes) gave them).
+    #[cfg(feature = "redis")]
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// The 32 bytes of the hash.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

@@ -2,15 +2,26 @@
 //! `table.rs` for the layout and what truncating keys costs).
 
 #[cfg(feature = "redis")]
+mod chunks;
+#[cfg(feature = "redis")]
 mod forget;
+#[cfg(feature = "redis")]
+mod full;
 mod map;
+#[cfg(feature = "redis")]
+mod positions;
+#[cfg(feature = "redis")]
+mod records;
 mod table;
+mod tag;
 mod write;
 
 #[cfg(feature = "redis")]
+pub(crate) use self::tag::{Buckets, Tag};
+#[cfg(feature = "redis")]
 pub(crate) use self::write::Writes;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -18,7 +29,9 @@ use async_trait::async_trait;
 
 #[cfg(any(feature = "redis", test))]
 use self::table::NEVER;
-use self::table::{ShortKey, Table};
+use self::table::{Sweep, Table};
+#[cfg(not(feature = "redis"))]
+use self::tag::Tag;
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
 use crate::store::key::RevocationKey;
 
@@ -55,6 +68,10 @@ struct Shared {
     /// The global watermark and its expiry, packed `issued_until << 32 | expires`, so a
     /// check reads it without a lock. Zero: none.
     global: AtomicU64,
+    /// The global watermark's [`Tag`] bits (full records only).
+    global_tag: AtomicU16,
+    /// Whether the table keeps full records (a mirror with write-back on).
+    full_records: bool,
     sweep_interval: Duration,
     /// The background ticker and sweeper, restarted by a write when the runtime it
     /// ran on is gone.
@@ -75,11 +92,38 @@ impl InMemoryStore {
 
     /// An empty store whose background sweeper runs every `interval`.
     pub fn with_sweep_interval(interval: Duration) -> Self {
+        Self::with_table(Table::new(Instant::now()), false, interval)
+    }
+
+    /// An empty store that keeps full records, each with its [`Tag`]: a mirror with
+    /// write-back on, whose ledger reads them (`full.rs`).
+    #[cfg(feature = "redis")]
+    pub(crate) fn with_full_records() -> Self {
+        Self::with_table(
+            Table::with_full_records(Instant::now()),
+            true,
+            DEFAULT_SWEEP_INTERVAL,
+        )
+    }
+
+    /// An empty store of the same layout as this one (a mirror's load).
+    #[cfg(feature = "redis")]
+    pub(crate) fn empty_like(&self) -> Self {
+        if self.shared.full_records {
+            Self::with_full_records()
+        } else {
+            Self::with_sweep_interval(self.shared.sweep_interval)
+        }
+    }
+
+    fn with_table(table: Table, full_records: bool, interval: Duration) -> Self {
         crate::verify::crypto::install_crypto_provider();
         Self {
             shared: Arc::new(Shared {
-                table: Table::new(Instant::now()),
+                table,
                 global: AtomicU64::new(0),
+                global_tag: AtomicU16::new(Tag::NONE.bits()),
+                full_records,
                 sweep_interval: interval.max(Duration::from_millis(1)),
                 sweeper: parking_lot::Mutex::new(None),
             }),
@@ -121,10 +165,7 @@ impl InMemoryStore {
     /// The subject's live watermark and how much longer it lasts.
     pub fn subject_watermark(&self, subject: &RevocationKey) -> Option<(u64, Duration)> {
         let table = &self.shared.table;
-        let mark = *table
-            .read(table.shard_of(subject))
-            .subjects
-            .get(&ShortKey::of(subject))?;
+        let mark = table.read(table.shard_of(subject)).subjects.get(subject)?;
         Some((
             u64::from(mark.issued_until),
             table.left(mark.expires, Instant::now())?,
@@ -133,7 +174,7 @@ impl InMemoryStore {
 
     fn marker_ttl(&self, key: &RevocationKey) -> Option<Duration> {
         let table = &self.shared.table;
-        let expires = *table.read(table.shard_of(key)).markers.get(&ShortKey::of(key))?;
+        let expires = table.read(table.shard_of(key)).markers.get(key)?;
         table.left(expires, Instant::now())
     }
 
@@ -164,8 +205,8 @@ impl InMemoryStore {
             table
                 .read(table.shard_of(key))
                 .markers
-                .get(&ShortKey::of(key))
-                .is_some_and(|expires| *expires > now)
+                .get(key)
+                .is_some_and(|expires| expires > now)
         };
         let subject_watermark = query.subject.as_ref().and_then(|subject| {
             let shard = table.shard_of(subject);
@@ -175,7 +216,7 @@ impl InMemoryStore {
             table
                 .read(shard)
                 .subjects
-                .get(&ShortKey::of(subject))
+                .get(subject)
                 .filter(|mark| mark.expires > now)
                 .map(|mark| u64::from(mark.issued_until))
         });
@@ -205,6 +246,8 @@ impl InMemoryStore {
             left.map_or(0, |left| pack(issued_until, table.expiry(Instant::now(), left)))
         };
         self.shared.global.store(global, Ordering::Release);
+        let tag = other.shared.global_tag.load(Ordering::Acquire);
+        self.shared.global_tag.store(tag, Ordering::Release);
     }
 
     fn purge(&self, now: Instant) {
@@ -230,7 +273,7 @@ impl InMemoryStore {
     /// Reclaims one shard's expired entries, a slice at a time (see `Shard::purge_slice`).
     fn purge_shard(&self, index: usize, now: u32) {
         let table = &self.shared.table;
-        let mut next = Some(0);
+        let mut next = Some(Sweep::START);
         while let Some(from) = next {
             let mut shard = table.write(index);
             next = shard.purge_slice(from, now);

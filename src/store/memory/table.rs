@@ -33,6 +33,8 @@ const TICK_NANOS: u128 = 1_000_000_000 / TICKS_PER_SEC as u128;
 /// An expiry that never comes (one too large for 32 bits).
 pub(super) const NEVER: u32 = u32::MAX;
 const SHARDS: usize = 256;
+// A shard is chosen by a key's byte 8, which full records leave out (`records.rs`).
+const _: () = assert!(SHARDS == 256);
 /// Slots a sweep walks per hold of a shard's write lock: under a microsecond of work,
 /// within the time a waiting check spins before it yields its core (parking_lot spins
 /// for about a microsecond, then yields, then parks).
@@ -73,27 +75,57 @@ pub(super) struct Shard {
 }
 
 impl Shard {
-    /// Drops the entries expired at `now` (in ticks) among the `SWEEP_SLOTS` slots from
-    /// `from`, counting the markers' slots first, then the subjects'. Returns where the
-    /// next slice starts, or `None` when this one reached the end.
-    ///
-    /// Between slices the maps may grow and move their entries: the slices that follow
-    /// then skip some slots or visit some twice. An entry skipped stays until the next
-    /// sweep; it is expired, so checks ignore it meanwhile.
-    pub(super) fn purge_slice(&mut self, from: usize, now: u32) -> Option<usize> {
-        let (markers, subjects) = (self.markers.slots(), self.subjects.slots());
-        let to = from.saturating_add(SWEEP_SLOTS).min(markers + subjects);
-        if from < markers {
-            self.markers
-                .retain_slots(from..to.min(markers), |expires| *expires > now);
+    /// A shard of full records (a mirror with write-back on).
+    #[cfg(feature = "redis")]
+    pub(super) fn full() -> Self {
+        Self {
+            markers: Map::full(),
+            subjects: Map::full(),
         }
-        if to > markers {
-            let start = from.max(markers) - markers;
-            self.subjects
-                .retain_slots(start..to - markers, |mark| mark.expires > now);
-        }
-        (to < markers + subjects).then_some(to)
     }
+
+    /// Drops the entries expired at `now` (in ticks) among the `SWEEP_SLOTS` slots
+    /// ending at `at`: a sweep walks the markers, then the subjects, each from its last
+    /// slot to its first. Returns where the next slice ends, or `None` when this one
+    /// reached the first subject slot.
+    ///
+    /// From the end, because a full record's removal moves the last record into the
+    /// hole: one the walk has seen already. Between slices a short-key map may grow and
+    /// move its entries: the slices that follow then skip some slots or visit some
+    /// twice. An entry skipped stays until the next sweep; it is expired, so checks
+    /// ignore it meanwhile.
+    pub(super) fn purge_slice(&mut self, at: Sweep, now: u32) -> Option<Sweep> {
+        match at {
+            Sweep::Markers(end) => {
+                let end = end.min(self.markers.slots());
+                let start = end.saturating_sub(SWEEP_SLOTS);
+                self.markers.retain_slots(start..end, |expires| *expires > now);
+                Some(if start > 0 {
+                    Sweep::Markers(start)
+                } else {
+                    Sweep::Subjects(usize::MAX)
+                })
+            }
+            Sweep::Subjects(end) => {
+                let end = end.min(self.subjects.slots());
+                let start = end.saturating_sub(SWEEP_SLOTS);
+                self.subjects.retain_slots(start..end, |mark| mark.expires > now);
+                (start > 0).then_some(Sweep::Subjects(start))
+            }
+        }
+    }
+}
+
+/// Where a sweep of one shard stands: the map it walks and where its next slice ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sweep {
+    Markers(usize),
+    Subjects(usize),
+}
+
+impl Sweep {
+    /// A sweep's first slice: the markers' last slots.
+    pub(super) const START: Sweep = Sweep::Markers(usize::MAX);
 }
 
 /// A shard on cache lines of its own (two: CPUs fetch lines in adjacent pairs), so a
@@ -121,11 +153,19 @@ pub(super) struct Table {
 
 impl Table {
     pub(super) fn new(epoch: Instant) -> Self {
+        Self::with_shards(epoch, Shard::default)
+    }
+
+    /// A table of full records (see `records.rs`).
+    #[cfg(feature = "redis")]
+    pub(super) fn with_full_records(epoch: Instant) -> Self {
+        Self::with_shards(epoch, Shard::full)
+    }
+
+    fn with_shards(epoch: Instant, shard: impl Fn() -> Shard) -> Self {
         Self {
             epoch,
-            shards: (0..SHARDS)
-                .map(|_| Padded(RwLock::new(Shard::default())))
-                .collect(),
+            shards: (0..SHARDS).map(|_| Padded(RwLock::new(shard()))).collect(),
             subject_counts: (0..SHARDS).map(|_| AtomicU32::new(0)).collect(),
             clock: AtomicU32::new(0),
         }

@@ -189,34 +189,38 @@ async fn concurrent_revokes_and_checks_lose_nothing() {
 
 #[test]
 fn a_sweep_in_slices_reclaims_every_expired_entry_and_keeps_every_live_one() {
+    sweep_in_slices(table::Shard::default());
+    #[cfg(feature = "redis")]
+    sweep_in_slices(table::Shard::full());
+}
+
+fn sweep_in_slices(mut shard: table::Shard) {
     // Enough entries that one shard spans many slices, markers and watermarks mixed.
-    let mut shard = table::Shard::default();
     let (live, expired) = (5, 1);
     let keys: Vec<RevocationKey> = (0..4000u32)
         .map(|n| RevocationKey::token(None, &n.to_string()))
         .collect();
     for (n, key) in keys.iter().enumerate() {
         let expires = if n % 3 == 0 { expired } else { live };
-        shard.markers.upsert(ShortKey::of(key), expires, |_, _| {});
+        shard.markers.upsert(key, expires, Tag::NONE, |_, _| {});
         if n % 7 == 0 {
             let mark = Mark {
                 issued_until: 1,
                 expires,
             };
-            shard.subjects.upsert(ShortKey::of(key), mark, |_, _| {});
+            shard.subjects.upsert(key, mark, Tag::NONE, |_, _| {});
         }
     }
     assert!(shard.markers.slots() > 4 * table::SWEEP_SLOTS);
-    let (mut next, mut slices) = (Some(0), 0);
+    let (mut next, mut slices) = (Some(table::Sweep::START), 0);
     while let Some(from) = next {
         next = shard.purge_slice(from, expired);
         slices += 1;
     }
     assert!(slices > 4, "one slice did the whole shard");
     for (n, key) in keys.iter().enumerate() {
-        let short = ShortKey::of(key);
-        assert_eq!(shard.markers.get(&short).is_some(), n % 3 != 0, "marker {n}");
+        assert_eq!(shard.markers.get(key).is_some(), n % 3 != 0, "marker {n}");
         let subject = n % 7 == 0 && n % 3 != 0;
-        assert_eq!(shard.subjects.get(&short).is_some(), subject, "watermark {n}");
+        assert_eq!(shard.subjects.get(key).is_some(), subject, "watermark {n}");
     }
 }

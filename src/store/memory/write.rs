@@ -6,7 +6,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::table::{Mark, ShortKey};
+use super::table::Mark;
+use super::tag::Tag;
 use super::{InMemoryStore, pack, seconds, unpack};
 use crate::store::key::RevocationKey;
 
@@ -37,16 +38,32 @@ impl Writes<'_> {
     /// Marks a token or session key revoked for `ttl`; a longer revocation already
     /// there is kept.
     pub(crate) fn mark(&self, key: &RevocationKey, ttl: Duration) {
+        self.mark_as(Tag::NONE, key, ttl);
+    }
+
+    /// [`Writes::mark`], the record tagged `tag` (kept with full records only).
+    pub(crate) fn mark_as(&self, tag: Tag, key: &RevocationKey, ttl: Duration) {
         let table = &self.store.shared.table;
         let expires = table.expiry(self.now, ttl);
         let mut shard = table.write(table.shard_of(key));
-        shard.markers.upsert(ShortKey::of(key), expires, |kept, expires| {
+        shard.markers.upsert(key, expires, tag, |kept, expires| {
             *kept = (*kept).max(expires);
         });
     }
 
     /// Raises a subject's watermark to `issued_until` for `ttl` (both only ever go up).
     pub(crate) fn raise_subject(&self, subject: &RevocationKey, issued_until: u64, ttl: Duration) {
+        self.raise_subject_as(Tag::NONE, subject, issued_until, ttl);
+    }
+
+    /// [`Writes::raise_subject`], the record tagged `tag` (kept with full records only).
+    pub(crate) fn raise_subject_as(
+        &self,
+        tag: Tag,
+        subject: &RevocationKey,
+        issued_until: u64,
+        ttl: Duration,
+    ) {
         let table = &self.store.shared.table;
         let raised = Mark {
             issued_until: seconds(issued_until),
@@ -54,18 +71,28 @@ impl Writes<'_> {
         };
         let index = table.shard_of(subject);
         let mut shard = table.write(index);
-        shard
-            .subjects
-            .upsert(ShortKey::of(subject), raised, |mark, raised| {
-                mark.issued_until = mark.issued_until.max(raised.issued_until);
-                mark.expires = mark.expires.max(raised.expires);
-            });
+        shard.subjects.upsert(subject, raised, tag, |mark, raised| {
+            mark.issued_until = mark.issued_until.max(raised.issued_until);
+            mark.expires = mark.expires.max(raised.expires);
+        });
         table.count_subjects(index, &shard);
     }
 
     /// Raises the global watermark to `issued_until` for `ttl`.
     pub(crate) fn raise_global(&self, issued_until: u64, ttl: Duration) {
+        self.raise_global_as(Tag::NONE, issued_until, ttl);
+    }
+
+    /// [`Writes::raise_global`], the record tagged `tag` (kept with full records only).
+    pub(crate) fn raise_global_as(&self, tag: Tag, issued_until: u64, ttl: Duration) {
         let shared = &self.store.shared;
+        if shared.full_records && tag != Tag::NONE {
+            let _ = shared
+                .global_tag
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+                    Some(Tag::from_bits(bits).merge(tag).bits())
+                });
+        }
         let (raised_until, raised_expires) = (seconds(issued_until), shared.table.expiry(self.now, ttl));
         let _ = shared
             .global

@@ -77,9 +77,10 @@ const BATCH: usize = 1000;
 /// other languages must write a record and its event atomically (as the crate's
 /// scripts do): a reload that sees an event's sequence number must also see its record.
 ///
-/// Memory: about 100 bytes per live revocation with write-back on (its ledger keeps
-/// about 70 of them), about 35 without. 1M revocations load from Redis in under a
-/// second on a 2-core machine (see BENCHMARKS.md).
+/// Memory: about 45 bytes per live revocation with write-back on (the local copy keeps
+/// each record in full, once, for the checks and for writing back), 23 to 35 without.
+/// 1M revocations load from Redis in under a second on a 2-core machine (see
+/// BENCHMARKS.md).
 ///
 /// Cheap to clone. The background task that follows the feed stops when the last
 /// clone is dropped.
@@ -149,9 +150,9 @@ impl MirrorStoreBuilder {
     /// [`RedisStore::data_loss`]), the mirror writes every live record it holds for that
     /// bucket back, with the time it has left: never one removed on purpose (an
     /// unrevoke), nor one that expired meanwhile. Writes only raise a TTL or a watermark,
-    /// so several mirrors writing back the same records converge. It keeps each record
-    /// in full for that (about 70 bytes per live revocation more); turn it off to save
-    /// them where Redis is persistent and failovers are acknowledged.
+    /// so several mirrors writing back the same records converge. Its local copy keeps
+    /// each record in full for that (12 to 20 bytes per live revocation more); turn it
+    /// off to save them where Redis is persistent and failovers are acknowledged.
     pub fn write_back(mut self, on: bool) -> Self {
         self.write_back = on;
         self
@@ -161,16 +162,25 @@ impl MirrorStoreBuilder {
     /// called inside a Tokio runtime. Until the first load completes, checks go to
     /// Redis.
     pub fn start(self) -> MirrorStore {
+        // With write-back on, the copy keeps full records, and the ledger reads them.
+        let local = if self.write_back {
+            InMemoryStore::with_full_records()
+        } else {
+            InMemoryStore::new()
+        };
+        let ledger = self
+            .write_back
+            .then(|| Arc::new(Ledger::new(local.clone(), self.redis.buckets())));
         let shared = Arc::new(Shared {
             redis: self.redis,
-            local: InMemoryStore::new(),
+            local,
             synced: AtomicBool::new(false),
             last_contact_ns: AtomicU64::new(NEVER),
             epoch: Instant::now(),
             staleness_bound_ns: u64::try_from(self.staleness_bound.as_nanos()).unwrap_or(u64::MAX),
             progress: Mutex::new(Progress::default()),
             position_script: Script::new(load::POSITION),
-            ledger: self.write_back.then(Arc::default),
+            ledger,
             pending: Arc::default(),
         });
         tokio::spawn(follow(Arc::downgrade(&shared)));

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::store::key::RevocationKey;
-use crate::store::memory::{InMemoryStore, Writes};
+use crate::store::memory::{InMemoryStore, Tag, Writes};
 use crate::store::mirror::ledger::Ledger;
 use crate::store::redis::Kind;
 
@@ -12,9 +12,9 @@ use crate::store::redis::Kind;
 /// watermarks the highest value.
 pub(crate) fn apply(writes: &Writes<'_>, kind: Kind, hash: &RevocationKey, value: &str, ttl: Duration) {
     match kind {
-        Kind::Token | Kind::Session => apply_mark(writes, kind, hash, 1, ttl),
+        Kind::Token | Kind::Session => apply_mark(writes, Tag::NONE, kind, hash, 1, ttl),
         Kind::Subject | Kind::Global => match value.parse::<u64>() {
-            Ok(mark) => apply_mark(writes, kind, hash, mark, ttl),
+            Ok(mark) => apply_mark(writes, Tag::NONE, kind, hash, mark, ttl),
             Err(_) => tracing::warn!(
                 kind = kind.code(),
                 "a watermark in Redis is not a number; ignored"
@@ -23,15 +23,23 @@ pub(crate) fn apply(writes: &Writes<'_>, kind: Kind, hash: &RevocationKey, value
     }
 }
 
-/// [`apply`], the value read already (ignored for a marker).
-pub(crate) fn apply_mark(writes: &Writes<'_>, kind: Kind, hash: &RevocationKey, mark: u64, ttl: Duration) {
+/// [`apply`], the value read already (ignored for a marker), the record tagged `tag`
+/// (its kind and bucket, for write-back; kept by a copy of full records only).
+pub(crate) fn apply_mark(
+    writes: &Writes<'_>,
+    tag: Tag,
+    kind: Kind,
+    hash: &RevocationKey,
+    mark: u64,
+    ttl: Duration,
+) {
     if ttl.is_zero() {
         return;
     }
     match kind {
-        Kind::Token | Kind::Session => writes.mark(hash, ttl),
-        Kind::Subject => writes.raise_subject(hash, mark, ttl),
-        Kind::Global => writes.raise_global(mark, ttl),
+        Kind::Token | Kind::Session => writes.mark_as(tag, hash, ttl),
+        Kind::Subject => writes.raise_subject_as(tag, hash, mark, ttl),
+        Kind::Global => writes.raise_global_as(tag, mark, ttl),
     }
 }
 

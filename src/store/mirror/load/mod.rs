@@ -22,7 +22,7 @@ use self::index::Indexed;
 use self::records::{Found, Read};
 use super::follow::event::{apply, apply_mark};
 use super::follow::feeds::{Cursor, Feeds};
-use super::ledger::now_ms;
+use super::ledger::{now_ms, tag};
 use super::{BATCH, Shared};
 use crate::store::StoreError;
 use crate::store::memory::{InMemoryStore, Writes};
@@ -65,12 +65,10 @@ impl Shared {
     pub(super) async fn load_all(&self, connection: &mut Conn, feeds: &mut Feeds) -> Result<(), StoreError> {
         let all: Vec<usize> = (0..feeds.streams.len()).collect();
         let positions = self.positions(connection, feeds, &all).await?;
-        let fresh = InMemoryStore::new();
         // What Redis holds now is the whole truth (nothing was lost, or what was is
-        // written back already): the ledger is filled again from it.
-        if let Some(ledger) = &self.ledger {
-            ledger.clear(None).await;
-        }
+        // written back already): the copy, and with it the ledger (the copy's full
+        // records, with write-back on), is filled again from it.
+        let fresh = self.local.empty_like();
         let buckets: Vec<u32> = (0..self.redis.buckets()).collect();
         self.index_into(connection, &buckets, &fresh).await?;
         if let Some(v1) = self.redis.v1() {
@@ -199,17 +197,15 @@ impl Shared {
         Ok(())
     }
 
-    /// Records what a page of an index named, each until its expiry: as of one instant
-    /// and under one hold of the ledger (a page is a few milliseconds' reading).
+    /// Records what a page of an index named, each until its expiry, as of one instant
+    /// (a page is a few milliseconds' reading). Each record is tagged with its kind and
+    /// bucket: with write-back on, the copy keeps them (it is the ledger).
     fn apply_page(&self, bucket: u32, page: Vec<Indexed>, into: &InMemoryStore) {
         let (writes, now) = (into.writes(), now_ms());
-        let mut ledger = self.ledger.as_ref().map(|ledger| ledger.noting());
         for record in page {
             let ttl = Duration::from_millis(record.expires_ms.saturating_sub(now));
-            apply_mark(&writes, record.kind, &record.hash, record.value, ttl);
-            if let Some(ledger) = &mut ledger {
-                ledger.record(bucket, record.kind, record.hash, record.value, record.expires_ms);
-            }
+            let tag = tag(record.kind, bucket);
+            apply_mark(&writes, tag, record.kind, &record.hash, record.value, ttl);
         }
     }
 
