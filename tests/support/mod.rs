@@ -143,6 +143,19 @@ impl RedisServer {
         assert!(self.spawn(), "redis-server did not restart on its port");
     }
 
+    /// Starts the server again on the same port and directory, persisting every write
+    /// this time (AOF, fsync always) or not at all: with `append_only`, it loads the
+    /// append-only file it wrote before the kill (see `CONFIG SET appendonly yes`).
+    pub fn restart_with(&mut self, append_only: bool) {
+        self.private.as_mut().expect("private server").append_only = append_only;
+        self.restart();
+    }
+
+    /// The server's process id while it runs, for a test that stops it (`SIGSTOP`).
+    pub fn pid(&self) -> Option<u32> {
+        self.private.as_ref()?.child.as_ref().map(Child::id)
+    }
+
     fn spawn(&mut self) -> bool {
         let private = self.private.as_mut().expect("private server");
         let mut command = Command::new(&private.binary);
@@ -193,6 +206,15 @@ impl Drop for RedisServer {
             let _ = child.wait();
         }
     }
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to process `pid`, one the test started.
+pub fn signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+    assert!(sent.is_ok_and(|status| status.success()), "kill -{signal} {pid}");
 }
 
 fn free_port() -> u16 {

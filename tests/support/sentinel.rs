@@ -30,6 +30,9 @@ pub struct Process {
     pub port: u16,
     child: Option<Child>,
     dir: PathBuf,
+    /// How it was started, to start it again.
+    server: PathBuf,
+    args: Vec<String>,
 }
 
 impl Process {
@@ -92,6 +95,38 @@ impl Process {
         });
     }
 
+    /// Its process id while it runs, for a test that stops it (`SIGSTOP`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Starts a killed process again, on its port, in its directory, with its arguments
+    /// but as a master: a data node without persistence comes back empty, and the
+    /// Sentinels make it a replica if they promoted another in its place (as they would
+    /// rewrite its configuration file).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart a killed process only");
+        let mut args = Vec::new();
+        let mut given = self.args.iter();
+        while let Some(arg) = given.next() {
+            if arg == "--replicaof" {
+                given.nth(1); // its host and port
+            } else {
+                args.push(arg.clone());
+            }
+        }
+        let started = (0..50).any(|_| {
+            if let Some(mut again) = start_on(&self.server, &self.dir, &args, self.port) {
+                self.child = again.child.take();
+                true
+            } else {
+                std::thread::sleep(Duration::from_millis(100)); // the port not free yet
+                false
+            }
+        });
+        assert!(started, "redis-server did not restart on port {}", self.port);
+    }
+
     fn log(&self) -> PathBuf {
         self.dir.join("redis.log")
     }
@@ -106,12 +141,17 @@ impl Drop for Process {
 /// Starts `redis-server` with `args` on a free port in `dir`; `None` when it did not come
 /// up (most likely the port was taken meanwhile).
 fn spawn(server: &Path, dir: &Path, args: &[String]) -> Option<Process> {
-    let port = free_port();
+    start_on(server, dir, args, free_port())
+}
+
+fn start_on(server: &Path, dir: &Path, args: &[String], port: u16) -> Option<Process> {
     std::fs::create_dir_all(dir).expect("process dir");
     let mut process = Process {
         port,
         child: None,
         dir: dir.to_owned(),
+        server: server.to_owned(),
+        args: args.to_vec(),
     };
     let mut command = Command::new(server);
     command

@@ -305,6 +305,22 @@ impl RedisCluster {
         node.frozen = true;
     }
 
+    /// The last `lines` lines of node `index`'s log, for a failure message.
+    pub fn log_tail(&self, index: usize, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.nodes[index].log()).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Lets a frozen node `index` run again (SIGCONT).
+    pub fn thaw(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        let pid = node.child.as_ref().expect("a started node").id().to_string();
+        let resumed = Command::new("kill").args(["-CONT", &pid]).status();
+        assert!(resumed.is_ok_and(|status| status.success()), "SIGCONT {pid}");
+        node.frozen = false;
+    }
+
     /// Waits until the running nodes agree the cluster is whole again (`cluster_state:ok`
     /// everywhere, every slot served by a running master, as the first running node sees
     /// it).
