@@ -25,6 +25,9 @@
 //!         .route_layer(revocation) // outside: verifies and checks revocation first
 //! }
 //! ```
+//!
+//! In this folder: the layer and its service (`mod.rs`) and the checks a route may ask
+//! for (`checks.rs`). May use: the verified token, the rejections. Used by: applications.
 
 mod checks;
 

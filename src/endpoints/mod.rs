@@ -74,6 +74,11 @@
 //!
 //! [OpenID Connect Back-Channel Logout 1.0]: https://openid.net/specs/openid-connect-backchannel-1_0.html
 //! [RFC 7009]: https://www.rfc-editor.org/rfc/rfc7009
+//!
+//! In this folder: the two endpoints (`backchannel.rs`, `revocation.rs`), the form
+//! endpoint underneath both (`form_endpoint.rs`, `form.rs`), logout tokens
+//! (`logout_token.rs`), client authentication (`client_auth.rs`) and the answers
+//! (`response.rs`). May use: the verifier, the revoker. Used by: applications.
 
 mod backchannel;
 mod client_auth;

@@ -37,6 +37,12 @@
 //! fetches happen in `schedule.rs`, the settings in `builder.rs`, one HTTP fetch in
 //! `fetch.rs`, a JWK Set's keys in `document.rs`, health and logging in `health.rs`,
 //! discovery in `discovery.rs`.
+//!
+//! In this folder: the key source and its unknown-`kid` refreshes (`source/`), its
+//! builder (`builder.rs`), discovery (`discovery.rs`), fetching and what may be fetched
+//! (`fetch.rs`), the documents (`document.rs`), the refresh schedule (`schedule.rs`),
+//! health (`health.rs`) and errors (`error.rs`). May use: the verifier's key rings. Used
+//! by: applications, through the verifier's builder.
 
 mod builder;
 mod discovery;

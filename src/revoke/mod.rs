@@ -1,4 +1,8 @@
 //! [`Revoker`]: records revocations with the right lifetimes.
+//!
+//! In this folder: the [`Revoker`] (`mod.rs`) and revoking a token read without its key
+//! (`unverified.rs`, for operators). May use: the verifier, the stores. Used by: the
+//! layer (`RevocationLayer::revoker`), the endpoints, applications.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -175,14 +179,20 @@ impl Revoker {
         self.timeout
     }
 
+    /// How long a token revocation must last for a token expiring at `expires_at`
+    /// (leeway included); `None`, counted, when the token has expired already.
+    fn token_ttl(&self, expires_at: u64) -> Option<Duration> {
+        let ttl = self.verifier.revocation_ttl(expires_at, SystemTime::now());
+        if ttl.is_none() {
+            telemetry::revocation("token", "already_expired");
+        }
+        ttl
+    }
+
     /// Revokes this token (logout). It stays refused until it would have expired
     /// anyway, leeway included; revoking an expired token is a successful no-op.
     pub async fn revoke(&self, token: &VerifiedToken) -> Result<Revocation, RevokeError> {
-        let Some(ttl) = self
-            .verifier
-            .revocation_ttl(token.expires_at(), SystemTime::now())
-        else {
-            telemetry::revocation("token", "already_expired");
+        let Some(ttl) = self.token_ttl(token.expires_at()) else {
             return Ok(Revocation::AlreadyExpired);
         };
         let subject = token.subject_key();

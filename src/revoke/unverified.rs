@@ -17,11 +17,7 @@ impl Revoker {
     /// `exp` far in the future cannot make a record outlive every real token. A token
     /// already expired is a successful no-op.
     pub async fn revoke_unverified(&self, token: &UnverifiedToken) -> Result<Revocation, RevokeError> {
-        let Some(ttl) = self
-            .verifier
-            .revocation_ttl(token.expires_at(), SystemTime::now())
-        else {
-            telemetry::revocation("token", "already_expired");
+        let Some(ttl) = self.token_ttl(token.expires_at()) else {
             return Ok(Revocation::AlreadyExpired);
         };
         let longest = self

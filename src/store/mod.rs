@@ -26,6 +26,11 @@
 //! ([`RevocationStore::lookup`]); deciding what the answer means is
 //! [`Lookup::revoked_by`]'s job, so every store behaves the same.
 //!
+//! In this folder: the trait (`mod.rs`), what a check asks and answers (`lookup.rs`),
+//! the hashed keys (`key.rs`), errors (`error.rs`), and the stores: `memory/`,
+//! `redis/`, `mirror/`, each saying in its `mod.rs` what it holds. May use: nothing of
+//! the layer. Used by: the layer, the revoker, the endpoints, applications.
+//!
 //! # Implement your own
 //!
 //! A store is one read ([`lookup`](RevocationStore::lookup): everything it knows

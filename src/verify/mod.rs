@@ -3,6 +3,11 @@
 //! [`JwtVerifier`] and its builder here; the keys in `key.rs` (one key) and
 //! `key_set.rs` (the set chosen by `kid`, and the ring that replaces it at run time);
 //! one token's decoding and validation in `decode.rs`.
+//!
+//! Also here: the verified token (`token.rs`), claims read without verifying
+//! (`unverified.rs`), HMAC keys prepared once (`hmac.rs`), the signature backend
+//! (`crypto.rs`) and errors (`error.rs`). May use: jsonwebtoken, the key rings. Used by:
+//! the layer, the revoker, the endpoints, the key sources.
 
 mod builder;
 pub(crate) mod crypto;

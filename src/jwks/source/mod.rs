@@ -1,5 +1,9 @@
 //! [`Jwks`]: a key ring kept filled from a JWKS URL, by a background task and by
 //! rate-limited fetches when tokens name keys it lacks.
+//!
+//! Here the source, its fetches and its background tasks; `unknown_kid.rs` the refreshes
+//! that tokens naming an unknown `kid` ask for. May use: the rest of `jwks/`, the key
+//! ring. Used by: [`OidcIssuer`](crate::jwks::OidcIssuer), applications.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,5 +1,10 @@
 //! [`InMemoryStore`]: revocations in this process's memory, 12 bytes each (see
 //! `table.rs` for the layout and what truncating keys costs).
+//!
+//! In this folder: the sharded table (`table.rs`, `map.rs`), its writes (`write.rs`),
+//! forgetting a lifted marker (`forget.rs`), the tags a mirror's records carry (`tag.rs`)
+//! and full records for a mirror with write-back on (`full_records/`). May use: the keys
+//! and what a check asks. Used by: applications, and the mirror (its local copy).
 
 #[cfg(feature = "redis")]
 mod forget;

@@ -15,6 +15,11 @@
 //! oldest slot waiting. A failed read or write kills the connection: every waiting
 //! check fails with an I/O error (which the store's command runner treats as a dead
 //! connection: it reconnects), and so does every later one.
+//!
+//! In this folder: the connection and its queue (`mod.rs`), the RESP2 it speaks
+//! (`resp.rs`), where it connects and its handshake (`target.rs`), and its tests against
+//! a real server and a hostile one (`tests.rs`). May use: nothing else of the store. Used
+//! by: the shared connection (`connect/shared.rs`), for a check.
 
 mod resp;
 mod target;
