@@ -1,9 +1,6 @@
 //! Revoking a token by its unverified claims, for operators without its key.
 
-use std::time::SystemTime;
-
 use super::{Revocation, RevokeError, Revoker};
-use crate::observe::telemetry;
 use crate::verify::unverified::UnverifiedToken;
 
 impl Revoker {
