@@ -209,32 +209,35 @@ fn parse_claims(payload: &[u8]) -> Result<Payload<'_>, VerifyError> {
         // RFC 7519 §7.2: the claims set is a JSON object.
         return Err(VerifyError::Malformed);
     }
-    serde_json::from_slice(payload).map_err(|error| {
-        let message = error.to_string();
-        let claim = [
-            "exp",
-            "nbf",
-            "iat",
-            "iss",
-            "aud",
-            "sub",
-            "jti",
-            "sid",
-            "session_state",
-        ]
-        .into_iter()
-        .find(|claim| message.contains(&format!("`{claim}`")));
-        match claim {
-            Some(claim) if message.starts_with("missing field") => VerifyError::MissingClaim(claim),
-            Some(claim) => VerifyError::InvalidClaim(claim),
-            None => VerifyError::Malformed,
-        }
-    })
+    serde_json::from_slice(payload).map_err(|error| claim_error(&error))
+}
+
+/// Names the claim serde complains about, when it can tell which one is off.
+pub(crate) fn claim_error(error: &serde_json::Error) -> VerifyError {
+    let message = error.to_string();
+    let claim = [
+        "exp",
+        "nbf",
+        "iat",
+        "iss",
+        "aud",
+        "sub",
+        "jti",
+        "sid",
+        "session_state",
+    ]
+    .into_iter()
+    .find(|claim| message.contains(&format!("`{claim}`")));
+    match claim {
+        Some(claim) if message.starts_with("missing field") => VerifyError::MissingClaim(claim),
+        Some(claim) => VerifyError::InvalidClaim(claim),
+        None => VerifyError::Malformed,
+    }
 }
 
 /// Whether a JSON text is an object (its first non-blank byte is `{`); the parser then
 /// checks the rest.
-fn is_object(json: &[u8]) -> bool {
+pub(crate) fn is_object(json: &[u8]) -> bool {
     json.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')
 }
 

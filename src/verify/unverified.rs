@@ -1,6 +1,7 @@
 //! [`UnverifiedToken`]: a token's claims read without checking its signature, for
 //! operators who hold a token but not the key that signed it.
 
+use super::decode;
 use std::fmt;
 
 use base64::Engine as _;
@@ -87,11 +88,12 @@ impl UnverifiedToken {
         }
         let header = decode(header)?;
         let payload = decode(payload)?;
-        if !is_object(&header) || !is_object(&payload) {
+        if !decode::is_object(&header) || !decode::is_object(&payload) {
             return Err(VerifyError::Malformed);
         }
         serde_json::from_slice::<Header>(&header).map_err(|_| VerifyError::Malformed)?;
-        let payload: Payload = serde_json::from_slice(&payload).map_err(|error| claim_error(&error))?;
+        let payload: Payload =
+            serde_json::from_slice(&payload).map_err(|error| decode::claim_error(&error))?;
         let mut registered = payload.registered;
         registered.jti = registered.jti.filter(|jti| !jti.is_empty());
         registered.sid = match session_claim {
@@ -151,23 +153,6 @@ impl UnverifiedToken {
 
 fn decode(part: &str) -> Result<Vec<u8>, VerifyError> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| VerifyError::Malformed)
-}
-
-fn is_object(json: &[u8]) -> bool {
-    json.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')
-}
-
-/// Names the claim serde complains about, as the verifier does.
-fn claim_error(error: &serde_json::Error) -> VerifyError {
-    let message = error.to_string();
-    let claim = ["exp", "nbf", "iat", "iss", "sub", "jti", "sid", "session_state"]
-        .into_iter()
-        .find(|claim| message.contains(&format!("`{claim}`")));
-    match claim {
-        Some(claim) if message.starts_with("missing field") => VerifyError::MissingClaim(claim),
-        Some(claim) => VerifyError::InvalidClaim(claim),
-        None => VerifyError::Malformed,
-    }
 }
 
 #[cfg(test)]
