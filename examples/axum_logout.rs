@@ -31,7 +31,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -44,14 +44,15 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Algorithm;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use tower_jwt_revoke::health::Readiness;
 use tower_jwt_revoke::store::{Acknowledgement, InMemoryStore, MirrorStore, RedisStore, RevocationStore};
 use tower_jwt_revoke::{
-    JwtVerifier, RevocationLayer, RevokeError, Revoker, TokenSource, VerificationKey, VerifiedToken,
+    JwtVerifier, RevocationLayer, RevokeError, Revoker, SigningKey, TokenIssuer, TokenSource,
+    VerificationKey, VerifiedToken,
 };
 
 /// Used when `JWT_SECRET` is not set. Never in production.
@@ -90,17 +91,8 @@ pub fn operations(metrics: PrometheusHandle, store: Arc<dyn RevocationStore>) ->
 /// one reference count is cheaper than a clone of each field.
 struct AppState {
     revoker: Revoker,
-    signing_key: Arc<EncodingKey>,
-    access_ttl: Duration,
-}
-
-#[derive(Serialize)]
-struct Claims<'a> {
-    sub: &'a str,
-    jti: String,
-    iss: &'static str,
-    iat: u64,
-    exp: u64,
+    /// Mints access tokens from the verifier's own configuration.
+    issuer: TokenIssuer,
 }
 
 #[derive(Deserialize)]
@@ -118,12 +110,18 @@ pub fn app(config: DemoConfig) -> Router {
         .max_token_lifetime(config.access_ttl)
         .build()
         .expect("the demo's verifier configuration is valid");
+    let issuer = TokenIssuer::builder(&verifier)
+        .signing_key(
+            SigningKey::hmac(Algorithm::HS256, &config.secret).expect("JWT secret must not be empty"),
+        )
+        .lifetime(config.access_ttl)
+        .build()
+        .expect("the demo's issuer mints what its verifier accepts");
     let layer = RevocationLayer::new(verifier, config.store)
         .with_token_sources([TokenSource::AuthorizationBearer, TokenSource::cookie(COOKIE)]);
     let state = Arc::new(AppState {
         revoker: layer.revoker(),
-        signing_key: Arc::new(EncodingKey::from_secret(&config.secret)),
-        access_ttl: config.access_ttl,
+        issuer,
     });
     Router::new()
         .route("/me", get(me))
@@ -162,30 +160,26 @@ async fn login(
     if request.password != "password" {
         return error(StatusCode::UNAUTHORIZED, "invalid username or password");
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let claims = Claims {
-        sub: username,
-        jti: uuid::Uuid::new_v4().to_string(),
-        iss: ISSUER,
-        iat: now,
-        exp: now + state.access_ttl.as_secs(),
+    // Each sign-in is a session of its own: its tokens carry the session id (`sid`).
+    let minted = match state
+        .issuer
+        .new_session_id()
+        .and_then(|session| state.issuer.issue(username, &session))
+    {
+        Ok(minted) => minted,
+        Err(failure) => {
+            tracing::error!(error = %failure, "could not mint an access token");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "could not sign the token");
+        }
     };
-    let token = match jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &state.signing_key) {
-        Ok(token) => token,
-        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "could not sign the token"),
-    };
+    let expires_in = minted.expires_in().as_secs();
+    let token = minted.into_token();
     // Add `Secure` when serving over TLS.
-    let cookie = format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        state.access_ttl.as_secs()
-    );
+    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={expires_in}");
     let body = Json(json!({
         "access_token": token,
         "token_type": "Bearer",
-        "expires_in": state.access_ttl.as_secs(),
+        "expires_in": expires_in,
     }));
     ([(header::SET_COOKIE, cookie)], body).into_response()
 }
