@@ -116,6 +116,7 @@ mod issue;
 pub mod jwks;
 mod layer;
 mod observe;
+pub mod refresh;
 mod revoke;
 pub mod store;
 mod verify;

@@ -122,6 +122,11 @@ impl TokenIssuer {
         &self.inner.verifier
     }
 
+    /// The `iss` its tokens carry, if any.
+    pub fn issuer(&self) -> Option<&str> {
+        self.inner.issuer.as_deref()
+    }
+
     /// How long each token lives.
     pub fn lifetime(&self) -> Duration {
         Duration::from_secs(self.inner.lifetime_secs)
