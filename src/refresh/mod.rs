@@ -6,8 +6,9 @@
 //! [`TokenIssuer`](crate::TokenIssuer) for the access tokens, a [`Revoker`](crate::Revoker)
 //! for their revocations and a [`RefreshStore`] (`store.rs`) for the families of
 //! refresh tokens; the token format and its hash in `token.rs`; the in-memory store in
-//! `memory.rs`. Stores for Redis are not written yet: [`InMemoryRefreshStore`] serves
-//! one process.
+//! `memory.rs`. With feature `redis`, `RedisStore` (one server or a cluster: each
+//! operation one Lua script in the subject's bucket) and `MirrorStore` (through its
+//! `RedisStore`) are refresh stores too.
 
 mod error;
 mod memory;

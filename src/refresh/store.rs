@@ -121,3 +121,22 @@ pub trait RefreshStore: Send + Sync + 'static {
     /// Ends every family of a subject (log out everywhere).
     async fn end_families_of(&self, subject: &RevocationKey) -> Result<(), StoreError>;
 }
+
+#[async_trait]
+impl<S: RefreshStore + ?Sized> RefreshStore for std::sync::Arc<S> {
+    async fn start_family(&self, family: &NewFamily) -> Result<(), StoreError> {
+        (**self).start_family(family).await
+    }
+
+    async fn rotate(&self, rotation: &Rotation) -> Result<RotationOutcome, StoreError> {
+        (**self).rotate(rotation).await
+    }
+
+    async fn end_family(&self, family: &RevocationKey, subject: &RevocationKey) -> Result<(), StoreError> {
+        (**self).end_family(family, subject).await
+    }
+
+    async fn end_families_of(&self, subject: &RevocationKey) -> Result<(), StoreError> {
+        (**self).end_families_of(subject).await
+    }
+}

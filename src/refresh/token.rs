@@ -30,6 +30,11 @@ impl RefreshHash {
         Self(hasher.finalize().into())
     }
 
+    /// A hash from its bytes (a store reading back what it kept).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// The hash's bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
