@@ -15,14 +15,25 @@
 //! | `REDIS_ACK_REPLICAS` | with `REDIS_URL` or `REDIS_SENTINELS`: a logout returns once this many replicas confirmed it (`WAIT`, 500 ms) | `0` |
 //! | `REVOCATION_MIRROR` | `1` (with any Redis): answer checks from a local mirror | off |
 //! | `METRICS`         | `1`: serve `GET /metrics` (Prometheus) and `GET /ready` (readiness) | off |
+//! | `REFRESH_TTL_SECS` | a sign-in's refresh tokens live at most this long (its family's absolute lifetime) | `2592000` (30 days) |
+//! | `REFRESH_IDLE_SECS` | ... and end after this long without a refresh | `604800` (7 days) |
+//! | `INSECURE_COOKIES` | `1`: the `refresh_token` cookie without `Secure` (plain-HTTP development) | off |
 //!
 //! Routes: `POST /login` (JSON `{"username", "password"}`; the demo accepts any
 //! username of 1 to 64 printable characters with the password `password`), `GET /me`,
 //! `POST /logout`, `POST /logout-all`. The token is accepted as
 //! `Authorization: Bearer` or as the `token` cookie that `/login` sets.
 //!
+//! Refresh tokens: `/login` answers `{"access_token", "token_type", "expires_in",
+//! "refresh_token"}` and sets the `refresh_token` cookie (`HttpOnly`, `Secure`,
+//! `SameSite=Strict`, `Path=/refresh`). `POST /refresh` takes it from the JSON body
+//! `{"refresh_token"}` or from that cookie and answers a new pair in the same shape;
+//! each refresh token works once: a copy used after it was refreshed is a reuse, which
+//! ends the session (its access tokens are refused too). `/logout` ends the session's
+//! refresh tokens, `/logout-all` every session's of the user.
+//!
 //! The store is chosen at run time from the environment; nothing else in the app names
-//! its type (`State<Revoker>` in the handlers, `RevocationLayer` in `app`).
+//! its type (`Sessions` in the handlers, `RevocationLayer` in `app`).
 //!
 //! Served with the timeouts a server facing the internet needs (see [`serve`]):
 //! `axum::serve` has no header-read timeout, so a client that sends half a request
@@ -33,11 +44,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -49,16 +61,17 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use serde_json::json;
 use tower_jwt_revoke::health::Readiness;
+use tower_jwt_revoke::refresh::{InMemoryRefreshStore, RefreshStore, SessionError, Sessions, TokenPair};
 use tower_jwt_revoke::store::{Acknowledgement, InMemoryStore, MirrorStore, RedisStore, RevocationStore};
 use tower_jwt_revoke::{
-    JwtVerifier, RevocationLayer, RevokeError, Revoker, SigningKey, TokenIssuer, TokenSource,
-    VerificationKey, VerifiedToken,
+    JwtVerifier, RevocationLayer, SigningKey, TokenIssuer, TokenSource, VerificationKey, VerifiedToken,
 };
 
 /// Used when `JWT_SECRET` is not set. Never in production.
 const DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
 const ISSUER: &str = "axum_logout";
 const COOKIE: &str = "token";
+const REFRESH_COOKIE: &str = "refresh_token";
 /// Usernames longer than this are refused at the door: every byte of it would be in
 /// each token, and a token past the verifier's size limit could never be used.
 const MAX_USERNAME_LEN: usize = 64;
@@ -78,6 +91,30 @@ pub struct DemoConfig {
     pub store: Arc<dyn RevocationStore>,
 }
 
+/// Refresh tokens: where their families live and how long.
+pub struct RefreshConfig {
+    /// Where families of refresh tokens live (shared by replicas when it is Redis).
+    pub store: Arc<dyn RefreshStore>,
+    /// A family's absolute lifetime.
+    pub ttl: Duration,
+    /// How long a family may go without a refresh.
+    pub idle: Duration,
+    /// Whether the `refresh_token` cookie is `Secure` (off only for plain HTTP).
+    pub secure_cookies: bool,
+}
+
+impl RefreshConfig {
+    /// Families in this process, with the defaults (30 days, 7 days idle).
+    pub fn in_memory() -> Self {
+        Self {
+            store: Arc::new(InMemoryRefreshStore::new()),
+            ttl: tower_jwt_revoke::refresh::DEFAULT_FAMILY_LIFETIME,
+            idle: tower_jwt_revoke::refresh::DEFAULT_IDLE_TIMEOUT,
+            secure_cookies: true,
+        }
+    }
+}
+
 /// `GET /metrics` (the Prometheus text format of what the crate counts) and
 /// `GET /ready` (the store's readiness, 200 or 503 with JSON), outside the layer:
 /// scrapers and probes carry no token.
@@ -90,9 +127,16 @@ pub fn operations(metrics: PrometheusHandle, store: Arc<dyn RevocationStore>) ->
 /// Shared behind one `Arc`: axum clones the state into every request's handler, and
 /// one reference count is cheaper than a clone of each field.
 struct AppState {
-    revoker: Revoker,
-    /// Mints access tokens from the verifier's own configuration.
-    issuer: TokenIssuer,
+    /// Sign-in, refresh and logout: access tokens from the verifier's own
+    /// configuration, refresh tokens rotated on every use.
+    sessions: Sessions,
+    refresh_ttl: Duration,
+    secure_cookies: bool,
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
 }
 
 #[derive(Deserialize)]
@@ -101,8 +145,14 @@ struct LoginRequest {
     password: String,
 }
 
-/// The demo's router: `/login` is open, the other routes are behind the layer.
+/// The demo's router, its refresh-token families kept in this process.
 pub fn app(config: DemoConfig) -> Router {
+    app_with_refresh(config, RefreshConfig::in_memory())
+}
+
+/// The demo's router: `/login` and `/refresh` are open, the other routes are behind
+/// the layer.
+pub fn app_with_refresh(config: DemoConfig, refresh: RefreshConfig) -> Router {
     let verifier = JwtVerifier::builder()
         .key(VerificationKey::hmac(Algorithm::HS256, &config.secret).expect("JWT secret must not be empty"))
         .issuer(ISSUER)
@@ -119,20 +169,30 @@ pub fn app(config: DemoConfig) -> Router {
         .expect("the demo's issuer mints what its verifier accepts");
     let layer = RevocationLayer::new(verifier, config.store)
         .with_token_sources([TokenSource::AuthorizationBearer, TokenSource::cookie(COOKIE)]);
+    let sessions = Sessions::from_arc(issuer, layer.revoker(), refresh.store)
+        .with_family_lifetime(refresh.ttl)
+        .with_idle_timeout(refresh.idle);
     let state = Arc::new(AppState {
-        revoker: layer.revoker(),
-        issuer,
+        sessions,
+        refresh_ttl: refresh.ttl,
+        secure_cookies: refresh.secure_cookies,
     });
     Router::new()
         .route("/me", get(me))
         .route("/logout", post(logout))
         .route("/logout-all", post(logout_all))
         .route_layer(layer)
-        // Only `/login` reads a body, so only it needs a request timeout: a timer on
-        // every request would cost the checked routes for nothing.
+        // Only `/login` and `/refresh` read a body, so only they need a request
+        // timeout: a timer on every request would cost the checked routes for nothing.
         .route(
             "/login",
             post(login)
+                .layer(DefaultBodyLimit::max(MAX_LOGIN_BODY))
+                .layer(middleware::from_fn(request_timeout)),
+        )
+        .route(
+            "/refresh",
+            post(refresh_tokens)
                 .layer(DefaultBodyLimit::max(MAX_LOGIN_BODY))
                 .layer(middleware::from_fn(request_timeout)),
         )
@@ -160,28 +220,97 @@ async fn login(
     if request.password != "password" {
         return error(StatusCode::UNAUTHORIZED, "invalid username or password");
     }
-    // Each sign-in is a session of its own: its tokens carry the session id (`sid`).
-    let minted = match state
-        .issuer
-        .new_session_id()
-        .and_then(|session| state.issuer.issue(username, &session))
-    {
-        Ok(minted) => minted,
-        Err(failure) => {
-            tracing::error!(error = %failure, "could not mint an access token");
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "could not sign the token");
+    // Each sign-in is a session of its own: its tokens carry the session id (`sid`),
+    // and its refresh tokens are one family.
+    match state.sessions.sign_in(username).await {
+        Ok(pair) => tokens(&state, &pair),
+        Err(failure) => session_error(&failure),
+    }
+}
+
+/// `POST /refresh`: the refresh token from the JSON body, or else from its cookie.
+async fn refresh_tokens(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = if body.is_empty() {
+        match cookie(&headers, REFRESH_COOKIE) {
+            Some(token) => token.to_owned(),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "no refresh token: send {\"refresh_token\"} or its cookie",
+                );
+            }
+        }
+    } else {
+        match serde_json::from_slice::<RefreshRequest>(&body) {
+            Ok(request) => request.refresh_token,
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "the body must be JSON {\"refresh_token\": \"...\"}",
+                );
+            }
         }
     };
-    let expires_in = minted.expires_in().as_secs();
-    let token = minted.into_token();
+    match state.sessions.refresh(&token).await {
+        Ok(pair) => tokens(&state, &pair),
+        Err(failure) => session_error(&failure),
+    }
+}
+
+/// The answer to a sign-in or a refresh: the pair as JSON, and both as cookies.
+fn tokens(state: &AppState, pair: &TokenPair) -> Response {
+    let expires_in = pair.access().expires_in().as_secs();
+    let token = pair.access().token();
     // Add `Secure` when serving over TLS.
-    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={expires_in}");
+    let access_cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={expires_in}");
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let refresh_cookie = format!(
+        "{REFRESH_COOKIE}={}; HttpOnly{secure}; SameSite=Strict; Path=/refresh; Max-Age={}",
+        pair.refresh_token(),
+        state.refresh_ttl.as_secs()
+    );
     let body = Json(json!({
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": expires_in,
+        "refresh_token": pair.refresh_token(),
     }));
-    ([(header::SET_COOKIE, cookie)], body).into_response()
+    (
+        AppendHeaders([
+            (header::SET_COOKIE, access_cookie),
+            (header::SET_COOKIE, refresh_cookie),
+        ]),
+        body,
+    )
+        .into_response()
+}
+
+/// A refused or reused refresh token: 401; a store that failed: 503 with
+/// `Retry-After`; a revocation that failed: its own answer (see `logout`).
+fn session_error(failure: &SessionError) -> Response {
+    if let SessionError::Revoke(_) | SessionError::Store(_) | SessionError::Issue(_) = failure {
+        tracing::warn!(error = %failure, "session operation failed");
+    }
+    let mut response = error(failure.status(), &failure.to_string());
+    if let Some(retry_after) = failure.retry_after() {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(retry_after.as_secs().max(1)),
+        );
+    }
+    response
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
 }
 
 async fn me(token: VerifiedToken) -> Json<serde_json::Value> {
@@ -200,18 +329,23 @@ async fn me(token: VerifiedToken) -> Json<serde_json::Value> {
 // in, so the client is asked to log out again (safe: a revocation is idempotent). An
 // app that prefers telling its user "logged out" at once matches that variant and
 // answers `clear_cookie()`, accepting that window.
-async fn logout(State(state): State<Arc<AppState>>, token: VerifiedToken) -> Result<Response, RevokeError> {
-    state.revoker.revoke(&token).await?;
-    Ok(clear_cookie())
+//
+// Logout revokes the session (every access token of it) and ends its refresh tokens.
+async fn logout(State(state): State<Arc<AppState>>, token: VerifiedToken) -> Response {
+    match state.sessions.log_out(&token).await {
+        Ok(()) => clear_cookie(),
+        Err(SessionError::Revoke(error)) => error.into_response(),
+        Err(failure) => session_error(&failure),
+    }
 }
 
-async fn logout_all(
-    State(state): State<Arc<AppState>>,
-    token: VerifiedToken,
-) -> Result<Response, RevokeError> {
+async fn logout_all(State(state): State<Arc<AppState>>, token: VerifiedToken) -> Response {
     // A token without `sub` names no one to log out everywhere: 400, not 503.
-    state.revoker.revoke_subject_of(&token).await?;
-    Ok(clear_cookie())
+    match state.sessions.log_out_everywhere(&token).await {
+        Ok(()) => clear_cookie(),
+        Err(SessionError::Revoke(error)) => error.into_response(),
+        Err(failure) => session_error(&failure),
+    }
 }
 
 async fn request_timeout(request: Request, next: Next) -> Response {
@@ -223,7 +357,13 @@ async fn request_timeout(request: Request, next: Next) -> Response {
 
 fn clear_cookie() -> Response {
     let expired = HeaderValue::from_static("token=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, expired)]).into_response()
+    let refresh =
+        HeaderValue::from_static("refresh_token=; HttpOnly; SameSite=Strict; Path=/refresh; Max-Age=0");
+    (
+        StatusCode::NO_CONTENT,
+        AppendHeaders([(header::SET_COOKIE, expired), (header::SET_COOKIE, refresh)]),
+    )
+        .into_response()
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -291,6 +431,14 @@ pub async fn serve(
 pub async fn store_from_env(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Arc<dyn RevocationStore>, Box<dyn std::error::Error>> {
+    Ok(stores_from_env(var).await?.0)
+}
+
+/// [`store_from_env`]'s store, and the same backend as the store of refresh-token
+/// families (Redis, or this process's memory).
+pub async fn stores_from_env(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<(Arc<dyn RevocationStore>, Arc<dyn RefreshStore>), Box<dyn std::error::Error>> {
     // The URLs may carry a password: log only which kind of Redis is used.
     let list = |nodes: String| -> Vec<String> {
         nodes
@@ -313,7 +461,10 @@ pub async fn store_from_env(
         }
         (None, None, None) => {
             tracing::info!("revocation store: in-memory (this process only; set REDIS_URL to share it)");
-            return Ok(Arc::new(InMemoryStore::new()));
+            return Ok((
+                Arc::new(InMemoryStore::new()),
+                Arc::new(InMemoryRefreshStore::new()),
+            ));
         }
         _ => return Err("set one of REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS".into()),
     };
@@ -334,9 +485,9 @@ pub async fn store_from_env(
         if let Err(error) = mirror.wait_until_synced(Duration::from_secs(10)).await {
             tracing::warn!(%error, "starting anyway; checks go to Redis until the mirror is in sync");
         }
-        return Ok(Arc::new(mirror));
+        return Ok((Arc::new(mirror.clone()), Arc::new(mirror)));
     }
-    Ok(Arc::new(redis))
+    Ok((Arc::new(redis.clone()), Arc::new(redis)))
 }
 
 #[allow(dead_code)] // the integration tests include this file for `app` and `serve`
@@ -367,13 +518,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => 900,
     });
 
-    let store = store_from_env(|name| std::env::var(name).ok()).await?;
+    let seconds = |name: &str, default: u64| -> Result<Duration, String> {
+        match std::env::var(name) {
+            Ok(value) => value
+                .parse()
+                .map(Duration::from_secs)
+                .map_err(|_| format!("{name} must be a number of seconds, got {value:?}")),
+            Err(_) => Ok(Duration::from_secs(default)),
+        }
+    };
+    let refresh_ttl = seconds("REFRESH_TTL_SECS", 30 * 24 * 60 * 60)?;
+    let refresh_idle = seconds("REFRESH_IDLE_SECS", 7 * 24 * 60 * 60)?;
+    let secure_cookies = !std::env::var("INSECURE_COOKIES").is_ok_and(|v| v == "1");
 
-    let mut app = app(DemoConfig {
-        secret: secret.into_bytes(),
-        access_ttl,
-        store: Arc::clone(&store),
-    });
+    let (store, refresh_store) = stores_from_env(|name| std::env::var(name).ok()).await?;
+
+    let mut app = app_with_refresh(
+        DemoConfig {
+            secret: secret.into_bytes(),
+            access_ttl,
+            store: Arc::clone(&store),
+        },
+        RefreshConfig {
+            store: refresh_store,
+            ttl: refresh_ttl,
+            idle: refresh_idle,
+            secure_cookies,
+        },
+    );
     if std::env::var("METRICS").is_ok_and(|v| v == "1") {
         // The app picks the exporter; the crate only talks to the `metrics` facade.
         let handle = PrometheusBuilder::new().install_recorder()?;

@@ -211,12 +211,13 @@ impl Sessions {
         })
     }
 
-    /// Logs out the session of `token`: revokes its session (every access token of
-    /// it, the one presented included) and ends its family. A token without `sid` (not
-    /// one of this issuer's) is revoked alone.
+    /// Logs out the session of `token`: revokes the token itself, then its session
+    /// (the access tokens of the session minted before it, by earlier refreshes), and
+    /// ends its family. A token without `sid` (not one of this issuer's) is revoked
+    /// alone.
     pub async fn log_out(&self, token: &VerifiedToken) -> Result<(), SessionError> {
+        self.revoker.revoke(token).await?;
         let (Some(session), Some(subject)) = (token.session_key(), token.subject_key()) else {
-            self.revoker.revoke(token).await?;
             return Ok(());
         };
         self.revoker.revoke_session_of(token).await?;
