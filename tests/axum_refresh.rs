@@ -274,6 +274,9 @@ async fn logout_ends_the_family_and_logout_all_every_family() {
     );
     refused(&app, &two.refresh).await;
     assert_eq!(me(&app, &two.access).await, StatusCode::UNAUTHORIZED);
+    // Signing in again at once, in the same second as the logout, works.
+    let again = login(&app, "alice").await;
+    assert_eq!(me(&app, &again.access).await, StatusCode::OK);
     assert_eq!(me(&app, &bob.access).await, StatusCode::OK);
     pair_of(refresh(&app, &bob.refresh).await).await;
 }

@@ -20,6 +20,8 @@ mod token;
 
 pub use self::error::{RefreshRefusal, SessionError};
 pub use self::memory::InMemoryRefreshStore;
-pub use self::sessions::{DEFAULT_FAMILY_LIFETIME, DEFAULT_IDLE_TIMEOUT, Sessions, TokenPair};
+pub use self::sessions::{
+    DEFAULT_FAMILY_LIFETIME, DEFAULT_IDLE_TIMEOUT, MAX_WATERMARK_WAIT, Sessions, TokenPair,
+};
 pub use self::store::{NewFamily, RefreshStore, Rotation, RotationOutcome};
 pub use self::token::RefreshHash;

@@ -8,11 +8,14 @@ use super::store::{NewFamily, RefreshStore, Rotation, RotationOutcome};
 use super::token::{self, RefreshHash};
 use crate::issue::{IssuedToken, TokenIssuer};
 use crate::revoke::Revoker;
+use crate::store::RevocationQuery;
 use crate::store::key::RevocationKey;
 use crate::verify::token::VerifiedToken;
 
 /// A family's absolute lifetime unless configured: 30 days.
 pub const DEFAULT_FAMILY_LIFETIME: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// The longest a sign-in waits for the second of a log-out-everywhere to be over.
+pub const MAX_WATERMARK_WAIT: Duration = Duration::from_secs(2);
 /// How long a family may go unused unless configured: 7 days.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
@@ -154,7 +157,14 @@ impl Sessions {
     }
 
     /// Signs `subject` in: a new session, its family, and its first pair.
+    ///
+    /// A sign-in in the same second as a "log out everywhere" of its subject (or of
+    /// everyone) would get a token that watermark refuses (watermarks and `iat` have
+    /// one-second resolution); so the watermarks are read first (one store lookup) and,
+    /// when one covers the current second, the token is minted once that second is
+    /// over: the sign-in waits up to a second, right after a log-out-everywhere only.
     pub async fn sign_in(&self, subject: &str) -> Result<TokenPair, SessionError> {
+        self.after_watermarks(subject).await?;
         let session = self.issuer.new_session_id()?;
         let access = self.issuer.issue(subject, &session)?;
         let refresh_token = token::new_token(&session, subject).map_err(crate::IssueError::from)?;
@@ -173,6 +183,30 @@ impl Sessions {
             access,
             refresh_token,
         })
+    }
+
+    /// Waits, when a watermark covers `subject`'s tokens issued now, until the second
+    /// after it (at most [`MAX_WATERMARK_WAIT`]; past that the clocks disagree, and the
+    /// token minted is refused as any other would be).
+    async fn after_watermarks(&self, subject: &str) -> Result<(), SessionError> {
+        let subject = RevocationKey::subject(self.issuer.issuer(), subject);
+        let query = RevocationQuery {
+            // No token of this subject is being checked: a key nothing is recorded under.
+            token: RevocationKey::token(None, ""),
+            subject: Some(subject),
+            session: None,
+            issued_at: None,
+        };
+        let lookup = self.revoker.store().lookup(&query).await?;
+        let Some(watermark) = lookup.subject_watermark.max(lookup.global_watermark) else {
+            return Ok(());
+        };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let after = Duration::from_secs(watermark.saturating_add(1));
+        if let Some(wait) = after.checked_sub(now).filter(|wait| *wait <= MAX_WATERMARK_WAIT) {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
     }
 
     /// Exchanges `refresh_token` for a new pair, consuming it.

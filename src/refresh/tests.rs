@@ -230,3 +230,20 @@ async fn idle_timeout_and_absolute_lifetime_end_a_family_at_their_second() {
     assert_eq!(rotate(10, 2030).await, RotationOutcome::Expired, "idle timeout");
     assert!(store.is_empty());
 }
+
+#[tokio::test]
+async fn a_sign_in_in_the_same_second_as_log_out_everywhere_gets_a_token_that_works() {
+    let (sessions, verifier, store) = sessions();
+    for _ in 0..3 {
+        let before = sessions.sign_in("alice").await.unwrap();
+        let token = verifier.verify(before.access().token()).unwrap();
+        sessions.log_out_everywhere(&token).await.unwrap();
+        let after = sessions.sign_in("alice").await.unwrap();
+        assert!(!accepted(&verifier, &store, before.access().token()).await);
+        assert!(
+            accepted(&verifier, &store, after.access().token()).await,
+            "signed in after the logout"
+        );
+        sessions.refresh(after.refresh_token()).await.unwrap();
+    }
+}
