@@ -225,3 +225,47 @@ async fn idle_timeout_and_absolute_lifetime_end_a_family_at_their_second() {
     store.start_family(&start(10, 2000)).await.unwrap();
     assert_eq!(rotate(10, 2030).await, Expired, "idle timeout");
 }
+
+/// The same on a Redis Cluster (3 masters, 3 replicas): every operation in one slot
+/// (no `CROSSSLOT` anywhere), a reuse across replicas of the app, 1,000 races.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_every_operation_stays_in_one_slot() {
+    let Some(cluster) = support::cluster::RedisCluster::start() else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let redis = cluster.store(&prefix);
+    let mirror = MirrorStore::start(redis.clone());
+    mirror.wait_until_synced(Duration::from_secs(10)).await.unwrap();
+    reuse_across(replica(redis.clone()), replica(mirror.clone())).await;
+    let (sessions, _) = replica(redis.clone());
+    for trial in 0..1000 {
+        let pair = sessions.sign_in(&format!("user-{}", trial % 50)).await.unwrap();
+        let race =
+            |sessions: Sessions, token: String| tokio::spawn(async move { sessions.refresh(&token).await });
+        let first = race(sessions.clone(), pair.refresh_token().to_owned());
+        let second = race(sessions.clone(), pair.refresh_token().to_owned());
+        let outcomes = [first.await.unwrap(), second.await.unwrap()];
+        assert_eq!(
+            outcomes.iter().filter(|o| o.is_ok()).count(),
+            1,
+            "trial {trial}: {outcomes:?}"
+        );
+    }
+    // Log out everywhere across many families of one subject: one slot too.
+    let pairs = [
+        sessions.sign_in("carol").await.unwrap(),
+        sessions.sign_in("carol").await.unwrap(),
+    ];
+    let token = verifier().verify(pairs[0].access().token()).unwrap();
+    sessions.log_out_everywhere(&token).await.unwrap();
+    for pair in &pairs {
+        let refused = sessions.refresh(pair.refresh_token()).await;
+        assert!(
+            matches!(refused, Err(SessionError::Refused(RefreshRefusal::Ended))),
+            "{refused:?}"
+        );
+    }
+    let errors = cluster.crossslot_errors();
+    assert!(errors.is_empty(), "CROSSSLOT seen: {errors:?}");
+}
