@@ -39,33 +39,37 @@
 //! `axum::serve` has no header-read timeout, so a client that sends half a request
 //! would hold its connection, and a file descriptor, for ever.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use jsonwebtoken::Algorithm;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use serde_json::json;
 use tower_jwt_revoke::health::Readiness;
-use tower_jwt_revoke::refresh::{InMemoryRefreshStore, RefreshStore, SessionError, Sessions, TokenPair};
-use tower_jwt_revoke::store::{Acknowledgement, InMemoryStore, MirrorStore, RedisStore, RevocationStore};
+use tower_jwt_revoke::refresh::{InMemoryRefreshStore, RefreshStore, SessionError, Sessions};
+use tower_jwt_revoke::store::RevocationStore;
 use tower_jwt_revoke::{
     JwtVerifier, RevocationLayer, SigningKey, TokenIssuer, TokenSource, VerificationKey, VerifiedToken,
 };
+
+#[path = "axum_logout/refresh.rs"]
+mod refresh;
+#[path = "axum_logout/serving.rs"]
+mod serving;
+
+use self::refresh::{refresh_tokens, session_error, tokens};
+// Public for the integration tests that include this file, each using some of them.
+#[allow(unused_imports)]
+pub use self::serving::{serve, store_from_env, stores_from_env};
 
 /// Used when `JWT_SECRET` is not set. Never in production.
 const DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
@@ -132,11 +136,6 @@ struct AppState {
     sessions: Sessions,
     refresh_ttl: Duration,
     secure_cookies: bool,
-}
-
-#[derive(Deserialize)]
-struct RefreshRequest {
-    refresh_token: String,
 }
 
 #[derive(Deserialize)]
@@ -228,91 +227,6 @@ async fn login(
     }
 }
 
-/// `POST /refresh`: the refresh token from the JSON body, or else from its cookie.
-async fn refresh_tokens(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let token = if body.is_empty() {
-        match cookie(&headers, REFRESH_COOKIE) {
-            Some(token) => token.to_owned(),
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "no refresh token: send {\"refresh_token\"} or its cookie",
-                );
-            }
-        }
-    } else {
-        match serde_json::from_slice::<RefreshRequest>(&body) {
-            Ok(request) => request.refresh_token,
-            Err(_) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "the body must be JSON {\"refresh_token\": \"...\"}",
-                );
-            }
-        }
-    };
-    match state.sessions.refresh(&token).await {
-        Ok(pair) => tokens(&state, &pair),
-        Err(failure) => session_error(&failure),
-    }
-}
-
-/// The answer to a sign-in or a refresh: the pair as JSON, and both as cookies.
-fn tokens(state: &AppState, pair: &TokenPair) -> Response {
-    let expires_in = pair.access().expires_in().as_secs();
-    let token = pair.access().token();
-    // Add `Secure` when serving over TLS.
-    let access_cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={expires_in}");
-    let secure = if state.secure_cookies { "; Secure" } else { "" };
-    let refresh_cookie = format!(
-        "{REFRESH_COOKIE}={}; HttpOnly{secure}; SameSite=Strict; Path=/refresh; Max-Age={}",
-        pair.refresh_token(),
-        state.refresh_ttl.as_secs()
-    );
-    let body = Json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": expires_in,
-        "refresh_token": pair.refresh_token(),
-    }));
-    (
-        AppendHeaders([
-            (header::SET_COOKIE, access_cookie),
-            (header::SET_COOKIE, refresh_cookie),
-        ]),
-        body,
-    )
-        .into_response()
-}
-
-/// A refused or reused refresh token: 401; a store that failed: 503 with
-/// `Retry-After`; a revocation that failed: its own answer (see `logout`).
-fn session_error(failure: &SessionError) -> Response {
-    if let SessionError::Revoke(_) | SessionError::Store(_) | SessionError::Issue(_) = failure {
-        tracing::warn!(error = %failure, "session operation failed");
-    }
-    let mut response = error(failure.status(), &failure.to_string());
-    if let Some(retry_after) = failure.retry_after() {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(retry_after.as_secs().max(1)),
-        );
-    }
-    response
-}
-
-/// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-}
-
 async fn me(token: VerifiedToken) -> Json<serde_json::Value> {
     Json(json!({
         "sub": token.subject(),
@@ -368,126 +282,6 @@ fn clear_cookie() -> Response {
 
 fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
-}
-
-/// Serves `app` on `listener` until `shutdown` completes, as `axum::serve` does, plus
-/// what a server facing the internet needs and `axum::serve` lacks: a client gets
-/// [`HEADER_READ_TIMEOUT`] to send its request head (a half-sent request would
-/// otherwise hold a file descriptor for ever), and HTTP/2 connections are pinged so
-/// dead peers are dropped. [`REQUEST_TIMEOUT`] bounds the one route that reads a body.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_secs(20));
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors, say: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app.clone()))
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after 5 s; closing them");
-    }
-    Ok(())
-}
-
-/// The store the environment (`var`) asks for: Redis on one server (`REDIS_URL`), on a
-/// cluster (`REDIS_CLUSTER_NODES`, its seed nodes comma-separated) or through Sentinel
-/// (`REDIS_SENTINELS`), with a local mirror on `REVOCATION_MIRROR=1`; without any, in
-/// memory.
-pub async fn store_from_env(
-    var: impl Fn(&str) -> Option<String>,
-) -> Result<Arc<dyn RevocationStore>, Box<dyn std::error::Error>> {
-    Ok(stores_from_env(var).await?.0)
-}
-
-/// [`store_from_env`]'s store, and the same backend as the store of refresh-token
-/// families (Redis, or this process's memory).
-pub async fn stores_from_env(
-    var: impl Fn(&str) -> Option<String>,
-) -> Result<(Arc<dyn RevocationStore>, Arc<dyn RefreshStore>), Box<dyn std::error::Error>> {
-    // The URLs may carry a password: log only which kind of Redis is used.
-    let list = |nodes: String| -> Vec<String> {
-        nodes
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(String::from)
-            .collect()
-    };
-    let builder = match (
-        var("REDIS_URL"),
-        var("REDIS_CLUSTER_NODES"),
-        var("REDIS_SENTINELS"),
-    ) {
-        (Some(url), None, None) => RedisStore::builder().url(url),
-        (None, Some(nodes), None) => RedisStore::builder().cluster_nodes(list(nodes)),
-        (None, None, Some(sentinels)) => {
-            let master = var("REDIS_MASTER_NAME").unwrap_or_else(|| "mymaster".into());
-            RedisStore::builder().sentinel(list(sentinels), master)
-        }
-        (None, None, None) => {
-            tracing::info!("revocation store: in-memory (this process only; set REDIS_URL to share it)");
-            return Ok((
-                Arc::new(InMemoryStore::new()),
-                Arc::new(InMemoryRefreshStore::new()),
-            ));
-        }
-        _ => return Err("set one of REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS".into()),
-    };
-    let replicas: u32 = var("REDIS_ACK_REPLICAS").map_or(Ok(0), |n| n.parse())?;
-    let builder = match replicas {
-        0 => builder,
-        n => builder.acknowledge(Acknowledgement::replicas(n)),
-    };
-    let redis = builder.build()?;
-    tracing::info!(
-        cluster = redis.is_cluster(),
-        ack_replicas = replicas,
-        "revocation store: Redis (shared by every replica using it)"
-    );
-    if var("REVOCATION_MIRROR").is_some_and(|v| v == "1") {
-        tracing::info!("revocation store: with a local mirror (checks answered from memory)");
-        let mirror = MirrorStore::start(redis);
-        if let Err(error) = mirror.wait_until_synced(Duration::from_secs(10)).await {
-            tracing::warn!(%error, "starting anyway; checks go to Redis until the mirror is in sync");
-        }
-        return Ok((Arc::new(mirror.clone()), Arc::new(mirror)));
-    }
-    Ok((Arc::new(redis.clone()), Arc::new(redis)))
 }
 
 #[allow(dead_code)] // the integration tests include this file for `app` and `serve`
