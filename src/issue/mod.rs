@@ -2,8 +2,10 @@
 //!
 //! [`TokenIssuer`] here; its settings in `builder.rs`, its key in `key.rs`, why it
 //! refuses in `error.rs`, and the random identifiers it (and refresh tokens) use in
-//! `random.rs`. It depends on `verify/` (it is built from a [`JwtVerifier`] and checks
-//! every token with it) and on nothing else in the crate.
+//! `random.rs`.
+//!
+//! May use: `verify/` (it is built from a [`JwtVerifier`] and checks every token with
+//! it). Used by: `refresh/`.
 
 mod builder;
 mod error;

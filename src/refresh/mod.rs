@@ -9,6 +9,10 @@
 //! `memory.rs`. With feature `redis`, `RedisStore` (one server or a cluster: each
 //! operation one Lua script in the subject's bucket) and `MirrorStore` (through its
 //! `RedisStore`) are refresh stores too.
+//!
+//! May use: `issue/`, `revoke/`, `verify/`, `store/` (keys and errors). Used by: the
+//! Redis store's `write/refresh.rs` and the mirror's `refresh.rs`, which implement
+//! [`RefreshStore`].
 
 mod error;
 mod memory;
