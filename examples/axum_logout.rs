@@ -15,49 +15,67 @@
 //! | `REDIS_ACK_REPLICAS` | with `REDIS_URL` or `REDIS_SENTINELS`: a logout returns once this many replicas confirmed it (`WAIT`, 500 ms) | `0` |
 //! | `REVOCATION_MIRROR` | `1` (with any Redis): answer checks from a local mirror | off |
 //! | `METRICS`         | `1`: serve `GET /metrics` (Prometheus) and `GET /ready` (readiness) | off |
+//! | `REFRESH_TTL_SECS` | a sign-in's refresh tokens live at most this long (its family's absolute lifetime) | `2592000` (30 days) |
+//! | `REFRESH_IDLE_SECS` | ... and end after this long without a refresh | `604800` (7 days) |
+//! | `INSECURE_COOKIES` | `1`: the `refresh_token` cookie without `Secure` (plain-HTTP development) | off |
 //!
 //! Routes: `POST /login` (JSON `{"username", "password"}`; the demo accepts any
 //! username of 1 to 64 printable characters with the password `password`), `GET /me`,
 //! `POST /logout`, `POST /logout-all`. The token is accepted as
 //! `Authorization: Bearer` or as the `token` cookie that `/login` sets.
 //!
+//! Refresh tokens: `/login` answers `{"access_token", "token_type", "expires_in",
+//! "refresh_token"}` and sets the `refresh_token` cookie (`HttpOnly`, `Secure`,
+//! `SameSite=Strict`, `Path=/refresh`). `POST /refresh` takes it from the JSON body
+//! `{"refresh_token"}` or from that cookie and answers a new pair in the same shape;
+//! each refresh token works once: a copy used after it was refreshed is a reuse, which
+//! ends the session (its access tokens are refused too). `/logout` ends the session's
+//! refresh tokens, `/logout-all` every session's of the user.
+//!
 //! The store is chosen at run time from the environment; nothing else in the app names
-//! its type (`State<Revoker>` in the handlers, `RevocationLayer` in `app`).
+//! its type (`Sessions` in the handlers, `RevocationLayer` in `app`).
 //!
 //! Served with the timeouts a server facing the internet needs (see [`serve`]):
 //! `axum::serve` has no header-read timeout, so a client that sends half a request
 //! would hold its connection, and a file descriptor, for ever.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Algorithm;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use tower_jwt_revoke::health::Readiness;
-use tower_jwt_revoke::store::{Acknowledgement, InMemoryStore, MirrorStore, RedisStore, RevocationStore};
+use tower_jwt_revoke::refresh::{InMemoryRefreshStore, RefreshStore, SessionError, Sessions};
+use tower_jwt_revoke::store::RevocationStore;
 use tower_jwt_revoke::{
-    JwtVerifier, RevocationLayer, RevokeError, Revoker, TokenSource, VerificationKey, VerifiedToken,
+    JwtVerifier, RevocationLayer, SigningKey, TokenIssuer, TokenSource, VerificationKey, VerifiedToken,
 };
+
+#[path = "axum_logout/refresh.rs"]
+mod refresh;
+#[path = "axum_logout/serving.rs"]
+mod serving;
+
+use self::refresh::{refresh_tokens, session_error, tokens};
+// Public for the integration tests that include this file, each using some of them.
+#[allow(unused_imports)]
+pub use self::serving::{serve, store_from_env, stores_from_env};
 
 /// Used when `JWT_SECRET` is not set. Never in production.
 const DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
 const ISSUER: &str = "axum_logout";
 const COOKIE: &str = "token";
+const REFRESH_COOKIE: &str = "refresh_token";
 /// Usernames longer than this are refused at the door: every byte of it would be in
 /// each token, and a token past the verifier's size limit could never be used.
 const MAX_USERNAME_LEN: usize = 64;
@@ -77,6 +95,30 @@ pub struct DemoConfig {
     pub store: Arc<dyn RevocationStore>,
 }
 
+/// Refresh tokens: where their families live and how long.
+pub struct RefreshConfig {
+    /// Where families of refresh tokens live (shared by replicas when it is Redis).
+    pub store: Arc<dyn RefreshStore>,
+    /// A family's absolute lifetime.
+    pub ttl: Duration,
+    /// How long a family may go without a refresh.
+    pub idle: Duration,
+    /// Whether the `refresh_token` cookie is `Secure` (off only for plain HTTP).
+    pub secure_cookies: bool,
+}
+
+impl RefreshConfig {
+    /// Families in this process, with the defaults (30 days, 7 days idle).
+    pub fn in_memory() -> Self {
+        Self {
+            store: Arc::new(InMemoryRefreshStore::new()),
+            ttl: tower_jwt_revoke::refresh::DEFAULT_FAMILY_LIFETIME,
+            idle: tower_jwt_revoke::refresh::DEFAULT_IDLE_TIMEOUT,
+            secure_cookies: true,
+        }
+    }
+}
+
 /// `GET /metrics` (the Prometheus text format of what the crate counts) and
 /// `GET /ready` (the store's readiness, 200 or 503 with JSON), outside the layer:
 /// scrapers and probes carry no token.
@@ -89,18 +131,11 @@ pub fn operations(metrics: PrometheusHandle, store: Arc<dyn RevocationStore>) ->
 /// Shared behind one `Arc`: axum clones the state into every request's handler, and
 /// one reference count is cheaper than a clone of each field.
 struct AppState {
-    revoker: Revoker,
-    signing_key: Arc<EncodingKey>,
-    access_ttl: Duration,
-}
-
-#[derive(Serialize)]
-struct Claims<'a> {
-    sub: &'a str,
-    jti: String,
-    iss: &'static str,
-    iat: u64,
-    exp: u64,
+    /// Sign-in, refresh and logout: access tokens from the verifier's own
+    /// configuration, refresh tokens rotated on every use.
+    sessions: Sessions,
+    refresh_ttl: Duration,
+    secure_cookies: bool,
 }
 
 #[derive(Deserialize)]
@@ -109,8 +144,14 @@ struct LoginRequest {
     password: String,
 }
 
-/// The demo's router: `/login` is open, the other routes are behind the layer.
+/// The demo's router, its refresh-token families kept in this process.
 pub fn app(config: DemoConfig) -> Router {
+    app_with_refresh(config, RefreshConfig::in_memory())
+}
+
+/// The demo's router: `/login` and `/refresh` are open, the other routes are behind
+/// the layer.
+pub fn app_with_refresh(config: DemoConfig, refresh: RefreshConfig) -> Router {
     let verifier = JwtVerifier::builder()
         .key(VerificationKey::hmac(Algorithm::HS256, &config.secret).expect("JWT secret must not be empty"))
         .issuer(ISSUER)
@@ -118,23 +159,39 @@ pub fn app(config: DemoConfig) -> Router {
         .max_token_lifetime(config.access_ttl)
         .build()
         .expect("the demo's verifier configuration is valid");
+    let issuer = TokenIssuer::builder(&verifier)
+        .signing_key(
+            SigningKey::hmac(Algorithm::HS256, &config.secret).expect("JWT secret must not be empty"),
+        )
+        .lifetime(config.access_ttl)
+        .build()
+        .expect("the demo's issuer mints what its verifier accepts");
     let layer = RevocationLayer::new(verifier, config.store)
         .with_token_sources([TokenSource::AuthorizationBearer, TokenSource::cookie(COOKIE)]);
+    let sessions = Sessions::from_arc(issuer, layer.revoker(), refresh.store)
+        .with_family_lifetime(refresh.ttl)
+        .with_idle_timeout(refresh.idle);
     let state = Arc::new(AppState {
-        revoker: layer.revoker(),
-        signing_key: Arc::new(EncodingKey::from_secret(&config.secret)),
-        access_ttl: config.access_ttl,
+        sessions,
+        refresh_ttl: refresh.ttl,
+        secure_cookies: refresh.secure_cookies,
     });
     Router::new()
         .route("/me", get(me))
         .route("/logout", post(logout))
         .route("/logout-all", post(logout_all))
         .route_layer(layer)
-        // Only `/login` reads a body, so only it needs a request timeout: a timer on
-        // every request would cost the checked routes for nothing.
+        // Only `/login` and `/refresh` read a body, so only they need a request
+        // timeout: a timer on every request would cost the checked routes for nothing.
         .route(
             "/login",
             post(login)
+                .layer(DefaultBodyLimit::max(MAX_LOGIN_BODY))
+                .layer(middleware::from_fn(request_timeout)),
+        )
+        .route(
+            "/refresh",
+            post(refresh_tokens)
                 .layer(DefaultBodyLimit::max(MAX_LOGIN_BODY))
                 .layer(middleware::from_fn(request_timeout)),
         )
@@ -162,32 +219,12 @@ async fn login(
     if request.password != "password" {
         return error(StatusCode::UNAUTHORIZED, "invalid username or password");
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let claims = Claims {
-        sub: username,
-        jti: uuid::Uuid::new_v4().to_string(),
-        iss: ISSUER,
-        iat: now,
-        exp: now + state.access_ttl.as_secs(),
-    };
-    let token = match jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &state.signing_key) {
-        Ok(token) => token,
-        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "could not sign the token"),
-    };
-    // Add `Secure` when serving over TLS.
-    let cookie = format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        state.access_ttl.as_secs()
-    );
-    let body = Json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": state.access_ttl.as_secs(),
-    }));
-    ([(header::SET_COOKIE, cookie)], body).into_response()
+    // Each sign-in is a session of its own: its tokens carry the session id (`sid`),
+    // and its refresh tokens are one family.
+    match state.sessions.sign_in(username).await {
+        Ok(pair) => tokens(&state, &pair),
+        Err(failure) => session_error(&failure),
+    }
 }
 
 async fn me(token: VerifiedToken) -> Json<serde_json::Value> {
@@ -206,18 +243,23 @@ async fn me(token: VerifiedToken) -> Json<serde_json::Value> {
 // in, so the client is asked to log out again (safe: a revocation is idempotent). An
 // app that prefers telling its user "logged out" at once matches that variant and
 // answers `clear_cookie()`, accepting that window.
-async fn logout(State(state): State<Arc<AppState>>, token: VerifiedToken) -> Result<Response, RevokeError> {
-    state.revoker.revoke(&token).await?;
-    Ok(clear_cookie())
+//
+// Logout revokes the session (every access token of it) and ends its refresh tokens.
+async fn logout(State(state): State<Arc<AppState>>, token: VerifiedToken) -> Response {
+    match state.sessions.log_out(&token).await {
+        Ok(()) => clear_cookie(),
+        Err(SessionError::Revoke(error)) => error.into_response(),
+        Err(failure) => session_error(&failure),
+    }
 }
 
-async fn logout_all(
-    State(state): State<Arc<AppState>>,
-    token: VerifiedToken,
-) -> Result<Response, RevokeError> {
+async fn logout_all(State(state): State<Arc<AppState>>, token: VerifiedToken) -> Response {
     // A token without `sub` names no one to log out everywhere: 400, not 503.
-    state.revoker.revoke_subject_of(&token).await?;
-    Ok(clear_cookie())
+    match state.sessions.log_out_everywhere(&token).await {
+        Ok(()) => clear_cookie(),
+        Err(SessionError::Revoke(error)) => error.into_response(),
+        Err(failure) => session_error(&failure),
+    }
 }
 
 async fn request_timeout(request: Request, next: Next) -> Response {
@@ -229,120 +271,17 @@ async fn request_timeout(request: Request, next: Next) -> Response {
 
 fn clear_cookie() -> Response {
     let expired = HeaderValue::from_static("token=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, expired)]).into_response()
+    let refresh =
+        HeaderValue::from_static("refresh_token=; HttpOnly; SameSite=Strict; Path=/refresh; Max-Age=0");
+    (
+        StatusCode::NO_CONTENT,
+        AppendHeaders([(header::SET_COOKIE, expired), (header::SET_COOKIE, refresh)]),
+    )
+        .into_response()
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
-}
-
-/// Serves `app` on `listener` until `shutdown` completes, as `axum::serve` does, plus
-/// what a server facing the internet needs and `axum::serve` lacks: a client gets
-/// [`HEADER_READ_TIMEOUT`] to send its request head (a half-sent request would
-/// otherwise hold a file descriptor for ever), and HTTP/2 connections are pinged so
-/// dead peers are dropped. [`REQUEST_TIMEOUT`] bounds the one route that reads a body.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_secs(20));
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors, say: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app.clone()))
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after 5 s; closing them");
-    }
-    Ok(())
-}
-
-/// The store the environment (`var`) asks for: Redis on one server (`REDIS_URL`), on a
-/// cluster (`REDIS_CLUSTER_NODES`, its seed nodes comma-separated) or through Sentinel
-/// (`REDIS_SENTINELS`), with a local mirror on `REVOCATION_MIRROR=1`; without any, in
-/// memory.
-pub async fn store_from_env(
-    var: impl Fn(&str) -> Option<String>,
-) -> Result<Arc<dyn RevocationStore>, Box<dyn std::error::Error>> {
-    // The URLs may carry a password: log only which kind of Redis is used.
-    let list = |nodes: String| -> Vec<String> {
-        nodes
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(String::from)
-            .collect()
-    };
-    let builder = match (
-        var("REDIS_URL"),
-        var("REDIS_CLUSTER_NODES"),
-        var("REDIS_SENTINELS"),
-    ) {
-        (Some(url), None, None) => RedisStore::builder().url(url),
-        (None, Some(nodes), None) => RedisStore::builder().cluster_nodes(list(nodes)),
-        (None, None, Some(sentinels)) => {
-            let master = var("REDIS_MASTER_NAME").unwrap_or_else(|| "mymaster".into());
-            RedisStore::builder().sentinel(list(sentinels), master)
-        }
-        (None, None, None) => {
-            tracing::info!("revocation store: in-memory (this process only; set REDIS_URL to share it)");
-            return Ok(Arc::new(InMemoryStore::new()));
-        }
-        _ => return Err("set one of REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS".into()),
-    };
-    let replicas: u32 = var("REDIS_ACK_REPLICAS").map_or(Ok(0), |n| n.parse())?;
-    let builder = match replicas {
-        0 => builder,
-        n => builder.acknowledge(Acknowledgement::replicas(n)),
-    };
-    let redis = builder.build()?;
-    tracing::info!(
-        cluster = redis.is_cluster(),
-        ack_replicas = replicas,
-        "revocation store: Redis (shared by every replica using it)"
-    );
-    if var("REVOCATION_MIRROR").is_some_and(|v| v == "1") {
-        tracing::info!("revocation store: with a local mirror (checks answered from memory)");
-        let mirror = MirrorStore::start(redis);
-        if let Err(error) = mirror.wait_until_synced(Duration::from_secs(10)).await {
-            tracing::warn!(%error, "starting anyway; checks go to Redis until the mirror is in sync");
-        }
-        return Ok(Arc::new(mirror));
-    }
-    Ok(Arc::new(redis))
 }
 
 #[allow(dead_code)] // the integration tests include this file for `app` and `serve`
@@ -373,13 +312,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => 900,
     });
 
-    let store = store_from_env(|name| std::env::var(name).ok()).await?;
+    let seconds = |name: &str, default: u64| -> Result<Duration, String> {
+        match std::env::var(name) {
+            Ok(value) => value
+                .parse()
+                .map(Duration::from_secs)
+                .map_err(|_| format!("{name} must be a number of seconds, got {value:?}")),
+            Err(_) => Ok(Duration::from_secs(default)),
+        }
+    };
+    let refresh_ttl = seconds("REFRESH_TTL_SECS", 30 * 24 * 60 * 60)?;
+    let refresh_idle = seconds("REFRESH_IDLE_SECS", 7 * 24 * 60 * 60)?;
+    let secure_cookies = !std::env::var("INSECURE_COOKIES").is_ok_and(|v| v == "1");
 
-    let mut app = app(DemoConfig {
-        secret: secret.into_bytes(),
-        access_ttl,
-        store: Arc::clone(&store),
-    });
+    let (store, refresh_store) = stores_from_env(|name| std::env::var(name).ok()).await?;
+
+    let mut app = app_with_refresh(
+        DemoConfig {
+            secret: secret.into_bytes(),
+            access_ttl,
+            store: Arc::clone(&store),
+        },
+        RefreshConfig {
+            store: refresh_store,
+            ttl: refresh_ttl,
+            idle: refresh_idle,
+            secure_cookies,
+        },
+    );
     if std::env::var("METRICS").is_ok_and(|v| v == "1") {
         // The app picks the exporter; the crate only talks to the `metrics` facade.
         let handle = PrometheusBuilder::new().install_recorder()?;

@@ -16,6 +16,9 @@
 //!   trip. Neither the layer nor the [`Revoker`] names the store's type, so the store can
 //!   come from configuration.
 //! - [`Revoker`]: log out a token, a subject everywhere, a session, or everyone.
+//! - [`TokenIssuer`]: for an app that signs in its own users, access tokens minted from
+//!   the verifier's own configuration (issuer, audience, lifetime, `typ`), each with a
+//!   random `jti` and the session id that logout revokes.
 //! - [`health`]: a readiness service for probes, 200 or 503 with the store's state.
 //! - [`authorize`]: per-route checks on the verified claims (a scope, a role, an
 //!   audience, a closure), answered 403 `insufficient_scope`.
@@ -107,11 +110,13 @@ pub mod authorize;
 #[cfg_attr(docsrs, doc(cfg(feature = "endpoints")))]
 pub mod endpoints;
 mod frameworks;
+mod issue;
 #[cfg(feature = "jwks")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub mod jwks;
 mod layer;
 mod observe;
+pub mod refresh;
 mod revoke;
 pub mod store;
 mod verify;
@@ -126,6 +131,10 @@ pub use crate::observe::health;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use crate::frameworks::axum::{Claims, ClaimsRejection, MissingVerifiedToken, RejectionResponse};
+pub use crate::issue::{
+    DEFAULT_ACCESS_TOKEN_LIFETIME, IssueError, IssuedToken, RandomError, SigningKey, TokenIssuer,
+    TokenIssuerBuilder,
+};
 pub use crate::layer::extract::{MalformedRequest, TokenSource};
 pub use crate::layer::future::ResponseFuture;
 pub use crate::layer::reject::{DefaultRejection, OnRejection, Rejection};

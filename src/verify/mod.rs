@@ -232,6 +232,11 @@ impl JwtVerifier {
         }
     }
 
+    /// Which claim names a token's session.
+    pub(crate) fn session_claim(&self) -> SessionClaim {
+        self.inner.session_claim
+    }
+
     /// The `exp`/`nbf` leeway, in seconds.
     pub fn leeway_secs(&self) -> u64 {
         self.inner.leeway_secs

@@ -24,6 +24,7 @@ mod follow;
 mod health;
 mod ledger;
 mod load;
+mod refresh;
 mod write_back;
 
 use self::follow::{FOLLOW_BLOCK, follow};

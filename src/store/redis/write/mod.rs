@@ -11,6 +11,7 @@
 //! (restores), the mirror (write-back).
 
 pub(crate) mod acknowledge;
+mod refresh;
 pub(crate) mod write_back;
 
 use std::sync::atomic::Ordering;
