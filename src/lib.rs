@@ -110,14 +110,13 @@ pub mod authorize;
 #[cfg_attr(docsrs, doc(cfg(feature = "endpoints")))]
 pub mod endpoints;
 mod frameworks;
-mod issue;
 #[cfg(feature = "jwks")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub mod jwks;
 mod layer;
 mod observe;
-pub mod refresh;
 mod revoke;
+mod sessions;
 pub mod store;
 mod verify;
 
@@ -127,20 +126,22 @@ mod verify;
 pub use crate::frameworks::tonic;
 #[doc(inline)]
 pub use crate::observe::health;
+#[doc(inline)]
+pub use crate::sessions::refresh;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use crate::frameworks::axum::{Claims, ClaimsRejection, MissingVerifiedToken, RejectionResponse};
-pub use crate::issue::{
-    DEFAULT_ACCESS_TOKEN_LIFETIME, IssueError, IssuedToken, RandomError, SigningKey, TokenIssuer,
-    TokenIssuerBuilder,
-};
 pub use crate::layer::extract::{MalformedRequest, TokenSource};
 pub use crate::layer::future::ResponseFuture;
 pub use crate::layer::reject::{DefaultRejection, OnRejection, Rejection};
 pub use crate::layer::service::RevocationService;
 pub use crate::layer::{DEFAULT_CHECK_TIMEOUT, FailurePolicy, RevocationLayer};
 pub use crate::revoke::{DEFAULT_REVOKE_TIMEOUT, Revocation, RevokeError, Revoker};
+pub use crate::sessions::issue::{
+    DEFAULT_ACCESS_TOKEN_LIFETIME, IssueError, IssuedToken, RandomError, SigningKey, TokenIssuer,
+    TokenIssuerBuilder,
+};
 pub use crate::store::key::RevocationKey;
 pub use crate::verify::crypto::install_crypto_provider;
 pub use crate::verify::token::{RegisteredClaims, VerifiedToken};

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::MirrorStore;
 use crate::RevocationKey;
-use crate::refresh::{NewFamily, RefreshStore, Rotation, RotationOutcome};
+use crate::sessions::refresh::{NewFamily, RefreshStore, Rotation, RotationOutcome};
 use crate::store::StoreError;
 
 #[async_trait]

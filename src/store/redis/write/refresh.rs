@@ -15,7 +15,7 @@ use ::redis::Script;
 use async_trait::async_trait;
 
 use crate::RevocationKey;
-use crate::refresh::{NewFamily, RefreshHash, RefreshStore, Rotation, RotationOutcome};
+use crate::sessions::refresh::{NewFamily, RefreshHash, RefreshStore, Rotation, RotationOutcome};
 use crate::store::StoreError;
 use crate::store::redis::RedisStore;
 use crate::store::redis::connect::command::Budget;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::issue::random::RandomError;
+use crate::sessions::issue::random::RandomError;
 use crate::verify::VerifyError;
 
 /// Why a [`TokenIssuer`](crate::TokenIssuer) refused: its configuration would mint

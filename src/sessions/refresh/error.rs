@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use crate::issue::IssueError;
 use crate::revoke::RevokeError;
+use crate::sessions::issue::IssueError;
 use crate::store::StoreError;
 
 /// Why a refresh token was refused: every one of them is the client's (401).
@@ -26,7 +26,7 @@ pub enum RefreshRefusal {
     Ended,
 }
 
-/// Why [`Sessions`](crate::refresh::Sessions) failed.
+/// Why [`Sessions`](crate::sessions::refresh::Sessions) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {

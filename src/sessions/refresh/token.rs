@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::issue::random::{RandomError, random_id};
+use crate::sessions::issue::random::{RandomError, random_id};
 
 /// Marks the format, so a JWT or anything else is told apart at once.
 const PREFIX: &str = "rt1.";
