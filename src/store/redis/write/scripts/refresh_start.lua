@@ -1,4 +1,4 @@
--- Starts a refresh-token family (src/refresh/), replacing any of the same key.
+-- Starts a refresh-token family (src/sessions/refresh/), replacing any of the same key.
 -- KEYS: the family (a hash), its consumed tokens (a set), its subject's families (a set).
 -- ARGV: subject hash, current token hash, now (s), expires at (s), idle (s), ttl (ms),
 -- family hash.
