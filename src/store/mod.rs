@@ -160,8 +160,9 @@ pub use self::redis::{
 };
 #[cfg(feature = "redis")]
 pub use self::redis::{
-    DEFAULT_BUCKETS, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_MAX_LEN, DEFAULT_PREFIX,
-    MAX_BUCKETS, MigrationReport, RedisStore, RedisStoreBuilder, schema,
+    DEFAULT_BUCKETS, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_MAX_LEN,
+    DEFAULT_FEED_RETENTION, DEFAULT_PREFIX, MAX_BUCKETS, MigrationReport, RedisStore, RedisStoreBuilder,
+    schema,
 };
 #[cfg(feature = "redis")]
 pub use self::redis::{MAX_RECORD_TTL, MAX_WATERMARK, Page, Record, RecordKind, Stats};

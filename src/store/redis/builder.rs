@@ -16,8 +16,8 @@ use super::schema::{DEFAULT_BUCKETS, MAX_BUCKETS, Schema};
 use super::write::Scripts;
 use super::write::acknowledge::Acknowledgement;
 use super::{
-    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_MAX_LEN, DEFAULT_PREFIX, RedisStore,
-    Settings,
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FEED_MAX_LEN, DEFAULT_FEED_RETENTION,
+    DEFAULT_PREFIX, RedisStore, Settings,
 };
 use crate::store::{BoxError, StoreError};
 
@@ -47,6 +47,7 @@ pub struct RedisStoreBuilder {
     connect_timeout: Option<Duration>,
     command_timeout: Option<Duration>,
     feed_max_len: Option<u64>,
+    feed_retention: Option<Duration>,
     buckets: Option<u32>,
     v1_transition: bool,
     acknowledge: Option<Acknowledgement>,
@@ -204,12 +205,29 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// About how many recent events the change feed keeps (default
-    /// [`DEFAULT_FEED_MAX_LEN`]). A [`MirrorStore`](crate::store::MirrorStore)
-    /// disconnected for longer than it takes to write this many revocations reloads
-    /// everything when it reconnects.
+    /// At most about how many events each bucket's change feed keeps (default
+    /// [`DEFAULT_FEED_MAX_LEN`]): a safety bound, for bursts, on top of
+    /// [`feed_retention`](Self::feed_retention). A
+    /// [`MirrorStore`](crate::store::MirrorStore) disconnected for longer than it takes
+    /// to write this many revocations to a bucket reloads that bucket when it
+    /// reconnects.
     pub fn feed_max_len(mut self, entries: u64) -> Self {
         self.feed_max_len = Some(entries.max(1));
+        self
+    }
+
+    /// How long the change feeds keep their events (default
+    /// [`DEFAULT_FEED_RETENTION`]), so Redis holds the feeds of that long a time, not of
+    /// a count of revocations: at a steady write rate `r`, about `r × window` events in
+    /// all (about 130 bytes each), or fewer when every live record of a bucket expires
+    /// sooner (then the feed keeps no event older than the bucket's longest-lived
+    /// record). A [`MirrorStore`](crate::store::MirrorStore) disconnected for longer
+    /// reloads the buckets it missed from their index when it reconnects (what it holds
+    /// is never lost: a reload only adds), so the window need only cover a reconnect.
+    /// Every service writing to the blocklist should use the same window: each write
+    /// trims its bucket's feed by its own.
+    pub fn feed_retention(mut self, window: Duration) -> Self {
+        self.feed_retention = Some(window);
         self
     }
 
@@ -292,6 +310,7 @@ impl RedisStoreBuilder {
                 schema,
                 command_timeout: self.command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
                 feed_max_len: self.feed_max_len.unwrap_or(DEFAULT_FEED_MAX_LEN),
+                feed_retention: self.feed_retention.unwrap_or(DEFAULT_FEED_RETENTION),
                 v1_transition: self.v1_transition,
                 acknowledge: self.acknowledge.filter(Acknowledgement::is_needed),
                 detect_data_loss: self.detect_data_loss.unwrap_or(true),

@@ -10,7 +10,8 @@
 //! repeats it for services in other languages. Every record has a TTL.
 //!
 //! Each write also appends, in the same script, an event to its bucket's change feed
-//! `{prefix:bB}:feed` (a stream capped near [`DEFAULT_FEED_MAX_LEN`] entries) with the
+//! `{prefix:bB}:feed` (a stream that keeps the events of the last
+//! [`DEFAULT_FEED_RETENTION`], and never more than about [`DEFAULT_FEED_MAX_LEN`]) with the
 //! fields `seq` (from `INCR {prefix:bB}:feed:seq`), `kind` (`t`, `x`, `s` or `all`),
 //! `hash`, `value` (`1`, or the watermark after the write) and `expires_ms` (the key's
 //! expiry, Unix milliseconds), then publishes the bucket's number on the channel
@@ -88,9 +89,14 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// layer giving up on the check first.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(150);
 
-/// The change feed's length cap unless configured: about this many recent events
-/// are kept (`XADD MAXLEN ~`).
+/// The change feed's length cap unless configured: a safety bound on each bucket's
+/// feed (`XTRIM MAXLEN ~`) for a burst faster than the retention window can follow.
 pub const DEFAULT_FEED_MAX_LEN: u64 = 100_000;
+
+/// How long each change feed keeps its events unless configured (`XTRIM MINID ~`):
+/// long enough for a mirror to reconnect after a failover or a network blip without
+/// reloading. A mirror away for longer reloads the buckets it missed from their index.
+pub const DEFAULT_FEED_RETENTION: Duration = Duration::from_secs(120);
 
 /// Revocations in Redis, shared by every replica that uses the same server (or
 /// cluster), prefix and bucket count.
@@ -152,6 +158,7 @@ struct Shared {
     schema: Schema,
     command_timeout: Duration,
     feed_max_len: u64,
+    feed_retention: Duration,
     v1_transition: bool,
     acknowledge: Option<Acknowledgement>,
     detect_data_loss: bool,
@@ -166,6 +173,7 @@ struct Settings {
     schema: Schema,
     command_timeout: Duration,
     feed_max_len: u64,
+    feed_retention: Duration,
     v1_transition: bool,
     acknowledge: Option<Acknowledgement>,
     detect_data_loss: bool,
@@ -209,6 +217,7 @@ impl RedisStore {
                 schema: settings.schema,
                 command_timeout: settings.command_timeout,
                 feed_max_len: settings.feed_max_len,
+                feed_retention: settings.feed_retention,
                 v1_transition: settings.v1_transition,
                 acknowledge: settings.acknowledge,
                 detect_data_loss: settings.detect_data_loss,
@@ -242,6 +251,12 @@ impl RedisStore {
 
     pub(crate) fn command_timeout(&self) -> Duration {
         self.shared.command_timeout
+    }
+
+    /// The feed's trimming, as `feed.lua` takes it (`ARGV[1]`): `cap:window_ms`.
+    pub(crate) fn feed_trim(&self) -> String {
+        let window = u64::try_from(self.shared.feed_retention.as_millis()).unwrap_or(u64::MAX);
+        format!("{}:{window}", self.shared.feed_max_len)
     }
 
     /// A connection of its own, for commands that block (`XREAD BLOCK`) or come in

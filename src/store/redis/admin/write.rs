@@ -76,7 +76,7 @@ impl RedisStore {
             invocation.key(key);
         }
         invocation
-            .arg(self.shared.feed_max_len)
+            .arg(self.feed_trim())
             .arg(kind.code())
             .arg(hash.hex().as_str());
         let invocation = &invocation;

@@ -103,7 +103,7 @@ impl RedisStore {
         with_v1: bool,
     ) -> Result<(), StoreError> {
         let schema = self.schema();
-        let cap = self.shared.feed_max_len.to_string();
+        let cap = self.feed_trim();
         let ttl = ttl_ms(ttl).to_string();
         let (script, what, args) = match mark {
             None => (

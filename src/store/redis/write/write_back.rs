@@ -49,7 +49,7 @@ impl RedisStore {
     /// (every write here is idempotent).
     pub(crate) async fn write_back(&self, connection: &Conn, records: &[Lost]) -> Result<u64, StoreError> {
         let schema = self.schema();
-        let cap = self.shared.feed_max_len.to_string();
+        let cap = self.feed_trim();
         let timeout = self.bulk_timeout();
         let writes = records.iter().map(|record| {
             let ttl = ttl_ms(record.ttl).to_string();
