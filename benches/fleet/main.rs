@@ -1,0 +1,88 @@
+//! A fleet on one blocklist: N replicas, each with its own `MirrorStore` (its own
+//! connections), on one `redis-server` and on a 3-master cluster, under a steady write
+//! rate and a storm; and what Redis's memory does under a steady rate.
+//!
+//! ```text
+//! cargo bench --bench fleet                                  # quick: N = 1, 10, 50
+//! FLEET_MIRRORS=1,10,50,200 FLEET_LIVE=1000000 cargo bench --bench fleet -- fleet/mirrors
+//! FLEET_MEMORY_SECS=600 cargo bench --bench fleet -- fleet/memory
+//! ```
+//!
+//! - `fleet/mirrors`: for each target (`FLEET_TARGETS`, default `single,cluster`) a live
+//!   set of `FLEET_LIVE` token revocations (default 100,000; written pipelined, as
+//!   another writer would, with their index members), then for each N of
+//!   `FLEET_MIRRORS` (default `1,10,50`): N mirrors over `FLEET_PROCESSES` worker
+//!   processes (default 4; this binary, re-run), started 8 at a time per process. Then:
+//!   `FLEET_STEADY_SECS` (default 5) at `FLEET_RATE` revocations/s (default 1,000;
+//!   every 10th a probe), the same again while one more mirror starts cold in a process
+//!   of its own (its time to serve locally), and `FLEET_STORM_SECS` (default 2) at
+//!   `FLEET_STORM_RATE` (default 20,000; every 200th a probe). Propagation of a probe:
+//!   from just before its write to its refusal by the *last* mirror (each mirror polled
+//!   locally every millisecond: a 1 ms resolution). Redis CPU (`INFO cpu`, user + sys,
+//!   summed over the masters) and bytes out (`INFO stats` `total_net_output_bytes`) per
+//!   revocation; each mirror's RSS; the time of a local check on one mirror meanwhile.
+//! - `fleet/memory`: Redis `used_memory` per live revocation and per feed event
+//!   (`FLEET_MEMORY_LIVE`, default 100,000, written through the store's scripts), then
+//!   `FLEET_MEMORY_SECS` (default 60) at 1,000 revocations/s of 5-second tokens with
+//!   the default feed retention: `used_memory`, keys and feed lengths every 5 s.
+//!
+//! Needs `redis-server` (and `redis-cli` for the cluster; see tests/support); without
+//! them it says why and does nothing. Every server it starts is stopped at the end.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod drive;
+mod memory;
+mod worker;
+
+fn main() {
+    if let Ok(job) = std::env::var(worker::WORKER_ENV) {
+        worker::run(&job);
+        return;
+    }
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    let wanted = |part: &str| filters.is_empty() || filters.iter().any(|f| part.contains(f.as_str()));
+    if wanted("fleet/mirrors") {
+        drive::run();
+    }
+    if wanted("fleet/memory") {
+        memory::run();
+    }
+}
+
+/// A number from the environment, or `default`.
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|value| value.parse().unwrap_or_else(|_| panic!("{name} must be a number")))
+        .unwrap_or(default)
+}
+
+/// A field of an `INFO` reply.
+fn info_field(info: &str, field: &str) -> Option<f64> {
+    info.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// `INFO` of every URL, summed for `field`.
+async fn info_sum(urls: &[String], section: &str, field: &str) -> f64 {
+    let mut sum = 0.0;
+    for url in urls {
+        let mut connection = common::connection(url).await;
+        let info: String = tower_jwt_revoke::redis::cmd("INFO")
+            .arg(section)
+            .query_async(&mut connection)
+            .await
+            .expect("INFO");
+        sum += info_field(&info, field).unwrap_or(0.0);
+    }
+    sum
+}

@@ -1,0 +1,239 @@
+//! One process of the fleet: some `MirrorStore`s, each with its own `RedisStore` (its
+//! own connections), as that many replicas would run them. Driven over stdin/stdout by
+//! the coordinator (`main.rs`):
+//!
+//! - out, once every mirror serves locally: `ready <mirrors> <load ms, max> <load ms,
+//!   median> <RSS bytes per mirror>`;
+//! - in `p <id>`: a probe revocation about to be written (`probe_key(id)`): every mirror
+//!   is polled (every millisecond, locally only) until it refuses it;
+//! - in `report`: out `probe <id> <mirrors that refused it> <last refusal, Unix ns>` for
+//!   every probe since the last report, `checks <n> <p50 ns> <p99 ns> <max ns>` (the
+//!   first worker only: checks on its first mirror, timed one by one), then `end`;
+//! - in `quit` (or stdin closed): exits.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tower_jwt_revoke::RevocationKey;
+use tower_jwt_revoke::store::{MirrorStore, RedisStore, RevocationQuery, RevocationStore};
+
+/// The environment variable that makes this binary a worker: `target<TAB>prefix<TAB>
+/// mirrors<TAB>expected entries<TAB>first worker (0/1)`, the target being `single=<url>`
+/// or `cluster=<seed>,<seed>,...`.
+pub const WORKER_ENV: &str = "TOWER_JWT_REVOKE_BENCH_FLEET_WORKER";
+
+/// The key of probe `id`.
+pub fn probe_key(id: u64) -> RevocationKey {
+    RevocationKey::token(Some("fleet-probe"), &id.to_string())
+}
+
+pub fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos() as u64
+}
+
+/// A store on `target` under `prefix`.
+pub fn store(target: &str, prefix: &str) -> RedisStore {
+    let builder = match target.split_once('=') {
+        Some(("single", url)) => RedisStore::builder().url(url),
+        Some(("cluster", seeds)) => RedisStore::builder().cluster_nodes(seeds.split(',')),
+        _ => panic!("unknown target {target}"),
+    };
+    builder.prefix(prefix).build().expect("redis store")
+}
+
+fn query(token: RevocationKey) -> RevocationQuery {
+    RevocationQuery {
+        token,
+        subject: None,
+        session: None,
+        issued_at: None,
+    }
+}
+
+/// A probe being watched: which mirrors refused it, and when the last one did.
+struct Probe {
+    key: RevocationKey,
+    seen: Vec<bool>,
+    count: usize,
+    last_ns: u64,
+}
+
+pub fn run(job: &str) {
+    let parts: Vec<&str> = job.split('\t').collect();
+    let [target, prefix, mirrors, expected, first] = parts[..] else {
+        panic!("bad worker job {job:?}")
+    };
+    let mirrors: usize = mirrors.parse().expect("mirrors");
+    let expected: usize = expected.parse().expect("entries");
+    let first = first == "1";
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let rss_before = super::common::proc_status_kib("VmRSS");
+    let (fleet, mut loads) = runtime.block_on(start(target, prefix, mirrors, expected));
+    let rss_after = super::common::proc_status_kib("VmRSS");
+    loads.sort();
+    let per_mirror = rss_after.saturating_sub(rss_before) * 1024 / mirrors as u64;
+    println!(
+        "ready {mirrors} {} {} {per_mirror}",
+        loads.last().map_or(0, Duration::as_millis),
+        loads[loads.len() / 2].as_millis()
+    );
+    std::io::stdout().flush().ok();
+
+    let probes: Arc<Mutex<BTreeMap<u64, Probe>>> = Arc::default();
+    let checks: Arc<Mutex<Vec<u64>>> = Arc::default();
+    runtime.spawn(poll(fleet.clone(), Arc::clone(&probes)));
+    if first {
+        runtime.spawn(time_checks(fleet[0].clone(), Arc::clone(&checks), expected as u64));
+    }
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("p") => {
+                let id: u64 = words.next().and_then(|id| id.parse().ok()).expect("probe id");
+                probes.lock().unwrap().insert(
+                    id,
+                    Probe {
+                        key: probe_key(id),
+                        seen: vec![false; fleet.len()],
+                        count: 0,
+                        last_ns: 0,
+                    },
+                );
+            }
+            Some("report") => {
+                let mut out = std::io::stdout().lock();
+                for (id, probe) in std::mem::take(&mut *probes.lock().unwrap()) {
+                    writeln!(out, "probe {id} {} {}", probe.count, probe.last_ns).ok();
+                }
+                let mut samples = std::mem::take(&mut *checks.lock().unwrap());
+                samples.sort_unstable();
+                if !samples.is_empty() {
+                    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+                    writeln!(
+                        out,
+                        "checks {} {} {} {}",
+                        samples.len(),
+                        at(0.5),
+                        at(0.99),
+                        at(1.0)
+                    )
+                    .ok();
+                }
+                writeln!(out, "end").ok();
+                out.flush().ok();
+            }
+            _ => break,
+        }
+    }
+    drop(fleet);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// Starts the mirrors, a few at a time (as a fleet rolls out), and waits until every one
+/// serves locally; answers each one's time from start to serving.
+async fn start(target: &str, prefix: &str, mirrors: usize, expected: usize) -> (Vec<MirrorStore>, Vec<Duration>) {
+    let mut fleet = Vec::new();
+    let mut loads = Vec::new();
+    for chunk in (0..mirrors).collect::<Vec<_>>().chunks(8) {
+        let started = Instant::now();
+        let batch: Vec<MirrorStore> = chunk
+            .iter()
+            .map(|_| MirrorStore::start(store(target, prefix)))
+            .collect();
+        let mut pending: Vec<usize> = (0..batch.len()).collect();
+        while !pending.is_empty() {
+            pending.retain(|&at| {
+                let health = batch[at].health();
+                if health.serving_locally {
+                    assert!(health.entries >= expected, "{health:?}");
+                    loads.push(started.elapsed());
+                }
+                !health.serving_locally
+            });
+            assert!(started.elapsed() < Duration::from_secs(600), "mirrors not in sync");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        fleet.extend(batch);
+    }
+    (fleet, loads)
+}
+
+/// Every millisecond: each mirror that serves locally, for each probe it has not
+/// refused yet, a local check.
+async fn poll(fleet: Vec<MirrorStore>, probes: Arc<Mutex<BTreeMap<u64, Probe>>>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let pending: Vec<(u64, RevocationKey, Vec<bool>)> = probes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, probe)| probe.count < fleet.len())
+            .map(|(&id, probe)| (id, probe.key, probe.seen.clone()))
+            .collect();
+        if pending.is_empty() {
+            continue;
+        }
+        let mut found = Vec::new();
+        for (at, mirror) in fleet.iter().enumerate() {
+            if !pending.iter().any(|(_, _, seen)| !seen[at]) || !mirror.health().serving_locally {
+                continue;
+            }
+            for (id, key, seen) in &pending {
+                if !seen[at] && mirror.lookup(&query(*key)).await.is_ok_and(|l| l.token_revoked) {
+                    found.push((*id, at, unix_ns()));
+                }
+            }
+        }
+        let mut probes = probes.lock().unwrap();
+        for (id, at, ns) in found {
+            if let Some(probe) = probes.get_mut(&id)
+                && !probe.seen[at]
+            {
+                probe.seen[at] = true;
+                probe.count += 1;
+                probe.last_ns = probe.last_ns.max(ns);
+            }
+        }
+    }
+}
+
+/// Every 10 ms, 500 local checks on `mirror` (half of revoked tokens of the live set,
+/// half of tokens never revoked), each timed.
+async fn time_checks(mirror: MirrorStore, samples: Arc<Mutex<Vec<u64>>>, live: u64) {
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        if !mirror.health().serving_locally {
+            continue;
+        }
+        let mut batch = Vec::with_capacity(500);
+        for _ in 0..500 {
+            n += 1;
+            let key = if n % 2 == 0 {
+                super::common::filler_key(n.wrapping_mul(7919) % live.max(1))
+            } else {
+                RevocationKey::token(Some("fleet-never"), &n.to_string())
+            };
+            let query = query(key);
+            let started = Instant::now();
+            let _ = mirror.lookup(&query).await;
+            batch.push(started.elapsed().as_nanos() as u64);
+        }
+        samples.lock().unwrap().extend(batch);
+    }
+}
