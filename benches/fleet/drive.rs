@@ -16,7 +16,7 @@ use tower_jwt_revoke::store::{RedisStore, RevocationStore};
 use super::support::RedisServer;
 use super::support::cluster::RedisCluster;
 use super::worker::{WORKER_ENV, probe_key, store, unix_ns};
-use super::{common, env_number, info_sum};
+use super::{command_stats, common, env_number, info_sum};
 
 /// How long the revocations written by the bench live: past its end.
 const WRITE_TTL: Duration = Duration::from_secs(300);
@@ -85,7 +85,10 @@ impl Drop for Worker {
 
 /// What one phase measured.
 struct Phase {
+    /// Revocations Redis applied per second.
     rate: f64,
+    /// Writes the writer saw fail (its command timeout: Redis applied them later).
+    failed: u64,
     /// Propagation to every mirror, ms: p50, p99, max; probes that did not reach all.
     propagation: Option<(f64, f64, f64)>,
     missed: usize,
@@ -110,7 +113,7 @@ pub fn run() {
         .build()
         .expect("tokio runtime");
     println!(
-        "| target | mirrors | phase | revocations/s | propagation p50 / p99 / max (ms) | missed | Redis CPU µs/revocation | Redis CPU (share of a core) | bytes out/revocation | local check p50 / p99 (ns) |"
+        "| target | mirrors | phase | revocations/s (writer timeouts) | propagation p50 / p99 / max (ms) | probes missed | Redis CPU µs/revocation | Redis CPU (share of a core) | bytes out/revocation | local check p50 / p99 (ns) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut extra = Vec::new();
@@ -119,12 +122,16 @@ pub fn run() {
         let (server, cluster);
         let (address, masters): (String, Vec<String>) = match target {
             "single" => {
-                let Some(started) = RedisServer::start_private(false) else { continue };
+                let Some(started) = RedisServer::start_private(false) else {
+                    continue;
+                };
                 server = started;
                 (format!("single={}", server.url()), vec![server.url().to_owned()])
             }
             "cluster" => {
-                let Some(started) = RedisCluster::start() else { continue };
+                let Some(started) = RedisCluster::start() else {
+                    continue;
+                };
                 cluster = started;
                 let masters = cluster
                     .masters()
@@ -138,7 +145,10 @@ pub fn run() {
         let prefix = support_prefix();
         let writer = store(&address, &prefix);
         let took = runtime.block_on(fill(&writer, &address, live));
-        extra.push(format!("{target}: {live} live revocations written in {:.1} s", took.as_secs_f64()));
+        extra.push(format!(
+            "{target}: {live} live revocations written in {:.1} s",
+            took.as_secs_f64()
+        ));
         for &mirrors in &sizes {
             let (rows, notes) = runtime.block_on(fleet(&writer, &address, &prefix, &masters, mirrors, live));
             for (phase, measured) in rows {
@@ -165,8 +175,9 @@ fn print_row(target: &str, mirrors: usize, phase: &str, m: &Phase) {
         .checks
         .map_or("-".into(), |(p50, p99, _)| format!("{p50} / {p99}"));
     println!(
-        "| {target} | {mirrors} | {phase} | {:.0} | {propagation} | {} | {:.1} | {:.0} % | {:.0} | {checks} |",
+        "| {target} | {mirrors} | {phase} | {:.0} ({}) | {propagation} | {} | {:.1} | {:.0} % | {:.0} | {checks} |",
         m.rate,
+        m.failed,
         m.missed,
         m.cpu_us_per_rev,
         m.cpu_share * 100.0,
@@ -181,8 +192,9 @@ async fn fill(store: &RedisStore, address: &str, live: u64) -> Duration {
     match address.split_once('=') {
         Some(("single", url)) => fill_on(store, &mut common::connection(url).await, live).await,
         Some(("cluster", seeds)) => {
-            let client = tower_jwt_revoke::redis::cluster::ClusterClient::new(seeds.split(',').collect::<Vec<_>>())
-                .expect("seeds");
+            let client =
+                tower_jwt_revoke::redis::cluster::ClusterClient::new(seeds.split(',').collect::<Vec<_>>())
+                    .expect("seeds");
             let mut connection = client.get_async_connection().await.expect("cluster connection");
             fill_on(store, &mut connection, live).await;
         }
@@ -197,8 +209,9 @@ async fn fill_on(store: &RedisStore, connection: &mut impl ConnectionLike, live:
     let mut start = 0;
     while start < live {
         let end = (start + BATCH).min(live);
-        let mut pipes: Vec<tower_jwt_revoke::redis::Pipeline> =
-            (0..store.buckets()).map(|_| tower_jwt_revoke::redis::pipe()).collect();
+        let mut pipes: Vec<tower_jwt_revoke::redis::Pipeline> = (0..store.buckets())
+            .map(|_| tower_jwt_revoke::redis::pipe())
+            .collect();
         for n in start..end {
             let key = common::filler_key(n);
             let bucket = store.bucket_of(&key);
@@ -215,7 +228,15 @@ async fn fill_on(store: &RedisStore, connection: &mut impl ConnectionLike, live:
                 .arg(format!("t:{key}"))
                 .ignore();
         }
-        for pipe in pipes.iter().filter(|pipe| !pipe.is_empty()) {
+        for (bucket, pipe) in pipes.iter_mut().enumerate() {
+            if pipe.is_empty() {
+                continue;
+            }
+            // The index lives as long as its longest record, as the store keeps it.
+            pipe.cmd("PEXPIREAT")
+                .arg(store.index_key(bucket as u32))
+                .arg(expires_ms)
+                .ignore();
             let () = pipe.query_async(connection).await.expect("pipelined SET");
         }
         start = end;
@@ -269,8 +290,16 @@ async fn fleet(
     let stormy = phase(writer, &workers, masters, &probes, storm, storm_for, 200, mirrors).await;
     rows.push(("storm", stormy));
 
-    let workers = Arc::try_unwrap(workers).ok().expect("phases done").into_inner().unwrap();
-    let rss: u64 = workers.iter().map(|w| w.rss_per_mirror * w.mirrors as u64).sum::<u64>() / mirrors as u64;
+    let workers = Arc::try_unwrap(workers)
+        .ok()
+        .expect("phases done")
+        .into_inner()
+        .unwrap();
+    let rss: u64 = workers
+        .iter()
+        .map(|w| w.rss_per_mirror * w.mirrors as u64)
+        .sum::<u64>()
+        / mirrors as u64;
     let load_max = workers.iter().map(|w| w.load_ms.0).max().unwrap_or(0);
     let notes = format!(
         "fleet serving locally {:.1} s after start (slowest mirror {load_max} ms from its start, 8 starting at once per process), {:.1} MiB RSS per mirror, a cold start beside the running fleet {cold_ms} ms",
@@ -296,7 +325,11 @@ async fn phase(
     let cpu = || async {
         info_sum(masters, "cpu", "used_cpu_sys").await + info_sum(masters, "cpu", "used_cpu_user").await
     };
-    let (cpu_before, out_before) = (cpu().await, info_sum(masters, "stats", "total_net_output_bytes").await);
+    let (cpu_before, out_before) = (
+        cpu().await,
+        info_sum(masters, "stats", "total_net_output_bytes").await,
+    );
+    let commands_before = command_stats(masters).await;
     let in_flight = Arc::new(Semaphore::new(1024));
     let written = Arc::new(AtomicU64::new(0));
     let mut sent: HashMap<u64, u64> = HashMap::new();
@@ -327,10 +360,35 @@ async fn phase(
     }
     let _all = in_flight.acquire_many(1024).await.expect("semaphore");
     let wall = started.elapsed();
-    let (cpu_after, out_after) = (cpu().await, info_sum(masters, "stats", "total_net_output_bytes").await);
+    let (cpu_after, out_after) = (
+        cpu().await,
+        info_sum(masters, "stats", "total_net_output_bytes").await,
+    );
+    let stats = command_stats(masters).await;
+    // What Redis applied, counted by the feed events' `INCR` (the stores' loss watch
+    // runs scripts too): a write whose answer came too late for the writer (its command
+    // timeout) was applied all the same, and every mirror read it.
+    let scripts: f64 = ["incr"]
+        .iter()
+        .map(|name| {
+            let after = stats.get(*name).map_or(0.0, |s| s.0);
+            after - commands_before.get(*name).map_or(0.0, |s| s.0)
+        })
+        .sum::<f64>()
+        .max(1.0);
+    let mut commands: Vec<String> = stats
+        .into_iter()
+        .map(|(name, (calls, usec))| {
+            let (calls0, usec0) = commands_before.get(&name).copied().unwrap_or_default();
+            (name, calls - calls0, usec - usec0)
+        })
+        .filter(|(_, calls, _)| *calls > 0.0)
+        .map(|(name, calls, usec)| format!("{name} {calls:.0} calls {usec:.0} µs"))
+        .collect();
+    commands.sort();
     // Stragglers: a probe not everywhere by now counts as missed.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let written = written.load(Ordering::Relaxed).max(1) as f64;
+    let failed = n.saturating_sub(written.load(Ordering::Relaxed));
     let (seen, checks) = collect(workers);
     let mut delays = Vec::new();
     let mut missed = 0;
@@ -341,14 +399,22 @@ async fn phase(
         }
     }
     delays.sort_by(f64::total_cmp);
+    if std::env::var("FLEET_COMMANDSTATS").is_ok() {
+        eprintln!(
+            "commands in {:.1} s at {rate}/s, {mirrors} mirrors: {}",
+            wall.as_secs_f64(),
+            commands.join("; ")
+        );
+    }
     let at = |q: f64| delays[((delays.len() - 1) as f64 * q).round() as usize];
     Phase {
-        rate: written / wall.as_secs_f64(),
+        rate: scripts / wall.as_secs_f64(),
+        failed,
         propagation: (!delays.is_empty()).then(|| (at(0.5), at(0.99), at(1.0))),
         missed,
-        cpu_us_per_rev: (cpu_after - cpu_before) * 1e6 / written,
+        cpu_us_per_rev: (cpu_after - cpu_before) * 1e6 / scripts,
         cpu_share: (cpu_after - cpu_before) / wall.as_secs_f64(),
-        bytes_out_per_rev: (out_after - out_before) / written,
+        bytes_out_per_rev: (out_after - out_before) / scripts,
         checks,
     }
 }
@@ -370,14 +436,21 @@ fn collect(workers: &Arc<Mutex<Vec<Worker>>>) -> (Seen, Option<(u64, u64, u64)>)
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.first().copied() {
                 Some("probe") => {
-                    let (id, count, last): (u64, usize, u64) =
-                        (words[1].parse().unwrap(), words[2].parse().unwrap(), words[3].parse().unwrap());
+                    let (id, count, last): (u64, usize, u64) = (
+                        words[1].parse().unwrap(),
+                        words[2].parse().unwrap(),
+                        words[3].parse().unwrap(),
+                    );
                     let entry = seen.entry(id).or_default();
                     entry.0 += count;
                     entry.1 = entry.1.max(last);
                 }
                 Some("checks") => {
-                    checks = Some((words[2].parse().unwrap(), words[3].parse().unwrap(), words[4].parse().unwrap()));
+                    checks = Some((
+                        words[2].parse().unwrap(),
+                        words[3].parse().unwrap(),
+                        words[4].parse().unwrap(),
+                    ));
                 }
                 _ => break,
             }

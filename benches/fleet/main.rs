@@ -61,7 +61,11 @@ fn main() {
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
-        .map(|value| value.parse().unwrap_or_else(|_| panic!("{name} must be a number")))
+        .map(|value| {
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("{name} must be a number"))
+        })
         .unwrap_or(default)
 }
 
@@ -85,4 +89,32 @@ async fn info_sum(urls: &[String], section: &str, field: &str) -> f64 {
         sum += info_field(&info, field).unwrap_or(0.0);
     }
     sum
+}
+
+/// `INFO commandstats` of every URL, summed: command -> (calls, µs).
+async fn command_stats(urls: &[String]) -> std::collections::BTreeMap<String, (f64, f64)> {
+    let mut stats = std::collections::BTreeMap::new();
+    for url in urls {
+        let mut connection = common::connection(url).await;
+        let info: String = tower_jwt_revoke::redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut connection)
+            .await
+            .expect("INFO");
+        for line in info.lines() {
+            let Some((name, rest)) = line.strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) else {
+                continue;
+            };
+            let field = |key: &str| {
+                rest.split(',')
+                    .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            let entry = stats.entry(name.to_owned()).or_insert((0.0, 0.0));
+            entry.0 += field("calls");
+            entry.1 += field("usec");
+        }
+    }
+    stats
 }

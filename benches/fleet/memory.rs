@@ -65,7 +65,11 @@ async fn per_revocation(url: &[String], count: u64) -> (f64, f64) {
         .expect("store");
     // The store registers its buckets (layout, epoch markers) first.
     store
-        .revoke_token_of(&RevocationKey::token(None, "warm-up"), None, Duration::from_secs(1))
+        .revoke_token_of(
+            &RevocationKey::token(None, "warm-up"),
+            None,
+            Duration::from_secs(1),
+        )
         .await
         .expect("revoke");
     let before = used(url).await;
@@ -99,9 +103,17 @@ async fn steady(url: &[String], per_record: f64) {
     let ttl = Duration::from_secs(env_number("FLEET_MEMORY_TTL_SECS", 5));
     let run = Duration::from_secs(env_number("FLEET_MEMORY_SECS", 60));
     let prefix = super::support::unique_prefix();
-    let store = RedisStore::builder().url(&url[0]).prefix(&prefix).build().expect("store");
+    let store = RedisStore::builder()
+        .url(&url[0])
+        .prefix(&prefix)
+        .build()
+        .expect("store");
     store
-        .revoke_token_of(&RevocationKey::token(None, "warm-up"), None, Duration::from_secs(1))
+        .revoke_token_of(
+            &RevocationKey::token(None, "warm-up"),
+            None,
+            Duration::from_secs(1),
+        )
         .await
         .expect("revoke");
     let base = used(url).await;
@@ -116,7 +128,9 @@ async fn steady(url: &[String], per_record: f64) {
         ttl.as_secs(),
         run.as_secs()
     );
-    println!("| seconds | keys | feed events | used_memory above the empty blocklist (MiB) | × the live records alone |");
+    println!(
+        "| seconds | keys | feed events | used_memory above the empty blocklist (MiB) | × the live records alone |"
+    );
     println!("|---|---|---|---|---|");
     while started.elapsed() < run {
         let due = started + Duration::from_secs_f64(n as f64 / rate);

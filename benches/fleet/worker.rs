@@ -92,7 +92,11 @@ pub fn run(job: &str) {
     let checks: Arc<Mutex<Vec<u64>>> = Arc::default();
     runtime.spawn(poll(fleet.clone(), Arc::clone(&probes)));
     if first {
-        runtime.spawn(time_checks(fleet[0].clone(), Arc::clone(&checks), expected as u64));
+        runtime.spawn(time_checks(
+            fleet[0].clone(),
+            Arc::clone(&checks),
+            expected as u64,
+        ));
     }
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
@@ -142,14 +146,26 @@ pub fn run(job: &str) {
 
 /// Starts the mirrors, a few at a time (as a fleet rolls out), and waits until every one
 /// serves locally; answers each one's time from start to serving.
-async fn start(target: &str, prefix: &str, mirrors: usize, expected: usize) -> (Vec<MirrorStore>, Vec<Duration>) {
+async fn start(
+    target: &str,
+    prefix: &str,
+    mirrors: usize,
+    expected: usize,
+) -> (Vec<MirrorStore>, Vec<Duration>) {
     let mut fleet = Vec::new();
     let mut loads = Vec::new();
     for chunk in (0..mirrors).collect::<Vec<_>>().chunks(8) {
         let started = Instant::now();
         let batch: Vec<MirrorStore> = chunk
             .iter()
-            .map(|_| MirrorStore::start(store(target, prefix)))
+            .map(|_| {
+                let mut mirror = MirrorStore::builder(store(target, prefix));
+                if let Ok(ms) = std::env::var("FLEET_COALESCE_MS") {
+                    mirror =
+                        mirror.read_coalescing(Duration::from_millis(ms.parse().expect("FLEET_COALESCE_MS")));
+                }
+                mirror.start()
+            })
             .collect();
         let mut pending: Vec<usize> = (0..batch.len()).collect();
         while !pending.is_empty() {
@@ -161,7 +177,10 @@ async fn start(target: &str, prefix: &str, mirrors: usize, expected: usize) -> (
                 }
                 !health.serving_locally
             });
-            assert!(started.elapsed() < Duration::from_secs(600), "mirrors not in sync");
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "mirrors not in sync"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         fleet.extend(batch);

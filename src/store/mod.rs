@@ -153,7 +153,9 @@ pub use self::error::StoreError;
 pub use self::lookup::{Lookup, RevocationQuery, RevokedBy};
 pub use self::memory::{DEFAULT_SWEEP_INTERVAL, InMemoryStore};
 #[cfg(feature = "redis")]
-pub use self::mirror::{DEFAULT_STALENESS_BOUND, MirrorHealth, MirrorStore, MirrorStoreBuilder};
+pub use self::mirror::{
+    DEFAULT_READ_COALESCING, DEFAULT_STALENESS_BOUND, MirrorHealth, MirrorStore, MirrorStoreBuilder,
+};
 #[cfg(feature = "redis")]
 pub use self::redis::{
     Acknowledgement, DEFAULT_ACK_TIMEOUT, DataLoss, LOSS_CHECK_INTERVAL, Persistence, PersistenceSource,

@@ -27,6 +27,7 @@ mod load;
 mod refresh;
 mod write_back;
 
+pub use self::follow::DEFAULT_READ_COALESCING;
 use self::follow::{FOLLOW_BLOCK, follow};
 pub use self::health::MirrorHealth;
 use self::ledger::Ledger;
@@ -111,6 +112,7 @@ struct Shared {
     last_contact_ns: AtomicU64,
     epoch: Instant,
     staleness_bound_ns: u64,
+    read_coalescing: Duration,
     progress: Mutex<Progress>,
     position_script: Script,
     /// Every live record in full, for writing back what Redis loses; `None` with
@@ -135,6 +137,7 @@ pub struct MirrorStoreBuilder {
     redis: RedisStore,
     staleness_bound: Duration,
     write_back: bool,
+    read_coalescing: Duration,
 }
 
 impl MirrorStoreBuilder {
@@ -143,6 +146,18 @@ impl MirrorStoreBuilder {
     /// another replica can be seen here.
     pub fn staleness_bound(mut self, bound: Duration) -> Self {
         self.staleness_bound = bound.max(FOLLOW_BLOCK * 2);
+        self
+    }
+
+    /// How long the mirror waits, after a read of the feeds that brought events, before
+    /// it reads them again (default [`DEFAULT_READ_COALESCING`]): under a steady write
+    /// rate each read brings the events of that long a time at once. It bounds what it
+    /// adds to a revocation's propagation; an event after a quiet spell is read at
+    /// once. What Redis spends on a fleet of mirrors is about one read per mirror per
+    /// this interval while revocations are written (see the README's fleet sizing);
+    /// zero reads once per event.
+    pub fn read_coalescing(mut self, interval: Duration) -> Self {
+        self.read_coalescing = interval.min(FOLLOW_BLOCK);
         self
     }
 
@@ -179,6 +194,7 @@ impl MirrorStoreBuilder {
             last_contact_ns: AtomicU64::new(NEVER),
             epoch: Instant::now(),
             staleness_bound_ns: u64::try_from(self.staleness_bound.as_nanos()).unwrap_or(u64::MAX),
+            read_coalescing: self.read_coalescing,
             progress: Mutex::new(Progress::default()),
             position_script: Script::new(load::POSITION),
             ledger,
@@ -211,6 +227,7 @@ impl MirrorStore {
             redis,
             staleness_bound: DEFAULT_STALENESS_BOUND,
             write_back: true,
+            read_coalescing: DEFAULT_READ_COALESCING,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
@@ -51,6 +51,8 @@ pub(crate) struct Feeds {
     /// the mirror serves locally as soon as it has what was written during the load
     /// (a blocking read with nothing new would hold that back for a whole block).
     pub(crate) catch_up: bool,
+    /// When the last read that brought events ended (see `DEFAULT_READ_COALESCING`).
+    pub(crate) last_events: Option<Instant>,
 }
 
 /// What one read of some feeds found.
@@ -97,6 +99,7 @@ impl Feeds {
             ledger,
             loaded: false,
             catch_up: false,
+            last_events: None,
         }
     }
 
@@ -215,6 +218,9 @@ impl Feeds {
     async fn apply(&mut self, at: usize, entries: Vec<FeedEntry>, local: &InMemoryStore, read: &mut Read) {
         if entries.len() >= BATCH {
             read.behind = true;
+        }
+        if !entries.is_empty() {
+            self.last_events = Some(Instant::now());
         }
         let Some(cursor) = self.cursors[at].as_mut() else {
             return;

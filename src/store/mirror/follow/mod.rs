@@ -28,6 +28,13 @@ use crate::store::redis::Conn;
 /// but healthy feed still counts as contact.
 pub(super) const FOLLOW_BLOCK: Duration = Duration::from_millis(250);
 
+/// How long a mirror waits, after a read that brought events, before it reads again,
+/// unless configured: a busy feed is then read in batches, at most this often, rather
+/// than once per event by every mirror (with a fleet of mirrors, one read per mirror
+/// per revocation is most of what Redis does). An event after a quiet spell is still
+/// read at once.
+pub const DEFAULT_READ_COALESCING: Duration = Duration::from_millis(5);
+
 /// What one step of following did.
 enum Step {
     /// Every feed was read up to this moment: the copy is current as of it.
@@ -63,12 +70,18 @@ impl Shared {
         let timeout = self.redis.command_timeout();
         // Right after a load every feed is read at once, without waiting.
         let catch_up = std::mem::take(&mut feeds.catch_up);
+        // The last read brought events: the next waits a little, so that it brings
+        // the events written meanwhile at once.
+        let coalesce = feeds.last_events.take().map(|at| at + self.read_coalescing);
         let (read, full, asked) = if connection.is_cluster() {
             if catch_up {
                 *tick = Instant::now();
             }
             let tick_due = pin!(tokio::time::sleep_until((*tick).into()));
             let woken = matches!(select(tick_due, pin!(wake.notified())).await, Either::Right(_));
+            if let Some(until) = coalesce.filter(|_| woken && !catch_up) {
+                tokio::time::sleep_until(until.into()).await;
+            }
             let asked = Instant::now();
             let (which, full): (Vec<usize>, bool) = if woken && asked < *tick {
                 let which = wake
@@ -86,6 +99,9 @@ impl Shared {
             let read = feeds.read_now(connection, &which, timeout, self.local()).await?;
             (read, full, asked)
         } else {
+            if let Some(until) = coalesce.filter(|_| !catch_up) {
+                tokio::time::sleep_until(until.into()).await;
+            }
             // Everything written before this instant is in the reply, unless a feed's
             // reply is a full batch.
             let asked = Instant::now();
@@ -113,6 +129,7 @@ impl Shared {
         if behind {
             // More may be waiting: a backlog after a load or a reconnect.
             *tick = Instant::now();
+            feeds.last_events = None;
         }
         Ok(if full && !behind && gaps == 0 {
             Step::CaughtUp(asked)

@@ -78,9 +78,16 @@ impl Wake {
         let prefix = shared.redis.prefix().to_owned();
         let channel = shared.redis.wake_channel();
         let timeout = shared.redis.command_timeout().saturating_mul(4);
+        // Each mirror starts at a seed of its own choosing: a fleet's subscriptions (and
+        // the messages every write sends them) spread over the seeds, not all on the first.
+        let mut random = [0u8; 2];
+        let start = match getrandom::getrandom(&mut random) {
+            Ok(()) => usize::from(u16::from_le_bytes(random)) % seeds.len().max(1),
+            Err(_) => 0,
+        };
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
-            for seed in seeds.iter().cycle() {
+            for seed in seeds.iter().cycle().skip(start) {
                 if alive.strong_count() == 0 {
                     return;
                 }
