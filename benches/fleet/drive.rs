@@ -133,11 +133,15 @@ pub fn run() {
                     continue;
                 };
                 cluster = started;
-                let masters = cluster
-                    .masters()
-                    .into_iter()
-                    .map(|(at, _)| cluster.nodes[at].url())
-                    .collect();
+                // The masters: a replica's commands (what it replicates) are not the
+                // blocklist's cost.
+                let mut masters = Vec::new();
+                for node in &cluster.nodes {
+                    let role = runtime.block_on(super::info(&node.url(), "replication"));
+                    if role.lines().any(|line| line.trim() == "role:master") {
+                        masters.push(node.url());
+                    }
+                }
                 (format!("cluster={}", cluster.seeds_env()), masters)
             }
             other => panic!("unknown target {other}"),

@@ -76,17 +76,31 @@ fn info_field(info: &str, field: &str) -> Option<f64> {
         .and_then(|value| value.trim().parse().ok())
 }
 
+/// `INFO section` of one URL, waiting as long as a busy server takes.
+async fn info(url: &str, section: &str) -> String {
+    for _ in 0..20 {
+        let client = tower_jwt_revoke::redis::Client::open(url).expect("redis url");
+        let config = tower_jwt_revoke::redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(std::time::Duration::from_secs(10)));
+        let Ok(mut connection) = client.get_multiplexed_async_connection_with_config(&config).await else {
+            continue;
+        };
+        if let Ok(info) = tower_jwt_revoke::redis::cmd("INFO")
+            .arg(section)
+            .query_async::<String>(&mut connection)
+            .await
+        {
+            return info;
+        }
+    }
+    panic!("INFO {section} of {url}: no answer")
+}
+
 /// `INFO` of every URL, summed for `field`.
 async fn info_sum(urls: &[String], section: &str, field: &str) -> f64 {
     let mut sum = 0.0;
     for url in urls {
-        let mut connection = common::connection(url).await;
-        let info: String = tower_jwt_revoke::redis::cmd("INFO")
-            .arg(section)
-            .query_async(&mut connection)
-            .await
-            .expect("INFO");
-        sum += info_field(&info, field).unwrap_or(0.0);
+        sum += info_field(&info(url, section).await, field).unwrap_or(0.0);
     }
     sum
 }
@@ -95,12 +109,7 @@ async fn info_sum(urls: &[String], section: &str, field: &str) -> f64 {
 async fn command_stats(urls: &[String]) -> std::collections::BTreeMap<String, (f64, f64)> {
     let mut stats = std::collections::BTreeMap::new();
     for url in urls {
-        let mut connection = common::connection(url).await;
-        let info: String = tower_jwt_revoke::redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut connection)
-            .await
-            .expect("INFO");
+        let info = info(url, "commandstats").await;
         for line in info.lines() {
             let Some((name, rest)) = line.strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) else {
                 continue;

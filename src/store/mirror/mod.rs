@@ -55,6 +55,13 @@ const BATCH: usize = 1000;
 /// numbered per feed; a gap in one feed (trimmed while the mirror was away) reloads that
 /// bucket alone, adding what it holds to the copy.
 ///
+/// The feeds keep a few minutes of events
+/// ([`RedisStoreBuilder::feed_retention`](crate::store::RedisStoreBuilder::feed_retention)):
+/// a mirror away for longer reloads the buckets it missed when it comes back. Under a
+/// steady write rate the mirror reads the feeds in batches, at most once per
+/// [`read_coalescing`](MirrorStoreBuilder::read_coalescing) interval, so that a fleet
+/// of mirrors costs Redis one read per mirror per interval, not one per revocation.
+///
 /// On a single server one connection waits on every feed at once (`XREAD BLOCK`). On a
 /// cluster, where one `XREAD` may only name streams of one slot, the mirror reads every
 /// feed on a short tick (250 ms) over the cluster's connection, and in between reads a
