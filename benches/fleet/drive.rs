@@ -430,6 +430,7 @@ type Seen = HashMap<u64, (usize, u64)>;
 fn collect(workers: &Arc<Mutex<Vec<Worker>>>) -> (Seen, Option<(u64, u64, u64)>) {
     let mut seen: Seen = HashMap::new();
     let mut checks = None;
+    let mut health = [0u64; 3];
     for worker in workers.lock().unwrap().iter_mut() {
         worker.send("report");
         loop {
@@ -449,6 +450,11 @@ fn collect(workers: &Arc<Mutex<Vec<Worker>>>) -> (Seen, Option<(u64, u64, u64)>)
                     entry.0 += count;
                     entry.1 = entry.1.max(last);
                 }
+                Some("health") => {
+                    for (at, word) in words[1..].iter().enumerate() {
+                        health[at] += word.parse::<u64>().unwrap_or(0);
+                    }
+                }
                 Some("checks") => {
                     checks = Some((
                         words[2].parse().unwrap(),
@@ -459,6 +465,12 @@ fn collect(workers: &Arc<Mutex<Vec<Worker>>>) -> (Seen, Option<(u64, u64, u64)>)
                 _ => break,
             }
         }
+    }
+    if health.iter().any(|&n| n > 0) {
+        eprintln!(
+            "fleet health so far: {} bucket reloads, {} data losses seen, {} records written back",
+            health[0], health[1], health[2]
+        );
     }
     (seen, checks)
 }

@@ -8,7 +8,9 @@
 //!   is polled (every millisecond, locally only) until it refuses it;
 //! - in `report`: out `probe <id> <mirrors that refused it> <last refusal, Unix ns>` for
 //!   every probe since the last report, `checks <n> <p50 ns> <p99 ns> <max ns>` (the
-//!   first worker only: checks on its first mirror, timed one by one), then `end`;
+//!   first worker only: checks on its first mirror, timed one by one), `health <bucket
+//!   reloads> <data losses seen> <records written back>` (all its mirrors, so far),
+//!   then `end`;
 //! - in `quit` (or stdin closed): exits.
 
 use std::collections::BTreeMap;
@@ -134,6 +136,15 @@ pub fn run(job: &str) {
                     )
                     .ok();
                 }
+                let (reloads, losses, written_back) =
+                    fleet.iter().map(MirrorStore::health).fold((0, 0, 0), |sum, h| {
+                        (
+                            sum.0 + h.bucket_reloads,
+                            sum.1 + h.data_losses,
+                            sum.2 + h.written_back,
+                        )
+                    });
+                writeln!(out, "health {reloads} {losses} {written_back}").ok();
                 writeln!(out, "end").ok();
                 out.flush().ok();
             }
