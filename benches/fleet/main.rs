@@ -21,6 +21,8 @@
 //!   locally every millisecond: a 1 ms resolution). Redis CPU (`INFO cpu`, user + sys,
 //!   summed over the masters) and bytes out (`INFO stats` `total_net_output_bytes`) per
 //!   revocation; each mirror's RSS; the time of a local check on one mirror meanwhile.
+//!   `FLEET_COALESCE_MS` sets the mirrors' `read_coalescing` (default: the crate's, off).
+//!   `FLEET_COMMANDSTATS=1` prints what Redis ran in each phase.
 //! - `fleet/memory`: Redis `used_memory` per live revocation and per feed event
 //!   (`FLEET_MEMORY_LIVE`, default 100,000, written through the store's scripts), then
 //!   `FLEET_MEMORY_SECS` (default 60) at 1,000 revocations/s of 5-second tokens with

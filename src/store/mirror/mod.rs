@@ -58,9 +58,10 @@ const BATCH: usize = 1000;
 /// The feeds keep a few minutes of events
 /// ([`RedisStoreBuilder::feed_retention`](crate::store::RedisStoreBuilder::feed_retention)):
 /// a mirror away for longer reloads the buckets it missed when it comes back. Under a
-/// steady write rate the mirror reads the feeds in batches, at most once per
-/// [`read_coalescing`](MirrorStoreBuilder::read_coalescing) interval, so that a fleet
-/// of mirrors costs Redis one read per mirror per interval, not one per revocation.
+/// steady write rate a mirror configured to
+/// ([`read_coalescing`](MirrorStoreBuilder::read_coalescing)) reads the feeds in
+/// batches, at most once per interval, so that a fleet of mirrors costs Redis one read
+/// per mirror per interval, not one per revocation.
 ///
 /// On a single server one connection waits on every feed at once (`XREAD BLOCK`). On a
 /// cluster, where one `XREAD` may only name streams of one slot, the mirror reads every
@@ -157,12 +158,16 @@ impl MirrorStoreBuilder {
     }
 
     /// How long the mirror waits, after a read of the feeds that brought events, before
-    /// it reads them again (default [`DEFAULT_READ_COALESCING`]): under a steady write
-    /// rate each read brings the events of that long a time at once. It bounds what it
-    /// adds to a revocation's propagation; an event after a quiet spell is read at
-    /// once. What Redis spends on a fleet of mirrors is about one read per mirror per
-    /// this interval while revocations are written (see the README's fleet sizing);
-    /// zero reads once per event.
+    /// it reads them again (default [`DEFAULT_READ_COALESCING`]: zero, not at all).
+    /// Under a steady write rate each read then brings the events of that long a time
+    /// at once, rather than every mirror reading every revocation by itself: with tens
+    /// to hundreds of mirrors on one Redis, those reads are most of what Redis does
+    /// (see the README's fleet sizing; a few milliseconds is enough). An event after a
+    /// quiet spell is still read at once.
+    ///
+    /// What it costs: up to the interval more before a revocation made elsewhere is
+    /// refused here, and as much longer during which a revocation lives only in Redis
+    /// (no mirror has applied it yet, so none can write it back if Redis loses it).
     pub fn read_coalescing(mut self, interval: Duration) -> Self {
         self.read_coalescing = interval.min(FOLLOW_BLOCK);
         self

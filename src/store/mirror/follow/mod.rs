@@ -29,11 +29,10 @@ use crate::store::redis::Conn;
 pub(super) const FOLLOW_BLOCK: Duration = Duration::from_millis(250);
 
 /// How long a mirror waits, after a read that brought events, before it reads again,
-/// unless configured: a busy feed is then read in batches, at most this often, rather
-/// than once per event by every mirror (with a fleet of mirrors, one read per mirror
-/// per revocation is most of what Redis does). An event after a quiet spell is still
-/// read at once.
-pub const DEFAULT_READ_COALESCING: Duration = Duration::from_millis(5);
+/// unless configured: zero, every event is read as soon as it is written. See
+/// [`MirrorStoreBuilder::read_coalescing`](crate::store::MirrorStoreBuilder::read_coalescing)
+/// for a fleet of mirrors.
+pub const DEFAULT_READ_COALESCING: Duration = Duration::ZERO;
 
 /// What one step of following did.
 enum Step {
@@ -72,7 +71,11 @@ impl Shared {
         let catch_up = std::mem::take(&mut feeds.catch_up);
         // The last read brought events: the next waits a little, so that it brings
         // the events written meanwhile at once.
-        let coalesce = feeds.last_events.take().map(|at| at + self.read_coalescing);
+        let coalesce = feeds
+            .last_events
+            .take()
+            .filter(|_| !self.read_coalescing.is_zero())
+            .map(|at| at + self.read_coalescing);
         let (read, full, asked) = if connection.is_cluster() {
             if catch_up {
                 *tick = Instant::now();
