@@ -23,6 +23,7 @@ use crate::layer::reject::DefaultRejection;
 use crate::layer::service::{Config, RevocationService};
 use crate::revoke::Revoker;
 use crate::store::RevocationStore;
+use crate::store::watch::{DEFAULT_WATCH_INTERVAL, Watch};
 use crate::verify::JwtVerifier;
 
 /// How long the layer waits for the store before applying the [`FailurePolicy`],
@@ -93,6 +94,9 @@ pub struct RevocationLayer<Reject = DefaultRejection> {
     failure_policy: FailurePolicy,
     allow_anonymous: bool,
     rejection: Arc<Reject>,
+    /// The store's waiters for open streams, attached to every token let through.
+    watch: Arc<Watch>,
+    watch_interval: Duration,
 }
 
 impl RevocationLayer {
@@ -103,9 +107,12 @@ impl RevocationLayer {
     /// time included.
     pub fn new(verifier: JwtVerifier, store: impl RevocationStore) -> Self {
         crate::verify::crypto::install_crypto_provider();
+        let store = shared_store(store);
         Self {
             verifier,
-            store: shared_store(store),
+            watch: Arc::new(Watch::new(Arc::clone(&store), DEFAULT_WATCH_INTERVAL)),
+            watch_interval: DEFAULT_WATCH_INTERVAL,
+            store,
             sources: Arc::new([TokenSource::AuthorizationBearer]),
             check_timeout: DEFAULT_CHECK_TIMEOUT,
             failure_policy: FailurePolicy::default(),
@@ -126,6 +133,24 @@ impl<Reject> RevocationLayer<Reject> {
     /// Checks `store` from now on; every other setting is kept.
     pub fn with_store(mut self, store: impl RevocationStore) -> Self {
         self.store = shared_store(store);
+        self.watch = Arc::new(Watch::new(Arc::clone(&self.store), self.watch_interval));
+        self
+    }
+
+    /// How often the layer asks a store that does not wake open streams itself
+    /// (`RedisStore`, custom stores without
+    /// [`watchers`](RevocationStore::watchers)) whether the tokens of its open streams
+    /// were revoked (default [`DEFAULT_WATCH_INTERVAL`](crate::store::DEFAULT_WATCH_INTERVAL), 1 s):
+    /// the longest a stream outlives a revocation on such a store. Each tick asks
+    /// about all of them in one [`lookup_many`](RevocationStore::lookup_many) (on
+    /// Redis, one `MGET` per bucket), and only while streams are open. `InMemoryStore`
+    /// and `MirrorStore` wake the streams as they apply a revocation; this setting does
+    /// not apply to them.
+    ///
+    /// Streams opened before this call keep the interval they started with.
+    pub fn with_watch_interval(mut self, interval: Duration) -> Self {
+        self.watch_interval = interval;
+        self.watch = Arc::new(Watch::new(Arc::clone(&self.store), interval));
         self
     }
 
@@ -174,6 +199,8 @@ impl<Reject> RevocationLayer<Reject> {
             failure_policy: self.failure_policy,
             allow_anonymous: self.allow_anonymous,
             rejection: Arc::new(rejection),
+            watch: self.watch,
+            watch_interval: self.watch_interval,
         }
     }
 
@@ -205,6 +232,22 @@ impl<Reject> RevocationLayer<Reject> {
     /// Whether requests without a token are let through.
     pub fn allows_anonymous(&self) -> bool {
         self.allow_anonymous
+    }
+
+    /// How often the layer polls a store that does not wake open streams itself; `None`
+    /// when the store does (`InMemoryStore`, `MirrorStore`).
+    pub fn watch_interval(&self) -> Option<Duration> {
+        self.watch.poll_interval()
+    }
+
+    /// `token`, watched through this layer's store: its
+    /// [`revoked`](crate::VerifiedToken::revoked) future then resolves on revocation,
+    /// not only at expiry. For a token verified outside the layer (a WebSocket that
+    /// sends its token in its first message, say); tokens the layer lets through are
+    /// watched already.
+    pub fn watched(&self, mut token: crate::VerifiedToken) -> crate::VerifiedToken {
+        token.watch = Some(Arc::clone(&self.watch));
+        token
     }
 
     /// The rejection.
@@ -243,6 +286,8 @@ impl<Reject> Clone for RevocationLayer<Reject> {
             failure_policy: self.failure_policy,
             allow_anonymous: self.allow_anonymous,
             rejection: Arc::clone(&self.rejection),
+            watch: Arc::clone(&self.watch),
+            watch_interval: self.watch_interval,
         }
     }
 }
@@ -271,6 +316,7 @@ impl<S, Reject> Layer<S> for RevocationLayer<Reject> {
             failure_policy: self.failure_policy,
             allow_anonymous: self.allow_anonymous,
             rejection: Arc::clone(&self.rejection),
+            watch: Arc::clone(&self.watch),
         };
         RevocationService::new(inner, Arc::new(config))
     }

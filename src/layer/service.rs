@@ -17,6 +17,7 @@ use crate::layer::extract::{TokenSource, find_token};
 use crate::layer::future::{Pending, ResponseFuture};
 use crate::layer::reject::{OnRejection, Rejection};
 use crate::observe::telemetry::{self, Outcome};
+use crate::store::watch::Watch;
 use crate::store::{RevocationQuery, RevocationStore};
 use crate::verify::token::VerifiedToken;
 use crate::verify::{JwtVerifier, VerifyError};
@@ -37,6 +38,7 @@ pub(crate) struct Config<Reject> {
     pub(crate) failure_policy: FailurePolicy,
     pub(crate) allow_anonymous: bool,
     pub(crate) rejection: Arc<Reject>,
+    pub(crate) watch: Arc<Watch>,
 }
 
 impl<Reject> Config<Reject> {
@@ -173,7 +175,7 @@ where
                     let token = token.to_owned();
                     let check_config = Arc::clone(config);
                     let check: StoreCheck = Box::pin(async move {
-                        let verified = match check_config.verifier.verify_refreshing(&token).await {
+                        let mut verified = match check_config.verifier.verify_refreshing(&token).await {
                             Ok(verified) => verified,
                             Err(error) => {
                                 let rejection = Rejection::InvalidToken(error);
@@ -184,6 +186,7 @@ where
                         check_config
                             .check(RevocationQuery::for_token(&verified), &span)
                             .await?;
+                        verified.watch = Some(Arc::clone(&check_config.watch));
                         Ok(Some(verified))
                     });
                     return self.checking(check, request);
@@ -193,7 +196,7 @@ where
             Ok(None) => Err(Rejection::MissingToken),
             Err(malformed) => Err(Rejection::MalformedRequest(malformed)),
         };
-        let token = match verified {
+        let mut token = match verified {
             Ok(token) => token,
             Err(Rejection::MissingToken) if config.allow_anonymous => {
                 telemetry::check(&span, Outcome::Anonymous);
@@ -208,6 +211,7 @@ where
         };
 
         let query = RevocationQuery::for_token(&token);
+        token.watch = Some(Arc::clone(&config.watch));
         request.extensions_mut().insert::<VerifiedToken>(token);
 
         // A store that can answer without waiting (memory, a mirror in sync) skips the

@@ -27,7 +27,8 @@
 //! [`Lookup::revoked_by`]'s job, so every store behaves the same.
 //!
 //! In this folder: the trait (`mod.rs`), what a check asks and answers (`lookup.rs`),
-//! the hashed keys (`key.rs`), errors (`error.rs`), and the stores: `memory/`,
+//! the hashed keys (`key.rs`), errors (`error.rs`), the waiters of open streams
+//! (`watch/`), and the stores: `memory/`,
 //! `redis/`, `mirror/`, each saying in its `mod.rs` what it holds. May use: nothing of
 //! the layer. Used by: the layer, the revoker, the endpoints, applications.
 //!
@@ -132,7 +133,10 @@
 //! The rest has defaults: [`health`](RevocationStore::health) (ready),
 //! [`lookup_immediate`](RevocationStore::lookup_immediate) (none: every check awaits
 //! `lookup`), [`revoke_token_of`](RevocationStore::revoke_token_of) (forgets the
-//! subject).
+//! subject), [`lookup_many`](RevocationStore::lookup_many) (one `lookup` after another)
+//! and [`watchers`](RevocationStore::watchers) (none: open streams are polled). A store
+//! that learns of each change as it happens keeps a [`Watchers`] and calls
+//! [`Watchers::touched`] after applying a revocation, so open streams end at once.
 
 use std::time::Duration;
 
@@ -148,6 +152,7 @@ mod memory;
 mod mirror;
 #[cfg(feature = "redis")]
 mod redis;
+pub(crate) mod watch;
 
 pub use self::error::StoreError;
 pub use self::lookup::{Lookup, RevocationQuery, RevokedBy};
@@ -165,6 +170,7 @@ pub use self::redis::{
 };
 #[cfg(feature = "redis")]
 pub use self::redis::{MAX_RECORD_TTL, MAX_WATERMARK, Page, Record, RecordKind, Stats};
+pub use self::watch::{DEFAULT_WATCH_INTERVAL, Refusal, Revoked, Watchers};
 
 /// A boxed error from a store's backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -263,6 +269,27 @@ pub trait RevocationStore: Send + Sync + 'static {
         }
     }
 
+    /// Answers many queries at once, in their order: what a layer's poller asks about
+    /// its open streams each tick (see [`RevocationLayer::with_watch_interval`](crate::RevocationLayer::with_watch_interval)),
+    /// for stores without [`watchers`](Self::watchers). The default asks
+    /// [`lookup`](Self::lookup) for each, one after the other; `RedisStore` sends one
+    /// `MGET` per bucket for all of them.
+    async fn lookup_many(&self, queries: &[RevocationQuery]) -> Result<Vec<Lookup>, StoreError> {
+        let mut lookups = Vec::with_capacity(queries.len());
+        for query in queries {
+            lookups.push(self.lookup(query).await?);
+        }
+        Ok(lookups)
+    }
+
+    /// The registry of open streams' waiters this store wakes as it applies each
+    /// revocation ([`Watchers::touched`]), or `None` (the default) when it cannot tell
+    /// what changed: the layer then polls it with
+    /// [`lookup_many`](Self::lookup_many). `InMemoryStore` and `MirrorStore` have one.
+    fn watchers(&self) -> Option<Watchers> {
+        None
+    }
+
     /// The store's state, for a readiness probe ([`crate::health`]). The default says
     /// "ready" without asking anything; stores with a backend ask it (a `PING`).
     async fn health(&self) -> StoreHealth {
@@ -324,6 +351,14 @@ impl<T: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<T> {
 
     async fn lookup_within(&self, query: &RevocationQuery, timeout: Duration) -> Result<Lookup, StoreError> {
         (**self).lookup_within(query, timeout).await
+    }
+
+    async fn lookup_many(&self, queries: &[RevocationQuery]) -> Result<Vec<Lookup>, StoreError> {
+        (**self).lookup_many(queries).await
+    }
+
+    fn watchers(&self) -> Option<Watchers> {
+        (**self).watchers()
     }
 
     async fn health(&self) -> StoreHealth {

@@ -31,7 +31,7 @@ use self::table::NEVER;
 use self::table::{Sweep, Table};
 #[cfg(not(feature = "redis"))]
 use self::tag::Tag;
-use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
+use super::{Lookup, RevocationQuery, RevocationStore, StoreError, Watchers};
 use crate::store::key::RevocationKey;
 
 /// How often the background sweeper reclaims expired entries, unless configured.
@@ -75,6 +75,8 @@ struct Shared {
     /// The background ticker and sweeper, restarted by a write when the runtime it
     /// ran on is gone.
     sweeper: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Open streams waiting for their tokens' revocation, woken by the writes.
+    watchers: Watchers,
 }
 
 impl Default for InMemoryStore {
@@ -125,6 +127,7 @@ impl InMemoryStore {
                 full_records,
                 sweep_interval: interval.max(Duration::from_millis(1)),
                 sweeper: parking_lot::Mutex::new(None),
+                watchers: Watchers::new(),
             }),
         }
     }
@@ -247,6 +250,8 @@ impl InMemoryStore {
         self.shared.global.store(global, Ordering::Release);
         let tag = other.shared.global_tag.load(Ordering::Acquire);
         self.shared.global_tag.store(tag, Ordering::Release);
+        // Anything may have arrived with the new content.
+        self.shared.watchers.touched_all();
     }
 
     fn purge(&self, now: Instant) {
@@ -344,6 +349,11 @@ impl RevocationStore for InMemoryStore {
 
     fn name(&self) -> &'static str {
         "memory"
+    }
+
+    /// Woken by every write, as it is applied.
+    fn watchers(&self) -> Option<Watchers> {
+        Some(self.shared.watchers.clone())
     }
 
     async fn health(&self) -> super::StoreHealth {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use super::MirrorStore;
 use crate::store::key::RevocationKey;
 use crate::store::redis::{Kind, Targets};
-use crate::store::{Lookup, RevocationQuery, RevocationStore, StoreError, StoreHealth};
+use crate::store::{Lookup, RevocationQuery, RevocationStore, StoreError, StoreHealth, Watchers};
 
 #[async_trait]
 impl RevocationStore for MirrorStore {
@@ -42,6 +42,11 @@ impl RevocationStore for MirrorStore {
 
     fn name(&self) -> &'static str {
         "mirror"
+    }
+
+    /// The local copy's: woken as each change feed event (or a reload) is applied.
+    fn watchers(&self) -> Option<Watchers> {
+        self.shared.local().watchers()
     }
 
     /// Ready while checks are answered from memory, or while Redis answers them.

@@ -64,6 +64,12 @@ impl RevocationStore for RedisStore {
         self.lookup(query).await
     }
 
+    /// One `MGET` per bucket for all of them (a few hundred queries to a command), the
+    /// buckets' commands sent together.
+    async fn lookup_many(&self, queries: &[RevocationQuery]) -> Result<Vec<Lookup>, StoreError> {
+        self.lookup_batch(queries).await
+    }
+
     fn name(&self) -> &'static str {
         "redis"
     }
