@@ -135,6 +135,7 @@ pub use crate::sessions::refresh;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use crate::frameworks::axum::{Claims, ClaimsRejection, MissingVerifiedToken, RejectionResponse};
+pub use crate::layer::body::{BodyRefused, RevocableBody, StreamEnding};
 pub use crate::layer::extract::{MalformedRequest, TokenSource};
 pub use crate::layer::future::ResponseFuture;
 pub use crate::layer::reject::{DefaultRejection, OnRejection, Rejection};

@@ -1,11 +1,12 @@
 //! [`RevocationLayer`]: configuration, and the [`Layer`] that applies it.
 //!
 //! In this folder: the layer and its settings (`mod.rs`), the service and its per-request
-//! flow (`service.rs`), its response future (`future.rs`), where a token is read from
-//! (`extract.rs`) and the rejections and their responses (`reject.rs`): tower-http's
-//! split. May use: the verifier, the stores, telemetry. Used by: applications, the
+//! flow (`service.rs`), its response future (`future.rs`), the response body that ends
+//! when its token is refused (`body.rs`), where a token is read from (`extract.rs`) and
+//! the rejections and their responses (`reject.rs`): tower-http's split. May use: the verifier, the stores, telemetry. Used by: applications, the
 //! frameworks' helpers.
 
+pub(crate) mod body;
 pub(crate) mod extract;
 pub(crate) mod future;
 pub(crate) mod reject;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use crate::layer::body::StreamEnding;
 use crate::layer::extract::TokenSource;
 use crate::layer::reject::DefaultRejection;
 use crate::layer::service::{Config, RevocationService};
@@ -97,6 +99,7 @@ pub struct RevocationLayer<Reject = DefaultRejection> {
     /// The store's waiters for open streams, attached to every token let through.
     watch: Arc<Watch>,
     watch_interval: Duration,
+    stream_ending: StreamEnding,
 }
 
 impl RevocationLayer {
@@ -112,6 +115,7 @@ impl RevocationLayer {
             verifier,
             watch: Arc::new(Watch::new(Arc::clone(&store), DEFAULT_WATCH_INTERVAL)),
             watch_interval: DEFAULT_WATCH_INTERVAL,
+            stream_ending: StreamEnding::default(),
             store,
             sources: Arc::new([TokenSource::AuthorizationBearer]),
             check_timeout: DEFAULT_CHECK_TIMEOUT,
@@ -201,6 +205,7 @@ impl<Reject> RevocationLayer<Reject> {
             rejection: Arc::new(rejection),
             watch: self.watch,
             watch_interval: self.watch_interval,
+            stream_ending: self.stream_ending,
         }
     }
 
@@ -232,6 +237,34 @@ impl<Reject> RevocationLayer<Reject> {
     /// Whether requests without a token are let through.
     pub fn allows_anonymous(&self) -> bool {
         self.allow_anonymous
+    }
+
+    /// Which responses end by themselves when their token is refused while they are
+    /// still being sent (default [`StreamEnding::Grpc`]).
+    ///
+    /// The layer wraps the response body in a [`RevocableBody`](crate::RevocableBody):
+    /// a gRPC server stream then ends with `grpc-status: 16` (`UNAUTHENTICATED`) and a
+    /// `grpc-message` (`token revoked`, `token expired`); with
+    /// [`StreamEnding::GrpcAndHttp`], an HTTP body (Server-Sent Events, a long
+    /// download) fails, so hyper closes its HTTP/1 connection or resets its HTTP/2
+    /// stream. Bodies the layer can wrap without changing the response type: tonic's
+    /// (`tonic::body::Body`, feature `tonic`) and axum's (`axum::body::Body`, feature
+    /// `axum`); others are passed on as they are (wrap them in a `RevocableBody` in the
+    /// handler). A WebSocket's upgrade response (101) is never wrapped: its handler
+    /// closes the socket (code 1008) when
+    /// [`VerifiedToken::revoked`](crate::VerifiedToken::revoked) resolves.
+    ///
+    /// A response written at once (any unary call) costs one allocation (the wrapper,
+    /// boxed into the same body type) and never touches the store's waiters: the token
+    /// is watched only from the first time the body has to wait.
+    pub fn with_stream_ending(mut self, ending: StreamEnding) -> Self {
+        self.stream_ending = ending;
+        self
+    }
+
+    /// Which responses end by themselves when their token is refused.
+    pub fn stream_ending(&self) -> StreamEnding {
+        self.stream_ending
     }
 
     /// How often the layer polls a store that does not wake open streams itself; `None`
@@ -288,6 +321,7 @@ impl<Reject> Clone for RevocationLayer<Reject> {
             rejection: Arc::clone(&self.rejection),
             watch: Arc::clone(&self.watch),
             watch_interval: self.watch_interval,
+            stream_ending: self.stream_ending,
         }
     }
 }
@@ -317,6 +351,7 @@ impl<S, Reject> Layer<S> for RevocationLayer<Reject> {
             allow_anonymous: self.allow_anonymous,
             rejection: Arc::clone(&self.rejection),
             watch: Arc::clone(&self.watch),
+            stream_ending: self.stream_ending,
         };
         RevocationService::new(inner, Arc::new(config))
     }

@@ -13,8 +13,9 @@ use tracing::Span;
 use tracing::field::Empty;
 
 use crate::layer::FailurePolicy;
+use crate::layer::body::{Ending, StreamEnding};
 use crate::layer::extract::{TokenSource, find_token};
-use crate::layer::future::{Pending, ResponseFuture};
+use crate::layer::future::{EndingFor, Pending, ResponseFuture};
 use crate::layer::reject::{OnRejection, Rejection};
 use crate::observe::telemetry::{self, Outcome};
 use crate::store::watch::Watch;
@@ -39,6 +40,36 @@ pub(crate) struct Config<Reject> {
     pub(crate) allow_anonymous: bool,
     pub(crate) rejection: Arc<Reject>,
     pub(crate) watch: Arc<Watch>,
+    pub(crate) stream_ending: StreamEnding,
+}
+
+impl<Reject> Config<Reject> {
+    /// Whether this request's response is wrapped to end on refusal, and as what: `Some(http)`.
+    fn ends<B>(&self, request: &Request<B>) -> Option<bool> {
+        match self.stream_ending {
+            StreamEnding::Off => None,
+            StreamEnding::GrpcAndHttp => Some(true),
+            StreamEnding::Grpc => request
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+                .then_some(false),
+        }
+    }
+
+    fn ending_for<B>(
+        &self,
+        request: &Request<B>,
+        query: RevocationQuery,
+        refused_from: u64,
+    ) -> Option<Ending> {
+        self.ends(request).map(|http| Ending {
+            watch: Arc::clone(&self.watch),
+            query,
+            refused_from,
+            http,
+        })
+    }
 }
 
 impl<Reject> Config<Reject> {
@@ -212,6 +243,7 @@ where
 
         let query = RevocationQuery::for_token(&token);
         token.watch = Some(Arc::clone(&config.watch));
+        let ending = config.ending_for(&request, query, token.refused_from);
         request.extensions_mut().insert::<VerifiedToken>(token);
 
         // A store that can answer without waiting (memory, a mirror in sync) skips the
@@ -220,7 +252,7 @@ where
             return match lookup.revoked_by(query.issued_at) {
                 None => {
                     telemetry::check(&span, Outcome::Allowed);
-                    ResponseFuture::calling(self.inner.call(request))
+                    ResponseFuture::calling(self.inner.call(request)).ending(ending)
                 }
                 Some(by) => {
                     let rejection = Rejection::Revoked(by);
@@ -234,7 +266,7 @@ where
         let check_config = Arc::clone(config);
         let check: StoreCheck =
             Box::pin(async move { check_config.check(query, &span).await.map(|()| None) });
-        self.checking(check, request)
+        self.checking(check, request).ending(ending)
     }
 }
 
@@ -254,12 +286,17 @@ impl<S, Reject> RevocationService<S, Reject> {
         // next poll_ready (tower-service: "Be careful when cloning inner services").
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
+        let ending = self.config.ends(&request).map(|http| EndingFor {
+            watch: Arc::clone(&self.config.watch),
+            http,
+        });
         ResponseFuture::checking(
             check,
             Pending {
                 inner,
                 request,
                 rejection: Arc::clone(&self.config.rejection) as _,
+                ending,
             },
         )
     }
