@@ -14,16 +14,21 @@
 //!
 //! Two services (see `auth.proto` beside this file): `auth.v1.Login/Login` is open to
 //! everyone (the demo accepts any non-empty username with the password `password`);
-//! `auth.v1.Session/Whoami` and `auth.v1.Session/Logout` are behind
-//! [`RevocationLayer`], which reads the token from the `authorization: Bearer …`
+//! `auth.v1.Session/Whoami`, `auth.v1.Session/Logout` and `auth.v1.Session/Watch` are
+//! behind [`RevocationLayer`], which reads the token from the `authorization: Bearer …`
 //! metadata. Refusals are gRPC statuses: `UNAUTHENTICATED` for a missing, invalid or
 //! revoked token, `UNAVAILABLE` when the store cannot answer.
+//!
+//! `Watch` is a server stream (a counter every 200 ms) that ends with `UNAUTHENTICATED`
+//! when its token is refused while it is open: logged out (on any replica sharing the
+//! store), or expired. It awaits `VerifiedToken::revoked`.
 //!
 //! The Rust code for `auth.proto` is generated once and checked in (`auth.v1.rs`, whose
 //! header says how), so building this needs neither `protoc` nor a build script.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,7 +49,10 @@ pub mod pb {
 
 use pb::login_server::{Login, LoginServer};
 use pb::session_server::{Session, SessionServer};
-use pb::{LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, WhoamiRequest, WhoamiResponse};
+use pb::{
+    LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, WatchEvent, WatchRequest, WhoamiRequest,
+    WhoamiResponse,
+};
 
 /// Used when `JWT_SECRET` is not set. Never in production.
 const DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
@@ -52,6 +60,8 @@ const ISSUER: &str = "tonic_grpc";
 /// Usernames longer than this are refused at the door: every byte of it would be in
 /// each token, and a token past the verifier's size limit could never be used.
 const MAX_USERNAME_LEN: usize = 64;
+/// How often `Watch` sends its counter.
+const WATCH_TICK: Duration = Duration::from_millis(200);
 
 /// What the demo service is built from.
 pub struct DemoConfig {
@@ -175,6 +185,24 @@ impl Session for SessionService {
         self.revoker.revoke(token).await?;
         Ok(Response::new(LogoutResponse {}))
     }
+
+    type WatchStream = Pin<Box<dyn futures_util::Stream<Item = Result<WatchEvent, Status>> + Send>>;
+
+    async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        // Resolves when the token is revoked (by any replica sharing the store) or expires.
+        let revoked = request.verified_token()?.revoked();
+        let mut ticks = tokio::time::interval(WATCH_TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stream = futures_util::stream::unfold(Some((0, ticks, revoked)), |state| async move {
+            let (n, mut ticks, mut revoked) = state?;
+            tokio::select! {
+                // The last item: the stream ends with this status in its trailers.
+                refusal = &mut revoked => Some((Err(Status::unauthenticated(refusal.to_string())), None)),
+                _ = ticks.tick() => Some((Ok(WatchEvent { n }), Some((n + 1, ticks, revoked)))),
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
 }
 
 #[allow(dead_code)] // the integration tests include this file for `routes` and `serve`
@@ -242,6 +270,7 @@ or with grpcurl (it needs the .proto: the server offers no reflection):
   TOKEN=$($GRPC -d '{{"username":"alice","password":"password"}}' {addr} auth.v1.Login/Login \
             | sed -n 's/.*"accessToken": *"\([^"]*\)".*/\1/p')
   $GRPC -H "authorization: Bearer $TOKEN" {addr} auth.v1.Session/Whoami   # {{"sub": "alice", ...}}
+  $GRPC -H "authorization: Bearer $TOKEN" {addr} auth.v1.Session/Watch &  # {{"n": "0"}} ... until the logout:
   $GRPC -H "authorization: Bearer $TOKEN" {addr} auth.v1.Session/Logout   # {{}}
   $GRPC -H "authorization: Bearer $TOKEN" {addr} auth.v1.Session/Whoami   # Unauthenticated: token revoked
 "#

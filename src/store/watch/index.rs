@@ -13,10 +13,12 @@ use super::entry::Entry;
 use crate::store::RevocationQuery;
 use crate::store::key::RevocationKey;
 
-/// The waiters of one key: nearly always one (one connection per token), so no vector.
+/// The waiters of one key: nearly always one (one connection per token), so no
+/// collection; many (a user's devices, or a session's) by id, so that leaving is
+/// logarithmic however many share the key.
 enum Slot {
     One(Arc<Entry>),
-    Many(Vec<Arc<Entry>>),
+    Many(BTreeMap<u64, Arc<Entry>>),
 }
 
 /// Keys are SHA-256 outputs: their first 64 bits are hash enough.
@@ -77,11 +79,12 @@ impl Index {
         for key in keys(&query) {
             match self.by_key.remove(&key) {
                 None => self.by_key.insert(key, Slot::One(Arc::clone(&entry))),
-                Some(Slot::One(other)) => self
-                    .by_key
-                    .insert(key, Slot::Many(vec![other, Arc::clone(&entry)])),
+                Some(Slot::One(other)) => {
+                    let many = BTreeMap::from([(other.id, other), (id, Arc::clone(&entry))]);
+                    self.by_key.insert(key, Slot::Many(many))
+                }
                 Some(Slot::Many(mut many)) => {
-                    many.push(Arc::clone(&entry));
+                    many.insert(id, Arc::clone(&entry));
                     self.by_key.insert(key, Slot::Many(many))
                 }
             };
@@ -107,11 +110,9 @@ impl Index {
                 }
                 Slot::One(_) => {}
                 Slot::Many(many) => {
-                    if let Some(at) = many.iter().position(|other| Arc::ptr_eq(other, entry)) {
-                        many.swap_remove(at);
-                    }
+                    many.remove(&entry.id);
                     if many.len() == 1 {
-                        let one = many.pop().expect("one left");
+                        let (_, one) = many.pop_first().expect("one left");
                         *slot = Slot::One(one);
                     }
                 }
@@ -124,7 +125,7 @@ impl Index {
         match self.by_key.get(&short(key)) {
             None => {}
             Some(Slot::One(one)) => one.touch(),
-            Some(Slot::Many(many)) => many.iter().for_each(|entry| entry.touch()),
+            Some(Slot::Many(many)) => many.values().for_each(|entry| entry.touch()),
         }
     }
 

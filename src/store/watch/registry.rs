@@ -208,8 +208,7 @@ async fn poll(registry: Weak<Inner>, store: Arc<dyn RevocationStore>, interval: 
             if registry.waiting.load(Ordering::Acquire) == 0 {
                 continue;
             }
-            let waiting = registry.index.lock().waiting();
-            waiting
+            registry.index.lock().waiting()
         };
         if waiting.is_empty() {
             continue;

@@ -153,12 +153,12 @@ impl Watching {
                     }
                 }
             }
-            if let Some(retry) = &mut self.retry {
-                if retry.as_mut().poll(cx).is_ready() {
-                    self.retry = None;
-                    self.start_check();
-                    continue;
-                }
+            if let Some(retry) = &mut self.retry
+                && retry.as_mut().poll(cx).is_ready()
+            {
+                self.retry = None;
+                self.start_check();
+                continue;
             }
             match entry.take_news() {
                 News::Nothing => return Poll::Pending,
