@@ -36,9 +36,10 @@ pub struct Revoked {
 enum State {
     /// Watched through the store that checked the token.
     Watching(Box<Watching>),
-    /// No store to watch (a token verified outside the layer): only the expiry.
+    /// No store to watch (a token verified outside the layer): only the expiry. The
+    /// timer is made on the first poll (inside the runtime).
     Expiring {
-        sleep: Pin<Box<Sleep>>,
+        sleep: Option<Pin<Box<Sleep>>>,
         deadline: u64,
     },
     Done(Refusal),
@@ -65,7 +66,7 @@ impl Revoked {
                 retry: None,
             })),
             None => State::Expiring {
-                sleep: Box::pin(tokio::time::sleep_until(instant_of(deadline).into())),
+                sleep: None,
                 deadline,
             },
         };
@@ -91,6 +92,8 @@ impl Future for Revoked {
         let refusal = match &mut self.state {
             State::Done(refusal) => return Poll::Ready(*refusal),
             State::Expiring { sleep, deadline } => loop {
+                let sleep = sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(instant_of(*deadline).into())));
                 if sleep.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
