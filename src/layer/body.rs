@@ -75,17 +75,21 @@ impl Ending {
             return;
         }
         #[cfg_attr(not(any(feature = "tonic", feature = "axum")), allow(unused_variables))]
-        let body = response.body_mut() as &mut dyn Any;
+        let (body, ending) = (response.body_mut() as &mut dyn Any, self);
         #[cfg(feature = "tonic")]
-        if let Some(body) = body.downcast_mut::<tonic::body::Body>() {
-            let inner = std::mem::take(body);
-            *body = tonic::body::Body::new(RevocableBody::lazy(inner, self, grpc));
-            return;
-        }
+        #[cfg_attr(not(feature = "axum"), allow(unused_variables))]
+        let ending = match body.downcast_mut::<tonic::body::Body>() {
+            Some(body) => {
+                let inner = std::mem::take(body);
+                *body = tonic::body::Body::new(RevocableBody::lazy(inner, ending, grpc));
+                return;
+            }
+            None => ending,
+        };
         #[cfg(feature = "axum")]
         if let Some(body) = body.downcast_mut::<axum_core::body::Body>() {
             let inner = std::mem::take(body);
-            *body = axum_core::body::Body::new(RevocableBody::lazy(inner, self, grpc));
+            *body = axum_core::body::Body::new(RevocableBody::lazy(inner, ending, grpc));
         }
     }
 }
