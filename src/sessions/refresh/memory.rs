@@ -14,8 +14,9 @@ use crate::store::StoreError;
 const SWEEP_EVERY: usize = 1024;
 
 /// Refresh-token families in this process: for one replica, and tests. Each family
-/// keeps the hash of its current token and 16-byte prefixes of the hashes it
-/// consumed (to tell a reuse from a token it never issued); an ended family is kept,
+/// keeps the hash of its current token, 16-byte prefixes of the hashes it consumed
+/// (to tell a reuse from a token it never issued), its sealed record, and, with a
+/// grace window, the last token consumed and its sealed successor; an ended family is kept,
 /// as a tombstone, until its absolute lifetime is over, so a reuse presented again is
 /// reported again.
 #[derive(Debug, Default)]
@@ -35,6 +36,9 @@ struct Family {
     subject: [u8; 32],
     current: RefreshHash,
     consumed: HashSet<[u8; 16]>,
+    sealed: Vec<u8>,
+    previous: Option<RefreshHash>,
+    successor: Vec<u8>,
     last_used: u64,
     expires_at: u64,
     idle_secs: u64,
@@ -122,6 +126,9 @@ impl RefreshStore for InMemoryRefreshStore {
                 subject,
                 current: new.token,
                 consumed: HashSet::new(),
+                sealed: new.sealed.clone(),
+                previous: None,
+                successor: Vec::new(),
                 last_used: new.now,
                 expires_at: new.expires_at,
                 idle_secs: new.idle.as_secs(),
@@ -138,12 +145,9 @@ impl RefreshStore for InMemoryRefreshStore {
         let Some(family) = state.families.get_mut(&key) else {
             return Ok(RotationOutcome::Unknown);
         };
-        if family.subject != *rotation.subject.as_bytes() || rotation.now >= family.expires_at {
-            if rotation.now >= family.expires_at {
-                state.remove(&key);
-                return Ok(RotationOutcome::Expired);
-            }
-            return Ok(RotationOutcome::Unknown);
+        if rotation.now >= family.expires_at {
+            state.remove(&key);
+            return Ok(RotationOutcome::Expired);
         }
         let consumed = family.consumed.contains(&prefix(&rotation.presented));
         let ours = consumed || family.current == rotation.presented;
@@ -159,11 +163,23 @@ impl RefreshStore for InMemoryRefreshStore {
             state.remove(&key);
             return Ok(RotationOutcome::Expired);
         }
+        let sealed = family.sealed.clone();
         if family.current == rotation.presented {
             family.consumed.insert(prefix(&rotation.presented));
+            family.previous = Some(rotation.presented);
+            family.successor.clone_from(&rotation.successor);
             family.current = rotation.next;
             family.last_used = rotation.now;
-            Ok(RotationOutcome::Rotated)
+            Ok(RotationOutcome::Rotated { sealed })
+        } else if consumed
+            && family.previous == Some(rotation.presented)
+            && !family.successor.is_empty()
+            && rotation.now < family.last_used.saturating_add(rotation.grace.as_secs())
+        {
+            Ok(RotationOutcome::Repeated {
+                sealed,
+                successor: family.successor.clone(),
+            })
         } else if consumed {
             family.ended = Some(Ended::Reused);
             Ok(RotationOutcome::Reused)
