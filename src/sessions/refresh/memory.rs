@@ -17,7 +17,7 @@ const SWEEP_EVERY: usize = 1024;
 /// keeps the hash of its current token, 16-byte prefixes of the hashes it consumed
 /// (to tell a reuse from a token it never issued), its sealed record, and, with a
 /// grace window, the last token consumed and its sealed successor; an ended family is kept,
-/// as a tombstone, until its absolute lifetime is over, so a reuse presented again is
+/// as a tombstone, until its absolute lifetime or idle timeout is over, so a reuse presented again is
 /// reported again.
 #[derive(Debug, Default)]
 pub struct InMemoryRefreshStore {
@@ -92,14 +92,12 @@ impl State {
         }
     }
 
-    /// Drops families past their absolute lifetime, and live ones gone idle.
+    /// Drops families past their absolute lifetime or gone idle, ended ones too.
     fn sweep(&mut self, now: u64) {
         let gone: Vec<[u8; 32]> = self
             .families
             .iter()
-            .filter(|(_, family)| {
-                now >= family.expires_at || (family.ended.is_none() && !family.live_at(now))
-            })
+            .filter(|(_, family)| !family.live_at(now))
             .map(|(key, _)| *key)
             .collect();
         for key in gone {
@@ -149,6 +147,10 @@ impl RefreshStore for InMemoryRefreshStore {
             state.remove(&key);
             return Ok(RotationOutcome::Expired);
         }
+        if !family.live_at(rotation.now) {
+            state.remove(&key);
+            return Ok(RotationOutcome::Expired);
+        }
         let consumed = family.consumed.contains(&prefix(&rotation.presented));
         let ours = consumed || family.current == rotation.presented;
         match family.ended {
@@ -158,10 +160,6 @@ impl RefreshStore for InMemoryRefreshStore {
             Some(_) if ours => return Ok(RotationOutcome::Ended),
             Some(_) => return Ok(RotationOutcome::Unknown),
             None => {}
-        }
-        if !family.live_at(rotation.now) {
-            state.remove(&key);
-            return Ok(RotationOutcome::Expired);
         }
         let sealed = family.sealed.clone();
         if family.current == rotation.presented {

@@ -9,7 +9,8 @@
 //! families, `{prefix:bS}:rs:{subject}`, live in the subject's bucket: a sign-in adds
 //! to it first and then starts the family, and a log-out-everywhere ends its families
 //! with one script per bucket they are in. Hashes and sealed values only, nothing raw;
-//! every key expires with the family's absolute lifetime. These keys are not
+//! every key expires when the family does (absolute end, or idle; the subject's
+//! set with its longest family). These keys are not
 //! revocations: the change feed, the index and a mirror's copy never see them.
 
 use std::collections::BTreeMap;
@@ -61,14 +62,18 @@ impl RedisStore {
 #[async_trait]
 impl RefreshStore for RedisStore {
     async fn start_family(&self, new: &NewFamily) -> Result<(), StoreError> {
-        let ttl_ms = new.expires_at.saturating_sub(new.now).max(1).saturating_mul(1000);
+        let lifetime = new.expires_at.saturating_sub(new.now).max(1);
+        // The subject's set outlives each of its families; a family lives until its
+        // absolute end or its idle timeout, whichever comes first.
+        let index_ttl_ms = lifetime.saturating_mul(1000);
+        let family_ttl_ms = lifetime.min(new.idle.as_secs().max(1)).saturating_mul(1000);
         // The subject's set first: a log-out-everywhere that reads it after this sees
         // the family (and ends it once it exists).
         let mut index = INDEX.prepare_invoke();
         index
             .key(self.refresh_subject_key(&new.subject))
             .arg(new.family.to_string())
-            .arg(ttl_ms);
+            .arg(index_ttl_ms);
         let index = &index;
         self.run(
             "Redis refresh family write failed",
@@ -86,7 +91,7 @@ impl RefreshStore for RedisStore {
             .arg(new.now)
             .arg(new.expires_at)
             .arg(new.idle.as_secs())
-            .arg(ttl_ms)
+            .arg(family_ttl_ms)
             .arg(&new.sealed[..]);
         let invocation = &invocation;
         self.run(

@@ -16,6 +16,10 @@ if now >= tonumber(family[3]) then
   redis.call('DEL', KEYS[1], KEYS[2])
   return {'expired'}
 end
+if now >= tonumber(family[2]) + tonumber(family[4]) then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return {'expired'}
+end
 local consumed = redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 1
 local ours = consumed or family[1] == ARGV[1]
 if family[5] ~= '' then
@@ -26,10 +30,6 @@ if family[5] ~= '' then
   end
   return {'unknown'}
 end
-if now >= tonumber(family[2]) + tonumber(family[4]) then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return {'expired'}
-end
 if consumed and family[1] == ARGV[2] then
   -- This very rotation, run again (its reply was lost with its connection): the
   -- same answer, not a reuse.
@@ -37,7 +37,10 @@ if consumed and family[1] == ARGV[2] then
 elseif family[1] == ARGV[1] then
   redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'last', ARGV[3], 'prev', ARGV[1], 'succ', ARGV[6])
   redis.call('SADD', KEYS[2], ARGV[4])
-  redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
+  -- Nothing kept past the family's end: its absolute end, or idle from now.
+  local ttl = math.min(tonumber(family[3]) - now, tonumber(family[4])) * 1000
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
   return {'rotated', family[6]}
 elseif consumed and family[7] == ARGV[1] and family[8] ~= ''
     and now < tonumber(family[2]) + tonumber(ARGV[5]) then
