@@ -29,6 +29,24 @@ use support::{RedisServer, unique_prefix};
 const SECRET: &[u8] = b"axum-logout-test-secret-0123456789abcdef";
 
 fn app(store: Arc<dyn RevocationStore>, refresh: Arc<dyn RefreshStore>, secure_cookies: bool) -> Router {
+    app_with(
+        store,
+        refresh,
+        secure_cookies,
+        Duration::from_secs(3600),
+        Duration::from_secs(600),
+    )
+}
+
+/// [`app`] with the family's lifetime (`REFRESH_TTL_SECS`) and idle timeout
+/// (`REFRESH_IDLE_SECS`).
+fn app_with(
+    store: Arc<dyn RevocationStore>,
+    refresh: Arc<dyn RefreshStore>,
+    secure_cookies: bool,
+    ttl: Duration,
+    idle: Duration,
+) -> Router {
     axum_logout::app_with_refresh(
         DemoConfig {
             secret: SECRET.to_vec(),
@@ -37,8 +55,8 @@ fn app(store: Arc<dyn RevocationStore>, refresh: Arc<dyn RefreshStore>, secure_c
         },
         RefreshConfig {
             store: refresh,
-            ttl: Duration::from_secs(3600),
-            idle: Duration::from_secs(600),
+            ttl,
+            idle,
             secure_cookies,
         },
     )
@@ -88,9 +106,18 @@ async fn refresh(app: &Router, token: &str) -> Response<Body> {
 }
 
 async fn refused(app: &Router, token: &str) {
+    refused_saying(app, token, "").await;
+}
+
+/// Refused with 401 and an `error` that says `why`.
+async fn refused_saying(app: &Router, token: &str, why: &str) {
     let response = refresh(app, token).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(body_json(response).await["error"].is_string());
+    let body = body_json(response).await;
+    assert!(
+        body["error"].as_str().is_some_and(|error| error.contains(why)),
+        "{body}"
+    );
 }
 
 async fn me(app: &Router, token: &str) -> StatusCode {
@@ -235,17 +262,23 @@ fn app_insecure() -> Router {
 async fn what_is_not_a_live_refresh_token_is_a_clear_4xx() {
     let app = in_memory();
     let pair = login(&app, "alice").await;
-    refused(&app, &pair.access).await; // an access token as a refresh token
-    refused(
-        &app,
-        "rt1.bm9wZQ.YWxpY2U.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-    )
-    .await; // unknown
-    let mut tampered = pair.refresh.clone();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
-    refused(&app, &tampered).await;
-    refused(&app, "").await;
+    // An access token as a refresh token.
+    refused_saying(&app, &pair.access, "not a refresh token").await;
+    // Well-formed, but no family issued it.
+    refused_saying(&app, &format!("rt1.{}", "A".repeat(64)), "unknown refresh token").await;
+    // Tampered: in its secret, or in its family handle.
+    for at in [pair.refresh.len() - 1, 5] {
+        let mut tampered = pair.refresh.clone().into_bytes();
+        tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+        refused_saying(
+            &app,
+            &String::from_utf8(tampered).unwrap(),
+            "unknown refresh token",
+        )
+        .await;
+    }
+    refused_saying(&app, "", "not a refresh token").await;
+    refused_saying(&app, &"rt1.".repeat(1_000), "not a refresh token").await;
     // A refresh token as an access token.
     assert_eq!(me(&app, &pair.refresh).await, StatusCode::UNAUTHORIZED);
     // No token at all, or a body that is not the JSON asked for: 400.
@@ -354,4 +387,64 @@ async fn a_store_that_fails_is_a_503_with_retry_after_never_a_401() {
         again == StatusCode::OK || again == StatusCode::UNAUTHORIZED,
         "{again}"
     );
+}
+
+/// A family ends at its absolute lifetime (`REFRESH_TTL_SECS`) however often it is
+/// refreshed, and after its idle timeout (`REFRESH_IDLE_SECS`) without a refresh:
+/// 401, "expired".
+#[tokio::test]
+async fn an_expired_refresh_token_is_refused_through_the_router() {
+    let memory = || -> (Arc<dyn RevocationStore>, Arc<dyn RefreshStore>) {
+        (
+            Arc::new(InMemoryStore::new()),
+            Arc::new(tower_jwt_revoke::refresh::InMemoryRefreshStore::new()),
+        )
+    };
+    let (store, families) = memory();
+    let lifetime = app_with(
+        store,
+        families,
+        true,
+        Duration::from_secs(2),
+        Duration::from_secs(600),
+    );
+    let (store, families) = memory();
+    let idle = app_with(
+        store,
+        families,
+        true,
+        Duration::from_secs(600),
+        Duration::from_secs(1),
+    );
+    let by_lifetime = login(&lifetime, "alice").await;
+    let by_idle = login(&idle, "alice").await;
+    let by_lifetime = pair_of(refresh(&lifetime, &by_lifetime.refresh).await).await;
+    // Past both (whole seconds: the end is at most a second later than its length).
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    refused_saying(&lifetime, &by_lifetime.refresh, "expired").await;
+    refused_saying(&idle, &by_idle.refresh, "expired").await;
+}
+
+/// Two replicas of the example on a Redis Cluster, as `REDIS_CLUSTER_NODES` (one with
+/// `REVOCATION_MIRROR=1`) configures them: a refresh on one, the reuse on the other.
+#[tokio::test]
+async fn two_replicas_on_a_redis_cluster_a_refresh_on_one_the_reuse_on_the_other() {
+    let Some(cluster) = support::cluster::RedisCluster::start() else {
+        return;
+    };
+    let replica = async |mirror: &str| {
+        let env = |name: &str| match name {
+            "REDIS_CLUSTER_NODES" => Some(cluster.seeds_env()),
+            "REVOCATION_MIRROR" => Some(mirror.to_owned()),
+            _ => None,
+        };
+        let (store, families) = axum_logout::stores_from_env(env).await.unwrap();
+        app(store, families, true)
+    };
+    let one = replica("0").await;
+    let two = replica("1").await;
+    reuse_flow(&one, &two).await;
+    reuse_flow(&two, &one).await;
+    let errors = cluster.crossslot_errors();
+    assert!(errors.is_empty(), "CROSSSLOT seen: {errors:?}");
 }

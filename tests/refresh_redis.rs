@@ -353,3 +353,26 @@ async fn on_a_cluster_every_operation_stays_in_one_slot() {
     let errors = cluster.crossslot_errors();
     assert!(errors.is_empty(), "CROSSSLOT seen: {errors:?}");
 }
+
+/// Log out everywhere, then sign in again in the same second, on Redis: the new
+/// session's token works (the sign-in waits out the watermark's second).
+#[tokio::test]
+async fn a_sign_in_in_the_same_second_as_log_out_everywhere_gets_a_token_that_works() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (sessions, store) = replica(server.store(&unique_prefix()));
+    for _ in 0..2 {
+        let before = sessions.sign_in("alice").await.unwrap();
+        let token = verifier().verify(before.access().token()).unwrap();
+        sessions.log_out_everywhere(&token).await.unwrap();
+        let after = sessions.sign_in("alice").await.unwrap();
+        assert!(!accepted(&store, before.access().token()).await);
+        assert!(
+            accepted(&store, after.access().token()).await,
+            "signed in after the logout"
+        );
+        let renewed = sessions.refresh(after.refresh_token()).await.unwrap();
+        assert!(accepted(&store, renewed.access().token()).await);
+    }
+}

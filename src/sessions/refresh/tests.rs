@@ -303,8 +303,8 @@ async fn the_claims_given_at_sign_in_are_in_every_access_token_of_the_family() {
 #[tokio::test]
 async fn claims_past_the_bound_or_naming_reserved_claims_are_a_clear_error_and_start_nothing() {
     let (sessions, _, _) = sessions();
-    let store = InMemoryRefreshStore::new();
-    let sessions = Sessions::new(sessions.issuer().clone(), sessions_revoker(), store);
+    let store = Arc::new(InMemoryRefreshStore::new());
+    let sessions = Sessions::new(sessions.issuer().clone(), sessions_revoker(), Arc::clone(&store));
     let big = serde_json::json!({ "blob": "x".repeat(super::MAX_FAMILY_CLAIMS_LEN) });
     let error = sessions.sign_in_with_claims("alice", &big).await.unwrap_err();
     assert!(
@@ -313,6 +313,7 @@ async fn claims_past_the_bound_or_naming_reserved_claims_are_a_clear_error_and_s
     );
     assert!(error.to_string().contains("4096"), "{error}");
     assert_eq!(error.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(store.is_empty(), "no family started");
     let fits = serde_json::json!({ "blob": "x".repeat(super::MAX_FAMILY_CLAIMS_LEN - 20) });
     sessions.sign_in_with_claims("alice", &fits).await.unwrap();
     assert!(matches!(
@@ -325,6 +326,7 @@ async fn claims_past_the_bound_or_naming_reserved_claims_are_a_clear_error_and_s
         sessions.sign_in_with_claims("alice", &[1, 2]).await,
         Err(SessionError::Issue(crate::IssueError::Claims(_)))
     ));
+    assert_eq!(store.len(), 1, "only the sign-in whose claims fit");
 }
 
 fn sessions_revoker() -> Revoker {
