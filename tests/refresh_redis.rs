@@ -229,7 +229,7 @@ async fn nothing_raw_is_stored_and_everything_dies_with_the_family() {
         let (handle, secret) = decoded.split_at(16);
         raw.extend([
             token.as_bytes().to_vec(),
-            token[4..].as_bytes().to_vec(),
+            token.as_bytes()[4..].to_vec(),
             handle.to_vec(),
             secret.to_vec(),
             hex(handle).into_bytes(),
