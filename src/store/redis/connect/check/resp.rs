@@ -294,7 +294,7 @@ mod tests {
         for reply in [
             &b"+OK\r\n"[..],
             b":1\r\n",
-            b"*9\r\n",
+            b"*10\r\n",
             b"*x\r\n",
             b"*1\r\n:1\r\n",
             b"*1\r\n$1\r\n12\r\n",
