@@ -52,7 +52,7 @@ impl RevocationKey {
 
     /// This token's key bound to its subject's: what the built-in stores record when a
     /// token is revoked knowing its subject
-    /// ([`revoke_token_of`](crate::RevocationStore::revoke_token_of)), so that the
+    /// ([`revoke_token_of`](crate::store::RevocationStore::revoke_token_of)), so that the
     /// revocation refuses this `(iss, sub, jti)` and not a token of another subject
     /// that carries the same `jti` (an issuer that reuses them). Hashed as
     /// the scheme above with the two keys' 32 bytes as its parts, with the domain `tower-jwt-revoke/v1/token-for-subject`.

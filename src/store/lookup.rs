@@ -14,7 +14,7 @@ use crate::store::key::RevocationKey;
 /// token that has a `sub` under the second, so that the revocation covers the token
 /// revoked and not a token of another subject that an issuer gave the same `jti`; a
 /// revocation by key alone
-/// ([`RevocationStore::revoke_token`](crate::RevocationStore::revoke_token)) covers them
+/// ([`RevocationStore::revoke_token`](crate::store::RevocationStore::revoke_token)) covers them
 /// all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RevocationQuery {
