@@ -30,17 +30,16 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde::Serialize;
+use jsonwebtoken::Algorithm;
 use tonic::service::{LayerExt, Routes};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 use tower_jwt_revoke::store::{InMemoryStore, RedisStore, RevocationStore};
 use tower_jwt_revoke::tonic::RequestExt as _;
-use tower_jwt_revoke::{JwtVerifier, RevocationLayer, Revoker, VerificationKey};
+use tower_jwt_revoke::{JwtVerifier, RevocationLayer, Revoker, SigningKey, TokenIssuer, VerificationKey};
 
 /// The messages, servers and clients generated from `auth.proto`.
 pub mod pb {
@@ -73,19 +72,10 @@ pub struct DemoConfig {
     pub store: Arc<dyn RevocationStore>,
 }
 
-#[derive(Serialize)]
-struct Claims<'a> {
-    sub: &'a str,
-    jti: String,
-    iss: &'static str,
-    iat: u64,
-    exp: u64,
-}
-
 /// `auth.v1.Login`: open, issues tokens.
 struct LoginService {
-    signing_key: EncodingKey,
-    access_ttl: Duration,
+    /// Mints access tokens from the verifier's own configuration.
+    issuer: TokenIssuer,
 }
 
 /// `auth.v1.Session`: behind the layer, so every call carries a verified token.
@@ -105,14 +95,18 @@ pub fn routes(config: DemoConfig) -> Routes {
         .expect("the demo's verifier configuration is valid");
     // gRPC metadata is HTTP/2 headers: the default `Authorization: Bearer` source reads
     // the `authorization` metadata.
+    let issuer = TokenIssuer::builder(&verifier)
+        .signing_key(
+            SigningKey::hmac(Algorithm::HS256, &config.secret).expect("JWT secret must not be empty"),
+        )
+        .lifetime(config.access_ttl)
+        .build()
+        .expect("the demo's issuer mints what its verifier accepts");
     let layer = RevocationLayer::new(verifier, config.store);
     let session = SessionService {
         revoker: layer.revoker(),
     };
-    let login = LoginService {
-        signing_key: EncodingKey::from_secret(&config.secret),
-        access_ttl: config.access_ttl,
-    };
+    let login = LoginService { issuer };
     // `named_layer` keeps the generated server's service name, which tonic routes by;
     // only this service is behind the layer.
     Routes::new(LoginServer::new(login)).add_service(layer.named_layer(SessionServer::new(session)))
@@ -146,23 +140,17 @@ impl Login for LoginService {
         if password != "password" {
             return Err(Status::unauthenticated("invalid username or password"));
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let claims = Claims {
-            sub: username,
-            jti: uuid::Uuid::new_v4().to_string(),
-            iss: ISSUER,
-            iat: now,
-            exp: now + self.access_ttl.as_secs(),
-        };
-        let access_token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.signing_key)
+        // Each login a new session: its own `sid`, and a random 128-bit `jti`.
+        let minted = self
+            .issuer
+            .new_session_id()
+            .and_then(|session| self.issuer.issue(username, &session))
             .map_err(|_| Status::internal("could not sign the token"))?;
+        let expires_in = minted.expires_in().as_secs();
         Ok(Response::new(LoginResponse {
-            access_token,
+            access_token: minted.into_token(),
             token_type: "Bearer".into(),
-            expires_in: self.access_ttl.as_secs(),
+            expires_in,
         }))
     }
 }

@@ -308,10 +308,14 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// Records a token revocation for `ttl`, knowing the token's subject (`None`: the
     /// token has no `sub`). The [`Revoker`](crate::Revoker) records tokens this way.
     ///
-    /// A store that partitions revocations by subject (`RedisStore`, whose checks read
-    /// one bucket chosen by the subject) writes the record once, where the token's checks
-    /// read; without the subject it has to write it everywhere. The default forgets the
-    /// subject and calls [`revoke_token`](Self::revoke_token).
+    /// The built-in stores record the token bound to its subject
+    /// ([`RevocationKey::for_subject`]), and their lookups read both that key and the
+    /// token's own ([`RevocationQuery::token_for_subject`]): the revocation refuses that
+    /// subject's token, not a token of another subject with the same `jti`. `RedisStore`
+    /// also writes the record once, in the bucket the token's checks read. The default
+    /// forgets the subject and calls [`revoke_token`](Self::revoke_token), which refuses
+    /// the token whatever its subject: a store of your own that overrides this must also
+    /// read [`RevocationQuery::token_for_subject`] in its `lookup`.
     async fn revoke_token_of(
         &self,
         token: &RevocationKey,

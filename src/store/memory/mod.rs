@@ -32,7 +32,7 @@ use self::table::{Sweep, Table};
 #[cfg(not(feature = "redis"))]
 use self::tag::Tag;
 use super::{Lookup, RevocationQuery, RevocationStore, StoreError, Watchers};
-use crate::store::key::RevocationKey;
+use crate::store::key::{RevocationKey, token_record};
 
 /// How often the background sweeper reclaims expired entries, unless configured.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
@@ -224,7 +224,7 @@ impl InMemoryStore {
         });
         let (issued_until, expires) = unpack(self.shared.global.load(Ordering::Acquire));
         Lookup {
-            token_revoked: marker(&query.token),
+            token_revoked: marker(&query.token) || query.token_for_subject().is_some_and(|key| marker(&key)),
             session_revoked: query.session.as_ref().is_some_and(marker),
             subject_watermark,
             global_watermark: (expires > now).then_some(u64::from(issued_until)),
@@ -365,6 +365,18 @@ impl RevocationStore for InMemoryStore {
 
     async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
         self.writes().mark(token, ttl);
+        Ok(())
+    }
+
+    /// Records the token bound to its subject ([`RevocationKey::for_subject`]): it
+    /// refuses that subject's token only, as on Redis.
+    async fn revoke_token_of(
+        &self,
+        token: &RevocationKey,
+        subject: Option<&RevocationKey>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.writes().mark(&token_record(token, subject), ttl);
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::MirrorStore;
-use crate::store::key::RevocationKey;
+use crate::store::key::{RevocationKey, token_record};
 use crate::store::redis::{Kind, Targets};
 use crate::store::{Lookup, RevocationQuery, RevocationStore, StoreError, StoreHealth, Watchers};
 
@@ -71,10 +71,12 @@ impl RevocationStore for MirrorStore {
     ) -> Result<(), StoreError> {
         let written = self.shared.redis.revoke_token_of(token, subject, ttl).await;
         if in_redis(&written) {
-            self.shared.local().revoke_token(token, ttl).await?;
+            // The record Redis holds now: the token bound to its subject.
+            let record = token_record(token, subject);
+            self.shared.local().revoke_token(&record, ttl).await?;
             let bucket = self.shared.redis.bucket_for(token, subject);
             self.shared
-                .note_own(Targets::One(bucket), Kind::Token, token, 1, ttl);
+                .note_own(Targets::One(bucket), Kind::Token, &record, 1, ttl);
         }
         written
     }

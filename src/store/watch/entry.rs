@@ -13,6 +13,21 @@ const EXPIRED: u8 = 2;
 const REVOKED: u8 = 4;
 const BY_SHIFT: u8 = 4;
 
+/// The keys a waiter is woken by, as their 64-bit prefixes: the token's, the token's
+/// bound to its subject (the key `Revoker` revokes a token with a `sub` under), the
+/// session's and the subject's; `len` of them.
+#[derive(Clone, Copy)]
+pub(crate) struct Keys {
+    pub(crate) prefixes: [u64; 4],
+    pub(crate) len: u8,
+}
+
+impl Keys {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.prefixes[..usize::from(self.len)].iter().copied()
+    }
+}
+
 /// What a waiter learned, read once by its future.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum News {
@@ -30,16 +45,19 @@ pub(crate) struct Entry {
     pub(crate) query: RevocationQuery,
     /// The first Unix second in which the verifier refuses the token.
     pub(crate) deadline: u64,
+    /// The 64-bit prefixes of the keys it is indexed under (see `index.rs`).
+    pub(crate) keys: Keys,
     state: AtomicU8,
     waker: parking_lot::Mutex<Option<Waker>>,
 }
 
 impl Entry {
-    pub(crate) fn new(id: u64, query: RevocationQuery, deadline: u64, dirty: bool) -> Self {
+    pub(crate) fn new(id: u64, query: RevocationQuery, deadline: u64, keys: Keys, dirty: bool) -> Self {
         Self {
             id,
             query,
             deadline,
+            keys,
             state: AtomicU8::new(if dirty { DIRTY } else { 0 }),
             waker: parking_lot::Mutex::new(None),
         }

@@ -1,6 +1,6 @@
 //! The waiters of one registry, indexed so that a revocation finds its own waiters
 //! without looking at the others: by the first 64 bits of each key they watch (token,
-//! session, subject), and by deadline for the expiry sweeper and global revocations.
+//! token bound to its subject, session, subject), and by deadline for the expiry sweeper and global revocations.
 //!
 //! Two keys sharing 64 bits only make a waiter check the store once for nothing: the
 //! verdict always comes from the store, never from the index.
@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use super::entry::Entry;
+use super::entry::{Entry, Keys};
 use crate::store::RevocationQuery;
 use crate::store::key::RevocationKey;
 
@@ -56,12 +56,28 @@ pub(crate) fn short(key: &RevocationKey) -> u64 {
     u64::from_le_bytes(first)
 }
 
-/// The keys a waiter of `query` is woken by.
-fn keys(query: &RevocationQuery) -> impl Iterator<Item = u64> {
-    [Some(&query.token), query.session.as_ref(), query.subject.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(short)
+/// The keys a waiter of `query` is woken by: its token's (under both keys a token is
+/// revoked under), its session's and its subject's. Computed once per waiter (one
+/// SHA-256 block for the bound key).
+fn keys(query: &RevocationQuery) -> Keys {
+    let bound = query.token_for_subject();
+    let mut keys = Keys {
+        prefixes: [0; 4],
+        len: 0,
+    };
+    for key in [
+        Some(&query.token),
+        bound.as_ref(),
+        query.session.as_ref(),
+        query.subject.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        keys.prefixes[usize::from(keys.len)] = short(key);
+        keys.len += 1;
+    }
+    keys
 }
 
 impl Index {
@@ -75,8 +91,8 @@ impl Index {
     ) -> (Arc<Entry>, bool) {
         let id = self.next_id;
         self.next_id += 1;
-        let entry = Arc::new(Entry::new(id, query, deadline, dirty));
-        for key in keys(&query) {
+        let entry = Arc::new(Entry::new(id, query, deadline, keys(&query), dirty));
+        for key in entry.keys.iter() {
             match self.by_key.remove(&key) {
                 None => self.by_key.insert(key, Slot::One(Arc::clone(&entry))),
                 Some(Slot::One(other)) => {
@@ -100,7 +116,7 @@ impl Index {
     /// Removes a waiter (its future was dropped or finished).
     pub(crate) fn remove(&mut self, entry: &Arc<Entry>) {
         self.by_deadline.remove(&(entry.deadline, entry.id));
-        for key in keys(&entry.query) {
+        for key in entry.keys.iter() {
             let Some(slot) = self.by_key.get_mut(&key) else {
                 continue;
             };

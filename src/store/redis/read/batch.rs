@@ -31,6 +31,8 @@ impl RedisStore {
             by_bucket.entry(bucket).or_default().push(at);
         }
         let schema = self.schema();
+        // Each query's token bound to its subject, the second key it is revoked under.
+        let bound: Vec<_> = queries.iter().map(RevocationQuery::token_for_subject).collect();
         let mut commands = Vec::new();
         for (bucket, members) in by_bucket {
             for chunk in members.chunks(PER_COMMAND) {
@@ -38,7 +40,7 @@ impl RedisStore {
                 mget.arg("MGET");
                 let mut key = String::with_capacity(128);
                 for &at in chunk {
-                    for (kind, hash) in check_keys(&queries[at]) {
+                    for (kind, hash) in check_keys(&queries[at], bound[at].as_ref()) {
                         key.clear();
                         schema.push_key_of(&mut key, bucket, kind, hash);
                         mget.arg(key.as_str());
@@ -65,8 +67,9 @@ impl RedisStore {
             let mut values = reply_values(&reply)?;
             for &at in members {
                 let query = &queries[at];
-                let count = check_keys(query).count();
-                lookups[at] = answer_of(query, false, &mut values.by_ref().take(count))?;
+                let count = check_keys(query, bound[at].as_ref()).count();
+                let bound = bound[at].is_some();
+                lookups[at] = answer_of(query, bound, false, &mut values.by_ref().take(count))?;
             }
             if values.next().is_some() {
                 return Err(StoreError::msg(
