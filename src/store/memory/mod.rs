@@ -1,12 +1,14 @@
 //! [`InMemoryStore`]: revocations in this process's memory, 12 bytes each (see
 //! `table.rs` for the layout and what truncating keys costs).
 //!
-//! In this folder: the sharded table (`table.rs`, `map.rs`), its writes (`write.rs`),
+//! In this folder: the store as a `RevocationStore` (`checks_and_writes.rs`), the sharded
+//! table (`table.rs`, `map.rs`), its writes (`write.rs`),
 //! forgetting a lifted marker (`forget.rs`), the tags a mirror's records carry (`tag.rs`)
 //! and full records for a mirror with write-back on (`full_records/`). May use: the keys
 //! and what a check asks. Used by: applications, and the mirror (its local copy).
 
 #[cfg(feature = "redis")]
+mod checks_and_writes;
 mod forget;
 #[cfg(feature = "redis")]
 mod full_records;
@@ -24,15 +26,13 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-
 #[cfg(any(feature = "redis", test))]
 use self::table::NEVER;
 use self::table::{Sweep, Table};
 #[cfg(not(feature = "redis"))]
 use self::tag::Tag;
-use super::{Lookup, RevocationQuery, RevocationStore, StoreError, Watchers};
-use crate::store::key::{RevocationKey, token_record};
+use super::{Lookup, RevocationQuery, Watchers};
+use crate::store::key::RevocationKey;
 
 /// How often the background sweeper reclaims expired entries, unless configured.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
@@ -335,70 +335,6 @@ fn pack(issued_until: u32, expires: u32) -> u64 {
 
 fn unpack(packed: u64) -> (u32, u32) {
     ((packed >> 32) as u32, packed as u32)
-}
-
-#[async_trait]
-impl RevocationStore for InMemoryStore {
-    async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
-        Ok(self.lookup_now(query))
-    }
-
-    fn lookup_immediate(&self, query: &RevocationQuery) -> Option<Lookup> {
-        Some(self.lookup_now(query))
-    }
-
-    fn name(&self) -> &'static str {
-        "memory"
-    }
-
-    /// Woken by every write, as it is applied.
-    fn watchers(&self) -> Option<Watchers> {
-        Some(self.shared.watchers.clone())
-    }
-
-    async fn health(&self) -> super::StoreHealth {
-        super::StoreHealth {
-            entries: Some(self.len()),
-            ..super::StoreHealth::ready("memory")
-        }
-    }
-
-    async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.writes().mark(token, ttl);
-        Ok(())
-    }
-
-    /// Records the token bound to its subject ([`RevocationKey::for_subject`]): it
-    /// refuses that subject's token only, as on Redis.
-    async fn revoke_token_of(
-        &self,
-        token: &RevocationKey,
-        subject: Option<&RevocationKey>,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        self.writes().mark(&token_record(token, subject), ttl);
-        Ok(())
-    }
-
-    async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.writes().mark(session, ttl);
-        Ok(())
-    }
-
-    async fn raise_subject_watermark(
-        &self,
-        subject: &RevocationKey,
-        issued_until: u64,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        self.writes().raise_subject(subject, issued_until, ttl);
-        Ok(())
-    }
-
-    async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
-        self.writes().raise_global(issued_until, ttl);
-        Ok(())
-    }
 }
 
 #[cfg(test)]
