@@ -7,8 +7,8 @@
 //! and full records for a mirror with write-back on (`full_records/`). May use: the keys
 //! and what a check asks. Used by: applications, and the mirror (its local copy).
 
-#[cfg(feature = "redis")]
 mod checks_and_writes;
+#[cfg(feature = "redis")]
 mod forget;
 #[cfg(feature = "redis")]
 mod full_records;
