@@ -21,8 +21,16 @@
 //!
 //! Routes: `POST /login` (JSON `{"username", "password"}`; the demo accepts any
 //! username of 1 to 64 printable characters with the password `password`), `GET /me`,
-//! `POST /logout`, `POST /logout-all`. The token is accepted as
-//! `Authorization: Bearer` or as the `token` cookie that `/login` sets.
+//! `POST /logout`, `POST /logout-all`, `GET /events` and `GET /ws`. The token is accepted
+//! as `Authorization: Bearer` or as the `token` cookie that `/login` sets.
+//!
+//! Open connections end when their token is refused (a logout, a log-out-everywhere,
+//! a global revocation, or its expiry), not only new requests: `GET /events` is a
+//! Server-Sent Events stream sending `data: {"n": <counter>}` every 200 ms, which
+//! ends; `GET /ws` is a WebSocket echoing text messages, closed with code 1008 (policy
+//! violation). Both await `VerifiedToken::revoked` (see `axum_logout/streams.rs`). With
+//! the in-memory store or `REVOCATION_MIRROR=1` they end as the revocation arrives;
+//! with plain Redis within the layer's watch interval (1 s).
 //!
 //! Refresh tokens: `/login` answers `{"access_token", "token_type", "expires_in",
 //! "refresh_token"}` and sets the `refresh_token` cookie (`HttpOnly`, `Secure`,
@@ -65,6 +73,8 @@ use tower_jwt_revoke::{
 mod refresh;
 #[path = "axum_logout/serving.rs"]
 mod serving;
+#[path = "axum_logout/streams.rs"]
+mod streams;
 
 use self::refresh::{refresh_tokens, session_error, tokens};
 // Public for the integration tests that include this file, each using some of them.
@@ -180,6 +190,8 @@ pub fn app_with_refresh(config: DemoConfig, refresh: RefreshConfig) -> Router {
         .route("/me", get(me))
         .route("/logout", post(logout))
         .route("/logout-all", post(logout_all))
+        .route("/events", get(streams::events))
+        .route("/ws", get(streams::websocket))
         .route_layer(layer)
         // Only `/login` and `/refresh` read a body, so only they need a request
         // timeout: a timer on every request would cost the checked routes for nothing.
@@ -361,6 +373,9 @@ try it:
   THIRD=$(login)
   curl -i -X POST http://{addr}/logout-all -H "authorization: Bearer $THIRD"  # 204: log out everywhere
   curl -i http://{addr}/me -H "authorization: Bearer $OTHER"              # 401 token revoked
+  FOURTH=$(login)
+  curl -N http://{addr}/events -H "authorization: Bearer $FOURTH" &        # data: {{"n":0}} ...
+  curl -s -X POST http://{addr}/logout -H "authorization: Bearer $FOURTH" # the stream ends
 "#
     );
     serve(listener, app, async {

@@ -16,6 +16,9 @@
 //!   trip. Neither the layer nor the [`Revoker`] names the store's type, so the store can
 //!   come from configuration.
 //! - [`Revoker`]: log out a token, a subject everywhere, a session, or everyone.
+//! - [`VerifiedToken::revoked`]: a future that resolves when the token is revoked or
+//!   expires, so that a stream opened before logout (Server-Sent Events, a WebSocket, a
+//!   gRPC server stream) ends with it.
 //! - [`TokenIssuer`]: for an app that signs in its own users, access tokens minted from
 //!   the verifier's own configuration (issuer, audience, lifetime, `typ`), each with a
 //!   random `jti` and the session id that logout revokes.
@@ -132,6 +135,7 @@ pub use crate::sessions::refresh;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use crate::frameworks::axum::{Claims, ClaimsRejection, MissingVerifiedToken, RejectionResponse};
+pub use crate::layer::body::{BodyRefused, RevocableBody, StreamEnding};
 pub use crate::layer::extract::{MalformedRequest, TokenSource};
 pub use crate::layer::future::ResponseFuture;
 pub use crate::layer::reject::{DefaultRejection, OnRejection, Rejection};
@@ -143,6 +147,7 @@ pub use crate::sessions::issue::{
     TokenIssuerBuilder,
 };
 pub use crate::store::key::RevocationKey;
+pub use crate::store::{Refusal, Revoked};
 pub use crate::verify::crypto::install_crypto_provider;
 pub use crate::verify::token::{RegisteredClaims, VerifiedToken};
 pub use crate::verify::unverified::UnverifiedToken;

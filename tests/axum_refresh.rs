@@ -20,15 +20,36 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tower_jwt_revoke::refresh::RefreshStore;
-use tower_jwt_revoke::store::{InMemoryStore, MirrorStore, RevocationStore};
+use tower_jwt_revoke::store::{InMemoryStore, RevocationStore};
 
 use axum_logout::{DemoConfig, RefreshConfig};
 use common::send;
-use support::{RedisServer, unique_prefix};
+
+/// The same through replicas sharing a Redis server or cluster, and Redis failing.
+#[path = "axum_refresh/on_redis.rs"]
+mod on_redis;
 
 const SECRET: &[u8] = b"axum-logout-test-secret-0123456789abcdef";
 
 fn app(store: Arc<dyn RevocationStore>, refresh: Arc<dyn RefreshStore>, secure_cookies: bool) -> Router {
+    app_with(
+        store,
+        refresh,
+        secure_cookies,
+        Duration::from_secs(3600),
+        Duration::from_secs(600),
+    )
+}
+
+/// [`app`] with the family's lifetime (`REFRESH_TTL_SECS`) and idle timeout
+/// (`REFRESH_IDLE_SECS`).
+fn app_with(
+    store: Arc<dyn RevocationStore>,
+    refresh: Arc<dyn RefreshStore>,
+    secure_cookies: bool,
+    ttl: Duration,
+    idle: Duration,
+) -> Router {
     axum_logout::app_with_refresh(
         DemoConfig {
             secret: SECRET.to_vec(),
@@ -37,8 +58,8 @@ fn app(store: Arc<dyn RevocationStore>, refresh: Arc<dyn RefreshStore>, secure_c
         },
         RefreshConfig {
             store: refresh,
-            ttl: Duration::from_secs(3600),
-            idle: Duration::from_secs(600),
+            ttl,
+            idle,
             secure_cookies,
         },
     )
@@ -88,9 +109,18 @@ async fn refresh(app: &Router, token: &str) -> Response<Body> {
 }
 
 async fn refused(app: &Router, token: &str) {
+    refused_saying(app, token, "").await;
+}
+
+/// Refused with 401 and an `error` that says `why`.
+async fn refused_saying(app: &Router, token: &str, why: &str) {
     let response = refresh(app, token).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(body_json(response).await["error"].is_string());
+    let body = body_json(response).await;
+    assert!(
+        body["error"].as_str().is_some_and(|error| error.contains(why)),
+        "{body}"
+    );
 }
 
 async fn me(app: &Router, token: &str) -> StatusCode {
@@ -235,17 +265,23 @@ fn app_insecure() -> Router {
 async fn what_is_not_a_live_refresh_token_is_a_clear_4xx() {
     let app = in_memory();
     let pair = login(&app, "alice").await;
-    refused(&app, &pair.access).await; // an access token as a refresh token
-    refused(
-        &app,
-        "rt1.bm9wZQ.YWxpY2U.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-    )
-    .await; // unknown
-    let mut tampered = pair.refresh.clone();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
-    refused(&app, &tampered).await;
-    refused(&app, "").await;
+    // An access token as a refresh token.
+    refused_saying(&app, &pair.access, "not a refresh token").await;
+    // Well-formed, but no family issued it.
+    refused_saying(&app, &format!("rt1.{}", "A".repeat(64)), "unknown refresh token").await;
+    // Tampered: in its secret, or in its family handle.
+    for at in [pair.refresh.len() - 1, 5] {
+        let mut tampered = pair.refresh.clone().into_bytes();
+        tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+        refused_saying(
+            &app,
+            &String::from_utf8(tampered).unwrap(),
+            "unknown refresh token",
+        )
+        .await;
+    }
+    refused_saying(&app, "", "not a refresh token").await;
+    refused_saying(&app, &"rt1.".repeat(1_000), "not a refresh token").await;
     // A refresh token as an access token.
     assert_eq!(me(&app, &pair.refresh).await, StatusCode::UNAUTHORIZED);
     // No token at all, or a body that is not the JSON asked for: 400.
@@ -281,16 +317,38 @@ async fn logout_ends_the_family_and_logout_all_every_family() {
     pair_of(refresh(&app, &bob.refresh).await).await;
 }
 
+/// A family ends at its absolute lifetime (`REFRESH_TTL_SECS`) however often it is
+/// refreshed, and after its idle timeout (`REFRESH_IDLE_SECS`) without a refresh:
+/// 401, "expired".
 #[tokio::test]
-async fn two_replicas_on_redis_a_refresh_on_one_the_reuse_on_the_other() {
-    let Some(server) = RedisServer::start() else {
-        return;
+async fn an_expired_refresh_token_is_refused_through_the_router() {
+    let memory = || -> (Arc<dyn RevocationStore>, Arc<dyn RefreshStore>) {
+        (
+            Arc::new(InMemoryStore::new()),
+            Arc::new(tower_jwt_revoke::refresh::InMemoryRefreshStore::new()),
+        )
     };
-    let redis = server.store(&unique_prefix());
-    let mirror = MirrorStore::start(redis.clone());
-    mirror.wait_until_synced(Duration::from_secs(10)).await.unwrap();
-    let one = app(Arc::new(redis.clone()), Arc::new(redis), true);
-    let two = app(Arc::new(mirror.clone()), Arc::new(mirror), true);
-    reuse_flow(&one, &two).await;
-    reuse_flow(&two, &one).await;
+    let (store, families) = memory();
+    let lifetime = app_with(
+        store,
+        families,
+        true,
+        Duration::from_secs(2),
+        Duration::from_secs(600),
+    );
+    let (store, families) = memory();
+    let idle = app_with(
+        store,
+        families,
+        true,
+        Duration::from_secs(600),
+        Duration::from_secs(1),
+    );
+    let by_lifetime = login(&lifetime, "alice").await;
+    let by_idle = login(&idle, "alice").await;
+    let by_lifetime = pair_of(refresh(&lifetime, &by_lifetime.refresh).await).await;
+    // Past both (whole seconds: the end is at most a second later than its length).
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    refused_saying(&lifetime, &by_lifetime.refresh, "expired").await;
+    refused_saying(&idle, &by_idle.refresh, "expired").await;
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::StatusCode;
 use redis::AsyncCommands;
 use serde_json::json;
-use tower_jwt_revoke::store::{InMemoryStore, RedisStore, RevocationQuery, RevocationStore};
+use tower_jwt_revoke::store::{InMemoryStore, MirrorStore, RedisStore, RevocationQuery, RevocationStore};
 use tower_jwt_revoke::{FailurePolicy, RevocationLayer, Revoker};
 
 use self::scenarios::*;
@@ -37,7 +37,11 @@ async fn a_revocation_through_one_replica_is_honoured_by_another() {
 /// Where the store keeps a token's revocation: in the bucket its checks read.
 fn token_key(store: &RedisStore, token: &tower_jwt_revoke::VerifiedToken) -> String {
     let key = token.revocation_key();
-    store.token_key(store.bucket_for(&key, token.subject_key().as_ref()), &key)
+    // Revoked for its subject, when it has one: the token's hash bound to the subject's.
+    let record = token
+        .subject_key()
+        .map_or(key, |subject| key.for_subject(&subject));
+    store.token_key(store.bucket_for(&key, token.subject_key().as_ref()), &record)
 }
 
 #[tokio::test]
@@ -326,21 +330,23 @@ async fn concurrent_revokes_and_checks_lose_nothing() {
 
 /// What a probe token met: accepted, or refused for a reason.
 #[tokio::test]
-async fn redis_and_memory_stores_agree_on_every_scenario() {
+async fn redis_memory_and_mirror_stores_agree_on_every_scenario() {
     let server = redis_or_skip!();
     let url = server.url().to_owned();
     let memory = scenarios(InMemoryStore::new).await;
-    let redis = scenarios(|| {
+    let redis_store = || {
         RedisStore::builder()
             .url(url.clone())
             .prefix(support::unique_prefix())
             .build()
             .unwrap()
-    })
-    .await;
+    };
+    let redis = scenarios(redis_store).await;
+    let mirror = scenarios(|| MirrorStore::start(redis_store())).await;
 
     assert_eq!(memory, expected(), "in-memory store");
     assert_eq!(redis, expected(), "Redis store");
+    assert_eq!(mirror, expected(), "mirror");
 }
 
 /// Issue #9: after Redis restarts, the store's shared connection is stale. The first

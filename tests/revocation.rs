@@ -109,14 +109,17 @@ async fn revocation_covers_the_leeway_window_of_an_expired_but_accepted_token() 
         "recorded TTL {ttl:?}, expected ceil({deadline} - now)"
     );
 
-    let key = verifier.verify(&raw).unwrap().revocation_key();
+    let verified = verifier.verify(&raw).unwrap();
+    let key = verified.revocation_key();
     let jti = common::insecure_claim(&raw, "jti");
     assert_eq!(
         key,
         RevocationKey::token(Some(ISSUER), &jti),
         "tokens are keyed by (iss, jti)"
     );
-    let stored = layer.store().token_ttl(&key).expect("the revocation is live");
+    // Revoked for its subject: recorded under its key bound to the subject's.
+    let record = key.for_subject(&verified.subject_key().unwrap());
+    let stored = layer.store().token_ttl(&record).expect("the revocation is live");
     let remaining = deadline - now_f64();
     // Never shorter than the window (50 ms of slack for the store's monotonic clock
     // against the wall clock), and at most the roundings longer: the TTL to the
@@ -150,9 +153,10 @@ async fn revocation_in_the_last_accepted_second_is_recorded() {
         if now() != second {
             continue; // the clock ticked mid-way: the premise no longer holds; retry
         }
-        let key = still_accepted
-            .expect("accepted in second exp + leeway")
-            .revocation_key();
+        let accepted = still_accepted.expect("accepted in second exp + leeway");
+        let key = accepted
+            .revocation_key()
+            .for_subject(&accepted.subject_key().unwrap());
         assert_eq!(
             revocation,
             Revocation::Recorded {
@@ -178,7 +182,10 @@ async fn revoking_a_verified_token_refuses_it() {
     let ttl = recorded_ttl(layer.revoker().revoke(&verified).await.unwrap());
     let exp = verified.expires_at();
     assert!((exp + LEEWAY + 1 - now()..=exp + LEEWAY + 1 - before).contains(&ttl.as_secs()));
-    assert!(layer.store().token_ttl(&verified.revocation_key()).is_some());
+    let record = verified
+        .revocation_key()
+        .for_subject(&verified.subject_key().unwrap());
+    assert!(layer.store().token_ttl(&record).is_some());
     expect_revoked(&layer, &raw, RevokedBy::Token).await;
 
     // Another token of the same user is untouched.

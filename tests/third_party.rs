@@ -247,6 +247,19 @@ mod grpc {
             self.revoker.revoke(request.verified_token()?).await?;
             Ok(Response::new(pb::LogoutResponse {}))
         }
+
+        type WatchStream =
+            std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
+        /// A stream that never ends by itself: the layer ends it when the token is
+        /// refused (`StreamEnding::Grpc`, the default).
+        async fn watch(&self, _: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+            let ticks = futures_util::stream::unfold(0, |n| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Some((Ok(pb::WatchEvent { n }), n + 1))
+            });
+            Ok(Response::new(Box::pin(ticks)))
+        }
     }
 }
 
@@ -291,5 +304,32 @@ async fn a_tonic_service_behind_the_layer_reads_the_token_and_is_refused_after_l
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
     assert_eq!(refused.message(), "token revoked");
+
+    // A server stream whose handler never looks at the token again is ended by the
+    // layer when the token is revoked.
+    let token = mint(&claims("dave"));
+    let mut stream = client
+        .watch(authorized(grpc::pb::WatchRequest {}, &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        stream.message().await.unwrap(),
+        Some(grpc::pb::WatchEvent { n: 0 })
+    );
+    client.logout(authorized(LogoutRequest {}, &token)).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    let status = ended.expect_err("with a status");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    assert_eq!(status.message(), "token revoked");
     server.stop().await;
 }

@@ -37,14 +37,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::Algorithm;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 use tower_jwt_revoke::store::{InMemoryStore, RedisStore, RevocationStore};
 mod routes;
 
 use self::routes::{error, login, method_not_allowed, protected_routes};
-use tower_jwt_revoke::{JwtVerifier, RevocationLayer, Revoker, TokenSource, VerificationKey};
+use tower_jwt_revoke::{
+    JwtVerifier, RevocationLayer, Revoker, SigningKey, TokenIssuer, TokenSource, VerificationKey,
+};
 
 /// Used when `JWT_SECRET` is not set. Never in production.
 const DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
@@ -77,8 +79,8 @@ pub struct DemoConfig {
 #[derive(Clone)]
 struct AppState {
     revoker: Revoker,
-    signing_key: Arc<EncodingKey>,
-    access_ttl: Duration,
+    /// Mints access tokens from the verifier's own configuration.
+    issuer: TokenIssuer,
 }
 
 /// The demo app: `/login` is open, `/me`, `/logout` and `/logout-all` are behind the
@@ -91,12 +93,18 @@ pub fn app(config: DemoConfig) -> App {
         .max_token_lifetime(config.access_ttl)
         .build()
         .expect("the demo's verifier configuration is valid");
+    let issuer = TokenIssuer::builder(&verifier)
+        .signing_key(
+            SigningKey::hmac(Algorithm::HS256, &config.secret).expect("JWT secret must not be empty"),
+        )
+        .lifetime(config.access_ttl)
+        .build()
+        .expect("the demo's issuer mints what its verifier accepts");
     let layer = RevocationLayer::new(verifier, config.store)
         .with_token_sources([TokenSource::AuthorizationBearer, TokenSource::cookie(COOKIE)]);
     let state = AppState {
         revoker: layer.revoker(),
-        signing_key: Arc::new(EncodingKey::from_secret(&config.secret)),
-        access_ttl: config.access_ttl,
+        issuer,
     };
 
     // Boxed so the type stays nameable.

@@ -2,27 +2,16 @@
 //! layer, with their JSON answers and the session cookie.
 
 use std::convert::Infallible;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use jsonwebtoken::{Algorithm, Header};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use tower_jwt_revoke::{RevokeError, VerifiedToken};
 
-use super::{AppState, Body, COOKIE, ISSUER, MAX_LOGIN_BODY, MAX_USERNAME_LEN};
-
-#[derive(Serialize)]
-struct Claims<'a> {
-    sub: &'a str,
-    jti: String,
-    iss: &'static str,
-    iat: u64,
-    exp: u64,
-}
+use super::{AppState, Body, COOKIE, MAX_LOGIN_BODY, MAX_USERNAME_LEN};
 
 #[derive(Deserialize)]
 struct LoginRequest {
@@ -85,32 +74,25 @@ pub(crate) async fn login(state: AppState, request: Request<Incoming>) -> Respon
     if request.password != "password" {
         return error(StatusCode::UNAUTHORIZED, "invalid username or password");
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let claims = Claims {
-        sub: username,
-        jti: uuid::Uuid::new_v4().to_string(),
-        iss: ISSUER,
-        iat: now,
-        exp: now + state.access_ttl.as_secs(),
-    };
-    let token = match jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &state.signing_key) {
-        Ok(token) => token,
+    // Each login a new session: its own `sid`, and a random 128-bit `jti`.
+    let minted = state
+        .issuer
+        .new_session_id()
+        .and_then(|session| state.issuer.issue(username, &session));
+    let minted = match minted {
+        Ok(minted) => minted,
         Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "could not sign the token"),
     };
+    let expires_in = minted.expires_in().as_secs();
+    let token = minted.into_token();
     // Add `Secure` when serving over TLS.
-    let cookie = format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        state.access_ttl.as_secs()
-    );
+    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={expires_in}");
     let mut response = json_response(
         StatusCode::OK,
         &json!({
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": state.access_ttl.as_secs(),
+            "expires_in": expires_in,
         }),
     );
     if let Ok(cookie) = HeaderValue::from_str(&cookie) {

@@ -14,28 +14,32 @@
 //!
 //! Two services (see `auth.proto` beside this file): `auth.v1.Login/Login` is open to
 //! everyone (the demo accepts any non-empty username with the password `password`);
-//! `auth.v1.Session/Whoami` and `auth.v1.Session/Logout` are behind
-//! [`RevocationLayer`], which reads the token from the `authorization: Bearer …`
+//! `auth.v1.Session/Whoami`, `auth.v1.Session/Logout` and `auth.v1.Session/Watch` are
+//! behind [`RevocationLayer`], which reads the token from the `authorization: Bearer …`
 //! metadata. Refusals are gRPC statuses: `UNAUTHENTICATED` for a missing, invalid or
 //! revoked token, `UNAVAILABLE` when the store cannot answer.
+//!
+//! `Watch` is a server stream (a counter every 200 ms) that ends with `UNAUTHENTICATED`
+//! when its token is refused while it is open: logged out (on any replica sharing the
+//! store), or expired. It awaits `VerifiedToken::revoked`.
 //!
 //! The Rust code for `auth.proto` is generated once and checked in (`auth.v1.rs`, whose
 //! header says how), so building this needs neither `protoc` nor a build script.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde::Serialize;
+use jsonwebtoken::Algorithm;
 use tonic::service::{LayerExt, Routes};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 use tower_jwt_revoke::store::{InMemoryStore, RedisStore, RevocationStore};
 use tower_jwt_revoke::tonic::RequestExt as _;
-use tower_jwt_revoke::{JwtVerifier, RevocationLayer, Revoker, VerificationKey};
+use tower_jwt_revoke::{JwtVerifier, RevocationLayer, Revoker, SigningKey, TokenIssuer, VerificationKey};
 
 /// The messages, servers and clients generated from `auth.proto`.
 pub mod pb {
@@ -44,7 +48,10 @@ pub mod pb {
 
 use pb::login_server::{Login, LoginServer};
 use pb::session_server::{Session, SessionServer};
-use pb::{LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, WhoamiRequest, WhoamiResponse};
+use pb::{
+    LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, WatchEvent, WatchRequest, WhoamiRequest,
+    WhoamiResponse,
+};
 
 /// Used when `JWT_SECRET` is not set. Never in production.
 const DEV_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
@@ -52,6 +59,8 @@ const ISSUER: &str = "tonic_grpc";
 /// Usernames longer than this are refused at the door: every byte of it would be in
 /// each token, and a token past the verifier's size limit could never be used.
 const MAX_USERNAME_LEN: usize = 64;
+/// How often `Watch` sends its counter.
+const WATCH_TICK: Duration = Duration::from_millis(200);
 
 /// What the demo service is built from.
 pub struct DemoConfig {
@@ -63,19 +72,10 @@ pub struct DemoConfig {
     pub store: Arc<dyn RevocationStore>,
 }
 
-#[derive(Serialize)]
-struct Claims<'a> {
-    sub: &'a str,
-    jti: String,
-    iss: &'static str,
-    iat: u64,
-    exp: u64,
-}
-
 /// `auth.v1.Login`: open, issues tokens.
 struct LoginService {
-    signing_key: EncodingKey,
-    access_ttl: Duration,
+    /// Mints access tokens from the verifier's own configuration.
+    issuer: TokenIssuer,
 }
 
 /// `auth.v1.Session`: behind the layer, so every call carries a verified token.
@@ -95,14 +95,18 @@ pub fn routes(config: DemoConfig) -> Routes {
         .expect("the demo's verifier configuration is valid");
     // gRPC metadata is HTTP/2 headers: the default `Authorization: Bearer` source reads
     // the `authorization` metadata.
+    let issuer = TokenIssuer::builder(&verifier)
+        .signing_key(
+            SigningKey::hmac(Algorithm::HS256, &config.secret).expect("JWT secret must not be empty"),
+        )
+        .lifetime(config.access_ttl)
+        .build()
+        .expect("the demo's issuer mints what its verifier accepts");
     let layer = RevocationLayer::new(verifier, config.store);
     let session = SessionService {
         revoker: layer.revoker(),
     };
-    let login = LoginService {
-        signing_key: EncodingKey::from_secret(&config.secret),
-        access_ttl: config.access_ttl,
-    };
+    let login = LoginService { issuer };
     // `named_layer` keeps the generated server's service name, which tonic routes by;
     // only this service is behind the layer.
     Routes::new(LoginServer::new(login)).add_service(layer.named_layer(SessionServer::new(session)))
@@ -136,23 +140,17 @@ impl Login for LoginService {
         if password != "password" {
             return Err(Status::unauthenticated("invalid username or password"));
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let claims = Claims {
-            sub: username,
-            jti: uuid::Uuid::new_v4().to_string(),
-            iss: ISSUER,
-            iat: now,
-            exp: now + self.access_ttl.as_secs(),
-        };
-        let access_token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.signing_key)
+        // Each login a new session: its own `sid`, and a random 128-bit `jti`.
+        let minted = self
+            .issuer
+            .new_session_id()
+            .and_then(|session| self.issuer.issue(username, &session))
             .map_err(|_| Status::internal("could not sign the token"))?;
+        let expires_in = minted.expires_in().as_secs();
         Ok(Response::new(LoginResponse {
-            access_token,
+            access_token: minted.into_token(),
             token_type: "Bearer".into(),
-            expires_in: self.access_ttl.as_secs(),
+            expires_in,
         }))
     }
 }
@@ -174,6 +172,24 @@ impl Session for SessionService {
         // A failed revocation becomes a status: UNAVAILABLE when the store failed (retry).
         self.revoker.revoke(token).await?;
         Ok(Response::new(LogoutResponse {}))
+    }
+
+    type WatchStream = Pin<Box<dyn futures_util::Stream<Item = Result<WatchEvent, Status>> + Send>>;
+
+    async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        // Resolves when the token is revoked (by any replica sharing the store) or expires.
+        let revoked = request.verified_token()?.revoked();
+        let mut ticks = tokio::time::interval(WATCH_TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stream = futures_util::stream::unfold(Some((0, ticks, revoked)), |state| async move {
+            let (n, mut ticks, mut revoked) = state?;
+            tokio::select! {
+                // The last item: the stream ends with this status in its trailers.
+                refusal = &mut revoked => Some((Err(Status::unauthenticated(refusal.to_string())), None)),
+                _ = ticks.tick() => Some((Ok(WatchEvent { n }), Some((n + 1, ticks, revoked)))),
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }
 
@@ -242,6 +258,7 @@ or with grpcurl (it needs the .proto: the server offers no reflection):
   TOKEN=$($GRPC -d '{{"username":"alice","password":"password"}}' {addr} auth.v1.Login/Login \
             | sed -n 's/.*"accessToken": *"\([^"]*\)".*/\1/p')
   $GRPC -H "authorization: Bearer $TOKEN" {addr} auth.v1.Session/Whoami   # {{"sub": "alice", ...}}
+  $GRPC -H "authorization: Bearer $TOKEN" {addr} auth.v1.Session/Watch &  # {{"n": "0"}} ... until the logout:
   $GRPC -H "authorization: Bearer $TOKEN" {addr} auth.v1.Session/Logout   # {{}}
   $GRPC -H "authorization: Bearer $TOKEN" {addr} auth.v1.Session/Whoami   # Unauthenticated: token revoked
 "#

@@ -10,6 +10,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::layer::body::Ending;
 use crate::layer::reject::OnRejection;
 use crate::layer::service::{StoreCheck, reject};
 
@@ -18,6 +19,15 @@ pub(crate) struct Pending<S, ReqBody, ResBody> {
     pub(crate) inner: S,
     pub(crate) request: Request<ReqBody>,
     pub(crate) rejection: Arc<dyn OnRejection<ResBody>>,
+    /// How to end the response of a token verified only by the check (after a key
+    /// refresh): `Some` when the layer's `StreamEnding` applies to this request.
+    pub(crate) ending: Option<EndingFor>,
+}
+
+/// What makes an [`Ending`] once the token is known.
+pub(crate) struct EndingFor {
+    pub(crate) watch: Arc<crate::store::watch::Watch>,
+    pub(crate) http: bool,
 }
 
 pin_project! {
@@ -28,6 +38,8 @@ pin_project! {
     {
         #[pin]
         state: State<S, ReqBody, ResBody>,
+        // Wraps the response body so that it ends when the token is refused.
+        ending: Option<Ending>,
     }
 }
 
@@ -61,12 +73,14 @@ where
                 check,
                 pending: Some(pending),
             },
+            ending: None,
         }
     }
 
     pub(crate) fn calling(future: S::Future) -> Self {
         Self {
             state: State::Calling { future },
+            ending: None,
         }
     }
 
@@ -75,7 +89,14 @@ where
             state: State::Rejected {
                 response: Some(response),
             },
+            ending: None,
         }
+    }
+
+    /// Ends the response body when the token is refused (see `StreamEnding`).
+    pub(crate) fn ending(mut self, ending: Option<Ending>) -> Self {
+        self.ending = ending;
+        self
     }
 }
 
@@ -96,10 +117,19 @@ where
                         mut inner,
                         mut request,
                         rejection,
+                        ending,
                     } = pending.take().expect("ResponseFuture polled after completion");
                     match outcome {
                         Ok(verified) => {
                             if let Some(token) = verified {
+                                if let Some(EndingFor { watch, http }) = ending {
+                                    *this.ending = Some(Ending {
+                                        watch,
+                                        query: crate::store::RevocationQuery::for_token(&token),
+                                        refused_from: token.refused_from(),
+                                        http,
+                                    });
+                                }
                                 request.extensions_mut().insert(token);
                             }
                             let future = inner.call(request);
@@ -112,7 +142,13 @@ where
                         }
                     }
                 }
-                StateProj::Calling { future } => return future.poll(cx),
+                StateProj::Calling { future } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if let Some(ending) = this.ending.take() {
+                        ending.wrap(&mut response);
+                    }
+                    return Poll::Ready(Ok(response));
+                }
                 StateProj::Rejected { response } => {
                     return Poll::Ready(Ok(response
                         .take()

@@ -1,11 +1,12 @@
 //! [`RevocationLayer`]: configuration, and the [`Layer`] that applies it.
 //!
 //! In this folder: the layer and its settings (`mod.rs`), the service and its per-request
-//! flow (`service.rs`), its response future (`future.rs`), where a token is read from
-//! (`extract.rs`) and the rejections and their responses (`reject.rs`): tower-http's
-//! split. May use: the verifier, the stores, telemetry. Used by: applications, the
+//! flow (`service.rs`), its response future (`future.rs`), the response body that ends
+//! when its token is refused (`body.rs`), where a token is read from (`extract.rs`) and
+//! the rejections and their responses (`reject.rs`): tower-http's split. May use: the verifier, the stores, telemetry. Used by: applications, the
 //! frameworks' helpers.
 
+pub(crate) mod body;
 pub(crate) mod extract;
 pub(crate) mod future;
 pub(crate) mod reject;
@@ -18,11 +19,13 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use crate::layer::body::StreamEnding;
 use crate::layer::extract::TokenSource;
 use crate::layer::reject::DefaultRejection;
 use crate::layer::service::{Config, RevocationService};
 use crate::revoke::Revoker;
 use crate::store::RevocationStore;
+use crate::store::watch::{DEFAULT_WATCH_INTERVAL, Watch};
 use crate::verify::JwtVerifier;
 
 /// How long the layer waits for the store before applying the [`FailurePolicy`],
@@ -93,6 +96,10 @@ pub struct RevocationLayer<Reject = DefaultRejection> {
     failure_policy: FailurePolicy,
     allow_anonymous: bool,
     rejection: Arc<Reject>,
+    /// The store's waiters for open streams, attached to every token let through.
+    watch: Arc<Watch>,
+    watch_interval: Duration,
+    stream_ending: StreamEnding,
 }
 
 impl RevocationLayer {
@@ -103,9 +110,13 @@ impl RevocationLayer {
     /// time included.
     pub fn new(verifier: JwtVerifier, store: impl RevocationStore) -> Self {
         crate::verify::crypto::install_crypto_provider();
+        let store = shared_store(store);
         Self {
             verifier,
-            store: shared_store(store),
+            watch: Arc::new(Watch::new(Arc::clone(&store), DEFAULT_WATCH_INTERVAL)),
+            watch_interval: DEFAULT_WATCH_INTERVAL,
+            stream_ending: StreamEnding::default(),
+            store,
             sources: Arc::new([TokenSource::AuthorizationBearer]),
             check_timeout: DEFAULT_CHECK_TIMEOUT,
             failure_policy: FailurePolicy::default(),
@@ -126,6 +137,24 @@ impl<Reject> RevocationLayer<Reject> {
     /// Checks `store` from now on; every other setting is kept.
     pub fn with_store(mut self, store: impl RevocationStore) -> Self {
         self.store = shared_store(store);
+        self.watch = Arc::new(Watch::new(Arc::clone(&self.store), self.watch_interval));
+        self
+    }
+
+    /// How often the layer asks a store that does not wake open streams itself
+    /// (`RedisStore`, custom stores without
+    /// [`watchers`](RevocationStore::watchers)) whether the tokens of its open streams
+    /// were revoked (default [`DEFAULT_WATCH_INTERVAL`](crate::store::DEFAULT_WATCH_INTERVAL), 1 s):
+    /// the longest a stream outlives a revocation on such a store. Each tick asks
+    /// about all of them in one [`lookup_many`](RevocationStore::lookup_many) (on
+    /// Redis, one `MGET` per bucket), and only while streams are open. `InMemoryStore`
+    /// and `MirrorStore` wake the streams as they apply a revocation; this setting does
+    /// not apply to them.
+    ///
+    /// Streams opened before this call keep the interval they started with.
+    pub fn with_watch_interval(mut self, interval: Duration) -> Self {
+        self.watch_interval = interval;
+        self.watch = Arc::new(Watch::new(Arc::clone(&self.store), interval));
         self
     }
 
@@ -174,6 +203,9 @@ impl<Reject> RevocationLayer<Reject> {
             failure_policy: self.failure_policy,
             allow_anonymous: self.allow_anonymous,
             rejection: Arc::new(rejection),
+            watch: self.watch,
+            watch_interval: self.watch_interval,
+            stream_ending: self.stream_ending,
         }
     }
 
@@ -205,6 +237,50 @@ impl<Reject> RevocationLayer<Reject> {
     /// Whether requests without a token are let through.
     pub fn allows_anonymous(&self) -> bool {
         self.allow_anonymous
+    }
+
+    /// Which responses end by themselves when their token is refused while they are
+    /// still being sent (default [`StreamEnding::Grpc`]).
+    ///
+    /// The layer wraps the response body in a [`RevocableBody`](crate::RevocableBody):
+    /// a gRPC server stream then ends with `grpc-status: 16` (`UNAUTHENTICATED`) and a
+    /// `grpc-message` (`token revoked`, `token expired`); with
+    /// [`StreamEnding::GrpcAndHttp`], an HTTP body (Server-Sent Events, a long
+    /// download) fails, so hyper closes its HTTP/1 connection or resets its HTTP/2
+    /// stream. Bodies the layer can wrap without changing the response type: tonic's
+    /// (`tonic::body::Body`, feature `tonic`) and axum's (`axum::body::Body`, feature
+    /// `axum`); others are passed on as they are (wrap them in a `RevocableBody` in the
+    /// handler). A WebSocket's upgrade response (101) is never wrapped: its handler
+    /// closes the socket (code 1008) when
+    /// [`VerifiedToken::revoked`](crate::VerifiedToken::revoked) resolves.
+    ///
+    /// A response written at once (any unary call) costs one allocation (the wrapper,
+    /// boxed into the same body type) and never touches the store's waiters: the token
+    /// is watched only from the first time the body has to wait.
+    pub fn with_stream_ending(mut self, ending: StreamEnding) -> Self {
+        self.stream_ending = ending;
+        self
+    }
+
+    /// Which responses end by themselves when their token is refused.
+    pub fn stream_ending(&self) -> StreamEnding {
+        self.stream_ending
+    }
+
+    /// How often the layer polls a store that does not wake open streams itself; `None`
+    /// when the store does (`InMemoryStore`, `MirrorStore`).
+    pub fn watch_interval(&self) -> Option<Duration> {
+        self.watch.poll_interval()
+    }
+
+    /// `token`, watched through this layer's store: its
+    /// [`revoked`](crate::VerifiedToken::revoked) future then resolves on revocation,
+    /// not only at expiry. For a token verified outside the layer (a WebSocket that
+    /// sends its token in its first message, say); tokens the layer lets through are
+    /// watched already.
+    pub fn watched(&self, mut token: crate::VerifiedToken) -> crate::VerifiedToken {
+        token.watch = Some(Arc::clone(&self.watch));
+        token
     }
 
     /// The rejection.
@@ -243,6 +319,9 @@ impl<Reject> Clone for RevocationLayer<Reject> {
             failure_policy: self.failure_policy,
             allow_anonymous: self.allow_anonymous,
             rejection: Arc::clone(&self.rejection),
+            watch: Arc::clone(&self.watch),
+            watch_interval: self.watch_interval,
+            stream_ending: self.stream_ending,
         }
     }
 }
@@ -271,6 +350,8 @@ impl<S, Reject> Layer<S> for RevocationLayer<Reject> {
             failure_policy: self.failure_policy,
             allow_anonymous: self.allow_anonymous,
             rejection: Arc::clone(&self.rejection),
+            watch: Arc::clone(&self.watch),
+            stream_ending: self.stream_ending,
         };
         RevocationService::new(inner, Arc::new(config))
     }

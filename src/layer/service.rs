@@ -13,10 +13,12 @@ use tracing::Span;
 use tracing::field::Empty;
 
 use crate::layer::FailurePolicy;
+use crate::layer::body::{Ending, StreamEnding};
 use crate::layer::extract::{TokenSource, find_token};
-use crate::layer::future::{Pending, ResponseFuture};
+use crate::layer::future::{EndingFor, Pending, ResponseFuture};
 use crate::layer::reject::{OnRejection, Rejection};
 use crate::observe::telemetry::{self, Outcome};
+use crate::store::watch::Watch;
 use crate::store::{RevocationQuery, RevocationStore};
 use crate::verify::token::VerifiedToken;
 use crate::verify::{JwtVerifier, VerifyError};
@@ -37,6 +39,37 @@ pub(crate) struct Config<Reject> {
     pub(crate) failure_policy: FailurePolicy,
     pub(crate) allow_anonymous: bool,
     pub(crate) rejection: Arc<Reject>,
+    pub(crate) watch: Arc<Watch>,
+    pub(crate) stream_ending: StreamEnding,
+}
+
+impl<Reject> Config<Reject> {
+    /// Whether this request's response is wrapped to end on refusal, and as what: `Some(http)`.
+    fn ends<B>(&self, request: &Request<B>) -> Option<bool> {
+        match self.stream_ending {
+            StreamEnding::Off => None,
+            StreamEnding::GrpcAndHttp => Some(true),
+            StreamEnding::Grpc => request
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+                .then_some(false),
+        }
+    }
+
+    fn ending_for<B>(
+        &self,
+        request: &Request<B>,
+        query: RevocationQuery,
+        refused_from: u64,
+    ) -> Option<Ending> {
+        self.ends(request).map(|http| Ending {
+            watch: Arc::clone(&self.watch),
+            query,
+            refused_from,
+            http,
+        })
+    }
 }
 
 impl<Reject> Config<Reject> {
@@ -173,7 +206,7 @@ where
                     let token = token.to_owned();
                     let check_config = Arc::clone(config);
                     let check: StoreCheck = Box::pin(async move {
-                        let verified = match check_config.verifier.verify_refreshing(&token).await {
+                        let mut verified = match check_config.verifier.verify_refreshing(&token).await {
                             Ok(verified) => verified,
                             Err(error) => {
                                 let rejection = Rejection::InvalidToken(error);
@@ -184,6 +217,7 @@ where
                         check_config
                             .check(RevocationQuery::for_token(&verified), &span)
                             .await?;
+                        verified.watch = Some(Arc::clone(&check_config.watch));
                         Ok(Some(verified))
                     });
                     return self.checking(check, request);
@@ -193,7 +227,7 @@ where
             Ok(None) => Err(Rejection::MissingToken),
             Err(malformed) => Err(Rejection::MalformedRequest(malformed)),
         };
-        let token = match verified {
+        let mut token = match verified {
             Ok(token) => token,
             Err(Rejection::MissingToken) if config.allow_anonymous => {
                 telemetry::check(&span, Outcome::Anonymous);
@@ -208,6 +242,8 @@ where
         };
 
         let query = RevocationQuery::for_token(&token);
+        token.watch = Some(Arc::clone(&config.watch));
+        let ending = config.ending_for(&request, query, token.refused_from);
         request.extensions_mut().insert::<VerifiedToken>(token);
 
         // A store that can answer without waiting (memory, a mirror in sync) skips the
@@ -216,7 +252,7 @@ where
             return match lookup.revoked_by(query.issued_at) {
                 None => {
                     telemetry::check(&span, Outcome::Allowed);
-                    ResponseFuture::calling(self.inner.call(request))
+                    ResponseFuture::calling(self.inner.call(request)).ending(ending)
                 }
                 Some(by) => {
                     let rejection = Rejection::Revoked(by);
@@ -230,7 +266,7 @@ where
         let check_config = Arc::clone(config);
         let check: StoreCheck =
             Box::pin(async move { check_config.check(query, &span).await.map(|()| None) });
-        self.checking(check, request)
+        self.checking(check, request).ending(ending)
     }
 }
 
@@ -250,12 +286,17 @@ impl<S, Reject> RevocationService<S, Reject> {
         // next poll_ready (tower-service: "Be careful when cloning inner services").
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
+        let ending = self.config.ends(&request).map(|http| EndingFor {
+            watch: Arc::clone(&self.config.watch),
+            http,
+        });
         ResponseFuture::checking(
             check,
             Pending {
                 inner,
                 request,
                 rejection: Arc::clone(&self.config.rejection) as _,
+                ending,
             },
         )
     }

@@ -16,6 +16,9 @@ const TOKEN_BY_ID: &[u8] = b"tower-jwt-revoke/v1/token";
 const TOKEN_BY_SIGNING_INPUT: &[u8] = b"tower-jwt-revoke/v1/token-signing-input";
 const SUBJECT: &[u8] = b"tower-jwt-revoke/v1/subject";
 const SESSION: &[u8] = b"tower-jwt-revoke/v1/session";
+/// A token revoked for its subject only: the token's key and its subject's, hashed
+/// together (see [`RevocationKey::for_subject`]).
+const TOKEN_FOR_SUBJECT: &[u8] = b"tower-jwt-revoke/v1/token-for-subject";
 /// The back-channel receiver's record of a logout token it acted on: a domain of its
 /// own, so that it never names an access token with the same `iss` and `jti`.
 #[cfg(feature = "endpoints")]
@@ -45,6 +48,16 @@ impl RevocationKey {
     /// token can carry several valid signatures, and each must hit the same key.
     pub fn token_without_id(signing_input: &str) -> Self {
         Self::derive(TOKEN_BY_SIGNING_INPUT, &[signing_input.as_bytes()])
+    }
+
+    /// This token's key bound to its subject's: what the built-in stores record when a
+    /// token is revoked knowing its subject
+    /// ([`revoke_token_of`](crate::store::RevocationStore::revoke_token_of)), so that the
+    /// revocation refuses this `(iss, sub, jti)` and not a token of another subject
+    /// that carries the same `jti` (an issuer that reuses them). Hashed as
+    /// the scheme above with the two keys' 32 bytes as its parts, with the domain `tower-jwt-revoke/v1/token-for-subject`.
+    pub fn for_subject(&self, subject: &RevocationKey) -> Self {
+        Self::derive(TOKEN_FOR_SUBJECT, &[&self.0, &subject.0])
     }
 
     /// The key under which the back-channel logout receiver remembers a logout token
@@ -104,6 +117,13 @@ impl RevocationKey {
         }
         Self(hasher.finalize().into())
     }
+}
+
+/// The key a built-in store records a token revocation under, knowing the token's
+/// subject or that it has none: bound to the subject
+/// ([`RevocationKey::for_subject`]), or the token's own.
+pub(crate) fn token_record(token: &RevocationKey, subject: Option<&RevocationKey>) -> RevocationKey {
+    subject.map_or(*token, |subject| token.for_subject(subject))
 }
 
 impl Hash for RevocationKey {
@@ -171,6 +191,16 @@ mod tests {
             RevocationKey::logout_token("iss", "x"),
             RevocationKey::token(Some("iss"), "x")
         );
+    }
+
+    #[test]
+    fn a_token_bound_to_its_subject_is_neither_the_token_nor_another_subjects() {
+        let token = RevocationKey::token(Some("iss"), "x");
+        let alice = RevocationKey::subject(Some("iss"), "alice");
+        let bob = RevocationKey::subject(Some("iss"), "bob");
+        assert_ne!(token.for_subject(&alice), token);
+        assert_ne!(token.for_subject(&alice), token.for_subject(&bob));
+        assert_eq!(token.for_subject(&alice), token.for_subject(&alice));
     }
 
     #[test]

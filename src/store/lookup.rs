@@ -6,6 +6,16 @@ use crate::store::key::RevocationKey;
 
 /// What one request asks a store: is this token, its subject or its session revoked,
 /// or is everything issued before some moment?
+///
+/// A token is revoked under one of two keys: its own ([`token`](Self::token)), which
+/// refuses every token with its `(iss, jti)` whatever the subject, or bound to its
+/// subject ([`token_for_subject`](Self::token_for_subject)), which refuses that
+/// subject's token only. On the built-in stores, [`Revoker`](crate::Revoker) revokes a
+/// token that has a `sub` under the second, so that the revocation covers the token
+/// revoked and not a token of another subject that an issuer gave the same `jti`; a
+/// revocation by key alone
+/// ([`RevocationStore::revoke_token`](crate::store::RevocationStore::revoke_token)) covers them
+/// all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RevocationQuery {
     /// The token's key.
@@ -28,6 +38,15 @@ impl RevocationQuery {
             session: token.session_key(),
             issued_at: token.issued_at(),
         }
+    }
+
+    /// The token's key bound to its subject's ([`RevocationKey::for_subject`]), if it
+    /// has a `sub`: the second key a token is revoked under. Hashed on each call (one
+    /// SHA-256 block): a store reads it once per check.
+    pub fn token_for_subject(&self) -> Option<RevocationKey> {
+        self.subject
+            .as_ref()
+            .map(|subject| self.token.for_subject(subject))
     }
 }
 

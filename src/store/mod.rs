@@ -27,8 +27,9 @@
 //! [`Lookup::revoked_by`]'s job, so every store behaves the same.
 //!
 //! In this folder: the trait (`mod.rs`), what a check asks and answers (`lookup.rs`),
-//! the hashed keys (`key.rs`), errors (`error.rs`), and the stores: `memory/`,
-//! `redis/`, `mirror/`, each saying in its `mod.rs` what it holds. May use: nothing of
+//! the hashed keys (`key.rs`), errors (`error.rs`), a store's health (`health.rs`), the
+//! waiters of open streams (`watch/`), and the stores: `memory/`, `redis/`, `mirror/`,
+//! each saying in its `mod.rs` what it holds. May use: nothing of
 //! the layer. Used by: the layer, the revoker, the endpoints, applications.
 //!
 //! # Implement your own
@@ -132,7 +133,10 @@
 //! The rest has defaults: [`health`](RevocationStore::health) (ready),
 //! [`lookup_immediate`](RevocationStore::lookup_immediate) (none: every check awaits
 //! `lookup`), [`revoke_token_of`](RevocationStore::revoke_token_of) (forgets the
-//! subject).
+//! subject), [`lookup_many`](RevocationStore::lookup_many) (one `lookup` after another)
+//! and [`watchers`](RevocationStore::watchers) (none: open streams are polled). A store
+//! that learns of each change as it happens keeps a [`Watchers`] and calls
+//! [`Watchers::touched`] after applying a revocation, so open streams end at once.
 
 use std::time::Duration;
 
@@ -141,6 +145,7 @@ use async_trait::async_trait;
 use crate::store::key::RevocationKey;
 
 mod error;
+mod health;
 pub(crate) mod key;
 mod lookup;
 mod memory;
@@ -148,8 +153,10 @@ mod memory;
 mod mirror;
 #[cfg(feature = "redis")]
 mod redis;
+pub(crate) mod watch;
 
 pub use self::error::StoreError;
+pub use self::health::StoreHealth;
 pub use self::lookup::{Lookup, RevocationQuery, RevokedBy};
 pub use self::memory::{DEFAULT_SWEEP_INTERVAL, InMemoryStore};
 #[cfg(feature = "redis")]
@@ -168,71 +175,10 @@ pub use self::redis::{
 };
 #[cfg(feature = "redis")]
 pub use self::redis::{MAX_RECORD_TTL, MAX_WATERMARK, Page, Record, RecordKind, Stats};
+pub use self::watch::{DEFAULT_WATCH_INTERVAL, Refusal, Revoked, Watchers};
 
 /// A boxed error from a store's backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// What a store says of its own state, for readiness probes and dashboards.
-///
-/// It serializes to the JSON [`crate::health`] answers with. No field carries a key,
-/// a token or a subject.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct StoreHealth {
-    /// `memory`, `redis`, `mirror`, or `custom`.
-    pub store: &'static str,
-    /// Whether checks can be answered now (a fail-closed layer answers 503 otherwise).
-    pub ready: bool,
-    /// Whether the backend answered (Redis's `PING`); `None` when there is none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reachable: Option<bool>,
-    /// A mirror: loaded and following the feed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub in_sync: Option<bool>,
-    /// A mirror: milliseconds since it last heard from Redis.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lag_ms: Option<u64>,
-    /// Entries held locally (memory, mirror), expired ones not yet reclaimed included.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub entries: Option<usize>,
-    /// Why it is not ready, when it is not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// Redis: how many times the store noticed Redis lose revocations since it started
-    /// (see `RedisStore::data_loss`); absent while it never has.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data_losses: Option<u64>,
-    /// A mirror: how many revocations it wrote back into Redis after a loss; absent
-    /// while it never has.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub written_back: Option<u64>,
-}
-
-impl StoreHealth {
-    /// A ready store with nothing more to say.
-    pub fn ready(store: &'static str) -> Self {
-        Self {
-            store,
-            ready: true,
-            reachable: None,
-            in_sync: None,
-            lag_ms: None,
-            entries: None,
-            detail: None,
-            data_losses: None,
-            written_back: None,
-        }
-    }
-
-    /// A store that cannot answer checks now, and why.
-    pub fn not_ready(store: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            ready: false,
-            detail: Some(detail.into()),
-            ..Self::ready(store)
-        }
-    }
-}
 
 /// Keeps revocations and answers whether a token is revoked.
 ///
@@ -266,6 +212,27 @@ pub trait RevocationStore: Send + Sync + 'static {
         }
     }
 
+    /// Answers many queries at once, in their order: what a layer's poller asks about
+    /// its open streams each tick (see [`RevocationLayer::with_watch_interval`](crate::RevocationLayer::with_watch_interval)),
+    /// for stores without [`watchers`](Self::watchers). The default asks
+    /// [`lookup`](Self::lookup) for each, one after the other; `RedisStore` sends one
+    /// `MGET` per bucket for all of them.
+    async fn lookup_many(&self, queries: &[RevocationQuery]) -> Result<Vec<Lookup>, StoreError> {
+        let mut lookups = Vec::with_capacity(queries.len());
+        for query in queries {
+            lookups.push(self.lookup(query).await?);
+        }
+        Ok(lookups)
+    }
+
+    /// The registry of open streams' waiters this store wakes as it applies each
+    /// revocation ([`Watchers::touched`]), or `None` (the default) when it cannot tell
+    /// what changed: the layer then polls it with
+    /// [`lookup_many`](Self::lookup_many). `InMemoryStore` and `MirrorStore` have one.
+    fn watchers(&self) -> Option<Watchers> {
+        None
+    }
+
     /// The store's state, for a readiness probe ([`crate::health`]). The default says
     /// "ready" without asking anything; stores with a backend ask it (a `PING`).
     async fn health(&self) -> StoreHealth {
@@ -284,10 +251,14 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// Records a token revocation for `ttl`, knowing the token's subject (`None`: the
     /// token has no `sub`). The [`Revoker`](crate::Revoker) records tokens this way.
     ///
-    /// A store that partitions revocations by subject (`RedisStore`, whose checks read
-    /// one bucket chosen by the subject) writes the record once, where the token's checks
-    /// read; without the subject it has to write it everywhere. The default forgets the
-    /// subject and calls [`revoke_token`](Self::revoke_token).
+    /// The built-in stores record the token bound to its subject
+    /// ([`RevocationKey::for_subject`]), and their lookups read both that key and the
+    /// token's own ([`RevocationQuery::token_for_subject`]): the revocation refuses that
+    /// subject's token, not a token of another subject with the same `jti`. `RedisStore`
+    /// also writes the record once, in the bucket the token's checks read. The default
+    /// forgets the subject and calls [`revoke_token`](Self::revoke_token), which refuses
+    /// the token whatever its subject: a store of your own that overrides this must also
+    /// read [`RevocationQuery::token_for_subject`] in its `lookup`.
     async fn revoke_token_of(
         &self,
         token: &RevocationKey,
@@ -327,6 +298,14 @@ impl<T: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<T> {
 
     async fn lookup_within(&self, query: &RevocationQuery, timeout: Duration) -> Result<Lookup, StoreError> {
         (**self).lookup_within(query, timeout).await
+    }
+
+    async fn lookup_many(&self, queries: &[RevocationQuery]) -> Result<Vec<Lookup>, StoreError> {
+        (**self).lookup_many(queries).await
+    }
+
+    fn watchers(&self) -> Option<Watchers> {
+        (**self).watchers()
     }
 
     async fn health(&self) -> StoreHealth {

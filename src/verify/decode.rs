@@ -111,10 +111,14 @@ impl JwtVerifier {
             Some(jti) => RevocationKey::token(registered.iss.as_deref(), jti),
             None => RevocationKey::token_without_id(signing_input),
         };
+        // Refused once `exp < floor(now) - leeway` (see `validate`): from this second on.
+        let refused_from = registered.exp.saturating_add(inner.leeway_secs).saturating_add(1);
         Ok(VerifiedToken {
             registered,
             key,
             payload: payload.into(),
+            refused_from,
+            watch: None,
         })
     }
 

@@ -2,12 +2,15 @@
 //! the application's own.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer};
 
+use crate::store::RevocationQuery;
 use crate::store::key::RevocationKey;
+use crate::store::watch::{Revoked, Watch};
 use crate::verify::VerifyError;
 
 /// A token that passed [`JwtVerifier`](crate::JwtVerifier): its registered claims, its
@@ -27,6 +30,10 @@ pub struct VerifiedToken {
     pub(crate) key: RevocationKey,
     /// The decoded JSON payload; shared, so cloning the token does not copy it.
     pub(crate) payload: Bytes,
+    /// The first Unix second in which the verifier refuses it: `exp + leeway + 1`.
+    pub(crate) refused_from: u64,
+    /// The store that checked it and the waiters' registry, attached by the layer.
+    pub(crate) watch: Option<Arc<Watch>>,
 }
 
 impl fmt::Debug for VerifiedToken {
@@ -114,6 +121,69 @@ impl VerifiedToken {
     pub fn session_key(&self) -> Option<RevocationKey> {
         self.session_id()
             .map(|sid| RevocationKey::session(self.issuer(), sid))
+    }
+
+    /// The first second (since the Unix epoch) in which the verifier refuses this token
+    /// as expired: `exp` plus the verifier's leeway, plus one (the verifier accepts it
+    /// during the whole second `exp + leeway`).
+    pub fn refused_from(&self) -> u64 {
+        self.refused_from
+    }
+
+    /// A future that resolves when this token becomes refused, and says why: revoked
+    /// (the token itself, its session, its subject's watermark or the global one:
+    /// [`Refusal::Revoked`](crate::Refusal::Revoked)) or expired
+    /// ([`Refusal::Expired`](crate::Refusal::Expired), at [`refused_from`](Self::refused_from)).
+    ///
+    /// For a request that stays open (Server-Sent Events, a WebSocket, a gRPC server
+    /// stream): the layer checked the token once, when the request started; `select!`
+    /// on this future to end the stream when a logout, a "log out everywhere" or a
+    /// global revocation happens meanwhile.
+    ///
+    /// How soon it resolves depends on the store that checked the token:
+    /// `InMemoryStore` wakes it as the revocation is written, `MirrorStore` as its change
+    /// feed brings the revocation (milliseconds after a write on any replica); for
+    /// `RedisStore` and custom stores without
+    /// [`watchers`](crate::store::RevocationStore::watchers), the layer asks the store
+    /// about all its open streams in one batched call per
+    /// [watch interval](crate::RevocationLayer::with_watch_interval) (1 s by default).
+    /// A token that did not come through a [`RevocationLayer`](crate::RevocationLayer)
+    /// (one from [`JwtVerifier::verify`](crate::JwtVerifier::verify) directly) knows no
+    /// store: its future resolves only at expiry.
+    ///
+    /// Creating the future costs nothing; the first poll registers it (a small entry
+    /// indexed by the token's, session's and subject's keys, no timer and no task) and
+    /// checks the store once more, so a revocation made between the layer's check and
+    /// that poll is not missed. Dropping it deregisters it. A store that fails to answer
+    /// does not end the stream: it is asked again. Needs a Tokio runtime.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_jwt_revoke::{Refusal, VerifiedToken};
+    ///
+    /// /// Sends a tick every 200 ms until the token is refused (and says why), or until
+    /// /// the client goes away (`None`).
+    /// async fn ticks(token: VerifiedToken, send: tokio::sync::mpsc::Sender<u64>) -> Option<Refusal> {
+    ///     let mut revoked = token.revoked();
+    ///     let mut interval = tokio::time::interval(Duration::from_millis(200));
+    ///     let mut n = 0;
+    ///     loop {
+    ///         tokio::select! {
+    ///             refusal = &mut revoked => return Some(refusal),
+    ///             _ = interval.tick() => {
+    ///                 send.send(n).await.ok()?;
+    ///                 n += 1;
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn revoked(&self) -> Revoked {
+        Revoked::new(
+            self.watch.clone(),
+            RevocationQuery::for_token(self),
+            self.refused_from,
+        )
     }
 }
 

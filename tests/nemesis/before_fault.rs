@@ -73,7 +73,7 @@ pub async fn revoke(
             && writer
                 .mirror
                 .redis()
-                .unrevoke_token(plan.token().unwrap())
+                .unrevoke_token(&plan.token().unwrap())
                 .await
                 .is_ok()
         {

@@ -70,9 +70,10 @@ impl Plan {
     }
 
     /// The token key, for an unrevoke.
-    pub fn token(&self) -> Option<&RevocationKey> {
+    /// The key a token revocation is recorded under: the token bound to its subject.
+    pub fn token(&self) -> Option<RevocationKey> {
         match &self.write {
-            Write::Token(token, _) => Some(token),
+            Write::Token(token, subject) => Some(token.for_subject(subject)),
             _ => None,
         }
     }

@@ -306,6 +306,32 @@ pub async fn scenarios<S: RevocationStore + Clone>(
         vec![probe(&layer, &old).await, probe(&layer, &new).await],
     ));
 
+    // What a token revocation covers: that subject's token. Tokens of other subjects
+    // that an issuer gave the same `jti` (twenty, so that some share the revoked one's
+    // bucket on Redis and some do not) are accepted; a revocation by the token's key
+    // alone, which knows no subject, refuses them all.
+    let layer = RevocationLayer::new(verifier.clone(), make_store());
+    let revoker = layer.revoker();
+    let shared_jti =
+        |sub: &str| mint(json!({ "sub": sub, "jti": "shared", "iat": now(), "exp": now() + 600 }));
+    let revoked = shared_jti("u8");
+    revoker.revoke_token(&revoked).await.unwrap();
+    let mut outcomes = vec![probe(&layer, &revoked).await];
+    for n in 0..20 {
+        outcomes.push(probe(&layer, &shared_jti(&format!("other-{n}"))).await);
+    }
+    let without_sub = mint(json!({ "jti": "shared", "iat": now(), "exp": now() + 600 }));
+    outcomes.push(probe(&layer, &without_sub).await);
+    let alone = tower_jwt_revoke::RevocationKey::token(None, "shared");
+    revoker
+        .store()
+        .revoke_token(&alone, Duration::from_secs(600))
+        .await
+        .unwrap();
+    outcomes.push(probe(&layer, &shared_jti("other-0")).await);
+    outcomes.push(probe(&layer, &without_sub).await);
+    results.push(("same jti", outcomes));
+
     // Expiry: a token accepted only thanks to leeway, revoked; its record lapses with it.
     let layer = RevocationLayer::new(verifier.clone(), make_store());
     let revoker = layer.revoker();
@@ -343,6 +369,12 @@ pub fn expected() -> Vec<(&'static str, Vec<Outcome>)> {
             vec![revoked(RevokedBy::Session), revoked(RevokedBy::Session), Ok(())],
         ),
         ("global", vec![revoked(RevokedBy::All), Ok(())]),
+        ("same jti", {
+            let mut outcomes = vec![revoked(RevokedBy::Token)];
+            outcomes.extend(std::iter::repeat_n(Ok(()), 21));
+            outcomes.extend([revoked(RevokedBy::Token), revoked(RevokedBy::Token)]);
+            outcomes
+        }),
         (
             "expiry",
             vec![

@@ -22,7 +22,8 @@ struct Checked {
     verified: bool,
     /// Whether it is past `exp` plus leeway: refused as expired anyway.
     expired: bool,
-    /// The token's hashed key.
+    /// The token's hashed key as a logout records it (as `list` and `revoke` show it):
+    /// bound to its subject when it has a `sub`.
     token: String,
     /// Its subject's hashed key, if it has a `sub`.
     subject: Option<String>,
@@ -55,7 +56,7 @@ pub async fn run(context: &mut Context, check: Check) -> Result<Exit, Failure> {
         by,
         verified,
         expired,
-        token: query.token.to_string(),
+        token: query.token_for_subject().unwrap_or(query.token).to_string(),
         subject: query.subject.map(|key| key.to_string()),
         session: query.session.map(|key| key.to_string()),
     };

@@ -89,7 +89,8 @@ async fn revoke_token(
     }
     let verifier = keys::verifier(verify.then_some(&args.keys), &args.lifetime)?;
     let revoker = Revoker::new(verifier, context.store.clone()).with_timeout(write_timeout());
-    // The key the token is revoked under, whether verified or not.
+    // The key the token is revoked under, whether verified or not: bound to its subject
+    // when it has one (as `list` shows it).
     let unverified = UnverifiedToken::parse(&token).map_err(|error| Failure::invalid_token(&error))?;
     ensure_target(context, &args.target).await?;
     let revocation = if verify {
@@ -98,7 +99,9 @@ async fn revoke_token(
     } else {
         revoker.revoke_unverified(&unverified).await?
     };
-    Ok(("token", Some(unverified.revocation_key()), revocation))
+    let query = unverified.query();
+    let recorded = query.token_for_subject().unwrap_or(query.token);
+    Ok(("token", Some(recorded), revocation))
 }
 
 /// A mistyped prefix would record a revocation no service reads: refused unless the

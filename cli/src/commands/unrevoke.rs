@@ -29,7 +29,8 @@ pub async fn run(context: &mut Context, unrevoke: Unrevoke) -> Result<Exit, Fail
             (Some(token), _) => {
                 let token = UnverifiedToken::parse(&keys::token(&token)?)
                     .map_err(|error| Failure::invalid_token(&error))?;
-                ("token", token.revocation_key(), Some(token.query()))
+                let query = token.query();
+                ("token", query.token, Some(query))
             }
             (None, Some(hex)) => ("token", hash(&hex)?, None),
             (None, None) => return Err(Failure::usage("give the token, or --hash")),
@@ -52,9 +53,23 @@ pub async fn run(context: &mut Context, unrevoke: Unrevoke) -> Result<Exit, Fail
         },
     };
     context.require_in_use().await?;
-    let removed = match scope_name {
-        "token" => context.store.unrevoke_token(&hash).await?,
-        _ => context.store.unrevoke_session(&hash).await?,
+    let (hash, removed) = match (scope_name, &query) {
+        // A token given whole may be revoked for its subject, or by its key alone (for
+        // every subject): both are lifted, and the answer names the one that was there.
+        ("token", Some(query)) => match query.token_for_subject() {
+            Some(bound) => {
+                let for_subject = context.store.unrevoke_token(&bound).await?;
+                let alone = context.store.unrevoke_token(&hash).await?;
+                if for_subject || !alone {
+                    (bound, for_subject || alone)
+                } else {
+                    (hash, alone)
+                }
+            }
+            None => (hash, context.store.unrevoke_token(&hash).await?),
+        },
+        ("token", None) => (hash, context.store.unrevoke_token(&hash).await?),
+        _ => (hash, context.store.unrevoke_session(&hash).await?),
     };
     let still_refused_by = match query {
         Some(query) => still_refused(context, &query).await?,

@@ -11,8 +11,13 @@ pub struct RandomError(getrandom::Error);
 /// `N` bytes from the operating system's generator, URL-safe base64 without padding.
 pub(crate) fn random_id<const N: usize>() -> Result<String, RandomError> {
     let mut bytes = [0u8; N];
-    getrandom::getrandom(&mut bytes).map_err(RandomError)?;
+    fill(&mut bytes)?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Fills `bytes` from the operating system's generator.
+pub(crate) fn fill(bytes: &mut [u8]) -> Result<(), RandomError> {
+    getrandom::getrandom(bytes).map_err(RandomError)
 }
 
 #[cfg(test)]

@@ -47,6 +47,17 @@ pub enum SessionError {
     /// No access token could be minted (see [`IssueError`]): the server's fault.
     #[error(transparent)]
     Issue(IssueError),
+    /// The application's own claims given at sign-in take more than
+    /// [`MAX_FAMILY_CLAIMS_LEN`](crate::refresh::MAX_FAMILY_CLAIMS_LEN) bytes as JSON;
+    /// nothing was started. The server's fault (500): keep claims to what every access
+    /// token needs.
+    #[error("the sign-in's claims take {len} bytes as JSON, more than the {max} a refresh family keeps")]
+    ClaimsTooLarge {
+        /// Their length as JSON.
+        len: usize,
+        /// The most a family keeps.
+        max: usize,
+    },
 }
 
 impl From<StoreError> for SessionError {
@@ -75,7 +86,7 @@ impl SessionError {
             Self::Refused(_) | Self::Reused => StatusCode::UNAUTHORIZED,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Revoke(error) => error.status(),
-            Self::Issue(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Issue(_) | Self::ClaimsTooLarge { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

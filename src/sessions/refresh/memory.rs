@@ -14,9 +14,10 @@ use crate::store::StoreError;
 const SWEEP_EVERY: usize = 1024;
 
 /// Refresh-token families in this process: for one replica, and tests. Each family
-/// keeps the hash of its current token and 16-byte prefixes of the hashes it
-/// consumed (to tell a reuse from a token it never issued); an ended family is kept,
-/// as a tombstone, until its absolute lifetime is over, so a reuse presented again is
+/// keeps the hash of its current token, 16-byte prefixes of the hashes it consumed
+/// (to tell a reuse from a token it never issued), its sealed record, and, with a
+/// grace window, the last token consumed and its sealed successor; an ended family is kept,
+/// as a tombstone, until its absolute lifetime or idle timeout is over, so a reuse presented again is
 /// reported again.
 #[derive(Debug, Default)]
 pub struct InMemoryRefreshStore {
@@ -35,6 +36,9 @@ struct Family {
     subject: [u8; 32],
     current: RefreshHash,
     consumed: HashSet<[u8; 16]>,
+    sealed: Vec<u8>,
+    previous: Option<RefreshHash>,
+    successor: Vec<u8>,
     last_used: u64,
     expires_at: u64,
     idle_secs: u64,
@@ -88,14 +92,12 @@ impl State {
         }
     }
 
-    /// Drops families past their absolute lifetime, and live ones gone idle.
+    /// Drops families past their absolute lifetime or gone idle, ended ones too.
     fn sweep(&mut self, now: u64) {
         let gone: Vec<[u8; 32]> = self
             .families
             .iter()
-            .filter(|(_, family)| {
-                now >= family.expires_at || (family.ended.is_none() && !family.live_at(now))
-            })
+            .filter(|(_, family)| !family.live_at(now))
             .map(|(key, _)| *key)
             .collect();
         for key in gone {
@@ -122,6 +124,9 @@ impl RefreshStore for InMemoryRefreshStore {
                 subject,
                 current: new.token,
                 consumed: HashSet::new(),
+                sealed: new.sealed.clone(),
+                previous: None,
+                successor: Vec::new(),
                 last_used: new.now,
                 expires_at: new.expires_at,
                 idle_secs: new.idle.as_secs(),
@@ -138,12 +143,13 @@ impl RefreshStore for InMemoryRefreshStore {
         let Some(family) = state.families.get_mut(&key) else {
             return Ok(RotationOutcome::Unknown);
         };
-        if family.subject != *rotation.subject.as_bytes() || rotation.now >= family.expires_at {
-            if rotation.now >= family.expires_at {
-                state.remove(&key);
-                return Ok(RotationOutcome::Expired);
-            }
-            return Ok(RotationOutcome::Unknown);
+        if rotation.now >= family.expires_at {
+            state.remove(&key);
+            return Ok(RotationOutcome::Expired);
+        }
+        if !family.live_at(rotation.now) {
+            state.remove(&key);
+            return Ok(RotationOutcome::Expired);
         }
         let consumed = family.consumed.contains(&prefix(&rotation.presented));
         let ours = consumed || family.current == rotation.presented;
@@ -155,15 +161,23 @@ impl RefreshStore for InMemoryRefreshStore {
             Some(_) => return Ok(RotationOutcome::Unknown),
             None => {}
         }
-        if !family.live_at(rotation.now) {
-            state.remove(&key);
-            return Ok(RotationOutcome::Expired);
-        }
+        let sealed = family.sealed.clone();
         if family.current == rotation.presented {
             family.consumed.insert(prefix(&rotation.presented));
+            family.previous = Some(rotation.presented);
+            family.successor.clone_from(&rotation.successor);
             family.current = rotation.next;
             family.last_used = rotation.now;
-            Ok(RotationOutcome::Rotated)
+            Ok(RotationOutcome::Rotated { sealed })
+        } else if consumed
+            && family.previous == Some(rotation.presented)
+            && !family.successor.is_empty()
+            && rotation.now < family.last_used.saturating_add(rotation.grace.as_secs())
+        {
+            Ok(RotationOutcome::Repeated {
+                sealed,
+                successor: family.successor.clone(),
+            })
         } else if consumed {
             family.ended = Some(Ended::Reused);
             Ok(RotationOutcome::Reused)

@@ -1,15 +1,21 @@
-//! The refresh token itself: what it carries, and the only form stores keep (a hash).
+//! The refresh token itself: opaque (a random family handle and a random secret, no
+//! personal data), what the server derives from its handle, and the only form stores
+//! keep (a hash).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::sessions::issue::random::{RandomError, random_id};
+use crate::sessions::issue::random::{self, RandomError};
 
 /// Marks the format, so a JWT or anything else is told apart at once.
 const PREFIX: &str = "rt1.";
-/// Refresh tokens longer than this are refused unparsed.
-const MAX_REFRESH_TOKEN_LEN: usize = 1024;
+/// Bytes of the family handle: the same in every token of a family.
+const HANDLE_LEN: usize = 16;
+/// Bytes of the secret: new in every token.
+const SECRET_LEN: usize = 32;
+/// `rt1.` and the base64 of the handle and the secret: every refresh token's length.
+const TOKEN_LEN: usize = PREFIX.len() + (HANDLE_LEN + SECRET_LEN) * 4 / 3;
 
 /// A refresh token as stores keep it: SHA-256 of the whole token under its own domain,
 /// never the token.
@@ -24,10 +30,7 @@ impl std::fmt::Debug for RefreshHash {
 
 impl RefreshHash {
     pub(crate) fn of(token: &str) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(b"tower-jwt-revoke refresh token v1\0");
-        hasher.update(token.as_bytes());
-        Self(hasher.finalize().into())
+        Self(derive(b"tower-jwt-revoke refresh token v1\0", token.as_bytes()))
     }
 
     /// A hash from its bytes (a store reading back what it kept).
@@ -41,45 +44,72 @@ impl RefreshHash {
     }
 }
 
-/// A parsed refresh token: the session (family) and subject it renews, both covered by
-/// its hash, so a token edited to name another is simply unknown.
-pub(crate) struct RefreshToken {
-    pub(crate) session: String,
-    pub(crate) subject: String,
+/// SHA-256 of `input` under `domain`: each thing derived from a token has its own.
+fn derive(domain: &[u8], input: &[u8]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(domain);
+    hasher.update(input);
+    hasher.finalize().into()
 }
 
-/// A new refresh token for `session` of `subject`: `rt1.` then the session id and the
-/// subject (URL-safe base64) and 256 random bits. The holder can read the first two,
-/// which its access tokens carry in the clear anyway.
-pub(crate) fn new_token(session: &str, subject: &str) -> Result<String, RandomError> {
-    let secret = random_id::<32>()?;
-    Ok(format!(
-        "{PREFIX}{}.{}.{secret}",
-        URL_SAFE_NO_PAD.encode(session),
-        URL_SAFE_NO_PAD.encode(subject)
-    ))
+/// A family's handle, read from one of its refresh tokens: what the server derives
+/// the family's session id and the key of its sealed record from. Random, so it says
+/// nothing about the session or the subject; never stored.
+#[derive(Clone, Copy)]
+pub(crate) struct Handle([u8; HANDLE_LEN]);
+
+impl Handle {
+    /// A new family's handle.
+    pub(crate) fn new() -> Result<Self, RandomError> {
+        let mut handle = [0; HANDLE_LEN];
+        random::fill(&mut handle)?;
+        Ok(Self(handle))
+    }
+
+    /// The session id of the family's access tokens (128 bits, URL-safe base64): one
+    /// way from the handle, so an access token tells nothing of its refresh tokens.
+    pub(crate) fn session_id(&self) -> String {
+        let derived = derive(b"tower-jwt-revoke refresh session v1\0", &self.0);
+        URL_SAFE_NO_PAD.encode(&derived[..16])
+    }
+
+    /// The key the family's record (its subject and claims) is sealed with: only a
+    /// holder of one of its tokens can derive it.
+    pub(crate) fn sealing_key(&self) -> [u8; 32] {
+        derive(b"tower-jwt-revoke refresh family key v1\0", &self.0)
+    }
+
+    /// A new token of this family: the handle and 256 fresh random bits.
+    pub(crate) fn new_token(&self) -> Result<String, RandomError> {
+        let mut bytes = [0; HANDLE_LEN + SECRET_LEN];
+        bytes[..HANDLE_LEN].copy_from_slice(&self.0);
+        random::fill(&mut bytes[HANDLE_LEN..])?;
+        let mut token = String::with_capacity(TOKEN_LEN);
+        token.push_str(PREFIX);
+        URL_SAFE_NO_PAD.encode_string(bytes, &mut token);
+        Ok(token)
+    }
 }
 
-/// Reads a refresh token; `None` for anything that is not one (an access token, a
-/// truncated or edited one).
-pub(crate) fn parse(token: &str) -> Option<RefreshToken> {
-    if token.len() > MAX_REFRESH_TOKEN_LEN {
+/// The key a successor kept for the grace window is sealed with: derived from the
+/// token it succeeds, so only a holder of that token can open it.
+pub(crate) fn successor_key(presented: &str) -> [u8; 32] {
+    derive(
+        b"tower-jwt-revoke refresh successor key v1\0",
+        presented.as_bytes(),
+    )
+}
+
+/// Reads a refresh token's handle; `None` for anything that is not a refresh token (an
+/// access token, a truncated or lengthened one), decided by its length first.
+pub(crate) fn parse(token: &str) -> Option<Handle> {
+    if token.len() != TOKEN_LEN {
         return None;
     }
-    let mut parts = token.strip_prefix(PREFIX)?.split('.');
-    let (session, subject, secret) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || URL_SAFE_NO_PAD.decode(secret).ok()?.len() != 32 {
-        return None;
-    }
-    let text = |part: &str| {
-        String::from_utf8(URL_SAFE_NO_PAD.decode(part).ok()?)
-            .ok()
-            .filter(|s| !s.is_empty())
-    };
-    Some(RefreshToken {
-        session: text(session)?,
-        subject: text(subject)?,
-    })
+    let bytes = URL_SAFE_NO_PAD.decode(token.strip_prefix(PREFIX)?).ok()?;
+    let mut handle = [0; HANDLE_LEN];
+    handle.copy_from_slice(bytes.get(..HANDLE_LEN)?);
+    Some(Handle(handle))
 }
 
 #[cfg(test)]
@@ -87,24 +117,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_token_parses_back_and_anything_else_does_not() {
-        let token = new_token("s1", "alice").unwrap();
+    fn tokens_of_a_family_share_its_handle_and_nothing_else_parses() {
+        let handle = Handle::new().unwrap();
+        let token = handle.new_token().unwrap();
+        assert_eq!(token.len(), TOKEN_LEN);
         let parsed = parse(&token).unwrap();
-        assert_eq!(
-            (parsed.session.as_str(), parsed.subject.as_str()),
-            ("s1", "alice")
-        );
-        assert_ne!(new_token("s1", "alice").unwrap(), token);
+        assert_eq!(parsed.session_id(), handle.session_id());
+        assert_eq!(parsed.sealing_key(), handle.sealing_key());
+        let next = handle.new_token().unwrap();
+        assert_ne!(next, token);
+        assert_eq!(parse(&next).unwrap().session_id(), handle.session_id());
+        assert_ne!(Handle::new().unwrap().session_id(), handle.session_id());
         for bad in [
             "",
             "rt1.",
-            "rt1.czE.YWxpY2U",
             "eyJhbGciOiJIUzI1NiJ9.e30.sig",
             &token[..token.len() - 1],
-            &format!("{token}.x"),
+            &format!("{token}x"),
+            &format!("rt2.{}", &token[4..]),
+            &format!("{}!", &token[..token.len() - 1]),
         ] {
             assert!(parse(bad).is_none(), "{bad}");
         }
         assert!(parse(&"rt1.".repeat(1000)).is_none());
+    }
+
+    #[test]
+    fn a_token_says_nothing_of_its_session() {
+        let handle = Handle::new().unwrap();
+        let token = handle.new_token().unwrap();
+        let session = handle.session_id();
+        assert!(!token.contains(&session));
+        let decoded = URL_SAFE_NO_PAD.decode(&token[PREFIX.len()..]).unwrap();
+        let session_bytes = URL_SAFE_NO_PAD.decode(&session).unwrap();
+        assert!(!decoded.windows(session_bytes.len()).any(|w| w == session_bytes));
     }
 }

@@ -1,11 +1,13 @@
 //! [`InMemoryStore`]: revocations in this process's memory, 12 bytes each (see
 //! `table.rs` for the layout and what truncating keys costs).
 //!
-//! In this folder: the sharded table (`table.rs`, `map.rs`), its writes (`write.rs`),
+//! In this folder: the store as a `RevocationStore` (`checks_and_writes.rs`), the sharded
+//! table (`table.rs`, `map.rs`), its writes (`write.rs`),
 //! forgetting a lifted marker (`forget.rs`), the tags a mirror's records carry (`tag.rs`)
 //! and full records for a mirror with write-back on (`full_records/`). May use: the keys
 //! and what a check asks. Used by: applications, and the mirror (its local copy).
 
+mod checks_and_writes;
 #[cfg(feature = "redis")]
 mod forget;
 #[cfg(feature = "redis")]
@@ -24,14 +26,12 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-
 #[cfg(any(feature = "redis", test))]
 use self::table::NEVER;
 use self::table::{Sweep, Table};
 #[cfg(not(feature = "redis"))]
 use self::tag::Tag;
-use super::{Lookup, RevocationQuery, RevocationStore, StoreError};
+use super::{Lookup, RevocationQuery, Watchers};
 use crate::store::key::RevocationKey;
 
 /// How often the background sweeper reclaims expired entries, unless configured.
@@ -75,6 +75,8 @@ struct Shared {
     /// The background ticker and sweeper, restarted by a write when the runtime it
     /// ran on is gone.
     sweeper: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Open streams waiting for their tokens' revocation, woken by the writes.
+    watchers: Watchers,
 }
 
 impl Default for InMemoryStore {
@@ -125,6 +127,7 @@ impl InMemoryStore {
                 full_records,
                 sweep_interval: interval.max(Duration::from_millis(1)),
                 sweeper: parking_lot::Mutex::new(None),
+                watchers: Watchers::new(),
             }),
         }
     }
@@ -221,7 +224,7 @@ impl InMemoryStore {
         });
         let (issued_until, expires) = unpack(self.shared.global.load(Ordering::Acquire));
         Lookup {
-            token_revoked: marker(&query.token),
+            token_revoked: marker(&query.token) || query.token_for_subject().is_some_and(|key| marker(&key)),
             session_revoked: query.session.as_ref().is_some_and(marker),
             subject_watermark,
             global_watermark: (expires > now).then_some(u64::from(issued_until)),
@@ -247,6 +250,8 @@ impl InMemoryStore {
         self.shared.global.store(global, Ordering::Release);
         let tag = other.shared.global_tag.load(Ordering::Acquire);
         self.shared.global_tag.store(tag, Ordering::Release);
+        // Anything may have arrived with the new content.
+        self.shared.watchers.touched_all();
     }
 
     fn purge(&self, now: Instant) {
@@ -330,53 +335,6 @@ fn pack(issued_until: u32, expires: u32) -> u64 {
 
 fn unpack(packed: u64) -> (u32, u32) {
     ((packed >> 32) as u32, packed as u32)
-}
-
-#[async_trait]
-impl RevocationStore for InMemoryStore {
-    async fn lookup(&self, query: &RevocationQuery) -> Result<Lookup, StoreError> {
-        Ok(self.lookup_now(query))
-    }
-
-    fn lookup_immediate(&self, query: &RevocationQuery) -> Option<Lookup> {
-        Some(self.lookup_now(query))
-    }
-
-    fn name(&self) -> &'static str {
-        "memory"
-    }
-
-    async fn health(&self) -> super::StoreHealth {
-        super::StoreHealth {
-            entries: Some(self.len()),
-            ..super::StoreHealth::ready("memory")
-        }
-    }
-
-    async fn revoke_token(&self, token: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.writes().mark(token, ttl);
-        Ok(())
-    }
-
-    async fn revoke_session(&self, session: &RevocationKey, ttl: Duration) -> Result<(), StoreError> {
-        self.writes().mark(session, ttl);
-        Ok(())
-    }
-
-    async fn raise_subject_watermark(
-        &self,
-        subject: &RevocationKey,
-        issued_until: u64,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        self.writes().raise_subject(subject, issued_until, ttl);
-        Ok(())
-    }
-
-    async fn raise_global_watermark(&self, issued_until: u64, ttl: Duration) -> Result<(), StoreError> {
-        self.writes().raise_global(issued_until, ttl);
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use super::table::Mark;
 use super::*;
+use crate::store::RevocationStore;
 
 fn key(n: u8) -> RevocationKey {
     RevocationKey::token(None, &n.to_string())

@@ -1,7 +1,8 @@
 //! Writing to the store: [`Writes`], one clock reading shared by the writes made with
 //! it. A single revocation makes one; a mirror's load makes one per page of thousands,
 //! where reading the clock and checking the sweeper for every record cost more than
-//! the records themselves.
+//! the records themselves. Each write wakes the open streams waiting on its key once it
+//! is applied (see `store/watch/`).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -49,6 +50,8 @@ impl Writes<'_> {
         shard.markers.upsert(key, expires, tag, |kept, expires| {
             *kept = (*kept).max(expires);
         });
+        drop(shard);
+        self.store.shared.watchers.touched(key);
     }
 
     /// Raises a subject's watermark to `issued_until` for `ttl` (both only ever go up).
@@ -76,6 +79,8 @@ impl Writes<'_> {
             mark.expires = mark.expires.max(raised.expires);
         });
         table.count_subjects(index, &shard);
+        drop(shard);
+        self.store.shared.watchers.touched(subject);
     }
 
     /// Raises the global watermark to `issued_until` for `ttl`.
@@ -104,5 +109,6 @@ impl Writes<'_> {
                 }
                 Some(pack(until.max(raised_until), expires.max(raised_expires)))
             });
+        shared.watchers.touched_all();
     }
 }

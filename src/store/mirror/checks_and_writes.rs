@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::MirrorStore;
-use crate::store::key::RevocationKey;
+use crate::store::key::{RevocationKey, token_record};
 use crate::store::redis::{Kind, Targets};
-use crate::store::{Lookup, RevocationQuery, RevocationStore, StoreError, StoreHealth};
+use crate::store::{Lookup, RevocationQuery, RevocationStore, StoreError, StoreHealth, Watchers};
 
 #[async_trait]
 impl RevocationStore for MirrorStore {
@@ -44,6 +44,11 @@ impl RevocationStore for MirrorStore {
         "mirror"
     }
 
+    /// The local copy's: woken as each change feed event (or a reload) is applied.
+    fn watchers(&self) -> Option<Watchers> {
+        self.shared.local().watchers()
+    }
+
     /// Ready while checks are answered from memory, or while Redis answers them.
     async fn health(&self) -> StoreHealth {
         self.store_health().await
@@ -66,10 +71,12 @@ impl RevocationStore for MirrorStore {
     ) -> Result<(), StoreError> {
         let written = self.shared.redis.revoke_token_of(token, subject, ttl).await;
         if in_redis(&written) {
-            self.shared.local().revoke_token(token, ttl).await?;
+            // The record Redis holds now: the token bound to its subject.
+            let record = token_record(token, subject);
+            self.shared.local().revoke_token(&record, ttl).await?;
             let bucket = self.shared.redis.bucket_for(token, subject);
             self.shared
-                .note_own(Targets::One(bucket), Kind::Token, token, 1, ttl);
+                .note_own(Targets::One(bucket), Kind::Token, &record, 1, ttl);
         }
         written
     }

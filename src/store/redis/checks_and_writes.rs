@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::connect::command::Budget;
 use super::read::check::{CheckReply, answer_of, check_keys, give_command, reply_values, take_command};
 use super::{Kind, RedisStore, Targets, connect};
-use crate::store::key::RevocationKey;
+use crate::store::key::{RevocationKey, token_record};
 use crate::store::{Lookup, RevocationQuery, RevocationStore, StoreError, StoreHealth};
 
 #[async_trait]
@@ -20,17 +20,19 @@ impl RevocationStore for RedisStore {
         let bucket = self.bucket_for(&query.token, query.subject.as_ref());
         let mut scratch = take_command();
         let v1 = self.v1();
-        let keys = check_keys(query).count() * if v1.is_some() { 2 } else { 1 };
+        let bound = query.token_for_subject();
+        let keys = check_keys(query, bound.as_ref()).count()
+            + v1.as_ref().map_or(0, |_| check_keys(query, None).count());
         connect::check::push_array_len(&mut scratch.packed, keys + 1);
         connect::check::push_bulk(&mut scratch.packed, b"MGET");
-        for (kind, hash) in check_keys(query) {
+        for (kind, hash) in check_keys(query, bound.as_ref()) {
             scratch.key.clear();
             schema.push_key_of(&mut scratch.key, bucket, kind, hash);
             scratch.mget.arg(scratch.key.as_str());
             connect::check::push_bulk(&mut scratch.packed, scratch.key.as_bytes());
         }
         if let Some(v1) = &v1 {
-            for (kind, hash) in check_keys(query) {
+            for (kind, hash) in check_keys(query, None) {
                 let key = v1.key(kind, hash);
                 connect::check::push_bulk(&mut scratch.packed, key.as_bytes());
                 scratch.mget.arg(key);
@@ -52,8 +54,12 @@ impl RevocationStore for RedisStore {
             .await;
         give_command(scratch);
         match reply? {
-            CheckReply::Values(values) => answer_of(query, v1.is_some(), &mut values.iter().map(Ok)),
-            CheckReply::Value(value) => answer_of(query, v1.is_some(), &mut reply_values(&value)?),
+            CheckReply::Values(values) => {
+                answer_of(query, bound.is_some(), v1.is_some(), &mut values.iter().map(Ok))
+            }
+            CheckReply::Value(value) => {
+                answer_of(query, bound.is_some(), v1.is_some(), &mut reply_values(&value)?)
+            }
         }
     }
 
@@ -62,6 +68,12 @@ impl RevocationStore for RedisStore {
     /// a few command timeouts while Redis keeps answering others).
     async fn lookup_within(&self, query: &RevocationQuery, _timeout: Duration) -> Result<Lookup, StoreError> {
         self.lookup(query).await
+    }
+
+    /// One `MGET` per bucket for all of them (a few hundred queries to a command), the
+    /// buckets' commands sent together.
+    async fn lookup_many(&self, queries: &[RevocationQuery]) -> Result<Vec<Lookup>, StoreError> {
+        self.lookup_batch(queries).await
     }
 
     fn name(&self) -> &'static str {
@@ -105,7 +117,8 @@ impl RevocationStore for RedisStore {
         self.mark(Targets::Every, Kind::Token, token, ttl).await
     }
 
-    /// One write, to the bucket the token is checked in.
+    /// One write, to the bucket the token is checked in: the token bound to its subject
+    /// (it refuses that subject's token only), or its own key when it has no subject.
     async fn revoke_token_of(
         &self,
         token: &RevocationKey,
@@ -113,7 +126,8 @@ impl RevocationStore for RedisStore {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let bucket = self.bucket_for(token, subject);
-        self.mark(Targets::One(bucket), Kind::Token, token, ttl).await
+        let record = token_record(token, subject);
+        self.mark_token_for_subject(bucket, &record, token, ttl).await
     }
 
     /// A copy in every bucket: the tokens of the session are checked in their subject's

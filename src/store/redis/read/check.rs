@@ -18,11 +18,16 @@ use crate::store::{Lookup, RevocationQuery, StoreError};
 const SPARE: usize = 64;
 
 /// The keys one check reads in one schema, as a kind and its hash (the token's, for the
-/// global watermark, which has none): token, global, then session and subject when
-/// the query has them.
-pub(crate) fn check_keys(query: &RevocationQuery) -> impl Iterator<Item = (Kind, &RevocationKey)> {
+/// global watermark, which has none): token, the token bound to its subject (`bound`,
+/// [`RevocationQuery::token_for_subject`]; the v1 schema never had it), global, then
+/// session and subject when the query has them.
+pub(crate) fn check_keys<'a>(
+    query: &'a RevocationQuery,
+    bound: Option<&'a RevocationKey>,
+) -> impl Iterator<Item = (Kind, &'a RevocationKey)> {
     [
         Some((Kind::Token, &query.token)),
+        bound.map(|bound| (Kind::Token, bound)),
         Some((Kind::Global, &query.token)),
         query.session.as_ref().map(|session| (Kind::Session, session)),
         query.subject.as_ref().map(|subject| (Kind::Subject, subject)),
@@ -109,15 +114,17 @@ fn text<'a>(value: Option<Field<'a>>) -> Field<'a> {
 }
 
 /// The answer of a check's reply: one schema's, or (during a v1 transition) the union of
-/// both schemas', in [`check_keys`] order.
+/// both schemas', in [`check_keys`] order (`bound`: whether the v2 keys included the
+/// token bound to its subject).
 pub(crate) fn answer_of<'a>(
     query: &RevocationQuery,
+    bound: bool,
     with_v1: bool,
     values: &mut impl Iterator<Item = Field<'a>>,
 ) -> Result<Lookup, StoreError> {
-    let mut answer = read_answer(query, values)?;
+    let mut answer = read_answer(query, bound, values)?;
     if with_v1 {
-        answer = answer.union(read_answer(query, values)?);
+        answer = answer.union(read_answer(query, false, values)?);
     }
     // Values beyond the keys asked for answer a question nobody asked: the reply is
     // not the one this check's `MGET` gets.
@@ -143,9 +150,14 @@ fn watermark(value: Option<&[u8]>) -> Result<Option<u64>, StoreError> {
 /// Reads one schema's answer from the `MGET` reply, in [`check_keys`] order.
 fn read_answer<'a>(
     query: &RevocationQuery,
+    bound: bool,
     values: &mut impl Iterator<Item = Field<'a>>,
 ) -> Result<Lookup, StoreError> {
     let token = text(values.next())?;
+    let token_for_subject = match bound {
+        true => text(values.next())?,
+        false => None,
+    };
     let global = text(values.next())?;
     let session = match query.session {
         Some(_) => text(values.next())?,
@@ -156,7 +168,7 @@ fn read_answer<'a>(
         None => None,
     };
     Ok(Lookup {
-        token_revoked: token.is_some(),
+        token_revoked: token.is_some() || token_for_subject.is_some(),
         session_revoked: session.is_some(),
         subject_watermark: watermark(subject)?,
         global_watermark: watermark(global)?,
@@ -178,7 +190,7 @@ mod tests {
 
     fn answer(values: Vec<Value>) -> Result<Lookup, StoreError> {
         let reply = Value::Array(values);
-        read_answer(&query(), &mut reply_values(&reply)?)
+        read_answer(&query(), false, &mut reply_values(&reply)?)
     }
 
     #[test]
@@ -192,7 +204,7 @@ mod tests {
         assert!(lookup.token_revoked);
         assert_eq!(lookup.global_watermark, None);
         assert_eq!(lookup.subject_watermark, Some(1_700_000_000));
-        assert_eq!(check_keys(&query()).count(), 3);
+        assert_eq!(check_keys(&query(), None).count(), 3);
     }
 
     #[test]
@@ -205,11 +217,28 @@ mod tests {
     }
 
     #[test]
+    fn a_token_bound_to_its_subject_is_read_second() {
+        let query = query();
+        let bound = query.token_for_subject().expect("the query has a subject");
+        let keys: Vec<_> = check_keys(&query, Some(&bound)).collect();
+        assert_eq!(keys.len(), 4);
+        assert_eq!(keys[1], (Kind::Token, &bound));
+        let reply = Value::Array(vec![
+            Value::Nil,
+            Value::BulkString(b"1".to_vec()),
+            Value::Nil,
+            Value::Nil,
+        ]);
+        let lookup = answer_of(&query, true, false, &mut reply_values(&reply).unwrap()).unwrap();
+        assert!(lookup.token_revoked, "revoked for its subject");
+    }
+
+    #[test]
     fn a_reply_with_more_values_than_keys_is_an_error() {
         let reply = Value::Array(vec![Value::Nil; 4]);
-        let read = answer_of(&query(), false, &mut reply_values(&reply).unwrap());
+        let read = answer_of(&query(), false, false, &mut reply_values(&reply).unwrap());
         assert!(read.is_err(), "four values for three keys: {read:?}");
         let reply = Value::Array(vec![Value::Nil; 3]);
-        assert!(answer_of(&query(), false, &mut reply_values(&reply).unwrap()).is_ok());
+        assert!(answer_of(&query(), false, false, &mut reply_values(&reply).unwrap()).is_ok());
     }
 }

@@ -34,13 +34,16 @@
 //!
 //! A **check** reads one bucket, with one `MGET` to one node: the bucket of the token's
 //! subject when it has a `sub`, else the bucket of the token's own hash. In it, it reads
-//! the token marker, the global watermark, the session marker (with a `sid`) and the
-//! subject watermark (with a `sub`). So each record a check may need must be *in the
+//! the token marker, the token's marker for its subject (with a `sub`), the global
+//! watermark, the session marker (with a `sid`) and the subject watermark (with a `sub`). So each record a check may need must be *in the
 //! bucket the check reads*:
 //!
 //! - **token**: revoked from the token itself, so the writer knows its subject: it goes
 //!   to the same bucket the check reads (the subject's, or the token's own without a
-//!   `sub`). A writer that knows only the token's hash writes it to every bucket.
+//!   `sub`), under the token's hash bound to its subject's
+//!   ([`RevocationKey::for_subject`]), so that it refuses that subject's token only. A
+//!   writer that knows only the token's hash writes that hash to every bucket: it refuses
+//!   the token whatever its subject. Either way every store answers alike.
 //! - **subject** watermark: in the subject's bucket. Log out everywhere is one write.
 //! - **session**: the revoker often knows only the `sid` (OpenID back-channel logout),
 //!   never which subject's bucket the session's tokens are checked in. The marker is

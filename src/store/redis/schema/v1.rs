@@ -164,11 +164,11 @@ impl RedisStore {
         match kind {
             Kind::Token => {
                 report.tokens += 1;
-                self.write(Targets::Every, kind, hash, None, ttl, false).await
+                self.write(Targets::Every, kind, hash, None, ttl, None).await
             }
             Kind::Session => {
                 report.sessions += 1;
-                self.write(Targets::Every, kind, hash, None, ttl, false).await
+                self.write(Targets::Every, kind, hash, None, ttl, None).await
             }
             Kind::Subject | Kind::Global => {
                 let Ok(mark) = value.parse::<u64>() else {
@@ -182,7 +182,7 @@ impl RedisStore {
                     report.global = true;
                     Targets::Every
                 };
-                self.write(targets, kind, hash, Some(mark), ttl, false).await
+                self.write(targets, kind, hash, Some(mark), ttl, None).await
             }
         }
     }

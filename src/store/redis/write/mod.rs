@@ -72,7 +72,22 @@ impl RedisStore {
         hash: &RevocationKey,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.write(targets, kind, hash, None, ttl, self.v1().is_some())
+        let v1 = self.v1().map(|_| hash);
+        self.write(targets, kind, hash, None, ttl, v1).await
+    }
+
+    /// Records a token revoked for its subject (`record`, the token bound to it) in
+    /// `bucket`; during a v1 transition the v1 copy is the token's own hash (`token`),
+    /// which is what v1 readers read.
+    pub(crate) async fn mark_token_for_subject(
+        &self,
+        bucket: u32,
+        record: &RevocationKey,
+        token: &RevocationKey,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let v1 = self.v1().map(|_| token);
+        self.write(Targets::One(bucket), Kind::Token, record, None, ttl, v1)
             .await
     }
 
@@ -86,13 +101,13 @@ impl RedisStore {
         issued_until: u64,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.write(targets, kind, hash, Some(issued_until), ttl, self.v1().is_some())
-            .await
+        let v1 = self.v1().map(|_| hash);
+        self.write(targets, kind, hash, Some(issued_until), ttl, v1).await
     }
 
     /// Runs the write's script (`mark`: a marker; `Some(mark)`: a watermark) in each
-    /// target bucket, and on the v1 keys too with `with_v1`, all at once; fails if any
-    /// fails (every write may be repeated).
+    /// target bucket, and on the v1 keys too with `with_v1` (the hash the v1 copy is
+    /// recorded under), all at once; fails if any fails (every write may be repeated).
     pub(crate) async fn write(
         &self,
         targets: Targets,
@@ -100,23 +115,26 @@ impl RedisStore {
         hash: &RevocationKey,
         mark: Option<u64>,
         ttl: Duration,
-        with_v1: bool,
+        with_v1: Option<&RevocationKey>,
     ) -> Result<(), StoreError> {
         let schema = self.schema();
         let cap = self.feed_trim();
         let ttl = ttl_ms(ttl).to_string();
-        let (script, what, args) = match mark {
-            None => (
-                &self.shared.scripts.mark,
-                "Redis revocation write failed",
-                vec![cap, ttl, kind.code().into(), hash.to_string()],
-            ),
-            Some(mark) => (
-                &self.shared.scripts.raise,
-                "Redis watermark write failed",
-                vec![cap, mark.to_string(), ttl, kind.code().into(), hash.to_string()],
-            ),
+        let (script, what) = match mark {
+            None => (&self.shared.scripts.mark, "Redis revocation write failed"),
+            Some(_) => (&self.shared.scripts.raise, "Redis watermark write failed"),
         };
+        let args_for = |hash: &RevocationKey| match mark {
+            None => vec![cap.clone(), ttl.clone(), kind.code().into(), hash.to_string()],
+            Some(mark) => vec![
+                cap.clone(),
+                mark.to_string(),
+                ttl.clone(),
+                kind.code().into(),
+                hash.to_string(),
+            ],
+        };
+        let args = args_for(hash);
         let buckets = match targets {
             Targets::One(bucket) => bucket..bucket + 1,
             Targets::Every => 0..schema.buckets(),
@@ -131,8 +149,13 @@ impl RedisStore {
                 (bucket, invocation(script, keys, &args, wake))
             })
             .collect();
-        if let Some(v1) = self.v1().filter(|_| with_v1) {
-            invocations.push((0, invocation(script, v1.write_keys(kind, hash), &args, None)));
+        let v1_args;
+        if let (Some(v1), Some(v1_hash)) = (self.v1(), with_v1) {
+            v1_args = args_for(v1_hash);
+            invocations.push((
+                0,
+                invocation(script, v1.write_keys(kind, v1_hash), &v1_args, None),
+            ));
         }
         // An acknowledgement that did not come leaves the write applied: it is announced
         // like any other, and the error given after.

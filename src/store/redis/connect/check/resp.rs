@@ -4,8 +4,10 @@
 
 use std::fmt;
 
-/// The most values one check reads: four keys, twice during a v1 transition.
-pub(crate) const MAX_VALUES: usize = 8;
+/// The most values one check reads: five keys (the token's, the token's for its
+/// subject, the global watermark, the session's, the subject's), and four more during a
+/// v1 transition (which has no token-for-subject key).
+pub(crate) const MAX_VALUES: usize = 9;
 
 /// The longest value kept as it is. A revocation's value is `1` or a watermark (a
 /// number of seconds, at most 20 digits); a longer one is a foreign writer's, and is
@@ -292,7 +294,7 @@ mod tests {
         for reply in [
             &b"+OK\r\n"[..],
             b":1\r\n",
-            b"*9\r\n",
+            b"*10\r\n",
             b"*x\r\n",
             b"*1\r\n:1\r\n",
             b"*1\r\n$1\r\n12\r\n",

@@ -1,4 +1,7 @@
-//! The rotation rules, on the in-memory store.
+//! The rotation rules, on the in-memory store; what a family carries (opaque tokens,
+//! the sign-in's claims) and the grace window in `family.rs`.
+
+mod family;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +17,7 @@ use crate::{JwtVerifier, RevocationKey, Revoker, SigningKey, TokenIssuer, Verifi
 
 const SECRET: &[u8] = b"a long random secret of 32 bytes";
 
-fn sessions() -> (Sessions, JwtVerifier, Arc<dyn RevocationStore>) {
+pub(super) fn sessions() -> (Sessions, JwtVerifier, Arc<dyn RevocationStore>) {
     let verifier = JwtVerifier::builder()
         .key(VerificationKey::hmac(Algorithm::HS256, SECRET).unwrap())
         .issuer("app")
@@ -34,7 +37,7 @@ fn sessions() -> (Sessions, JwtVerifier, Arc<dyn RevocationStore>) {
 }
 
 /// Whether the layer would let `token` through: verified, and not revoked.
-async fn accepted(verifier: &JwtVerifier, store: &Arc<dyn RevocationStore>, token: &str) -> bool {
+pub(super) async fn accepted(verifier: &JwtVerifier, store: &Arc<dyn RevocationStore>, token: &str) -> bool {
     let Ok(verified) = verifier.verify(token) else {
         return false;
     };
@@ -119,15 +122,17 @@ async fn what_is_not_a_live_refresh_token_is_refused_and_changes_nothing() {
         sessions.refresh(&"x".repeat(100_000)).await,
         RefreshRefusal::Malformed,
     );
-    // A token edited in its random part, or naming another subject: unknown.
+    // A token edited in its secret, or in its family handle: unknown.
     let token = pair.refresh_token();
-    let last = token.len() - 2;
-    let flipped = if &token[last..last + 1] == "A" { "B" } else { "A" };
-    let tampered = format!("{}{flipped}{}", &token[..last], &token[last + 1..]);
-    refused(sessions.refresh(&tampered).await, RefreshRefusal::Unknown);
-    let mut parts: Vec<&str> = token.split('.').collect();
-    parts[2] = "Ym9i"; // "bob"
-    refused(sessions.refresh(&parts.join(".")).await, RefreshRefusal::Unknown);
+    let edited = |at: usize| {
+        let flipped = if &token[at..at + 1] == "A" { "B" } else { "A" };
+        format!("{}{flipped}{}", &token[..at], &token[at + 1..])
+    };
+    refused(
+        sessions.refresh(&edited(token.len() - 2)).await,
+        RefreshRefusal::Unknown,
+    );
+    refused(sessions.refresh(&edited(6)).await, RefreshRefusal::Unknown);
     let other = Sessions::sign_in(&sessions, "carol").await.unwrap();
     drop(other);
     // None of that ended the family.
@@ -182,6 +187,7 @@ async fn idle_timeout_and_absolute_lifetime_end_a_family_at_their_second() {
             family,
             subject,
             hash(0),
+            b"sealed".to_vec(),
             1000,
             1100,
             Duration::from_secs(30),
@@ -189,26 +195,17 @@ async fn idle_timeout_and_absolute_lifetime_end_a_family_at_their_second() {
         .await
         .unwrap();
     let rotate = |presented: u8, now: u64| {
-        let rotation = Rotation::new(family, subject, hash(presented), hash(presented + 1), now);
+        let rotation = Rotation::new(family, hash(presented), hash(presented + 1), now);
         let store = &store;
         async move { store.rotate(&rotation).await.unwrap() }
     };
-    assert_eq!(
-        rotate(0, 1029).await,
-        RotationOutcome::Rotated,
-        "the last second before idle"
-    );
-    assert_eq!(
-        rotate(1, 1058).await,
-        RotationOutcome::Rotated,
-        "idle counts from the last use"
-    );
-    assert_eq!(rotate(2, 1087).await, RotationOutcome::Rotated);
-    assert_eq!(
-        rotate(3, 1099).await,
-        RotationOutcome::Rotated,
-        "the last second of its lifetime"
-    );
+    let rotated = RotationOutcome::Rotated {
+        sealed: b"sealed".to_vec(),
+    };
+    assert_eq!(rotate(0, 1029).await, rotated, "the last second before idle");
+    assert_eq!(rotate(1, 1058).await, rotated, "idle counts from the last use");
+    assert_eq!(rotate(2, 1087).await, rotated);
+    assert_eq!(rotate(3, 1099).await, rotated, "the last second of its lifetime");
     assert_eq!(
         rotate(4, 1100).await,
         RotationOutcome::Expired,
@@ -221,6 +218,7 @@ async fn idle_timeout_and_absolute_lifetime_end_a_family_at_their_second() {
             family,
             subject,
             hash(10),
+            Vec::new(),
             2000,
             2100,
             Duration::from_secs(30),
