@@ -253,7 +253,7 @@ async fn time_checks(mirror: MirrorStore, samples: Arc<Mutex<Vec<u64>>>, live: u
         let mut batch = Vec::with_capacity(500);
         for _ in 0..500 {
             n += 1;
-            let key = if n % 2 == 0 {
+            let key = if n.is_multiple_of(2) {
                 super::common::filler_key(n.wrapping_mul(7919) % live.max(1))
             } else {
                 RevocationKey::token(Some("fleet-never"), &n.to_string())
