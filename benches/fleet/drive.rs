@@ -209,7 +209,11 @@ async fn fill(store: &RedisStore, address: &str, live: u64) -> Duration {
 
 async fn fill_on(store: &RedisStore, connection: &mut impl ConnectionLike, live: u64) {
     const BATCH: u64 = 20_000;
-    let expires_ms = unix_ns() / 1_000_000 + 3_600_000;
+    // Expiries a millisecond apart over the second half hour, as revocations of tokens
+    // issued at different times are (a load reads an index page by page, by expiry).
+    let now_ms = unix_ns() / 1_000_000;
+    let expiry = |n: u64| now_ms + 1_800_000 + n % 1_800_000;
+    let expires_ms = now_ms + 3_600_000;
     let mut start = 0;
     while start < live {
         let end = (start + BATCH).min(live);
@@ -224,11 +228,11 @@ async fn fill_on(store: &RedisStore, connection: &mut impl ConnectionLike, live:
                 .arg(store.token_key(bucket, &key))
                 .arg("1")
                 .arg("PXAT")
-                .arg(expires_ms)
+                .arg(expiry(n))
                 .ignore()
                 .cmd("ZADD")
                 .arg(store.index_key(bucket))
-                .arg(expires_ms)
+                .arg(expiry(n))
                 .arg(format!("t:{key}"))
                 .ignore();
         }
