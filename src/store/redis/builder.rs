@@ -219,7 +219,7 @@ impl RedisStoreBuilder {
     /// How long the change feeds keep their events (default
     /// [`DEFAULT_FEED_RETENTION`]), so Redis holds the feeds of that long a time, not of
     /// a count of revocations: at a steady write rate `r`, about `r × window` events in
-    /// all (about 130 bytes each), or fewer when every live record of a bucket expires
+    /// all (about 100 bytes each), or fewer when every live record of a bucket expires
     /// sooner (then the feed keeps no event older than the bucket's longest-lived
     /// record). A [`MirrorStore`](crate::store::MirrorStore) disconnected for longer
     /// reloads the buckets it missed from their index when it reconnects (what it holds
