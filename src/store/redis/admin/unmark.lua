@@ -6,7 +6,7 @@
 -- marker goes too, its epoch marker, and the marker's tombstone: `{p:bB}:lifted:t:{hash}`
 -- (or `x`), kept as long as the marker had left to live, so that a mirror writing back
 -- what Redis lost (`write_back.lua`) does not bring back what was lifted. ARGV: feed
--- cap, kind of the marker, hash.
+-- trim (see feed.lua), kind of the marker, hash.
 -- Returns 1 when a marker was removed; 0 when there was none, and then appends nothing.
 local left = redis.call('PTTL', KEYS[1])
 if redis.call('DEL', KEYS[1]) == 0 then

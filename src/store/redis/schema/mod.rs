@@ -14,7 +14,7 @@
 //! | `{p:bB}:x:{hash}`        | `1`                        | longest token lifetime + 2 × leeway |
 //! | `{p:bB}:s:{hash}`        | watermark, decimal seconds | longest token lifetime + leeway |
 //! | `{p:bB}:all`             | watermark, decimal seconds | longest token lifetime + leeway |
-//! | `{p:bB}:feed`            | the bucket's change feed (a stream, capped)  | none (bounded) |
+//! | `{p:bB}:feed`            | the bucket's change feed (a stream, by age)  | none (bounded) |
 //! | `{p:bB}:feed:seq`        | the feed's sequence counter                  | none (a number) |
 //! | `{p:bB}:index`           | the bucket's live records by expiry (what a mirror loads) | its longest record's |
 //! | `{p:b0}:layout`          | `v2 buckets=<N>`: a store with another N refuses to connect | none (one key) |

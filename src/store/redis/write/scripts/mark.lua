@@ -1,6 +1,6 @@
 -- Sets a marker unless it already lives longer.
 -- KEYS: marker, feed, feed sequence, and (v2) the bucket's index, its epoch marker and
--- the marker's tombstone (see `unmark.lua`), which a new revocation removes. ARGV: feed cap, ttl (ms), kind, hash, and
+-- the marker's tombstone (see `unmark.lua`), which a new revocation removes. ARGV: feed trim (`cap:window_ms`, see feed.lua), ttl (ms), kind, hash, and
 -- optionally the wake channel and the bucket's number.
 -- Milliseconds throughout: `TTL` rounds to the nearest second, which could shorten a
 -- record by up to half a second.

@@ -1,6 +1,6 @@
 -- Raises a watermark (never lowers it), keeping it at least `ttl` milliseconds.
 -- KEYS: watermark, feed, feed sequence, and (v2) the bucket's index and epoch marker
--- (a watermark is never lifted: the sixth key, a tombstone, is not used). ARGV: feed cap,
+-- (a watermark is never lifted: the sixth key, a tombstone, is not used). ARGV: feed trim (see feed.lua),
 -- mark, ttl (ms), kind, hash, and optionally the wake channel and the bucket's number.
 -- Running it twice (a retried write) changes nothing a reader could tell: the mark and
 -- the TTL only ever go up, and the second event repeats the first.
