@@ -2,8 +2,6 @@
 //! worker processes, writes at the steady rate and in a storm, and prints the table.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,75 +11,14 @@ use tower_jwt_revoke::RevocationKey;
 use tower_jwt_revoke::redis::aio::ConnectionLike;
 use tower_jwt_revoke::store::{RedisStore, RevocationStore};
 
+use super::process::{Worker, collect};
 use super::support::RedisServer;
 use super::support::cluster::RedisCluster;
-use super::worker::{WORKER_ENV, probe_key, store, unix_ns};
+use super::worker::{probe_key, store, unix_ns};
 use super::{command_stats, common, env_number, info_sum};
 
 /// How long the revocations written by the bench live: past its end.
 const WRITE_TTL: Duration = Duration::from_secs(300);
-
-/// One worker process, and its pipes.
-struct Worker {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    mirrors: usize,
-    /// From its `ready` line: load time (max, median) and RSS per mirror.
-    load_ms: (u64, u64),
-    rss_per_mirror: u64,
-}
-
-impl Worker {
-    fn start(target: &str, prefix: &str, mirrors: usize, live: u64, first: bool) -> Self {
-        let mut child = Command::new(std::env::current_exe().expect("this bench's path"))
-            .env(
-                WORKER_ENV,
-                format!("{target}\t{prefix}\t{mirrors}\t{live}\t{}", u8::from(first)),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start a worker");
-        let stdin = child.stdin.take().expect("stdin");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("worker ready");
-        let words: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|word| word.parse().ok())
-            .collect();
-        assert_eq!(words.len(), 4, "worker said {line:?}");
-        Self {
-            child,
-            stdin,
-            stdout,
-            mirrors,
-            load_ms: (words[1], words[2]),
-            rss_per_mirror: words[3],
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").expect("worker stdin");
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// What one phase measured.
 struct Phase {
@@ -425,56 +362,4 @@ async fn phase(
         bytes_out_per_rev: (out_after - out_before) / scripts,
         checks,
     }
-}
-
-/// Each probe's (mirrors that refused it, last refusal ns), summed over the workers;
-/// the first worker's check times.
-type Seen = HashMap<u64, (usize, u64)>;
-
-fn collect(workers: &Arc<Mutex<Vec<Worker>>>) -> (Seen, Option<(u64, u64, u64)>) {
-    let mut seen: Seen = HashMap::new();
-    let mut checks = None;
-    let mut health = [0u64; 3];
-    for worker in workers.lock().unwrap().iter_mut() {
-        worker.send("report");
-        loop {
-            let mut line = String::new();
-            if worker.stdout.read_line(&mut line).expect("worker report") == 0 {
-                panic!("a worker stopped");
-            }
-            let words: Vec<&str> = line.split_whitespace().collect();
-            match words.first().copied() {
-                Some("probe") => {
-                    let (id, count, last): (u64, usize, u64) = (
-                        words[1].parse().unwrap(),
-                        words[2].parse().unwrap(),
-                        words[3].parse().unwrap(),
-                    );
-                    let entry = seen.entry(id).or_default();
-                    entry.0 += count;
-                    entry.1 = entry.1.max(last);
-                }
-                Some("health") => {
-                    for (at, word) in words[1..].iter().enumerate() {
-                        health[at] += word.parse::<u64>().unwrap_or(0);
-                    }
-                }
-                Some("checks") => {
-                    checks = Some((
-                        words[2].parse().unwrap(),
-                        words[3].parse().unwrap(),
-                        words[4].parse().unwrap(),
-                    ));
-                }
-                _ => break,
-            }
-        }
-    }
-    if health.iter().any(|&n| n > 0) {
-        eprintln!(
-            "fleet health so far: {} bucket reloads, {} data losses seen, {} records written back",
-            health[0], health[1], health[2]
-        );
-    }
-    (seen, checks)
 }

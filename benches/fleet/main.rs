@@ -39,6 +39,7 @@ mod common;
 
 mod drive;
 mod memory;
+mod process;
 mod worker;
 
 fn main() {
