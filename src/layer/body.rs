@@ -193,13 +193,15 @@ where
             Poll::Ready(frame) => return Poll::Ready(frame.map(|frame| frame.map_err(Into::into))),
             Poll::Pending => {}
         }
-        if let Watching::Lazy(ending) = this.watch {
-            let Ending {
+        // The body waits: now it is a stream, and worth watching.
+        if let Watching::Lazy(ending) = this.watch
+            && let Some(Ending {
                 watch,
                 query,
                 refused_from,
                 ..
-            } = ending.take().expect("taken once");
+            }) = ending.take()
+        {
             *this.watch = Watching::Started(Revoked::new(Some(watch), query, refused_from));
         }
         let Watching::Started(revoked) = this.watch else {
@@ -227,8 +229,6 @@ where
         self.inner.size_hint()
     }
 }
-
-use std::future::Future as _;
 
 /// `grpc-status: 16` and why (a fixed ASCII text: no percent-encoding needed).
 fn refused_trailers(refusal: Refusal) -> HeaderMap {
