@@ -87,8 +87,8 @@ const BATCH: usize = 1000;
 /// other languages must write a record and its event atomically (as the crate's
 /// scripts do): a reload that sees an event's sequence number must also see its record.
 ///
-/// Memory: about 45 bytes per live revocation with write-back on (the local copy keeps
-/// each record in full, once, for the checks and for writing back), 23 to 35 without.
+/// Memory: 44–47 bytes per live revocation with write-back on (the local copy keeps
+/// each record in full, once, for the checks and for writing back), 34 without.
 /// 1M revocations load from Redis in under a second on a 2-core machine (see
 /// BENCHMARKS.md).
 ///

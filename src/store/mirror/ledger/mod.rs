@@ -3,8 +3,8 @@
 //!
 //! It is a view of the mirror's local copy, not a second structure: with write-back on,
 //! the copy the checks read keeps full records (the whole 32-byte key, the value, the
-//! expiry, and a 16-bit tag of kind and bucket; see `store/memory/records.rs`), about
-//! 45 bytes per live revocation in all where a short-key copy and a separate ledger
+//! expiry, and a 16-bit tag of kind and bucket; see `store/memory/full_records/`), 44–47
+//! bytes per live revocation in all where a short-key copy and a separate ledger
 //! took about 100.
 //!
 //! It follows what the mirror applies: a load, a feed event (a `del` event removes the
