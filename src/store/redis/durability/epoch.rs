@@ -105,19 +105,29 @@ impl LossWatch {
         }
     }
 
+    /// What each bucket's mirror has applied so far: taken *before* the counters are
+    /// read, since a mirror that applies events written after the read (its feed reply
+    /// can come first) would otherwise make a growing counter look like one that went
+    /// backwards. Every mirror of a fleet would then write back all it holds.
+    fn applied_now(&self) -> Vec<u64> {
+        self.applied
+            .iter()
+            .map(|applied| applied.load(Ordering::Acquire))
+            .collect()
+    }
+
     /// Compares what Redis answered for `bucket` (`epoch` `None`: no marker, the bucket
-    /// holds nothing; `seq`: its feed counter) with what was known; answers whether
-    /// that is a loss: the marker went missing or changed, or the counter went
-    /// backwards under the same marker (counters only ever grow).
-    fn compare(&self, bucket: u32, epoch: Option<String>, seq: u64) -> bool {
+    /// holds nothing; `seq`: its feed counter) with what was known, and with what its
+    /// mirror had `applied` before the read; answers whether that is a loss: the marker
+    /// went missing or changed, or the counter went backwards under the same marker
+    /// (counters only ever grow).
+    fn compare(&self, bucket: u32, epoch: Option<String>, seq: u64, applied_before: u64) -> bool {
         let mut known = lock(&self.known);
         let Some(slot) = known.get_mut(usize::try_from(bucket).unwrap_or(usize::MAX)) else {
             return false;
         };
         let applied = self.applied.get(usize::try_from(bucket).unwrap_or(usize::MAX));
-        let floor = slot
-            .seq
-            .max(applied.map_or(0, |applied| applied.load(Ordering::Acquire)));
+        let floor = slot.seq.max(applied_before);
         let lost = slot.epoch.is_some() && (slot.epoch != epoch || seq < floor);
         slot.seq = if lost { seq } else { slot.seq.max(seq) };
         slot.epoch = epoch;
@@ -264,6 +274,7 @@ impl RedisStore {
     ) -> Result<(), StoreError> {
         let schema = self.schema();
         let watch = &self.shared.loss;
+        let applied = watch.applied_now();
         let mut found = super::watch::read_markers(connection, schema, timeout).await?;
         let missing: Vec<u32> = (0..schema.buckets())
             .filter(|&bucket| found[bucket as usize].0.is_none())
@@ -289,7 +300,10 @@ impl RedisStore {
         let lost: Vec<u32> = found
             .into_iter()
             .zip(0..)
-            .filter_map(|((epoch, seq), bucket)| watch.compare(bucket, epoch, seq).then_some(bucket))
+            .filter_map(|((epoch, seq), bucket)| {
+                let applied = applied.get(bucket as usize).copied().unwrap_or(0);
+                watch.compare(bucket, epoch, seq, applied).then_some(bucket)
+            })
             .collect();
         self.note_loss(
             &lost,
@@ -297,5 +311,45 @@ impl RedisStore {
             "an epoch marker went missing or changed, or a feed counter went backwards",
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LossWatch;
+
+    fn marker() -> Option<String> {
+        Some("epoch-1".to_owned())
+    }
+
+    /// A mirror that reads events written after the watch's read (its feed reply came
+    /// first) must not make the counter the watch read look like one gone backwards: at
+    /// 50 mirrors and more that false loss made every mirror write back all it held.
+    #[test]
+    fn events_applied_after_the_read_are_not_a_loss() {
+        let watch = LossWatch::new(1);
+        assert!(!watch.compare(0, marker(), 10, 0));
+        let applied_before = watch.applied_now()[0];
+        watch.applied(0, 15); // read by a mirror while the watch's reply was on its way
+        assert!(!watch.compare(0, marker(), 12, applied_before));
+    }
+
+    #[test]
+    fn a_counter_below_what_was_applied_before_the_read_is_a_loss() {
+        let watch = LossWatch::new(1);
+        assert!(!watch.compare(0, marker(), 10, 0));
+        watch.applied(0, 15);
+        let applied_before = watch.applied_now()[0];
+        // A replica promoted without events 13 to 15, under the same marker.
+        assert!(watch.compare(0, marker(), 12, applied_before));
+    }
+
+    #[test]
+    fn a_marker_gone_or_changed_is_a_loss() {
+        let watch = LossWatch::new(1);
+        assert!(!watch.compare(0, marker(), 10, 0));
+        assert!(watch.compare(0, None, 0, 0));
+        assert!(!watch.compare(0, marker(), 1, 0), "a new marker is known from now on");
+        assert!(watch.compare(0, Some("epoch-2".to_owned()), 40, 0));
     }
 }
