@@ -15,6 +15,11 @@
 //! two buckets (a session, a token revoked without its subject, the global watermark)
 //! is written back into every bucket that lost its data. Expired records are never
 //! written back; the copy's sweeper reclaims them.
+//!
+//! In this folder: the ledger and what it writes back (`mod.rs`), its tests
+//! (`tests.rs`). May use: the in-memory store's full records, the Redis store's
+//! root re-exports, applying a mark (`follow/`). Used by: loading, following and
+//! write-back.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -349,7 +349,10 @@ mod tests {
         let watch = LossWatch::new(1);
         assert!(!watch.compare(0, marker(), 10, 0));
         assert!(watch.compare(0, None, 0, 0));
-        assert!(!watch.compare(0, marker(), 1, 0), "a new marker is known from now on");
+        assert!(
+            !watch.compare(0, marker(), 1, 0),
+            "a new marker is known from now on"
+        );
         assert!(watch.compare(0, Some("epoch-2".to_owned()), 40, 0));
     }
 }
