@@ -4,8 +4,9 @@
 //!
 //! - out, once every mirror serves locally: `ready <mirrors> <load ms, max> <load ms,
 //!   median> <RSS bytes per mirror>`;
-//! - in `p <id>`: a probe revocation about to be written (`probe_key(id)`): every mirror
-//!   is polled (every millisecond, locally only) until it refuses it;
+//! - in `p <id>`: a probe revocation about to be written (`probe_key(id)`): a token of
+//!   that key is watched on every mirror (`VerifiedToken::revoked`, which the mirror
+//!   wakes as it applies the revocation: no polling, no resolution limit);
 //! - in `report`: out `probe <id> <mirrors that refused it> <last refusal, Unix ns>` for
 //!   every probe since the last report, `checks <n> <p50 ns> <p99 ns> <max ns>` (the
 //!   first worker only: checks on its first mirror, timed one by one), `health <bucket
@@ -18,17 +19,21 @@ use std::io::{BufRead, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tower_jwt_revoke::RevocationKey;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tower_jwt_revoke::store::{MirrorStore, RedisStore, RevocationQuery, RevocationStore};
+use tower_jwt_revoke::{JwtVerifier, Refusal, RevocationKey, RevocationLayer, VerificationKey};
 
 /// The environment variable that makes this binary a worker: `target<TAB>prefix<TAB>
 /// mirrors<TAB>expected entries<TAB>first worker (0/1)`, the target being `single=<url>`
 /// or `cluster=<seed>,<seed>,...`.
 pub const WORKER_ENV: &str = "TOWER_JWT_REVOKE_BENCH_FLEET_WORKER";
 
-/// The key of probe `id`.
+/// The issuer of the probes' tokens.
+const PROBE_ISSUER: &str = "fleet-probe";
+
+/// The key of probe `id`: its token's.
 pub fn probe_key(id: u64) -> RevocationKey {
-    RevocationKey::token(Some("fleet-probe"), &id.to_string())
+    RevocationKey::token(Some(PROBE_ISSUER), &id.to_string())
 }
 
 pub fn unix_ns() -> u64 {
@@ -57,12 +62,56 @@ fn query(token: RevocationKey) -> RevocationQuery {
     }
 }
 
-/// A probe being watched: which mirrors refused it, and when the last one did.
+/// A probe being watched: how many mirrors refused it, and when the last one did.
+#[derive(Default)]
 struct Probe {
-    key: RevocationKey,
-    seen: Vec<bool>,
     count: usize,
     last_ns: u64,
+}
+
+const PROBE_SECRET: &[u8] = b"fleet-bench-probe-secret-0123456789abcdef";
+
+/// A layer per mirror, only to watch the probes' tokens through that mirror.
+fn probe_layers(fleet: &[MirrorStore]) -> Vec<RevocationLayer> {
+    let verifier = JwtVerifier::builder()
+        .key(VerificationKey::hmac(Algorithm::HS256, PROBE_SECRET).expect("key"))
+        .issuer(PROBE_ISSUER)
+        .build()
+        .expect("verifier");
+    fleet
+        .iter()
+        .map(|mirror| RevocationLayer::new(verifier.clone(), mirror.clone()))
+        .collect()
+}
+
+/// Watches probe `id`'s token on every mirror: each refusal is counted as the mirror
+/// applies it.
+fn watch_probe(layers: &[RevocationLayer], probes: &Arc<Mutex<BTreeMap<u64, Probe>>>, id: u64) {
+    probes.lock().unwrap().insert(id, Probe::default());
+    let now = unix_ns() / 1_000_000_000;
+    let claims = serde_json::json!({
+        "iss": PROBE_ISSUER, "jti": id.to_string(), "iat": now, "exp": now + 3600,
+    });
+    let jwt = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(PROBE_SECRET),
+    )
+    .expect("probe token");
+    let token = layers[0].verifier().verify(&jwt).expect("probe token verifies");
+    for layer in layers {
+        let revoked = layer.watched(token.clone()).revoked();
+        let probes = Arc::clone(probes);
+        tokio::spawn(async move {
+            if let Refusal::Revoked(_) = revoked.await {
+                let at = unix_ns();
+                if let Some(probe) = probes.lock().unwrap().get_mut(&id) {
+                    probe.count += 1;
+                    probe.last_ns = probe.last_ns.max(at);
+                }
+            }
+        });
+    }
 }
 
 pub fn run(job: &str) {
@@ -92,7 +141,7 @@ pub fn run(job: &str) {
 
     let probes: Arc<Mutex<BTreeMap<u64, Probe>>> = Arc::default();
     let checks: Arc<Mutex<Vec<u64>>> = Arc::default();
-    runtime.spawn(poll(fleet.clone(), Arc::clone(&probes)));
+    let layers = probe_layers(&fleet);
     if first {
         runtime.spawn(time_checks(
             fleet[0].clone(),
@@ -107,15 +156,8 @@ pub fn run(job: &str) {
         match words.next() {
             Some("p") => {
                 let id: u64 = words.next().and_then(|id| id.parse().ok()).expect("probe id");
-                probes.lock().unwrap().insert(
-                    id,
-                    Probe {
-                        key: probe_key(id),
-                        seen: vec![false; fleet.len()],
-                        count: 0,
-                        last_ns: 0,
-                    },
-                );
+                let _entered = runtime.enter();
+                watch_probe(&layers, &probes, id);
             }
             Some("report") => {
                 let mut out = std::io::stdout().lock();
@@ -197,49 +239,6 @@ async fn start(
         fleet.extend(batch);
     }
     (fleet, loads)
-}
-
-/// Every millisecond: each mirror that serves locally, for each probe it has not
-/// refused yet, a local check.
-async fn poll(fleet: Vec<MirrorStore>, probes: Arc<Mutex<BTreeMap<u64, Probe>>>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        let pending: Vec<(u64, RevocationKey, Vec<bool>)> = probes
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, probe)| probe.count < fleet.len())
-            .map(|(&id, probe)| (id, probe.key, probe.seen.clone()))
-            .collect();
-        if pending.is_empty() {
-            continue;
-        }
-        let mut found = Vec::new();
-        for (at, mirror) in fleet.iter().enumerate() {
-            for (id, key, seen) in &pending {
-                // Answered locally, or not at all (a mirror out of sync would ask Redis).
-                if !seen[at]
-                    && mirror
-                        .lookup_immediate(&query(*key))
-                        .is_some_and(|l| l.token_revoked)
-                {
-                    found.push((*id, at, unix_ns()));
-                }
-            }
-        }
-        let mut probes = probes.lock().unwrap();
-        for (id, at, ns) in found {
-            if let Some(probe) = probes.get_mut(&id)
-                && !probe.seen[at]
-            {
-                probe.seen[at] = true;
-                probe.count += 1;
-                probe.last_ns = probe.last_ns.max(ns);
-            }
-        }
-    }
 }
 
 /// Every 10 ms, 500 local checks on `mirror` (half of revoked tokens of the live set,
