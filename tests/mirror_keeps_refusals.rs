@@ -49,33 +49,11 @@ async fn what_redis_refused_for_a_mirror_not_in_sync_is_kept_and_written_back() 
     let server = redis_or_skip!(private);
     let mut admin = server.client().get_multiplexed_async_connection().await.unwrap();
     // Everything but reading the feeds: the mirror never gets in sync.
-    let _: () = redis::cmd("ACL")
-        .arg(
-            &[
-                "SETUSER",
-                "replica",
-                "on",
-                ">replica-password",
-                "~*",
-                "&*",
-                "+@all",
-                "-xread",
-            ][..],
-        )
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    let port = server
-        .url()
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_owned();
+    let url = server.url_of_user("replica", &["xread"]).await;
     let prefix = support::unique_prefix();
     let mirror = MirrorStore::start(
         RedisStore::builder()
-            .url(format!("redis://replica:replica-password@127.0.0.1:{port}/"))
+            .url(url.as_str())
             .prefix(prefix.as_str())
             .command_timeout(Duration::from_millis(500))
             .build()

@@ -225,31 +225,7 @@ async fn a_server_with_the_append_only_file_is_not_warned_about() {
 #[tokio::test]
 async fn where_config_is_refused_the_check_reads_info() {
     let server = redis_or_skip!(private, aof);
-    let mut admin = server.client().get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("ACL")
-        .arg(
-            &[
-                "SETUSER",
-                "app",
-                "on",
-                ">app-password",
-                "~*",
-                "&*",
-                "+@all",
-                "-config",
-            ][..],
-        )
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    let port = server
-        .url()
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_owned();
-    let url = format!("redis://app:app-password@127.0.0.1:{port}/");
+    let url = server.url_of_user("app", &["config"]).await;
     let build = || {
         RedisStore::builder()
             .url(url.as_str())

@@ -111,6 +111,28 @@ impl RedisServer {
         redis::Client::open(self.url.as_str()).expect("valid redis url")
     }
 
+    /// Creates the ACL user `user` (password `<user>-password`), allowed every command
+    /// but `denied`, and answers the URL that logs in as it.
+    pub async fn url_of_user(&self, user: &str, denied: &[&str]) -> String {
+        let mut admin = self.client().get_multiplexed_async_connection().await.unwrap();
+        let password = format!("{user}-password");
+        let mut command = redis::cmd("ACL");
+        command
+            .arg("SETUSER")
+            .arg(user)
+            .arg("on")
+            .arg(format!(">{password}"))
+            .arg("~*")
+            .arg("&*")
+            .arg("+@all");
+        for name in denied {
+            command.arg(format!("-{name}"));
+        }
+        let _: () = command.query_async(&mut admin).await.unwrap();
+        let port = self.url.trim_end_matches('/').rsplit(':').next().unwrap();
+        format!("redis://{user}:{password}@127.0.0.1:{port}/")
+    }
+
     /// A store on this server under `prefix`, with timeouts short enough for outage
     /// tests and long enough for a loaded CI machine.
     pub fn store(&self, prefix: &str) -> tower_jwt_revoke::store::RedisStore {
