@@ -133,3 +133,61 @@ async fn what_redis_refused_for_a_mirror_not_in_sync_is_kept_and_written_back() 
     }
     assert!(with_ttl >= 3, "the three records are back");
 }
+
+/// The first load puts a fresh copy, filled from Redis, in place of the one the mirror
+/// started with: what the mirror kept before it ended (here a refusal; its own writes
+/// alike) must not go with the old copy when Redis lost it meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_kept_before_the_first_load_survives_it() {
+    let server = redis_or_skip!(private);
+    let mut admin = server.client().get_multiplexed_async_connection().await.unwrap();
+    // The load reads the buckets' indexes with ZRANGEBYSCORE: denied, it fails (and is
+    // tried again) until the test allows it.
+    let url = server.url_of_user("replica", &["zrangebyscore"]).await;
+    let prefix = support::unique_prefix();
+    let mirror = MirrorStore::start(
+        RedisStore::builder()
+            .url(url.as_str())
+            .prefix(prefix.as_str())
+            .command_timeout(Duration::from_millis(500))
+            // No write-back: the record must survive in the mirror, not come back
+            // from Redis before the load ends.
+            .detect_data_loss(false)
+            .build()
+            .unwrap(),
+    );
+    let writer = server.store(&prefix);
+    let (token, untouched) = (query("token"), query("none"));
+    writer
+        .revoke_token_of(&token.token, token.subject.as_ref(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        mirror
+            .wait_until_synced(Duration::from_millis(300))
+            .await
+            .is_err()
+    );
+    assert!(refuses(&mirror, &token).await, "refused by Redis, and kept");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut admin).await.unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "replica", "+zrangebyscore"][..])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    mirror
+        .wait_until_synced(Duration::from_secs(10))
+        .await
+        .expect("the load ends once allowed");
+    assert!(
+        refuses(&mirror, &token).await,
+        "the copy the first load made still refuses what the mirror kept before it"
+    );
+    assert!(!refuses(&mirror, &untouched).await);
+    assert!(
+        !refuses(&writer, &token).await,
+        "Redis lost it (no write-back here)"
+    );
+}
