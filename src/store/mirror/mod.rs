@@ -2,10 +2,9 @@
 //!
 //! In this folder, by concern: `load/` (the first load, and reloading buckets that lost
 //! their place), `follow/` (the background task following the change feeds, their
-//! events, the wake-up channel), `write_back.rs` and `ledger/` (writing back what Redis
-//! lost, and the full records that takes), `refusals.rs` (keeping what Redis refused
-//! while the copy was not fresh), `before_load.rs` (what the first load must not drop),
-//! `health.rs` (what the mirror reports).
+//! events, the wake-up channel), `write_back.rs` and `ledger/` (writing back what
+//! Redis lost, and the full records that takes), `refusals.rs` (keeping what Redis
+//! refused while the copy was not fresh), `health.rs` (what the mirror reports).
 //! May use: the Redis store (through its root re-exports) and the in-memory store (the
 //! local copy). Used by: applications, as a [`RevocationStore`](super::RevocationStore).
 
@@ -21,7 +20,6 @@ use super::memory::InMemoryStore;
 use super::redis::{Kind, RedisStore, Targets};
 use crate::store::key::RevocationKey;
 
-mod before_load;
 mod checks_and_writes;
 mod follow;
 mod health;
@@ -137,9 +135,6 @@ struct Shared {
     pending: Arc<Pending>,
     /// Refusals from Redis being read back to be kept (`refusals.rs`).
     keeping: AtomicUsize,
-    /// What the mirror applied before its first load ended; `None` after it
-    /// (`before_load.rs`).
-    before_load: Mutex<Option<Vec<before_load::Noted>>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -224,7 +219,6 @@ impl MirrorStoreBuilder {
             ledger,
             pending: Arc::default(),
             keeping: AtomicUsize::new(0),
-            before_load: Mutex::new(Some(Vec::new())),
         });
         tokio::spawn(follow(Arc::downgrade(&shared)));
         if shared.ledger.is_some() {
@@ -319,11 +313,6 @@ impl Shared {
     /// Notes a write this mirror made in its ledger at once, as its feed event would
     /// later: a loss before the event is read must not leave it out of the write-back.
     fn note_own(&self, targets: Targets, kind: Kind, hash: &RevocationKey, value: u64, ttl: Duration) {
-        self.note_before_load(targets, kind, hash, value, ttl);
-        self.note_in_ledger(targets, kind, hash, value, ttl);
-    }
-
-    fn note_in_ledger(&self, targets: Targets, kind: Kind, hash: &RevocationKey, value: u64, ttl: Duration) {
         let Some(ledger) = &self.ledger else { return };
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         let expires_ms = ledger::now_ms().saturating_add(ttl_ms);

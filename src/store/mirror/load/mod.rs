@@ -65,10 +65,9 @@ impl Shared {
     pub(super) async fn load_all(&self, connection: &mut Conn, feeds: &mut Feeds) -> Result<(), StoreError> {
         let all: Vec<usize> = (0..feeds.streams.len()).collect();
         let positions = self.positions(connection, feeds, &all).await?;
-        // The copy, and with it the ledger (the copy's full records, with write-back
-        // on), is filled again from what Redis holds now; what the mirror applied
-        // before (its own writes, refusals it kept) is applied again on top, for Redis
-        // may have lost it meanwhile.
+        // What Redis holds now is the whole truth (nothing was lost, or what was is
+        // written back already): the copy, and with it the ledger (the copy's full
+        // records, with write-back on), is filled again from it.
         let fresh = self.local.empty_like();
         let buckets: Vec<u32> = (0..self.redis.buckets()).collect();
         self.index_into(connection, &buckets, &fresh).await?;
@@ -76,7 +75,6 @@ impl Shared {
             self.scan_into(connection, &[v1.pattern()], &fresh).await?;
         }
         self.local.replace_with(fresh);
-        self.apply_noted_before_load().await;
         for (at, cursor) in all.into_iter().zip(positions) {
             feeds.cursors[at] = Some(cursor);
         }
