@@ -21,14 +21,8 @@ impl RevocationStore for MirrorStore {
         if shared.fresh_at(now) {
             return Ok(known);
         }
-        match self.shared.redis.lookup(query).await {
-            Ok(remote) => {
-                if remote.revoked_by(query.issued_at).is_some() && known.revoked_by(query.issued_at).is_none()
-                {
-                    self.shared.keep_refusal(query, remote);
-                }
-                Ok(known.union(remote))
-            }
+        match shared.redis.lookup(query).await {
+            Ok(remote) => Ok(known.union(remote)),
             // What the mirror knows is still refused; the rest follows the policy.
             Err(_) if known.revoked_by(query.issued_at).is_some() => Ok(known),
             Err(error) => Err(error),

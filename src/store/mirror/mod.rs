@@ -3,13 +3,12 @@
 //! In this folder, by concern: `load/` (the first load, and reloading buckets that lost
 //! their place), `follow/` (the background task following the change feeds, their
 //! events, the wake-up channel), `write_back.rs` and `ledger/` (writing back what
-//! Redis lost, and the full records that takes), `refusals.rs` (keeping what Redis
-//! refused while the copy was not fresh), `health.rs` (what the mirror reports).
+//! Redis lost, and the full records that takes), `health.rs` (what the mirror reports).
 //! May use: the Redis store (through its root re-exports) and the in-memory store (the
 //! local copy). Used by: applications, as a [`RevocationStore`](super::RevocationStore).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,6 @@ mod health;
 mod ledger;
 mod load;
 mod refresh;
-mod refusals;
 mod write_back;
 
 pub use self::follow::DEFAULT_READ_COALESCING;
@@ -78,10 +76,7 @@ const BATCH: usize = 1000;
 /// It never answers from a stale copy: during start-up and reloads, and whenever its
 /// last word from Redis is older than the staleness bound (Redis down, network cut),
 /// checks go to Redis directly, and so follow the layer's failure policy when Redis
-/// does not answer. Revocations it already knows keep being refused all the while, and
-/// so does what Redis refused for it meanwhile: the mirror keeps those records, with
-/// the time Redis says they have left, so that it writes them back if Redis loses them
-/// before their events reach it.
+/// does not answer. Revocations it already knows keep being refused all the while.
 /// Writes go to Redis and are applied locally at once. State changes are logged
 /// through `tracing`; [`health`](Self::health) serves a readiness probe.
 ///
@@ -133,8 +128,6 @@ struct Shared {
     ledger: Option<Arc<Ledger>>,
     /// Lost buckets waiting for the write-back task.
     pending: Arc<Pending>,
-    /// Refusals from Redis being read back to be kept (`refusals.rs`).
-    keeping: AtomicUsize,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -218,7 +211,6 @@ impl MirrorStoreBuilder {
             position_script: Script::new(load::POSITION),
             ledger,
             pending: Arc::default(),
-            keeping: AtomicUsize::new(0),
         });
         tokio::spawn(follow(Arc::downgrade(&shared)));
         if shared.ledger.is_some() {

@@ -69,7 +69,6 @@ use self::connect::shared::Connection;
 use self::durability::epoch::LossWatch;
 pub use self::durability::epoch::{DataLoss, LOSS_CHECK_INTERVAL};
 pub use self::durability::persistence::{Persistence, PersistenceSource};
-pub(crate) use self::read::refusing::Refusing;
 pub(crate) use self::read::scan;
 pub use self::schema::v1::MigrationReport;
 pub(crate) use self::schema::v1::V1;

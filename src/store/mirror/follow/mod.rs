@@ -182,23 +182,11 @@ pub(super) async fn follow(shared: Weak<Shared>) {
                     connection = None;
                 }
                 drop(strong);
-                tokio::time::sleep(jittered(backoff)).await;
+                tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }
-}
-
-/// `backoff` and up to half as much again, at random: a fleet of mirrors that lost Redis
-/// at the same moment (a restart, a failover) comes back spread out, not all at once,
-/// each with its reload.
-fn jittered(backoff: Duration) -> Duration {
-    let mut random = [0u8; 2];
-    let fraction = match getrandom::getrandom(&mut random) {
-        Ok(()) => f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX),
-        Err(_) => 0.0,
-    };
-    backoff.mul_f64(1.0 + fraction / 2.0)
 }
 
 fn is_cluster(connection: &Option<Conn>) -> bool {
