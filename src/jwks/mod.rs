@@ -33,13 +33,6 @@
 //! # Ok(()) }
 //! ```
 //!
-//! One concept per file: the key source and its background task in `source.rs`, when
-//! fetches happen in `schedule.rs`, the settings in `builder.rs`, one HTTP fetch in
-//! `fetch.rs`, a JWK Set's keys in `document.rs`, health and logging in `health.rs`,
-//! discovery in `discovery.rs`. May use: `verify/` (the key ring, keys, errors) and
-//! the layer's retry hint. Used by: the verifier's builder, the endpoints' receivers,
-//! applications.
-//!
 //! In this folder: the key source and its unknown-`kid` refreshes (`source/`), its
 //! builder (`builder.rs`), discovery (`discovery.rs`), fetching and what may be fetched
 //! (`fetch.rs`), the documents (`document.rs`), the refresh schedule (`schedule.rs`),
