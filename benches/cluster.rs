@@ -119,46 +119,18 @@ fn bench_store(
 }
 
 /// Writes `count` token revocations (tokens without a subject) as another writer would,
-/// one pipeline per bucket and batch (a pipeline's keys must share a slot on a cluster).
+/// all expiring `TTL` from now.
 async fn write_revocations(
     store: &RedisStore,
     connection: &mut impl tower_jwt_revoke::redis::aio::ConnectionLike,
     count: u64,
 ) {
-    const BATCH: u64 = 20_000;
     let expires_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_millis() as u64
         + TTL.as_millis() as u64;
-    let mut start = 0;
-    while start < count {
-        let end = (start + BATCH).min(count);
-        let mut pipes: Vec<tower_jwt_revoke::redis::Pipeline> = (0..store.buckets())
-            .map(|_| tower_jwt_revoke::redis::pipe())
-            .collect();
-        for n in start..end {
-            let key = common::filler_key(n);
-            let bucket = store.bucket_of(&key);
-            pipes[bucket as usize]
-                .cmd("SET")
-                .arg(store.token_key(bucket, &key))
-                .arg("1")
-                .arg("EX")
-                .arg(TTL.as_secs())
-                .ignore()
-                // The bucket's index, as every writer keeps it (a mirror loads from it).
-                .cmd("ZADD")
-                .arg(store.index_key(bucket))
-                .arg(expires_ms)
-                .arg(format!("t:{key}"))
-                .ignore();
-        }
-        for pipe in pipes.iter().filter(|pipe| !pipe.is_empty()) {
-            let () = pipe.query_async(connection).await.expect("pipelined SET");
-        }
-        start = end;
-    }
+    common::write_through(store, connection, count, |_| expires_ms).await;
 }
 
 /// Starts a mirror on `store` and times it until it serves checks locally.

@@ -31,6 +31,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::env_number;
 use tower_jwt_revoke::RevocationKey;
 use tower_jwt_revoke::store::{MirrorStore, RevocationQuery, RevocationStore};
 
@@ -65,17 +66,6 @@ fn main() {
         let entries = env_number("MIRROR_BENCH_LOAD", 1_000_000);
         load(&runtime, server.url(), entries);
     }
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|value| {
-            value
-                .parse()
-                .unwrap_or_else(|_| panic!("{name} must be a number"))
-        })
-        .unwrap_or(default)
 }
 
 async fn propagation(url: &str, samples: usize, gap: Duration) {

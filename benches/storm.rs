@@ -33,16 +33,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::env_number;
 use futures_util::future::join_all;
 use tower_jwt_revoke::RevocationKey;
 use tower_jwt_revoke::store::{MirrorStore, RevocationQuery, RevocationStore};
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
 
 fn query(token: RevocationKey) -> RevocationQuery {
     RevocationQuery {

@@ -219,6 +219,68 @@ pub async fn write_revocations(url: &str, prefix: &str, count: u64, ttl_secs: u6
     }
 }
 
+/// Writes `count` token revocations (tokens without a subject) as another writer would,
+/// through `store`'s key names: record and index member, no feed event; one pipeline
+/// per bucket and batch (a pipeline's keys must share a slot on a cluster). Token `n`
+/// expires at `expiry_ms(n)` (Unix ms); each index lives as long as its longest record,
+/// as the store keeps it.
+pub async fn write_through(
+    store: &RedisStore,
+    connection: &mut impl tower_jwt_revoke::redis::aio::ConnectionLike,
+    count: u64,
+    expiry_ms: impl Fn(u64) -> u64,
+) {
+    const BATCH: u64 = 20_000;
+    let longest = (0..count).map(&expiry_ms).max().unwrap_or(0);
+    let mut start = 0;
+    while start < count {
+        let end = (start + BATCH).min(count);
+        let mut pipes: Vec<tower_jwt_revoke::redis::Pipeline> = (0..store.buckets())
+            .map(|_| tower_jwt_revoke::redis::pipe())
+            .collect();
+        for n in start..end {
+            let key = filler_key(n);
+            let bucket = store.bucket_of(&key);
+            let expires_ms = expiry_ms(n);
+            pipes[bucket as usize]
+                .cmd("SET")
+                .arg(store.token_key(bucket, &key))
+                .arg("1")
+                .arg("PXAT")
+                .arg(expires_ms)
+                .ignore()
+                .cmd("ZADD")
+                .arg(store.index_key(bucket))
+                .arg(expires_ms)
+                .arg(format!("t:{key}"))
+                .ignore();
+        }
+        for (bucket, pipe) in pipes.iter_mut().enumerate() {
+            if pipe.is_empty() {
+                continue;
+            }
+            pipe.cmd("PEXPIREAT")
+                .arg(store.index_key(bucket as u32))
+                .arg(longest)
+                .ignore();
+            let () = pipe.query_async(connection).await.expect("pipelined SET");
+        }
+        start = end;
+    }
+}
+
+/// A number from the environment, or `default`.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|value| {
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("{name} must be a number"))
+        })
+        .unwrap_or(default)
+}
+
 /// How many times Redis ran `MGET` so far (INFO commandstats), to show which checks
 /// went to Redis.
 pub async fn mget_calls(url: &str) -> u64 {

@@ -11,11 +11,12 @@ use tower_jwt_revoke::RevocationKey;
 use tower_jwt_revoke::redis::aio::ConnectionLike;
 use tower_jwt_revoke::store::{RedisStore, RevocationStore};
 
+use super::common::env_number;
 use super::process::{Worker, collect};
 use super::support::RedisServer;
 use super::support::cluster::RedisCluster;
 use super::worker::{probe_key, store, unix_ns};
-use super::{command_stats, common, env_number, info_sum};
+use super::{command_stats, common, info_sum};
 
 /// How long the revocations written by the bench live: past its end.
 const WRITE_TTL: Duration = Duration::from_secs(300);
@@ -145,47 +146,10 @@ async fn fill(store: &RedisStore, address: &str, live: u64) -> Duration {
 }
 
 async fn fill_on(store: &RedisStore, connection: &mut impl ConnectionLike, live: u64) {
-    const BATCH: u64 = 20_000;
     // Expiries a millisecond apart over the second half hour, as revocations of tokens
     // issued at different times are (a load reads an index page by page, by expiry).
     let now_ms = unix_ns() / 1_000_000;
-    let expiry = |n: u64| now_ms + 1_800_000 + n % 1_800_000;
-    let expires_ms = now_ms + 3_600_000;
-    let mut start = 0;
-    while start < live {
-        let end = (start + BATCH).min(live);
-        let mut pipes: Vec<tower_jwt_revoke::redis::Pipeline> = (0..store.buckets())
-            .map(|_| tower_jwt_revoke::redis::pipe())
-            .collect();
-        for n in start..end {
-            let key = common::filler_key(n);
-            let bucket = store.bucket_of(&key);
-            pipes[bucket as usize]
-                .cmd("SET")
-                .arg(store.token_key(bucket, &key))
-                .arg("1")
-                .arg("PXAT")
-                .arg(expiry(n))
-                .ignore()
-                .cmd("ZADD")
-                .arg(store.index_key(bucket))
-                .arg(expiry(n))
-                .arg(format!("t:{key}"))
-                .ignore();
-        }
-        for (bucket, pipe) in pipes.iter_mut().enumerate() {
-            if pipe.is_empty() {
-                continue;
-            }
-            // The index lives as long as its longest record, as the store keeps it.
-            pipe.cmd("PEXPIREAT")
-                .arg(store.index_key(bucket as u32))
-                .arg(expires_ms)
-                .ignore();
-            let () = pipe.query_async(connection).await.expect("pipelined SET");
-        }
-        start = end;
-    }
+    common::write_through(store, connection, live, |n| now_ms + 1_800_000 + n % 1_800_000).await;
 }
 
 /// One fleet of `mirrors`: started, measured in each phase, stopped.

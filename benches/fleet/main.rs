@@ -60,18 +60,6 @@ fn main() {
     }
 }
 
-/// A number from the environment, or `default`.
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|value| {
-            value
-                .parse()
-                .unwrap_or_else(|_| panic!("{name} must be a number"))
-        })
-        .unwrap_or(default)
-}
-
 /// A field of an `INFO` reply.
 fn info_field(info: &str, field: &str) -> Option<f64> {
     info.lines()

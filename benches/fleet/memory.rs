@@ -9,8 +9,9 @@ use tokio::sync::Semaphore;
 use tower_jwt_revoke::RevocationKey;
 use tower_jwt_revoke::store::{RedisStore, RevocationStore};
 
+use super::common::env_number;
 use super::support::RedisServer;
-use super::{common, env_number, info_sum};
+use super::{common, info_sum};
 
 pub fn run() {
     let Some(server) = RedisServer::start_private(false) else {
