@@ -44,11 +44,7 @@ fn main() {
         return;
     }
     // `cargo bench -- <filter>`: run only when the filter names this bench's parts.
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with("--"))
-        .collect();
-    let wanted = |part: &str| filters.is_empty() || filters.iter().any(|f| part.contains(f.as_str()));
+    let wanted = common::wanted();
     if !wanted("mirror/propagation") && !wanted("mirror/load") {
         return;
     }

@@ -269,6 +269,15 @@ pub async fn write_through(
     }
 }
 
+/// Whether `cargo bench -- <filter>...` asks for `part` (no filter: every part).
+pub fn wanted() -> impl Fn(&str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    move |part| filters.is_empty() || filters.iter().any(|filter| part.contains(filter.as_str()))
+}
+
 /// A number from the environment, or `default`.
 pub fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -47,11 +47,7 @@ fn main() {
         worker::run(&job);
         return;
     }
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with("--"))
-        .collect();
-    let wanted = |part: &str| filters.is_empty() || filters.iter().any(|f| part.contains(f.as_str()));
+    let wanted = common::wanted();
     if wanted("fleet/mirrors") {
         drive::run();
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tower_jwt_revoke::RevocationKey;
-use tower_jwt_revoke::store::{RedisStore, RevocationStore};
+use tower_jwt_revoke::store::{RedisStore, RedisStoreBuilder, RevocationStore};
 
 use super::common::env_number;
 use super::support::RedisServer;
@@ -38,6 +38,21 @@ async fn used(url: &[String]) -> f64 {
     info_sum(url, "memory", "used_memory").await
 }
 
+/// The store `builder` makes, once it has registered its buckets (layout, epoch
+/// markers) with a first revocation, so that they do not count as what is measured.
+async fn registered(builder: RedisStoreBuilder) -> RedisStore {
+    let store = builder.build().expect("store");
+    store
+        .revoke_token_of(
+            &RevocationKey::token(None, "warm-up"),
+            None,
+            Duration::from_secs(1),
+        )
+        .await
+        .expect("revoke");
+    store
+}
+
 /// Writes `count` revocations at once-ish (256 in flight) through `store`.
 async fn write(store: &RedisStore, count: u64, ttl: Duration, tag: &str) {
     let in_flight = Arc::new(Semaphore::new(256));
@@ -57,22 +72,14 @@ async fn write(store: &RedisStore, count: u64, ttl: Duration, tag: &str) {
 /// retention window long enough to keep every event, then the feeds emptied.
 async fn per_revocation(url: &[String], count: u64) -> (f64, f64) {
     let prefix = super::support::unique_prefix();
-    let store = RedisStore::builder()
-        .url(&url[0])
-        .prefix(&prefix)
-        .feed_retention(Duration::from_secs(3600))
-        .feed_max_len(100_000_000)
-        .build()
-        .expect("store");
-    // The store registers its buckets (layout, epoch markers) first.
-    store
-        .revoke_token_of(
-            &RevocationKey::token(None, "warm-up"),
-            None,
-            Duration::from_secs(1),
-        )
-        .await
-        .expect("revoke");
+    let store = registered(
+        RedisStore::builder()
+            .url(&url[0])
+            .prefix(&prefix)
+            .feed_retention(Duration::from_secs(3600))
+            .feed_max_len(100_000_000),
+    )
+    .await;
     let before = used(url).await;
     write(&store, count, Duration::from_secs(3600), "live").await;
     let with_feed = used(url).await;
@@ -104,19 +111,7 @@ async fn steady(url: &[String], per_record: f64) {
     let ttl = Duration::from_secs(env_number("FLEET_MEMORY_TTL_SECS", 5));
     let run = Duration::from_secs(env_number("FLEET_MEMORY_SECS", 60));
     let prefix = super::support::unique_prefix();
-    let store = RedisStore::builder()
-        .url(&url[0])
-        .prefix(&prefix)
-        .build()
-        .expect("store");
-    store
-        .revoke_token_of(
-            &RevocationKey::token(None, "warm-up"),
-            None,
-            Duration::from_secs(1),
-        )
-        .await
-        .expect("revoke");
+    let store = registered(RedisStore::builder().url(&url[0]).prefix(&prefix)).await;
     let base = used(url).await;
     let mut connection = common::connection(&url[0]).await;
     let written = Arc::new(AtomicU64::new(0));

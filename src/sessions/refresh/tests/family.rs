@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::{
-    InMemoryRefreshStore, MAX_FAMILY_CLAIMS_LEN, NewFamily, RefreshHash, RefreshRefusal, RefreshStore,
-    Rotation, RotationOutcome, SessionError, Sessions,
+    InMemoryRefreshStore, MAX_FAMILY_CLAIMS_LEN, RefreshRefusal, RefreshStore, Rotation, RotationOutcome,
+    SessionError, Sessions,
 };
-use super::{accepted, sessions};
-use crate::{RevocationKey, Revoker};
+use super::{accepted, family, hash, sessions, start_family};
+use crate::Revoker;
 
 #[tokio::test]
 async fn a_refresh_token_carries_no_session_id_nor_subject() {
@@ -148,21 +148,8 @@ async fn a_grace_window_forgives_only_the_last_token_within_it() {
 
     // Past the window, the last token is a reuse too (store-level, at chosen seconds).
     let store = InMemoryRefreshStore::new();
-    let family = RevocationKey::session(Some("app"), "s");
-    let subject = RevocationKey::subject(Some("app"), "alice");
-    let hash = |n: u8| RefreshHash([n; 32]);
-    store
-        .start_family(&NewFamily::new(
-            family,
-            subject,
-            hash(0),
-            b"r".to_vec(),
-            1000,
-            2000,
-            Duration::from_secs(300),
-        ))
-        .await
-        .unwrap();
+    let family = family();
+    start_family(&store, 0, b"r", (1000, 2000), Duration::from_secs(300)).await;
     let grace = Duration::from_secs(5);
     let rotation = |presented: u8, next: u8, now: u64| {
         Rotation::new(family, hash(presented), hash(next), now).with_grace(grace, b"successor".to_vec())

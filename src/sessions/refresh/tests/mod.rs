@@ -17,6 +17,38 @@ use crate::{JwtVerifier, RevocationKey, Revoker, SigningKey, TokenIssuer, Verifi
 
 const SECRET: &[u8] = b"a long random secret of 32 bytes";
 
+/// The family the store-level timing tests rotate (`app`'s session `s`, of alice).
+pub(super) fn family() -> RevocationKey {
+    RevocationKey::session(Some("app"), "s")
+}
+
+/// The `n`th refresh token's hash in those tests.
+pub(super) fn hash(n: u8) -> RefreshHash {
+    RefreshHash([n; 32])
+}
+
+/// Starts [`family`] on `store` with token `first`, its record `sealed`, at `started`
+/// (seconds), ending at `ends` or after `idle` without use.
+pub(super) async fn start_family(
+    store: &InMemoryRefreshStore,
+    first: u8,
+    sealed: &[u8],
+    (started, ends): (u64, u64),
+    idle: Duration,
+) {
+    let subject = RevocationKey::subject(Some("app"), "alice");
+    let family = NewFamily::new(
+        family(),
+        subject,
+        hash(first),
+        sealed.to_vec(),
+        started,
+        ends,
+        idle,
+    );
+    store.start_family(&family).await.unwrap();
+}
+
 pub(super) fn sessions() -> (Sessions, JwtVerifier, Arc<dyn RevocationStore>) {
     let verifier = JwtVerifier::builder()
         .key(VerificationKey::hmac(Algorithm::HS256, SECRET).unwrap())
@@ -178,22 +210,9 @@ async fn logout_ends_the_family_and_logout_everywhere_every_family_of_the_subjec
 #[tokio::test]
 async fn idle_timeout_and_absolute_lifetime_end_a_family_at_their_second() {
     let store = InMemoryRefreshStore::new();
-    let family = RevocationKey::session(Some("app"), "s");
-    let subject = RevocationKey::subject(Some("app"), "alice");
-    let hash = |n: u8| RefreshHash([n; 32]);
+    let family = family();
     // Started at 1000; absolute end 1100; idle 30.
-    store
-        .start_family(&NewFamily::new(
-            family,
-            subject,
-            hash(0),
-            b"sealed".to_vec(),
-            1000,
-            1100,
-            Duration::from_secs(30),
-        ))
-        .await
-        .unwrap();
+    start_family(&store, 0, b"sealed", (1000, 1100), Duration::from_secs(30)).await;
     let rotate = |presented: u8, now: u64| {
         let rotation = Rotation::new(family, hash(presented), hash(presented + 1), now);
         let store = &store;
@@ -213,18 +232,7 @@ async fn idle_timeout_and_absolute_lifetime_end_a_family_at_their_second() {
     );
     assert!(store.is_empty(), "nothing kept past it");
 
-    store
-        .start_family(&NewFamily::new(
-            family,
-            subject,
-            hash(10),
-            Vec::new(),
-            2000,
-            2100,
-            Duration::from_secs(30),
-        ))
-        .await
-        .unwrap();
+    start_family(&store, 10, b"", (2000, 2100), Duration::from_secs(30)).await;
     assert_eq!(rotate(10, 2030).await, RotationOutcome::Expired, "idle timeout");
     assert!(store.is_empty());
 }
